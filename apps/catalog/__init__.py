@@ -1,0 +1,1 @@
+"""Catalog: tools, queries, importers and the environment generator."""

@@ -1,0 +1,1 @@
+"""Curation: preference pairs and their review."""

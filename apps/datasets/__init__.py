@@ -1,0 +1,1 @@
+"""Datasets: immutable snapshots of reviewed pairs and their export."""

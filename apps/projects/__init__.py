@@ -1,0 +1,1 @@
+"""Projects: the unit of ownership, and who may do what in each."""

@@ -1,0 +1,1 @@
+"""Rewards: tool-call parsing, checking and execution (pure Python, no Django)."""

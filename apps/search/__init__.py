@@ -1,0 +1,1 @@
+"""Search: Monte Carlo search trees over fragments of policy responses."""

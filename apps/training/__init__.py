@@ -1,0 +1,1 @@
+"""Training: rounds, checkpoints and evaluation runs."""

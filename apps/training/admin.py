@@ -1,0 +1,48 @@
+"""Admin for rounds, checkpoints and evaluation runs."""
+from django.contrib import admin
+
+from itool_web.admin_display import pretty_json
+
+from .models import Checkpoint, EvalRun, TrainingRound
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "kind", "parent", "round", "created_at"]
+    list_filter = ["kind", "project"]
+    search_fields = ["name", "path"]
+    raw_id_fields = ["parent", "round"]
+    readonly_fields = ["config_display"]
+
+    @admin.display(description="config")
+    def config_display(self, obj):
+        return pretty_json(obj.config)
+
+
+@admin.register(TrainingRound)
+class TrainingRoundAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "state", "algorithm", "gate", "policy_in", "policy_out", "created_at"]
+    list_filter = ["state", "algorithm", "project"]
+    raw_id_fields = ["policy_in", "policy_out", "snapshot", "created_by"]
+    list_select_related = ["project", "policy_in", "policy_out"]
+    readonly_fields = ["progress_display", "metrics_display"]
+
+    @admin.display(description="progress")
+    def progress_display(self, obj):
+        return pretty_json(obj.progress)
+
+    @admin.display(description="metrics")
+    def metrics_display(self, obj):
+        return pretty_json(obj.metrics)
+
+
+@admin.register(EvalRun)
+class EvalRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "checkpoint", "round", "split", "status", "n_queries", "created_at"]
+    list_filter = ["status", "split", "project"]
+    raw_id_fields = ["checkpoint", "round"]
+    readonly_fields = ["metrics_display"]
+
+    @admin.display(description="metrics")
+    def metrics_display(self, obj):
+        return pretty_json(obj.metrics)

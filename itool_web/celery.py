@@ -1,0 +1,14 @@
+"""The Celery app: configured from Django settings (CELERY_*), two queues, JSON only."""
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "itool_web.settings")
+
+app = Celery("itool_web")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+# gpu: search, training, evaluation (long, one per device); cpu: imports, pair extraction, exports.
+app.conf.task_queues = (Queue("cpu"), Queue("gpu"))
+app.conf.task_default_queue = "cpu"
+app.conf.imports = ("workers.tasks",)

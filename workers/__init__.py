@@ -1,0 +1,1 @@
+"""Celery tasks (thin: ids in, services called) and the ML engines they drive (no Django imports)."""
