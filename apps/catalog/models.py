@@ -93,6 +93,10 @@ class Query(models.Model):
     def __str__(self) -> str:
         return self.external_id
 
+    def ordered_tools(self) -> list[Tool]:
+        """The offered tools in prompt order (uses a prefetched `query_tools__tool` when present)."""
+        return [qt.tool for qt in self.query_tools.all()]
+
 
 class QueryTool(models.Model):
     """The tools offered with a query, in the order the prompt lists them."""
@@ -103,7 +107,7 @@ class QueryTool(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["query", "position"], name="querytool_unique_position")]
-        ordering = ["query", "position"]
+        ordering = ["position"]
 
 
 class ImportJob(models.Model):

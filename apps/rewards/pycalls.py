@@ -50,11 +50,11 @@ def parse_call_list(text: str) -> list[dict] | None:
     but is not valid (unbalanced, positional arguments, non-literal values).
     """
     stripped = text.strip()
-    looks_like_list = stripped.startswith("[") and stripped.endswith("]")
+    looks_like_calls = stripped.startswith("[") and "(" in stripped
     try:
         tree = ast.parse(stripped, mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        if looks_like_list and "(" in stripped:
+        if looks_like_calls:
             raise CallSyntaxError("unbalanced or invalid call list") from None
         return None
     body = tree.body
