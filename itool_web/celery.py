@@ -11,4 +11,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # gpu: search, training, evaluation (long, one per device); cpu: imports, pair extraction, exports.
 app.conf.task_queues = (Queue("cpu"), Queue("gpu"))
 app.conf.task_default_queue = "cpu"
+# Tasks are named "<stage>.<action>"; the stage decides the queue.
+app.conf.task_routes = {
+    "catalog.*": {"queue": "cpu"},
+    "curation.*": {"queue": "cpu"},
+    "datasets.*": {"queue": "cpu"},
+    "search.*": {"queue": "gpu"},
+    "training.*": {"queue": "gpu"},
+    "evaluation.*": {"queue": "gpu"},
+}
 app.conf.imports = ("workers.tasks",)

@@ -4,7 +4,7 @@ from celery import shared_task
 HOUR = 3600
 
 
-@shared_task(name="catalog.import_job_run", queue="cpu", acks_late=True, time_limit=6 * HOUR,
+@shared_task(name="catalog.import_job_run", acks_late=True, time_limit=6 * HOUR,
              soft_time_limit=6 * HOUR - 60)
 def catalog_import_job_run(job_id: int) -> dict:
     """Run an upload's import; the job row carries progress, counts and any error."""

@@ -1,10 +1,8 @@
 """Upload handling: refuse a request body over IMPORT_MAX_UPLOAD_BYTES before storing any of it."""
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
-
-
-class UploadTooLarge(Exception):
-    pass
+from django.http import QueryDict
+from django.utils.datastructures import MultiValueDict
 
 
 class LimitedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
@@ -18,7 +16,8 @@ class LimitedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
         self.request.upload_too_large = content_length > settings.IMPORT_MAX_UPLOAD_BYTES
         self._received = 0
         if self.request.upload_too_large:
-            raise StopUpload(connection_reset=True)
+            # Returning (POST, FILES) ends parsing here: the body is never read or stored.
+            return QueryDict(mutable=True), MultiValueDict()
         return None
 
     def receive_data_chunk(self, raw_data, start):
