@@ -85,8 +85,8 @@ class Query(models.Model):
             models.UniqueConstraint(fields=["project", "external_id"], name="query_unique_external_id")
         ]
         indexes = [
-            models.Index(fields=["project", "split", "difficulty_bucket"]),
-            models.Index(fields=["project", "kind"]),
+            models.Index(fields=["project", "split", "difficulty_bucket"], name="query_project_split_bucket"),
+            models.Index(fields=["project", "kind"], name="query_project_kind"),
         ]
         verbose_name_plural = "queries"
 
@@ -102,7 +102,7 @@ class QueryTool(models.Model):
     """The tools offered with a query, in the order the prompt lists them."""
 
     query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="query_tools")
-    tool = models.ForeignKey(Tool, on_delete=models.PROTECT, related_name="+")
+    tool = models.ForeignKey(Tool, on_delete=models.RESTRICT, related_name="+")
     position = models.PositiveSmallIntegerField()
 
     class Meta:

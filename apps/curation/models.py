@@ -66,12 +66,12 @@ class PreferencePair(models.Model):
         constraints = [models.UniqueConstraint(fields=["project", "dedup_key"], name="pair_unique_dedup")]
         indexes = [
             # review queue and bulk view: status filter, sorted by gap (uncertainty first)
-            models.Index(fields=["project", "status", "gap"]),
+            models.Index(fields=["project", "status", "gap"], name="pair_project_status_gap"),
             # launch gate counts per round
-            models.Index(fields=["round", "status"]),
-            models.Index(fields=["project", "deficiency"]),
+            models.Index(fields=["round", "status"], name="pair_round_status"),
+            models.Index(fields=["project", "deficiency"], name="pair_project_deficiency"),
             # "assigned to me" and lease expiry sweeps
-            models.Index(fields=["assignee", "status"]),
+            models.Index(fields=["assignee", "status"], name="pair_assignee_status"),
         ]
 
     def __str__(self) -> str:
@@ -108,7 +108,10 @@ class ReviewEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
-        indexes = [models.Index(fields=["pair", "created_at"]), models.Index(fields=["user", "created_at"])]
+        indexes = [
+            models.Index(fields=["pair", "created_at"], name="event_pair_time"),
+            models.Index(fields=["user", "created_at"], name="event_user_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} on pair #{self.pair_id} by {self.user}"

@@ -37,7 +37,7 @@ class Membership(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique")]
-        indexes = [models.Index(fields=["user", "role"])]
+        indexes = [models.Index(fields=["user", "role"], name="membership_user_role")]
 
     def __str__(self) -> str:
         return f"{self.user} · {self.role} · {self.project}"

@@ -30,7 +30,10 @@ class SearchTree(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["round", "query"], name="tree_unique_round_query")]
-        indexes = [models.Index(fields=["round", "status"]), models.Index(fields=["project", "status"])]
+        indexes = [
+            models.Index(fields=["round", "status"], name="tree_round_status"),
+            models.Index(fields=["project", "status"], name="tree_project_status"),
+        ]
 
     def __str__(self) -> str:
         return f"tree #{self.pk} · {self.query_id}"

@@ -91,7 +91,7 @@ class TrainingRound(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "number"], name="round_unique_number")]
-        indexes = [models.Index(fields=["project", "state"])]
+        indexes = [models.Index(fields=["project", "state"], name="round_project_state")]
         ordering = ["project", "number"]
 
     def __str__(self) -> str:
@@ -108,7 +108,7 @@ class RoundQuery(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["round", "query"], name="roundquery_unique")]
-        indexes = [models.Index(fields=["round", "selected"])]
+        indexes = [models.Index(fields=["round", "selected"], name="roundquery_round_selected")]
 
 
 class EvalRun(models.Model):

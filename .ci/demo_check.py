@@ -1,0 +1,32 @@
+"""Logs in to a running demo as admin and checks that the demo project is browsable in the admin."""
+import re
+import sys
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+
+base, user, password = sys.argv[1:4]
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+
+
+def get(path: str) -> str:
+    with opener.open(base + path, timeout=30) as response:
+        return response.read().decode()
+
+
+page = get("/admin/login/")
+token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+data = urllib.parse.urlencode({"username": user, "password": password, "csrfmiddlewaretoken": token,
+                               "next": "/admin/"}).encode()
+request = urllib.request.Request(base + "/admin/login/", data=data, headers={"Referer": base + "/admin/login/"})
+home = opener.open(request, timeout=30).read().decode()
+assert "Log out" in home or "logout" in home, "login failed"
+projects = get("/admin/projects/project/")
+assert ">demo<" in projects, "demo project not listed"
+queries = get("/admin/catalog/query/?project__name=demo")
+assert "env-0-000000" in queries, "generated queries not listed"
+tools = get("/admin/catalog/tool/")
+assert "get_weather" in tools or "tools" in tools
+css = opener.open(base + "/static/admin/css/base.css", timeout=30)
+assert css.status == 200, "static files not served"
+print("demo pages OK: login, projects, queries, tools, static files")

@@ -1,0 +1,30 @@
+# iTool Web — the commands. `make demo` and `make test` work on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PORT   ?= 8000
+BFCL_EVAL = bfcl-eval==2026.3.23
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(VENV)/.installed
+
+# Reinstalled when a requirements file changes. torch comes pinned to its CPU build (requirements.txt).
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps $(BFCL_EVAL)
+	touch $@
+
+demo: setup
+	$(BIN)/python manage.py demo --port $(PORT)
+
+test: setup
+	ITOOL_DATA_DIR=$(CURDIR)/var/test $(BIN)/pytest
+
+bench: setup
+	ITOOL_DATA_DIR=$(CURDIR)/var/bench $(BIN)/python -m benchmarks
+
+clean:
+	rm -rf var/test var/bench .pytest_cache

@@ -1,0 +1,75 @@
+"""`demo`: set up the demo project and serve it, with a worker, on this machine."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from apps.projects.models import Project
+from apps.projects.services import demo_users_create
+
+
+class Command(BaseCommand):
+    help = "Migrate, create the demo project, users and environment, then run the web server and a worker."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", default="demo")
+        parser.add_argument("--queries", type=int, default=400, help="Generated queries in the demo environment.")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-serve", action="store_true", help="Set up only; do not start the processes.")
+
+    def handle(self, *args, **opts):
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        project, _ = Project.objects.get_or_create(
+            name=opts["project"],
+            defaults={"description": "Generated tool-use environment (FTRL's five stages) for the iTool loop."},
+        )
+        call_command("generate_environment", project=project.name, seed=opts["seed"], queries=opts["queries"])
+        passwords = demo_users_create(project=project)
+        url = f"http://{opts['host']}:{opts['port']}"
+        self.stdout.write(self.style.SUCCESS(f"\nDemo project {project.name!r} is ready."))
+        for user, password in passwords.items():
+            self.stdout.write(f"  {user:10s} password: {password}")
+        self.stdout.write(
+            f"\nOpen {url}/admin/ and log in as admin: Catalog → Queries lists the generated queries "
+            f"(filter by kind, split and difficulty), Catalog → Tools their schemas and Python implementations, "
+            f"Catalog → Import jobs → Add uploads a file to import.\n"
+        )
+        if opts["no_serve"]:
+            return
+        self._serve(opts["host"], opts["port"])
+
+    def _serve(self, host: str, port: int) -> None:
+        python = sys.executable
+        manage = str(settings.BASE_DIR / "manage.py")
+        worker = subprocess.Popen(
+            [python, "-m", "celery", "-A", "itool_web", "worker", "-Q", "cpu,gpu", "--concurrency", "1",
+             "--loglevel", "INFO"],
+            cwd=settings.BASE_DIR, start_new_session=True,
+        )
+        server = subprocess.Popen([python, manage, "runserver", "--noreload", f"{host}:{port}"],
+                                  cwd=settings.BASE_DIR, start_new_session=True)
+        self.stdout.write(f"Web server pid {server.pid}, Celery worker pid {worker.pid}. Ctrl-C stops both.")
+        stop = []
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        try:
+            while not stop and server.poll() is None and worker.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for proc in (server, worker):
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+            for proc in (server, worker):
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
