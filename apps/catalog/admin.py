@@ -6,6 +6,7 @@ from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from itool_web.admin_display import pretty_json, shorten
 
@@ -130,7 +131,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     @admin.display(description="progress")
     def progress_bar(self, obj):
         running = obj.status in (ImportJob.Status.PENDING, ImportJob.Status.RUNNING)
-        reload = format_html("<script>setTimeout(() => location.reload(), 2000)</script>") if running else ""
+        reload = mark_safe("<script>setTimeout(() => location.reload(), 2000)</script>") if running else ""
         return format_html('<progress value="{}" max="100"></progress> {}%{}', obj.percent, obj.percent, reload)
 
     @admin.display(description="counts")
