@@ -51,7 +51,8 @@ def lookup_ticker(company: str) -> dict:
     ticker = tickers.get(company.strip().lower())
     if ticker is None:
         return {"error": f"no listed company named {company!r}"}
-    return {"company": company, "ticker": ticker, "exchange": "NYSE" if ticker in ("KO", "DIS", "BA", "IBM", "NKE", "CRM") else "NASDAQ"}
+    exchange = "NYSE" if ticker in ("KO", "DIS", "BA", "IBM", "NKE", "CRM") else "NASDAQ"
+    return {"company": company, "ticker": ticker, "exchange": exchange}
 
 
 def get_stock_price(ticker: str, date: str) -> dict:
