@@ -26,7 +26,7 @@ assert ">demo<" in projects, "demo project not listed"
 queries = get("/admin/catalog/query/?project__name=demo")
 assert "env-0-000000" in queries, "generated queries not listed"
 tools = get("/admin/catalog/tool/")
-assert "get_weather" in tools or "tools" in tools
+assert "get_current_weather" in tools and "lookup_ticker" in tools, "generated tools not listed"
 css = opener.open(base + "/static/admin/css/base.css", timeout=30)
 assert css.status == 200, "static files not served"
 print("demo pages OK: login, projects, queries, tools, static files")

@@ -81,7 +81,6 @@ def records_write(*, project: Project, records: Iterable[QuerySpec], source: str
     """
     counts = ImportCounts()
     tools = _ToolCache(project, source, counts)
-    seen_in_file: dict[str, str] = {}
     with transaction.atomic():
         for batch in _batches(records, BATCH):
             counts.read += len(batch)
@@ -93,7 +92,9 @@ def records_write(*, project: Project, records: Iterable[QuerySpec], source: str
             fresh: list[QuerySpec] = []
             for rec in batch:
                 digest = rec.content_hash
-                known = existing.get(rec.external_id) or seen_in_file.get(rec.external_id)
+                # earlier batches are in the database already (this transaction sees them); this one
+                # is checked against itself as it goes
+                known = existing.get(rec.external_id)
                 if known is not None:
                     if known != digest:
                         raise RecordError(
@@ -101,7 +102,7 @@ def records_write(*, project: Project, records: Iterable[QuerySpec], source: str
                         )
                     counts.unchanged += 1
                     continue
-                seen_in_file[rec.external_id] = digest
+                existing[rec.external_id] = digest
                 fresh.append(rec)
             rows = Query.objects.bulk_create(
                 [

@@ -243,3 +243,19 @@ def test_import_data_command_bad_file_creates_nothing(tmp_path, db):
         call_command("import_data", str(path), "--format", "openai", "--project", "cli")
     assert not Project.objects.filter(name="cli").exists()
     assert Query.objects.count() == 0
+
+
+def test_duplicate_ids_within_and_across_batches(project, tmp_path, monkeypatch):
+    from apps.catalog import services
+
+    monkeypatch.setattr(services, "BATCH", 2)
+    same = openai_record([], qid="dup")
+    records = [same, same, openai_record([], qid="x"), same]  # in one batch, then in a later one
+    path = write_jsonl(tmp_path / "d.jsonl", records)
+    counts = import_file(project=project, path=path, fmt="openai")
+    assert (counts.created, counts.unchanged) == (2, 2)
+    changed = openai_record([{"function": {"name": "get_time", "arguments": {"tz": "UTC"}}}], qid="dup")
+    path = write_jsonl(tmp_path / "e.jsonl", [openai_record([], qid="y"), openai_record([], qid="z"), changed])
+    with pytest.raises(RecordError, match="line 3: id:.*different content"):
+        import_file(project=project, path=path, fmt="openai")
+    assert Query.objects.count() == 2

@@ -1,5 +1,6 @@
 """`import_data PATH --format toolace|bfcl|openai|ftrl --project NAME [--split train|eval]`."""
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from tqdm import tqdm
 
 from apps.catalog.importers import FORMATS
@@ -19,9 +20,6 @@ class Command(BaseCommand):
         parser.add_argument("--answers", help="BFCL possible-answer file (default: possible_answer/<same name>).")
 
     def handle(self, *args, **opts):
-        project, created = Project.objects.get_or_create(name=opts["project"])
-        if created:
-            self.stderr.write(f"created project {project.name!r}")
         bar = tqdm(total=0, unit="B", unit_scale=True, desc="import", disable=opts["verbosity"] == 0,
                    file=self.stderr)
 
@@ -31,16 +29,18 @@ class Command(BaseCommand):
             bar.refresh()
 
         try:
-            counts = import_file(
-                project=project, path=opts["path"], fmt=opts["format"], split=opts["split"],
-                answers_path=opts["answers"], progress=progress,
-            )
+            with transaction.atomic():  # a failed import leaves no new project behind either
+                project, created = Project.objects.get_or_create(name=opts["project"])
+                counts = import_file(
+                    project=project, path=opts["path"], fmt=opts["format"], split=opts["split"],
+                    answers_path=opts["answers"], progress=progress,
+                )
         except RecordError as exc:
-            if created:
-                project.delete()
             raise CommandError(f"{opts['path']}: {exc} — nothing was imported") from None
         finally:
             bar.close()
+        if created:
+            self.stdout.write(f"Created project {project.name!r}.")
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.by_kind.items())) or "none"
         self.stdout.write(
             f"{counts.read} records read: {counts.created} queries created, {counts.unchanged} already present, "
