@@ -14,6 +14,9 @@ _TYPE_MAP = {
     "str": "string",
     "bool": "boolean",
 }
+# BFCL types whose checking rules differ from their JSON schema type: a tuple value is accepted as a list,
+# and `any` is checked as a string.
+_KEEP_ORIGINAL = {"tuple", "any"}
 _JSON_TYPES = {"object", "number", "integer", "array", "string", "boolean", "null"}
 
 
@@ -37,15 +40,18 @@ def sha256_of(value) -> str:
 def normalize_schema(schema, field: str = "parameters") -> dict:
     """A JSON schema with BFCL's `dict`/`float`/`tuple`/`any` types mapped to JSON schema's.
 
-    `any` drops the type (anything goes); a tuple becomes an array. Unknown keys are kept.
+    `any` drops the type (anything goes); a tuple becomes an array; both keep their BFCL name in
+    `x-bfcl-type`. Unknown keys are kept.
     """
     if not isinstance(schema, dict):
         raise SchemaError(field, f"expected an object, got {type(schema).__name__}")
     out = dict(schema)
     kind = out.get("type")
     if isinstance(kind, str):
+        if kind in _KEEP_ORIGINAL:
+            out["x-bfcl-type"] = kind  # the checker follows BFCL's rules for these
         kind = _TYPE_MAP.get(kind, kind)
-        if kind == "any":
+        if kind in ("any", ""):
             out.pop("type")
         elif kind not in _JSON_TYPES:
             raise SchemaError(f"{field}.type", f"unknown type {schema['type']!r}")

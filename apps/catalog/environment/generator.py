@@ -19,7 +19,7 @@ import string
 from collections import Counter
 from dataclasses import dataclass, field
 
-from apps.rewards.pycalls import render_call_list
+from apps.rewards.parsing import render_call_list
 
 from ..records import KINDS, QuerySpec, ToolSpec
 from . import implementations

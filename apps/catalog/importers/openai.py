@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from apps.rewards.pycalls import render_call_list
+from apps.rewards.parsing import render_call_list
 
 from ..records import QuerySpec, RecordError, ToolSpec
 from ..schema import sha256_of

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from apps.rewards.pycalls import CallSyntaxError, parse_call_list
+from apps.rewards.parsing import parse_output
 
 from ..records import QuerySpec, RecordError, ToolSpec
 from ..schema import sha256_of
@@ -59,10 +59,10 @@ class ToolAceImporter(BaseImporter):
                 raise RecordError(f"{field}.from", f"unknown speaker {turn['from']!r}")
             value = require(turn, "value", str, f"{field}.value")
             if role == "assistant":
-                try:
-                    calls = parse_call_list(value)
-                except CallSyntaxError as exc:
-                    raise RecordError(f"{field}.value", f"assistant answer is not a valid call list: {exc}") from None
+                parsed = parse_output(value)
+                if parsed.status == "malformed":
+                    raise RecordError(f"{field}.value", f"assistant answer is not a valid call list: {parsed.error}")
+                calls = [c.as_json() for c in parsed.calls] if parsed.status == "calls" else None
                 if calls is not None or not records:
                     records.append(
                         QuerySpec(
