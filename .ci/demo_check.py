@@ -23,7 +23,7 @@ home = opener.open(request, timeout=30).read().decode()
 assert "Log out" in home or "logout" in home, "login failed"
 projects = get("/admin/projects/project/")
 assert ">demo<" in projects, "demo project not listed"
-queries = get("/admin/catalog/query/?project__name=demo")
+queries = get("/admin/catalog/query/?q=env-0-000000")
 assert "env-0-000000" in queries, "generated queries not listed"
 tools = get("/admin/catalog/tool/")
 assert "get_current_weather" in tools and "lookup_ticker" in tools, "generated tools not listed"
