@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "apps.projects",
     "apps.catalog",
+    "apps.rewards",
     "apps.search",
     "apps.curation",
     "apps.training",

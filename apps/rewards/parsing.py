@@ -144,20 +144,22 @@ def _parse_json(body: str, offset: int) -> tuple[list[ParsedCall], str]:
         calls, fmt = [_json_call(value, span, "call")], "json"
     else:
         calls, fmt = [_json_call(c, span, f"[{i}]") for i, c in enumerate(value)], "json"
+    cursor = 0  # calls are found in order, so two calls of one function get their own spans
     for call in calls:
-        call.span = _find_call_span(body, offset, call.name) or span
-        call.arg_spans = _json_arg_spans(body, offset, call)
+        needle = json.dumps(call.name, ensure_ascii=False)
+        at = body.find(needle, cursor)
+        if at >= 0:
+            call.span = (offset + at, offset + at + len(needle))
+            call.arg_spans = _json_arg_spans(body, offset, call, at)
+            cursor = at + len(needle)
+        else:
+            call.span = span
     return calls, fmt
 
 
-def _find_call_span(body: str, offset: int, name: str) -> Span | None:
-    at = body.find(json.dumps(name))
-    return (offset + at, offset + at + len(json.dumps(name))) if at >= 0 else None
-
-
-def _json_arg_spans(body: str, offset: int, call: ParsedCall) -> dict[str, Span]:
+def _json_arg_spans(body: str, offset: int, call: ParsedCall, start: int = 0) -> dict[str, Span]:
+    """Where each argument ("key": value) stands, searching `body` from `start`."""
     spans = {}
-    start = call.span[0] - offset
     for key, value in call.arguments.items():
         needle = json.dumps(key, ensure_ascii=False)
         at = body.find(needle, start)
@@ -201,7 +203,9 @@ _ARITH = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, 
 
 def parse_python_calls(text: str, offset: int = 0) -> list[ParsedCall]:
     """Calls from `[f(a=1), m.g(b="x")]` or a bare `f(a=1)`; CallSyntaxError if it is not valid."""
-    body = text.strip().strip("'")
+    body = text.strip()
+    if len(body) > 1 and body[0] == body[-1] == "'":  # wrapping quotes some models add (BFCL drops them)
+        body = body[1:-1].strip()
     offset += text.find(body) if body else 0
     try:
         tree = ast.parse(body, mode="eval")

@@ -1,0 +1,104 @@
+"""The parser: every format people use, spans that point at the text, and no exception on any input."""
+import json
+
+import pytest
+
+from apps.rewards.parsing import parse_output, render_call_list
+
+CALL = {"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}
+
+
+@pytest.mark.parametrize(
+    "text, fmt",
+    [
+        ("[get_weather(city='Paris', days=3)]", "python"),
+        ("get_weather(city='Paris', days=3)", "python"),
+        ("```python\n[get_weather(city='Paris', days=3)]\n```", "python"),
+        (json.dumps(CALL), "json"),
+        (json.dumps([CALL]), "json"),
+        (json.dumps({"name": "get_weather", "arguments": json.dumps(CALL["arguments"])}), "json"),
+        (json.dumps({"name": "get_weather", "parameters": CALL["arguments"]}), "json"),
+        ("<tool_call>\n" + json.dumps(CALL) + "\n</tool_call>", "tool_call_tag"),
+        (json.dumps({"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function",
+             "function": {"name": "get_weather", "arguments": json.dumps(CALL["arguments"])}}]}), "openai"),
+    ],
+)
+def test_formats_give_the_same_call(text, fmt):
+    result = parse_output(text)
+    assert result.status == "calls" and result.format == fmt
+    assert [c.as_json() for c in result.calls] == [CALL]
+
+
+def test_structured_message_is_accepted_as_is():
+    message = {"tool_calls": [{"function": {"name": "get_weather", "arguments": CALL["arguments"]}}]}
+    assert [c.as_json() for c in parse_output(message).calls] == [CALL]
+
+
+def test_dotted_names_nested_literals_and_parallel_calls():
+    text = "[math.factorial(number=5), geo.route(points=[(1, 2), (3.5, -4)], opts={'avoid': ['tolls']}, fast=True)]"
+    calls = parse_output(text).calls
+    assert [c.name for c in calls] == ["math.factorial", "geo.route"]
+    assert calls[1].as_json()["arguments"] == {"points": [[1, 2], [3.5, -4]], "opts": {"avoid": ["tolls"]},
+                                               "fast": True}
+
+
+def test_spans_point_at_calls_and_arguments():
+    text = "  [get_weather(city='Paris', days=3), get_time(tz='Europe/Paris')]"
+    first, second = parse_output(text).calls
+    assert text[slice(*first.span)] == "get_weather(city='Paris', days=3)"
+    assert text[slice(*first.arg_spans["days"])] == "3"
+    assert text[slice(*second.arg_spans["tz"])] == "'Europe/Paris'"
+    tagged = '<tool_call>{"name": "f", "arguments": {"city": "Paris"}}</tool_call>'
+    (call,) = parse_output(tagged).calls
+    assert tagged[slice(*call.arg_spans["city"])] == '"city": "Paris"'
+
+
+def test_non_ascii_spans():
+    text = "[translate(text='café crème', lang='日本語')]"
+    (call,) = parse_output(text).calls
+    assert text[slice(*call.arg_spans["lang"])] == "'日本語'"
+
+
+@pytest.mark.parametrize("text", ["It is sunny in Paris.", "", "   ", "[1, 2, 3]", "I'd call get_weather for that"])
+def test_prose_is_no_call(text):
+    assert parse_output(text).status == "no_call"
+
+
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("[get_weather(city='Paris'", "("),
+        ('{"name": "f", "arguments": {"a": 1}', None),
+        ('<tool_call>{"name": "f"}', "<"),
+        ('<tool_call>{"name": "f", </tool_call>', None),
+        ('{"name": "f", "arguments": "{not json"}', None),
+        ("[get_weather(city=os.environ)]", "os.environ"),
+    ],
+)
+def test_malformed_calls_are_reported_with_a_span(text, where):
+    result = parse_output(text)
+    assert result.status == "malformed" and result.error
+    assert result.span is not None and 0 <= result.span[0] <= len(text)
+    if where:
+        assert text[result.span[0]:].startswith(where)
+
+
+def test_values_resolved_like_bfcl():
+    (call,) = parse_output("[f(a=some_var, b=2*3, c=-1.5, d=g(), e=...)]").calls
+    assert call.arguments == {"a": "some_var", "b": 6, "c": -1.5, "d": "g()", "e": "..."}
+    # arithmetic is bounded rather than evaluated blindly
+    (call,) = parse_output("[f(a=10**100000)]").calls
+    assert call.arguments == {"a": "10 ** 100000"}
+
+
+def test_render_round_trips():
+    calls = [CALL, {"name": "m.g", "arguments": {"flag": False, "xs": [1, "a"]}}]
+    assert [c.as_json() for c in parse_output(render_call_list(calls)).calls] == calls
+
+
+def test_repeated_json_calls_get_their_own_spans():
+    text = json.dumps([{"name": "f", "arguments": {"a": 1}}, {"name": "f", "arguments": {"a": 2}}])
+    first, second = parse_output(text).calls
+    assert first.span != second.span
+    assert text[slice(*second.arg_spans["a"])] == '"a": 2'
