@@ -11,9 +11,9 @@ def main(argv: list[str]) -> None:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
-    from benchmarks import importer
+    from benchmarks import checker, importer
 
-    suites = {"importer": importer.main}
+    suites = {"importer": importer.main, "checker": checker.main}
     for name in argv or list(suites):
         if name not in suites:
             sys.exit(f"unknown benchmark {name!r}; expected one of {', '.join(suites)}")

@@ -11,7 +11,7 @@ right. On top, each failure is named (a Deficiency), explained, located in the r
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 from apps.catalog.schema import SchemaError, tool_from_any
 
@@ -61,26 +61,74 @@ _PY_TYPE = {"string": str, "integer": int, "float": float, "boolean": bool, "arr
 _STRIP_RE = re.compile(r"[ ,./\-_*^]")
 
 
-@dataclass
 class Verdict:
-    valid: bool
-    deficiency: str
-    detail: str
-    span: Span | None = None  # the offending fragment in the raw text
-    calls: list[dict] = field(default_factory=list)
-    reward: float = 0.0
-    grade: str = ""
+    """The checker's answer: never an exception. `calls` (JSON form) is built only when read."""
+
+    __slots__ = ("valid", "deficiency", "detail", "span", "reward", "grade", "_calls", "_parsed")
+
+    def __init__(self, valid: bool, deficiency: str, detail: str, span: Span | None = None, calls=None,
+                 reward: float = 0.0, grade: str = "", parsed: list[ParsedCall] | None = None):
+        self.valid, self.deficiency, self.detail, self.span = valid, deficiency, detail, span
+        self.reward, self.grade = reward, grade
+        self._calls, self._parsed = calls, parsed
+
+    @property
+    def calls(self) -> list[dict]:
+        if self._calls is None:
+            self._calls = [c.as_json() for c in self._parsed or []]
+        return self._calls
 
     def as_dict(self) -> dict:
-        out = asdict(self)
-        out["span"] = list(self.span) if self.span else None
-        return out
+        return {"valid": self.valid, "deficiency": self.deficiency, "detail": self.detail,
+                "span": list(self.span) if self.span else None, "calls": self.calls, "reward": self.reward,
+                "grade": self.grade}
+
+    def __repr__(self) -> str:
+        return f"Verdict(valid={self.valid}, deficiency={self.deficiency!r}, reward={self.reward})"
 
 
 class _Failure(Exception):
-    def __init__(self, deficiency: D, detail: str, span: Span | None = None):
+    def __init__(self, deficiency: D, detail: str, span: Span | None = None, matched: float = 0.0):
         super().__init__(detail)
         self.deficiency, self.detail, self.span = deficiency, detail, span
+        self.matched = matched  # share of expected calls that were right (partial credit)
+
+
+class Checker:
+    """One query's ground truth and tools, prepared once, then called on each output (a search scores
+    many leaves of one query)."""
+
+    def __init__(self, ground_truth, tools):
+        self.error: _Failure | None = None
+        self.expected: list[_ExpectedCall] = []
+        try:
+            schemas = _schemas(tools)
+            self.expected = [_ExpectedCall.prepare(name, params, schemas) for name, params in _answers(ground_truth)]
+        except _Failure as exc:
+            self.error = exc
+
+    def __call__(self, output) -> Verdict:
+        if self.error is not None:
+            return _verdict(self.error.deficiency, self.error.detail, None, [])
+        return self.check_parsed(parse_output(output))
+
+    def check_parsed(self, parsed: ParseResult) -> Verdict:
+        calls = parsed.calls
+        if not self.expected:  # no call is right
+            if parsed.status == "calls" and calls:
+                names = ", ".join(c.name for c in calls)
+                return _verdict(D.CALL_ON_IRRELEVANT, f"no call was expected, got {names}", calls[0].span, calls)
+            return _verdict(D.NONE, "no call, as expected", None, calls)
+        if parsed.status == "malformed":
+            return _verdict(D.MALFORMED, f"malformed tool call: {parsed.error}", parsed.span, calls)
+        if parsed.status == "no_call" or not calls:
+            names = ", ".join(e.name for e in self.expected)
+            return _verdict(D.NO_CALL, f"no tool call; expected {names}", None, calls)
+        try:
+            _match(calls, self.expected)
+        except _Failure as exc:
+            return _verdict(exc.deficiency, exc.detail, exc.span, calls, exc.matched)
+        return _verdict(D.NONE, "all calls right", None, calls)
 
 
 def check(output, ground_truth, tools) -> Verdict:
@@ -88,41 +136,16 @@ def check(output, ground_truth, tools) -> Verdict:
 
     Never raises: unusable inputs give a `bad_input` verdict.
     """
-    try:
-        schemas = _schemas(tools)
-        answers = _answers(ground_truth)
-    except _Failure as exc:
-        return _verdict(exc.deficiency, exc.detail, exc.span, [])
-    parsed = parse_output(output)
-    return check_parsed(parsed, answers, schemas)
+    return Checker(ground_truth, tools)(output)
 
 
-def check_parsed(parsed: ParseResult, answers: list[tuple[str, dict]], schemas: dict[str, dict]) -> Verdict:
-    calls_json = [c.as_json() for c in parsed.calls]
-    if not answers:  # no call is right
-        if parsed.status == "calls" and parsed.calls:
-            names = ", ".join(c.name for c in parsed.calls)
-            return _verdict(D.CALL_ON_IRRELEVANT, f"no call was expected, got {names}", parsed.calls[0].span,
-                            calls_json)
-        return _verdict(D.NONE, "no call, as expected", None, calls_json)
-    if parsed.status == "malformed":
-        return _verdict(D.MALFORMED, f"malformed tool call: {parsed.error}", parsed.span, calls_json)
-    if parsed.status == "no_call" or not parsed.calls:
-        expected = ", ".join(name for name, _ in answers)
-        return _verdict(D.NO_CALL, f"no tool call; expected {expected}", None, calls_json)
-    try:
-        _match(parsed.calls, answers, schemas)
-    except _Failure as exc:
-        return _verdict(exc.deficiency, exc.detail, exc.span, calls_json, _matched_fraction(parsed.calls, answers, schemas))
-    return _verdict(D.NONE, "all calls right", None, calls_json)
-
-
-def _verdict(deficiency: D, detail: str, span, calls, matched: float = 0.0) -> Verdict:
+def _verdict(deficiency: D, detail: str, span, parsed: list[ParsedCall], matched: float = 0.0) -> Verdict:
     if deficiency is D.NONE:
-        return Verdict(True, "", detail, None, calls, 1.0, GRADE_BY_DEFICIENCY[D.NONE])
+        return Verdict(True, "", detail, None, None, 1.0, GRADE_BY_DEFICIENCY[D.NONE], parsed)
     base = REWARD_BY_DEFICIENCY[deficiency]
     reward = base + (REWARD_PARTIAL_MAX - base) * matched if base > -1 else base
-    return Verdict(False, deficiency.value, detail, span, calls, round(reward, 4), GRADE_BY_DEFICIENCY[deficiency])
+    return Verdict(False, deficiency.value, detail, span, None, round(reward, 4), GRADE_BY_DEFICIENCY[deficiency],
+                   parsed)
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -155,85 +178,113 @@ def _answers(ground_truth) -> list[tuple[str, dict]]:
     return answers
 
 
+# --- what is expected, prepared once per query ------------------------------------------------------
+
+
+@dataclass
+class _ExpectedParam:
+    acceptable: list
+    kind: str | None  # BFCL type name
+    expected_type: type | None
+    nested_type: type | None
+    answer_type: type | None  # type of the first acceptable value other than ""
+    strings: frozenset  # acceptable strings, standardised
+    lists: list  # acceptable lists, elements standardised ("" adds the empty list)
+
+    @classmethod
+    def prepare(cls, acceptable: list, prop: dict) -> _ExpectedParam:
+        kind = _kind(prop)
+        nested = None
+        if kind in ("array", "tuple") and isinstance(prop.get("items"), dict):
+            nested = _PY_TYPE.get(_kind(prop["items"]))
+        lists = [[_std(v) for v in a] for a in acceptable if isinstance(a, (list, tuple))]
+        if "" in acceptable:
+            lists.append([])  # BFCL reads "" (may be omitted) as an empty list too
+        return cls(acceptable, kind, _PY_TYPE.get(kind), nested, _first_type(acceptable),
+                   frozenset(standardize(a) for a in acceptable if isinstance(a, str)), lists)
+
+
+@dataclass
+class _ExpectedCall:
+    name: str
+    params: dict[str, _ExpectedParam]  # the answer's parameters that the schema has
+    answer: dict  # param → acceptable values, as given
+    properties: frozenset
+    required: list
+
+    @classmethod
+    def prepare(cls, name: str, answer: dict, schemas: dict[str, dict]) -> _ExpectedCall:
+        if name not in schemas:
+            raise _Failure(D.BAD_INPUT, f"ground truth names {name!r}, which is not among the tools")
+        schema = schemas[name]
+        props = schema.get("properties", {})
+        params = {p: _ExpectedParam.prepare(values, props[p]) for p, values in answer.items() if p in props}
+        return cls(name, params, answer, frozenset(props), list(schema.get("required", [])))
+
+
 # --- matching calls to answers --------------------------------------------------------------------
 
 
-def _match(calls: list[ParsedCall], answers: list[tuple[str, dict]], schemas: dict[str, dict]) -> None:
-    if len(calls) != len(answers):
-        expected = [name for name, _ in answers]
+def _match(calls: list[ParsedCall], expected: list[_ExpectedCall]) -> None:
+    if len(calls) != len(expected):
+        names = [e.name for e in expected]
         got = [c.name for c in calls]
-        if len(calls) < len(answers):
-            raise _Failure(D.MISSING_CALL, f"expected {len(answers)} calls ({', '.join(expected)}), got {len(calls)} ({', '.join(got)})",
-                           calls[-1].span)
-        extra = next((c for c in calls if c.name not in expected), calls[-1])
-        raise _Failure(D.EXTRA_CALL, f"expected {len(answers)} calls ({', '.join(expected)}), got {len(calls)} ({', '.join(got)})",
-                       extra.span)
-    if len(answers) == 1:
-        name, params = answers[0]
-        _check_call(calls[0], name, params, _schema_for(name, schemas))
+        message = f"expected {len(expected)} calls ({', '.join(names)}), got {len(calls)} ({', '.join(got)})"
+        if len(calls) < len(expected):
+            raise _Failure(D.MISSING_CALL, message, calls[-1].span)
+        extra = next((c for c in calls if c.name not in names), calls[-1])
+        raise _Failure(D.EXTRA_CALL, message, extra.span)
+    if len(expected) == 1:
+        _check_call(calls[0], expected[0])
         return
-    # Parallel calls in any order, matched greedily in answer order, as BFCL does.
+    # Parallel calls in any order, matched greedily in answer order, as BFCL does. The first expected
+    # call left unmatched is the verdict; matching goes on only to count the right calls.
     unmatched = list(range(len(calls)))
-    for name, params in answers:
-        schema = _schema_for(name, schemas)
+    first_failure = None
+    matched = 0
+    for want in expected:
         failures = []
         for index in unmatched:
             try:
-                _check_call(calls[index], name, params, schema)
+                _check_call(calls[index], want)
             except _Failure as exc:
-                failures.append((calls[index].name == name, exc))
+                failures.append((calls[index].name == want.name, exc))
             else:
                 unmatched.remove(index)
+                matched += 1
                 break
         else:
-            same_name = [exc for named, exc in failures if named]
-            best = same_name[0] if same_name else failures[0][1]
-            if not same_name:
-                best = _Failure(D.WRONG_FUNCTION, f"no call matches {name}: {best.detail}", best.span)
-            raise best
-
-
-def _matched_fraction(calls, answers, schemas) -> float:
-    """Share of expected calls that some output call gets fully right (partial credit)."""
-    if len(answers) < 2:
-        return 0.0
-    free = list(calls)
-    matched = 0
-    for name, params in answers:
-        for call in free:
-            try:
-                _check_call(call, name, params, _schema_for(name, schemas))
-            except _Failure:
-                continue
-            free.remove(call)
-            matched += 1
-            break
-    return matched / max(len(answers), len(calls))
-
-
-def _schema_for(name: str, schemas: dict[str, dict]) -> dict:
-    if name not in schemas:
-        raise _Failure(D.BAD_INPUT, f"ground truth names {name!r}, which is not among the tools")
-    return schemas[name]
+            if first_failure is None:
+                same_name = [exc for named, exc in failures if named]
+                if same_name:
+                    first_failure = same_name[0]
+                else:
+                    first = failures[0][1]
+                    first_failure = _Failure(D.WRONG_FUNCTION, f"no call matches {want.name}: {first.detail}",
+                                             first.span)
+    if first_failure is not None:
+        first_failure.matched = matched / len(expected)
+        raise first_failure
 
 
 # --- one call against one answer (BFCL's simple function check) -------------------------------------
 
 
-def _check_call(call: ParsedCall, name: str, answer: dict, schema: dict) -> None:
+def _check_call(call: ParsedCall, want: _ExpectedCall) -> None:
+    name = want.name
     if call.name != name:
         raise _Failure(D.WRONG_FUNCTION, f"called {call.name!r}, expected {name!r}", call.span)
-    props = schema.get("properties", {})
-    for param in schema.get("required", []):
-        if param not in call.arguments:
+    args = call.arguments
+    for param in want.required:
+        if param not in args:
             raise _Failure(D.MISSING_PARAM, f"{name}: required param {param!r} is missing", call.span)
-    for param, value in call.arguments.items():
-        span = call.arg_spans.get(param, call.span)
-        if param not in props or param not in answer:
-            raise _Failure(D.UNEXPECTED_PARAM, f"{name}: unexpected param {param!r}", span)
-        _check_value(name, param, value, answer[param], props[param], span)
-    for param, acceptable in answer.items():
-        if param not in call.arguments and "" not in acceptable:
+    for param, value in args.items():
+        expected = want.params.get(param)
+        if expected is None:  # not in the schema, or not in the answer
+            raise _Failure(D.UNEXPECTED_PARAM, f"{name}: unexpected param {param!r}", call.arg_span(param))
+        _check_value(call, name, param, value, expected)
+    for param, acceptable in want.answer.items():
+        if param not in args and "" not in acceptable:
             raise _Failure(D.MISSING_PARAM, f"{name}: param {param!r} is missing (expected one of {acceptable})",
                            call.span)
 
@@ -246,39 +297,35 @@ def _kind(prop: dict) -> str | None:
     return _BFCL_TYPE.get(kind) if isinstance(kind, str) else None
 
 
-def _check_value(name: str, param: str, value, acceptable: list, prop: dict, span) -> None:
-    kind = _kind(prop)
-    expected_type = _PY_TYPE.get(kind)
-    nested_type = None
-    if kind in ("array", "tuple") and isinstance(prop.get("items"), dict):
-        nested_type = _PY_TYPE.get(_kind(prop["items"]))
+def _check_value(call: ParsedCall, name: str, param: str, value, want: _ExpectedParam) -> None:
+    kind, expected_type = want.kind, want.expected_type
     if kind == "tuple" and type(value) is tuple:
         value = list(value)
-    if kind == "float" and type(value) is int:
+    elif kind == "float" and type(value) is int:
         value = float(value)
     is_variable = False
     if expected_type is not None:
-        ok, is_variable = _type_ok(value, acceptable, expected_type, nested_type)
+        ok, is_variable = _type_ok(value, want.acceptable, expected_type, want.nested_type, want.answer_type)
         if not ok:
             raise _Failure(D.WRONG_TYPE, f"{name}: param {param!r} should be {kind}, got {type(value).__name__} "
-                                         f"{_short(value)}", span)
+                                         f"{_short(value)}", call.arg_span(param))
     effective = expected_type if expected_type is not None else type(value)
-    if not is_variable:
-        if effective is dict:
-            return _expect(_dict_ok(value, acceptable), name, param, value, acceptable, span)
-        if effective is list and nested_type is dict:
-            return _expect(_list_of_dicts_ok(value, acceptable), name, param, value, acceptable, span)
-        if effective is str:
-            return _expect(_string_ok(value, acceptable), name, param, value, acceptable, span)
-        if effective is list:
-            return _expect(_list_ok(value, acceptable), name, param, value, acceptable, span)
-    _expect(_contains(acceptable, value), name, param, value, acceptable, span)
-
-
-def _expect(ok: bool, name, param, value, acceptable, span) -> None:
+    if is_variable:
+        ok = _contains(want.acceptable, value)
+    elif effective is str:
+        ok = type(value) is str and standardize(value) in want.strings
+    elif effective is dict:
+        ok = _dict_ok(value, want.acceptable)
+    elif effective is list and want.nested_type is dict:
+        ok = _list_of_dicts_ok(value, want.acceptable)
+    elif effective is list:
+        ok = _contains(want.lists, [_std(v) for v in value])
+    else:
+        ok = _contains(want.acceptable, value)
     if not ok:
-        shown = [a for a in acceptable if a != ""]
-        raise _Failure(D.WRONG_VALUE, f"{name}: param {param!r}: got {_short(value)}, expected one of {shown}", span)
+        shown = [a for a in want.acceptable if a != ""]
+        raise _Failure(D.WRONG_VALUE, f"{name}: param {param!r}: got {_short(value)}, expected one of {shown}",
+                       call.arg_span(param))
 
 
 def _short(value) -> str:
@@ -301,16 +348,17 @@ def _first_type(acceptable: list):
     return None
 
 
-def _type_ok(value, acceptable: list, expected_type, nested_type) -> tuple[bool, bool]:
+def _type_ok(value, acceptable: list, expected_type, nested_type, answer_type) -> tuple[bool, bool]:
     """(type is right, value is a 'variable'): BFCL lets a value whose type matches the answer's own
     type stand in (e.g. a variable name written as a string where a number is expected)."""
-    answer_type = _first_type(acceptable)
     is_variable = answer_type is not None and answer_type is not expected_type
     if type(value) is expected_type:
         if nested_type is None:
             return True, is_variable
         for item in acceptable:
-            if not isinstance(item, list) or all(_type_ok(v, item, nested_type, None)[0] for v in value):
+            if not isinstance(item, list) or all(
+                _type_ok(v, item, nested_type, None, _first_type(item))[0] for v in value
+            ):
                 return True, is_variable
         return False, is_variable
     if answer_type is not None and type(value) is answer_type:
@@ -325,19 +373,6 @@ def standardize(text: str) -> str:
 
 def _std(value):
     return standardize(value) if isinstance(value, str) else value
-
-
-def _string_ok(value: str, acceptable: list) -> bool:
-    return standardize(value) in [standardize(a) for a in acceptable if isinstance(a, str)]
-
-
-def _list_ok(value: list, acceptable: list) -> bool:
-    candidate = [_std(v) for v in value]
-    # "" (may be omitted) also accepts an empty list, as BFCL reads it
-    options = [[_std(v) for v in a] for a in acceptable if isinstance(a, (list, tuple))]
-    if "" in acceptable:
-        options.append([])
-    return _contains(options, candidate)
 
 
 def _dict_ok(value: dict, acceptable: list) -> bool:

@@ -102,3 +102,33 @@ def test_repeated_json_calls_get_their_own_spans():
     first, second = parse_output(text).calls
     assert first.span != second.span
     assert text[slice(*second.arg_spans["a"])] == '"a": 2'
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from apps.rewards.parsing import _fast_calls, parse_python_calls  # noqa: E402
+
+_piece = st.sampled_from(["[", "]", "f", "g.h", "class", "(", ")", "a", "b", "=", ",", " ", "lambda", "var", "x.y", "'x y'", '"it\'s"',
+                          "'a\\'b'", "1", "-2", "007", "3.25", "1e5", "1_0", "True", "None", "Truex", "[1]", "{}",
+                          "\n", "é", "x"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_piece, max_size=14).map("".join))
+def test_fast_scanner_reads_exactly_what_the_parser_reads(text):
+    body = text.strip()
+    if not body or _fast_calls(body, 0) is None:
+        return
+    fast = parse_python_calls(body)
+    slow = parse_python_calls(body, fast=False)
+    assert [(c.name, c.arguments, c.span, c.arg_spans) for c in fast] == \
+           [(c.name, c.arguments, c.span, c.arg_spans) for c in slow]
+    assert all(type(a) is type(b) for f, s in zip(fast, slow) for a, b in zip(f.arguments.values(), s.arguments.values()))
+
+
+def test_fast_scanner_covers_the_common_case():
+    assert _fast_calls("[get_weather(city='Paris', days=3), get_time(tz=\"UTC\", dst=False)]", 0) is not None
+    assert _fast_calls("[f(a=[1, 2], b=some_var)]", 0) is not None
+    for text in ["[f(a=[[1, 2]])]", "[f(a={1: 2})]", "[f(a=lambda)]", "[f(a='it\\'s')]", "[f(class=1)]", "[f(a=1, a=2)]", "[f(a=007)]"]:
+        assert _fast_calls(text, 0) is None, text  # left to Python's parser
