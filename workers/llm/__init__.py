@@ -1,0 +1,1 @@
+"""Generation backends: transformers (default), vLLM (GPU extra), any OpenAI-compatible server."""

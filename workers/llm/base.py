@@ -1,0 +1,64 @@
+"""The generation interface every backend implements: batched prompts in, n samples each out, with logprobs."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-call sampling settings (engine settings such as the model path live on the backend)."""
+
+    n: int = 1  # samples per prompt
+    max_tokens: int = 64  # new tokens per sample
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()  # generation ends before any of these strings
+    seed: int | None = None  # same seed, same prompts → same samples (per backend)
+
+    def __post_init__(self):
+        if not isinstance(self.n, int) or self.n < 1:
+            raise ValueError(f"n must be a positive integer, got {self.n!r}")
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
+        if not 0 <= self.temperature <= 10:
+            raise ValueError(f"temperature must be in [0, 10], got {self.temperature!r}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if isinstance(self.stop, str):
+            object.__setattr__(self, "stop", (self.stop,))
+
+
+@dataclass
+class Sample:
+    """One sampled continuation: its text and the logprob of each generated token."""
+
+    text: str
+    token_logprobs: list[float] = field(default_factory=list)
+    finish_reason: str = "length"  # "stop" (EOS or a stop string) or "length"
+
+    @property
+    def mean_logprob(self) -> float:
+        return sum(self.token_logprobs) / len(self.token_logprobs) if self.token_logprobs else 0.0
+
+    @property
+    def prior(self) -> float:
+        """exp(mean token logprob): the MCTS prior of a fragment (iTool)."""
+        return math.exp(self.mean_logprob)
+
+
+class BaseBackend:
+    """A policy model behind one interface. Subclasses implement `generate` and `score`."""
+
+    name = ""
+
+    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Sample]]:
+        """For each prompt, `params.n` samples continuing it (the prompt text is not repeated)."""
+        raise NotImplementedError
+
+    def score(self, prompts: list[str], continuations: list[str]) -> list[list[float]]:
+        """Logprob of each token of each continuation given its prompt (perplexity selection)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the model (GPU memory, server connections)."""
