@@ -1,0 +1,72 @@
+"""Deficiency identification: score each train query under the current policy, keep the weak ones (iTool)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from workers.llm.base import BaseBackend, SamplingParams
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    method: str = "perplexity"  # iTool ranks by perplexity of the ground truth; or "pass_rate" over k samples
+    ratio: float = 0.3  # perplexity: keep the hardest 30% (iTool's selection ratio)
+    k: int = 4  # pass_rate: samples per query
+    threshold: float = 0.5  # pass_rate: keep queries the policy gets right less often than this
+    max_tokens: int = 64  # pass_rate: tokens per sample
+    temperature: float = 1.0
+    batch_size: int = 16
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in ("perplexity", "pass_rate"):
+            raise ValueError(f"selection method must be perplexity or pass_rate, got {self.method!r}")
+        if not 0 < self.ratio <= 1:
+            raise ValueError(f"ratio must be in (0, 1], got {self.ratio!r}")
+        if self.k < 1:
+            raise ValueError(f"k must be at least 1, got {self.k!r}")
+        if not 0 <= self.threshold <= 1:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
+
+
+def _batches(n: int, size: int):
+    for start in range(0, n, size):
+        yield range(start, min(n, start + size))
+
+
+def perplexities(backend: BaseBackend, prompts: Sequence[str], answers: Sequence[str], batch_size: int = 16,
+                 progress: Callable[[int], None] | None = None) -> list[float]:
+    """exp(−mean token logprob) of each ground-truth answer after its prompt: higher = weaker."""
+    scores: list[float] = []
+    for idx in _batches(len(prompts), batch_size):
+        logprobs = backend.score([prompts[i] for i in idx], [answers[i] for i in idx])
+        scores += [math.exp(-sum(lp) / len(lp)) if lp else float("inf") for lp in logprobs]
+        if progress:
+            progress(len(idx))
+    return scores
+
+
+def pass_rates(backend: BaseBackend, prompts: Sequence[str], checkers: Sequence[Callable[[str], object]],
+               config: SelectionConfig, progress: Callable[[int], None] | None = None) -> list[float]:
+    """Share of k sampled answers the checker accepts: lower = weaker."""
+    params = SamplingParams(n=config.k, max_tokens=config.max_tokens, temperature=config.temperature,
+                            seed=config.seed)
+    rates: list[float] = []
+    for idx in _batches(len(prompts), config.batch_size):
+        samples = backend.generate([prompts[i] for i in idx], params)
+        for i, per_prompt in zip(idx, samples):
+            rates.append(sum(bool(checkers[i](s.text).valid) for s in per_prompt) / len(per_prompt))
+        if progress:
+            progress(len(idx))
+    return rates
+
+
+def choose(scores: Sequence[float], config: SelectionConfig) -> list[bool]:
+    """Which queries to search: the top `ratio` by perplexity, or those under the pass-rate threshold."""
+    if config.method == "pass_rate":
+        return [s < config.threshold for s in scores]
+    keep = max(1, math.ceil(config.ratio * len(scores))) if scores else 0
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    chosen = set(order[:keep])
+    return [i in chosen for i in range(len(scores))]
