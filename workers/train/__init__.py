@@ -1,0 +1,1 @@
+"""Training engines: warm-up SFT and preference optimisation, through TRL (no Django)."""
