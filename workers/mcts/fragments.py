@@ -1,0 +1,45 @@
+"""Cutting a sampled response into the fragments that become tree nodes, without losing a character.
+
+iTool (mcts_vllm.py get_actions) splits on `. `, `, `, `=` and `(`, keeps each delimiter with the piece
+before it, and groups `step_limit` pieces per node. It joins a group's pieces with a space, which changes
+the text; here pieces are joined as they were, so the fragments of a path concatenate to the response.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+
+@lru_cache(maxsize=32)
+def _delimiter_pattern(delimiters: tuple[str, ...]) -> re.Pattern:
+    # Longest first, so that at one position ". " wins over a shorter delimiter that it starts with.
+    ordered = sorted(set(delimiters), key=len, reverse=True)
+    return re.compile("|".join(re.escape(d) for d in ordered))
+
+
+def split_fragments(text: str, delimiters: tuple[str, ...]) -> list[str]:
+    """Pieces of `text`, each ending just after a delimiter (the last may end without one).
+
+    `"".join(split_fragments(text, delimiters)) == text` always; empty text gives no pieces.
+    """
+    pieces, start = [], 0
+    for match in _delimiter_pattern(tuple(delimiters)).finditer(text):
+        pieces.append(text[start:match.end()])
+        start = match.end()
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
+
+
+def group_fragments(pieces: list[str], step_limit: int) -> list[str]:
+    """Consecutive pieces joined `step_limit` at a time: the fragments of successive nodes."""
+    if step_limit < 1:
+        raise ValueError(f"step_limit must be a positive integer, got {step_limit!r}")
+    return ["".join(pieces[i:i + step_limit]) for i in range(0, len(pieces), step_limit)]
+
+
+def first_step(text: str, delimiters: tuple[str, ...], step_limit: int) -> tuple[str, str]:
+    """(fragment, rest): the first `step_limit` pieces of `text`, and what follows them."""
+    pieces = split_fragments(text, delimiters)
+    fragment = "".join(pieces[:step_limit])
+    return fragment, text[len(fragment):]

@@ -1,0 +1,326 @@
+"""The tree search over response fragments, batched across trees: one generate call per step serves every
+active tree's selected leaf.
+
+One simulation of a tree = select a leaf by UCT, sample `width` continuations of its prefix, make each
+sample's first fragment a child (the rest of the sample is the rollout), score each full response, back
+the rewards up. The rules, where iTool (mcts_vllm.py) differs or leaves a choice open:
+
+- **Children.** A sample gives one child, its first `step_limit` pieces (MCTS-DPO's one step per
+  expansion; iTool instead chains every fragment of a sample into a path of nodes at once). Siblings with
+  the same fragment text and the same ending merge into one child, whose visits and value add up.
+- **Terminal.** A child is terminal when its sample ended (finish_reason "stop") with nothing after the
+  fragment, or when it sits at `max_depth`: a depth-capped child takes the whole rest of its sample as
+  its fragment, so its path text is the full response that was scored (as iTool joins the remaining
+  fragments into one node at its depth cap). A sample cut off by `max_tokens` with nothing after its
+  fragment is not terminal: expanding it continues the response (an empty one is, as continuing it would
+  repeat its parent's prompt). A terminal child's `terminal_reward` is its rollout's reward.
+- **Backup.** Every sample is one rollout: the new child gets visits=1 and value_sum=reward (merged
+  children add theirs), and every node from the root to the expanded leaf gets the sum of the step's
+  rewards and as many visits as there were samples (iTool also adds rewards, not means, up the path:
+  Node.backpropagate). So a node's value_sum/visits is the mean reward of all rollouts through it: those
+  that created it plus those through its children (the root's are exactly its children's).
+- **Prior.** exp(mean logprob) of the fragment's tokens (iTool). The generation interface gives token
+  logprobs without token texts, so a fragment is credited with the sample's leading tokens in
+  proportion to its share of the sample's characters (at least one token): exact for a depth-capped
+  child (the whole sample), an approximation otherwise.
+- **Seeds and determinism.** Every call of the batched search passes `config.seed`. The backends derive
+  each prompt's samples from (seed, prompt text, sample index) — transformers: `sample_seed`; vLLM and
+  OpenAI-compatible servers: one seeded request per prompt — and a node's prompt (query + its path text)
+  differs from every other node's, so a tree's samples depend only on `config.seed`, the policy and its
+  own prefixes: not on which other trees share the batch, their order, or whether the run was resumed
+  (the transformers backend adds: up to float rounding in batched matmuls). The sequential baseline's
+  `width` calls per expansion pass `call_seed(config.seed, j)` for sample j, so that they differ.
+- **Resuming.** The caller persists each step atomically from `on_step` (new nodes, updated counts,
+  simulations done). A killed worker reloads the trees (`Tree.from_rows` + simulations_done) and simply
+  redoes the step that was not committed: selection depends only on the stored state, and child keys on
+  (parent key, ordinal) with ordinals continuing after existing children, so no key is reused for other
+  content and no committed node is lost.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from apps.rewards.checker import GRADE_WEIGHTS, Checker
+
+from workers.llm.base import BaseBackend, Sample, SamplingParams
+
+from .config import MCTSConfig
+from .fragments import first_step
+from .tree import Node, Tree
+
+# --- leaf scoring ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LeafScore:
+    """The score of one full response: its reward and the verdict kept on the node it created."""
+
+    reward: float
+    verdict: dict  # the checker's Verdict.as_dict(): progress reads "valid", pairs "deficiency" and "span"
+
+
+class LeafScorer(Protocol):
+    """Scores a full assistant response for one query (the response text starts the assistant turn)."""
+
+    def __call__(self, response: str) -> LeafScore: ...
+
+
+class CheckerScorer:
+    """The verifiable reward (DESIGN.md default): the checker's graded reward in [-1, 1]."""
+
+    def __init__(self, ground_truth, tools):
+        self.checker = Checker(ground_truth, tools)
+
+    def __call__(self, response: str) -> LeafScore:
+        verdict = self.checker(response)
+        return LeafScore(verdict.reward, verdict.as_dict())
+
+
+# A judge answers, for one response, the probability of each of iTool's four grades
+# (excellent / acceptable / fair / poor); an LLM judge reads them off its A/B/C/D token logprobs.
+GradeJudge = Callable[[str], dict[str, float]]
+
+
+class JudgeScorer:
+    """iTool's judge reward: scale · Σ p(grade) · GRADE_WEIGHTS[grade] (mcts_vllm.py self_eval).
+
+    Without a `judge`, the checker's own four-level grade is used with probability 1; a real LLM judge
+    plugs in as `judge`. The checker's verdict is kept either way, for the pair's deficiency.
+    """
+
+    def __init__(self, ground_truth, tools, judge: GradeJudge | None = None, scale: float = 4.0):
+        self.checker = Checker(ground_truth, tools)
+        self.judge = judge
+        self.scale = scale
+
+    def __call__(self, response: str) -> LeafScore:
+        verdict = self.checker(response)
+        grades = self.judge(response) if self.judge else {verdict.grade: 1.0}
+        unknown = set(grades) - set(GRADE_WEIGHTS)
+        if unknown:
+            raise ValueError(f"judge returned unknown grade(s) {sorted(unknown)}; known: {sorted(GRADE_WEIGHTS)}")
+        reward = self.scale * sum(p * GRADE_WEIGHTS[grade] for grade, p in grades.items())
+        return LeafScore(reward, {**verdict.as_dict(), "judge_grades": dict(grades)})
+
+
+def leaf_scorer(config: MCTSConfig, ground_truth, tools) -> LeafScorer:
+    """The scorer `config.scorer` names, for one query."""
+    if config.scorer == "judge":
+        return JudgeScorer(ground_truth, tools, scale=config.judge_scale)
+    return CheckerScorer(ground_truth, tools)
+
+
+# --- what a step reports --------------------------------------------------------------------------
+
+
+@dataclass
+class NodeCounts:
+    """A stored node whose counts changed in a step."""
+
+    key: str
+    visits: int
+    value_sum: float
+
+
+@dataclass
+class TreeStep:
+    """What one step did to one tree: everything the caller must write, in one transaction."""
+
+    tree_id: object
+    new_nodes: list[Node]  # parents first; each node appears in exactly one step report
+    updated_nodes: list[NodeCounts]  # nodes stored earlier whose visits/value_sum changed
+    simulations_done: int
+    done: bool  # all simulations done, or nothing left to expand
+
+
+@dataclass
+class SearchStats:
+    """Progress over all the trees of a run."""
+
+    trees: int = 0
+    trees_done: int = 0
+    nodes: int = 0
+    terminal_nodes: int = 0
+    valid_leaves: int = 0  # terminal nodes whose verdict is valid
+    simulations: int = 0
+    steps: int = 0
+    generate_calls: int = 0
+    prompts: int = 0  # prompts sent to the backend (x width samples each)
+
+
+StepCallback = Callable[[int, list[TreeStep], SearchStats], None]
+
+
+def is_done(tree: Tree, config: MCTSConfig) -> bool:
+    return tree.simulations_done >= config.simulations or tree.select_leaf(config.c_puct, config.max_depth) is None
+
+
+def search_stats(trees: list[Tree], config: MCTSConfig) -> SearchStats:
+    stats = SearchStats(trees=len(trees))
+    for tree in trees:
+        stats.trees_done += is_done(tree, config)
+        stats.nodes += len(tree)
+        stats.simulations += tree.simulations_done
+        for node in tree.nodes.values():
+            if node.is_terminal:
+                stats.terminal_nodes += 1
+                stats.valid_leaves += bool(node.verdict and node.verdict.get("valid"))
+    return stats
+
+
+# --- one expansion --------------------------------------------------------------------------------
+
+
+def fragment_logprobs(sample: Sample, fragment_chars: int) -> list[float]:
+    """The logprobs of the sample's leading tokens credited to its first `fragment_chars` characters."""
+    logprobs = sample.token_logprobs
+    if fragment_chars >= len(sample.text) or not logprobs:
+        return list(logprobs)
+    count = max(1, round(len(logprobs) * fragment_chars / len(sample.text)))
+    return list(logprobs[:count])
+
+
+def fragment_prior(logprobs: list[float]) -> float:
+    return math.exp(sum(logprobs) / len(logprobs)) if logprobs else 1.0
+
+
+def next_fragment(sample: Sample, depth: int, config: MCTSConfig) -> tuple[str, bool]:
+    """(fragment, is_terminal) of the child a sample makes at `depth` (see the module docstring)."""
+    if depth >= config.max_depth:
+        return sample.text, True
+    fragment, rest = first_step(sample.text, config.delimiters, config.step_limit)
+    # An empty sample ends the response too: continuing it would ask the same prompt again.
+    return fragment, not rest and (sample.finish_reason == "stop" or not fragment)
+
+
+def expand(tree: Tree, leaf: Node, samples: list[Sample], scorer: LeafScorer, config: MCTSConfig) -> TreeStep:
+    """Add the samples' children under `leaf`, back their rewards up, and report what changed."""
+    prefix = tree.path_text(leaf)
+    merged: dict[tuple[str, bool], Node] = {}
+    reward_sum = 0.0
+    for sample in samples:
+        fragment, terminal = next_fragment(sample, leaf.depth + 1, config)
+        score = scorer(prefix + sample.text)
+        reward_sum += score.reward
+        same = merged.get((fragment, terminal))
+        if same is not None:
+            same.visits += 1
+            same.value_sum += score.reward
+            continue
+        logprobs = fragment_logprobs(sample, len(fragment))
+        merged[(fragment, terminal)] = tree.add_child(
+            leaf, fragment=fragment, prior=fragment_prior(logprobs), visits=1, value_sum=score.reward,
+            is_terminal=terminal, terminal_reward=score.reward if terminal else None, verdict=score.verdict,
+            token_count=len(logprobs),
+        )
+    path = tree.path(leaf)
+    tree.backup(path, reward_sum, len(samples))
+    tree.simulations_done += 1
+    new_nodes = tree.drain_new_nodes()
+    new_keys = {node.key for node in new_nodes}
+    updated = [NodeCounts(n.key, n.visits, n.value_sum) for n in path if n.key not in new_keys]
+    return TreeStep(tree.tree_id, new_nodes, updated, tree.simulations_done, is_done(tree, config))
+
+
+# --- seeds and sampling ---------------------------------------------------------------------------
+
+
+def call_seed(base_seed: int, sample_index: int) -> int:
+    """The sequential baseline's seed for the j-th single-sample call of an expansion (31 bits)."""
+    digest = hashlib.sha256(f"{base_seed}:{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def sampling_params(config: MCTSConfig, n: int, seed: int) -> SamplingParams:
+    return SamplingParams(n=n, max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p,
+                          seed=seed)
+
+
+def _generate(backend: BaseBackend, prompts: list[str], params: SamplingParams) -> list[list[Sample]]:
+    outputs = backend.generate(prompts, params)
+    if len(outputs) != len(prompts) or any(len(samples) != params.n for samples in outputs):
+        shape = [len(samples) for samples in outputs]
+        raise RuntimeError(f"{type(backend).__name__}.generate returned {shape} samples for "
+                           f"{len(prompts)} prompts x n={params.n}")
+    return outputs
+
+
+# --- the searches ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Selection:
+    tree: Tree
+    scorer: LeafScorer
+    leaf: Node
+    prompt: str = field(init=False)
+
+    def __post_init__(self):
+        self.prompt = self.tree.prompt + self.tree.path_text(self.leaf)
+
+
+def _select(tree: Tree, scorer: LeafScorer, config: MCTSConfig) -> _Selection | None:
+    if tree.simulations_done >= config.simulations:
+        return None
+    leaf = tree.select_leaf(config.c_puct, config.max_depth)
+    return _Selection(tree, scorer, leaf) if leaf is not None else None
+
+
+def _check_inputs(trees: list[Tree], scorers: list[LeafScorer]) -> None:
+    if len(trees) != len(scorers):
+        raise ValueError(f"one scorer per tree: got {len(trees)} trees and {len(scorers)} scorers")
+    root_keys = [tree.root.key for tree in trees]
+    if len(set(root_keys)) != len(root_keys):
+        raise ValueError("a tree is listed twice (two trees share a root key)")
+
+
+def run_search(trees: list[Tree], backend: BaseBackend, scorers: list[LeafScorer], config: MCTSConfig,
+               on_step: StepCallback | None = None) -> list[Tree]:
+    """Search every tree to `config.simulations` simulations (or until nothing is left to expand).
+
+    Each step, every active tree selects one leaf and all the leaves' prefixes go to the backend in one
+    `generate` call (n = width, seed = config.seed). `on_step(step_index, changes, stats)` follows each step, with one
+    TreeStep per tree expanded in it; step_index counts from 0 in each call (a resumed run restarts it).
+    """
+    _check_inputs(trees, scorers)
+    steps = calls = prompts_sent = 0
+    while True:
+        batch = [s for s in (_select(t, scorer, config) for t, scorer in zip(trees, scorers)) if s is not None]
+        if not batch:
+            return trees
+        outputs = _generate(backend, [s.prompt for s in batch], sampling_params(config, config.width, config.seed))
+        calls, prompts_sent = calls + 1, prompts_sent + len(batch)
+        changes = [expand(s.tree, s.leaf, samples, s.scorer, config) for s, samples in zip(batch, outputs)]
+        if on_step is not None:
+            on_step(steps, changes, _progress(trees, config, steps + 1, calls, prompts_sent))
+        steps += 1
+
+
+def run_search_sequential(trees: list[Tree], backend: BaseBackend, scorers: list[LeafScorer],
+                          config: MCTSConfig, on_step: StepCallback | None = None) -> list[Tree]:
+    """The one-node-at-a-time baseline (how MCTS-DPO calls its generator): tree after tree, one
+    `generate` call per sample (n=1, `width` calls per expansion). Given the same samples it builds the
+    same trees as `run_search`; `benchmarks/mcts.py` compares their speed."""
+    _check_inputs(trees, scorers)
+    steps = calls = 0
+    for tree, scorer in zip(trees, scorers):
+        while (selection := _select(tree, scorer, config)) is not None:
+            samples = []
+            for index in range(config.width):
+                params = sampling_params(config, 1, call_seed(config.seed, index))
+                samples += _generate(backend, [selection.prompt], params)[0]
+                calls += 1
+            change = expand(tree, selection.leaf, samples, scorer, config)
+            if on_step is not None:
+                on_step(steps, [change], _progress(trees, config, steps + 1, calls, calls))
+            steps += 1
+    return trees
+
+
+def _progress(trees: list[Tree], config: MCTSConfig, steps: int, calls: int, prompts: int) -> SearchStats:
+    stats = search_stats(trees, config)
+    stats.steps, stats.generate_calls, stats.prompts = steps, calls, prompts
+    return stats
