@@ -116,6 +116,19 @@ FILE_UPLOAD_HANDLERS = ["apps.catalog.uploads.LimitedTemporaryFileUploadHandler"
 
 LOGIN_URL = "/admin/login/"
 
+# --- Generation -------------------------------------------------------------------------------
+# Which backend samples from the policy: transformers (local, default), vllm (GPU extra), or openai
+# (any OpenAI-compatible completions server: `vllm serve`, SGLang, TGI). See README "Scaling out".
+GENERATION_BACKEND = env("GENERATION_BACKEND", default="transformers")
+GENERATION_DEVICE = env("GENERATION_DEVICE", default="cpu")  # transformers: cpu, cuda, cuda:1 ...
+# torch threads while generating (transformers); 0 = torch's default. A tiny model's ops are too small to
+# split across cores: 1 is faster for it, and much faster on a busy machine.
+GENERATION_THREADS = env.int("GENERATION_THREADS", default=0)
+OPENAI_BASE_URL = env("OPENAI_BASE_URL", default="http://127.0.0.1:8001/v1")  # openai backend
+OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
+OPENAI_MODEL = env("OPENAI_MODEL", default="")  # default: the checkpoint's path as the served model name
+VLLM_TENSOR_PARALLEL_SIZE = env.int("VLLM_TENSOR_PARALLEL_SIZE", default=1)
+
 # --- Celery ---------------------------------------------------------------------------------
 # Default: kombu's filesystem transport, which needs no server yet delivers across processes.
 _BROKER_DIR = DATA_DIR / "broker"

@@ -5,6 +5,10 @@ import math
 from dataclasses import dataclass, field
 
 
+class BackendUnavailableError(RuntimeError):
+    """A backend whose engine cannot run here (e.g. vLLM on a machine without it)."""
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """Per-call sampling settings (engine settings such as the model path live on the backend)."""
@@ -36,6 +40,7 @@ class Sample:
     text: str
     token_logprobs: list[float] = field(default_factory=list)
     finish_reason: str = "length"  # "stop" (EOS or a stop string) or "length"
+    token_ids: list[int] = field(default_factory=list)  # the tokens behind token_logprobs, when the backend knows them
 
     @property
     def mean_logprob(self) -> float:

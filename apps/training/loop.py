@@ -1,0 +1,177 @@
+"""A round's stages in order — select → search → pair — each reading rows, calling an engine, writing results.
+
+The CLI (`run_round`) calls them in-process with progress bars; Celery tasks call the same functions
+(search sharded over `gpu` workers). Training and evaluation stages come with the rounds issue.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db import transaction
+
+from apps.catalog.models import Query
+from apps.curation.models import PreferencePair
+from apps.curation.services import pairs_create_from_tree
+from apps.search.models import SearchTree
+from apps.search.services import tree_fail, tree_rows, tree_step_save, trees_create
+from workers.mcts import MCTSConfig, PairConfig, Tree, dedupe, extract_pairs, leaf_scorer, run_search
+from workers.select import SelectionConfig, choose, pass_rates, perplexities
+
+from .models import RoundQuery, TrainingRound
+from .policy import policy_backend, policy_tokenizer, query_prompt, query_tools
+from .services import round_progress, round_transition
+
+Progress = Callable[[dict], None]
+S = TrainingRound.State
+
+
+class StageError(RuntimeError):
+    """A stage that cannot run: the message says why (no policy, nothing selected, ...)."""
+
+
+def _round(round_id: int) -> TrainingRound:
+    rnd = TrainingRound.objects.select_related("project", "policy_in").get(pk=round_id)
+    if rnd.policy_in is None:
+        raise StageError(f"round {rnd.number} has no policy checkpoint: build or train one first")
+    return rnd
+
+
+def _searchable(project) -> list[Query]:
+    """Train queries a checker can score (a known ground truth), with their tools loaded."""
+    return list(Query.objects.filter(project=project, split=Query.Split.TRAIN, ground_truth__isnull=False)
+                .prefetch_related("query_tools__tool").order_by("id"))
+
+
+# --- select ------------------------------------------------------------------------------------
+
+
+def round_select(*, round_id: int, progress: Progress | None = None) -> dict:
+    """Score every searchable train query under the round's policy; mark the weakest as selected."""
+    rnd = _round(round_id)
+    if rnd.state == S.DRAFT:
+        round_transition(round_id=round_id, to=S.SELECTING)
+    config = SelectionConfig(**rnd.selection)
+    queries = _searchable(rnd.project)
+    if config.method == "perplexity":
+        queries = [q for q in queries if q.reference_output]
+    if not queries:
+        raise StageError("no train query with a ground truth (and a reference answer) to select from")
+    backend = policy_backend(rnd.policy_in)
+    tokenizer = policy_tokenizer(rnd.policy_in)
+    prompts = [query_prompt(tokenizer, q) for q in queries]
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress({"stage": "select", "done": done[0], "total": len(queries)})
+
+    try:
+        if config.method == "perplexity":
+            scores = perplexities(backend, prompts, [q.reference_output for q in queries], config.batch_size, tick)
+        else:
+            from apps.rewards.checker import Checker
+
+            checkers = [Checker(q.ground_truth, query_tools(q)) for q in queries]
+            scores = pass_rates(backend, prompts, checkers, config, tick)
+    finally:
+        backend.close()
+    chosen = choose(scores, config)
+    with transaction.atomic():
+        RoundQuery.objects.filter(round=rnd).delete()
+        RoundQuery.objects.bulk_create(
+            [RoundQuery(round=rnd, query=q, score=s, selected=c) for q, s, c in zip(queries, scores, chosen)],
+            batch_size=2000,
+        )
+    summary = {"stage": "select", "scored": len(queries), "selected": sum(chosen), "method": config.method}
+    round_progress(round_id=round_id, **summary)
+    return summary
+
+
+# --- search ------------------------------------------------------------------------------------
+
+
+def search_config(rnd: TrainingRound) -> MCTSConfig:
+    return MCTSConfig.from_dict(rnd.search_config) if rnd.search_config else MCTSConfig()
+
+
+def round_search_prepare(*, round_id: int) -> list[int]:
+    """Enter the search state and create one tree per selected query; returns the ids of unfinished trees."""
+    rnd = _round(round_id)
+    if rnd.state == S.SELECTING:
+        round_transition(round_id=round_id, to=S.SEARCHING)
+    selected = RoundQuery.objects.filter(round=rnd, selected=True).values_list("query_id", flat=True)
+    if not selected.exists():
+        raise StageError(f"round {rnd.number} has no selected queries: run the select stage first")
+    trees_create(round=rnd, query_ids=list(selected), config=search_config(rnd).as_dict())
+    return list(SearchTree.objects.filter(round=rnd).exclude(status=SearchTree.Status.DONE)
+                .order_by("id").values_list("id", flat=True))
+
+
+def trees_search(*, round_id: int, tree_ids: list[int], progress: Progress | None = None) -> dict:
+    """Search these trees of the round to completion, every step stored as it is made (resumable)."""
+    rnd = _round(round_id)
+    config = search_config(rnd)
+    rows = list(SearchTree.objects.filter(pk__in=tree_ids, round=rnd).select_related("query")
+                .prefetch_related("query__query_tools__tool").order_by("id"))
+    tokenizer = policy_tokenizer(rnd.policy_in)
+    trees, scorers = [], []
+    for row in rows:
+        prompt = query_prompt(tokenizer, row.query)
+        stored = tree_rows(tree=row)
+        trees.append(Tree.from_rows(row.pk, prompt, stored, row.simulations_done) if stored else Tree.new(row.pk, prompt))
+        scorers.append(leaf_scorer(config, row.query.ground_truth, query_tools(row.query)))
+
+    def on_step(step_index, steps, stats) -> None:
+        for step in steps:
+            tree_step_save(tree_id=step.tree_id, new_nodes=[_node_row(n) for n in step.new_nodes],
+                           updated_nodes=[{"key": c.key, "visits": c.visits, "value_sum": c.value_sum}
+                                          for c in step.updated_nodes],
+                           simulations_done=step.simulations_done, done=step.done)
+        if progress:
+            progress({"stage": "search", "trees": stats.trees, "trees_done": stats.trees_done,
+                      "nodes": stats.nodes, "valid_leaves": stats.valid_leaves, "simulations": stats.simulations})
+
+    backend = policy_backend(rnd.policy_in)
+    try:
+        run_search(trees, backend, scorers, config, on_step=on_step)
+    except Exception as exc:
+        for row in rows:
+            tree_fail(tree_id=row.pk, error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        backend.close()
+    return {"trees": len(rows)}
+
+
+def _node_row(node) -> dict:
+    return {"key": node.key, "parent_key": node.parent_key, "depth": node.depth, "ordinal": node.ordinal,
+            "fragment": node.fragment, "prior": node.prior, "visits": node.visits, "value_sum": node.value_sum,
+            "is_terminal": node.is_terminal, "terminal_reward": node.terminal_reward, "verdict": node.verdict,
+            "token_count": node.token_count}
+
+
+# --- pair --------------------------------------------------------------------------------------
+
+
+def round_pair(*, round_id: int, config: PairConfig | None = None, progress: Progress | None = None) -> dict:
+    """Turn every finished tree of the round into step-level pairs, then wait for review."""
+    rnd = _round(round_id)
+    unfinished = SearchTree.objects.filter(round=rnd).exclude(status=SearchTree.Status.DONE).count()
+    if unfinished:
+        raise StageError(f"round {rnd.number}: {unfinished} search trees are not finished")
+    if rnd.state == S.SEARCHING:
+        round_transition(round_id=round_id, to=S.PAIRING)
+    config = config or PairConfig(**rnd.hyperparameters.get("pairs", {}))
+    created = 0
+    trees = list(SearchTree.objects.filter(round=rnd).order_by("id"))
+    for i, row in enumerate(trees, start=1):
+        tree = Tree.from_rows(row.pk, "", tree_rows(tree=row), row.simulations_done)
+        created += pairs_create_from_tree(tree=row, candidates=dedupe(extract_pairs(tree, config)))
+        if progress:
+            progress({"stage": "pair", "done": i, "total": len(trees), "pairs": created})
+    round_transition(round_id=round_id, to=S.REVIEWING)
+    total = PreferencePair.objects.filter(round=rnd).count()
+    summary = {"stage": "pair", "trees": len(trees), "pairs": total}
+    round_progress(round_id=round_id, **summary)
+    return summary
