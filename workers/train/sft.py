@@ -16,8 +16,10 @@ class WarmupConfig:
     epochs: float = 3.0  # passes over each bucket
     learning_rate: float = 1e-3  # a tiny model trained from scratch; use ~2e-5 for a pretrained 7B model
     batch_size: int = 32
-    max_length: int = 384  # tokens per example (prompt + answer); the tiny model's prompts are short
-    warmup_ratio: float = 0.05
+    max_length: int = 384  # tokens per example (prompt + answer), or per packed row
+    cumulative: bool = True  # stage k trains on buckets 1..k (easy, +medium, +hard) rather than bucket k alone
+    packing: bool = False  # pack several examples per row (BFD): far fewer padded tokens for short examples
+    warmup_steps: int = 10  # linear warm-up of the learning rate at the start of each bucket
     weight_decay: float = 0.0
     lora: bool = False  # LoRA adapters through PEFT instead of full fine-tuning
     lora_r: int = 16
@@ -65,8 +67,8 @@ class _LossLog:
 def warmup_sft(model_path: str | Path, output_dir: str | Path, examples: Mapping[str, Sequence[dict]],
                config: WarmupConfig = WarmupConfig(),
                progress: Callable[[dict], None] | None = None) -> list[BucketResult]:
-    """Fine-tune the policy at `model_path` on `{"prompt", "completion"}` examples, bucket by bucket in
-    BUCKETS order, and save it (model + tokenizer) to `output_dir`. Loss is on the completion only."""
+    """Fine-tune the policy at `model_path` on `{"prompt", "completion"}` examples, stage by stage in
+    BUCKETS order (easy first), and save it (model + tokenizer) to `output_dir`. Loss is on the completion only."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -83,18 +85,25 @@ def warmup_sft(model_path: str | Path, output_dir: str | Path, examples: Mapping
     eos = tokenizer.eos_token or ""
     results = []
     with tempfile.TemporaryDirectory(prefix="itool-sft-") as scratch:
+        seen: list[dict] = []
         for bucket in BUCKETS:
-            rows = [{"prompt": e["prompt"], "completion": e["completion"] if e["completion"].endswith(eos)
-                     else e["completion"] + eos} for e in examples.get(bucket, [])]
-            if not rows:
+            fresh = [{"prompt": e["prompt"], "completion": e["completion"] if e["completion"].endswith(eos)
+                      else e["completion"] + eos} for e in examples.get(bucket, [])]
+            if not fresh:
                 continue
+            # Cumulative: each stage adds the harder bucket to what came before, so the model does not
+            # forget single calls while it learns parallel and multi-hop ones.
+            seen += fresh
+            rows = list(seen) if config.cumulative else fresh
             args = SFTConfig(
                 output_dir=str(Path(scratch) / bucket), num_train_epochs=config.epochs,
                 max_steps=config.max_steps_per_bucket, per_device_train_batch_size=config.batch_size,
-                learning_rate=config.learning_rate, warmup_ratio=config.warmup_ratio,
+                learning_rate=config.learning_rate, warmup_steps=config.warmup_steps,
                 weight_decay=config.weight_decay, max_length=config.max_length, completion_only_loss=True,
+                packing=config.packing,
                 logging_steps=config.logging_steps, save_strategy="no", report_to="none", seed=config.seed,
                 use_cpu=not torch.cuda.is_available(), disable_tqdm=True, dataloader_num_workers=0,
+                gradient_checkpointing=False,  # TRL turns it on by default; it only pays off for large models
             )
             log = _LossLog(progress, bucket)
             start = time.perf_counter()

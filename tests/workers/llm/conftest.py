@@ -1,30 +1,7 @@
-"""A nano tiny model built once per test session from a small generated environment, and a backend on it."""
+"""A backend on the session's nano tiny model (tests/conftest.py), and prompts for it."""
 import pytest
 
-from apps.catalog.environment import EnvironmentConfig, generate_environment
-from workers.llm.tiny import TinyModelConfig, build_tiny_model, corpus_from_records, render_prompt
-
-
-def query_dict(spec) -> dict:
-    """A generated QuerySpec in the form corpus_from_records takes (tools in OpenAI form)."""
-    tools = [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                               "parameters": t.parameters}} for t in spec.tools]
-    return {"messages": spec.messages, "tools": tools, "reference_output": spec.reference_output}
-
-
-@pytest.fixture(scope="session")
-def tiny_queries() -> list[dict]:
-    return [query_dict(q) for q in generate_environment(EnvironmentConfig(seed=0, queries=60)).queries]
-
-
-@pytest.fixture(scope="session")
-def tiny_corpus(tiny_queries) -> list[str]:
-    return list(corpus_from_records(tiny_queries))
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, tiny_corpus):
-    return build_tiny_model(tiny_corpus, tmp_path_factory.mktemp("tiny-nano"), TinyModelConfig(size="nano", seed=0))
+from workers.llm.tiny import render_prompt
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,101 @@
+"""The round's stages on the real tiny model: select → search → pair, through services and run_round."""
+import math
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from apps.catalog.services import records_write
+from apps.curation.models import PreferencePair
+from apps.curation.services import pairs_create_from_tree
+from apps.search.models import SearchTree, TreeNode
+from apps.training.loop import StageError, round_pair, round_search_prepare, round_select, trees_search
+from apps.training.models import Checkpoint, RoundQuery, TrainingRound
+from apps.training.services import round_create
+from workers.mcts import Node, PairCandidate, Tree
+
+SEARCH = {"simulations": 2, "width": 2, "max_tokens": 24}
+
+
+@pytest.fixture
+def policy_round(project, tiny_model_dir):
+    from apps.catalog.environment import EnvironmentConfig, generate_environment
+
+    records_write(project=project, records=generate_environment(EnvironmentConfig(seed=5, queries=24)).queries,
+                  source="generated", split="train")
+    policy = Checkpoint.objects.create(project=project, name="nano", path=str(tiny_model_dir), kind="tiny")
+    return round_create(project=project, policy=policy, selection={"method": "perplexity", "ratio": 0.25},
+                        search_config=SEARCH)
+
+
+def test_select_search_pair(policy_round):
+    seen = []
+    out = round_select(round_id=policy_round.pk, progress=seen.append)
+    scored = RoundQuery.objects.filter(round=policy_round)
+    assert out["scored"] == scored.count() > 0 and seen[-1]["done"] == seen[-1]["total"] == out["scored"]
+    assert out["selected"] == scored.filter(selected=True).count() == math.ceil(0.25 * out["scored"])
+    # the selected are the highest-perplexity ones
+    worst_kept = min(scored.filter(selected=True).values_list("score", flat=True))
+    assert all(s <= worst_kept for s in scored.filter(selected=False).values_list("score", flat=True))
+
+    tree_ids = round_search_prepare(round_id=policy_round.pk)
+    assert len(tree_ids) == out["selected"]
+    progress = []
+    trees_search(round_id=policy_round.pk, tree_ids=tree_ids, progress=progress.append)
+    assert progress[-1]["trees_done"] == len(tree_ids)
+    for tree in SearchTree.objects.filter(round=policy_round):
+        assert tree.status == "done" and tree.simulations_done == SEARCH["simulations"]
+        nodes = TreeNode.objects.filter(tree=tree)
+        assert tree.node_count == nodes.count() > 1
+        root = nodes.get(parent=None)
+        # each simulation backs `width` rollouts up to the root, and the root's are its children's
+        assert root.visits == SEARCH["simulations"] * SEARCH["width"] == sum(c.visits for c in root.children.all())
+        assert all(n.verdict is not None for n in nodes.exclude(pk=root.pk))
+
+    result = round_pair(round_id=policy_round.pk)
+    policy_round.refresh_from_db()
+    assert policy_round.state == "reviewing"
+    assert result["pairs"] == PreferencePair.objects.filter(round=policy_round).count()
+
+
+def test_stages_refuse_to_run_out_of_order(policy_round):
+    with pytest.raises(StageError, match="no selected queries"):
+        round_search_prepare(round_id=policy_round.pk)
+    TrainingRound.objects.filter(pk=policy_round.pk).update(policy_in=None)
+    with pytest.raises(StageError, match="no policy checkpoint"):
+        round_select(round_id=policy_round.pk)
+
+
+def test_pairs_from_a_tree_are_stored_once(policy_round):
+    round_select(round_id=policy_round.pk)
+    tree_id = round_search_prepare(round_id=policy_round.pk)[0]
+    tree = SearchTree.objects.get(pk=tree_id)
+    built = Tree.new(tree_id, "prompt")
+    root = built.root
+    good = built.add_child(root, fragment="[get_weather(city='Paris')]", visits=2, value_sum=2.0, is_terminal=True)
+    bad = built.add_child(root, fragment="[get_weather(city='Lyon')]", visits=2, value_sum=0.4, is_terminal=True)
+    from apps.search.services import tree_step_save
+    from apps.training.loop import _node_row
+
+    tree_step_save(tree_id=tree_id, new_nodes=[_node_row(n) for n in built.nodes.values()], updated_nodes=[],
+                   simulations_done=1, done=True)
+    candidate = PairCandidate(node_key=root.key, chosen_key=good.key, rejected_key=bad.key, prefix="",
+                              chosen=good.fragment, rejected=bad.fragment, chosen_value=1.0, rejected_value=0.2,
+                              chosen_visits=2, rejected_visits=2, gap=0.8, deficiency="wrong_value",
+                              rejected_span=(18, 24), chosen_verdict=None, rejected_verdict={"valid": False},
+                              dedup_key="x")
+    assert pairs_create_from_tree(tree=tree, candidates=[candidate, candidate]) == 1
+    assert pairs_create_from_tree(tree=tree, candidates=[candidate]) == 0
+    pair = PreferencePair.objects.get()
+    assert (pair.status, pair.deficiency, pair.gap) == ("pending", "wrong_value", 0.8)
+    assert pair.chosen_node.key == good.key and pair.rejected_node.key == bad.key and pair.query == tree.query
+
+
+def test_run_round_command(policy_round, capsys):
+    call_command("run_round", project=policy_round.project.name, until="search")
+    out = capsys.readouterr().out
+    assert "select:" in out and "search:" in out and "round 0 is searching" in out
+    call_command("run_round", project=policy_round.project.name, until="pair")
+    assert "round 0 is reviewing" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="no project named"):
+        call_command("run_round", project="nope")
