@@ -70,6 +70,9 @@ class QuerySpec:
             validate_ground_truth(self.ground_truth, self.tools)
         if not isinstance(self.sub_answers, dict):
             raise RecordError("sub_answers", "expected an object of tool name → answers")
+        for name in ("messages", "ground_truth", "reference_output", "sub_answers", "final_answer", "metadata"):
+            if _has_nul(getattr(self, name)):
+                raise RecordError(name, "contains a NUL character (\\u0000), which the database cannot store")
         if self.difficulty is None:
             self.difficulty = difficulty_score(
                 kind=self.kind, ground_truth=self.ground_truth, n_tools=len(self.tools)
@@ -92,6 +95,16 @@ class QuerySpec:
                 "kind": self.kind,
             }
         )
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _dedupe_tools(tools: list[ToolSpec]) -> list[ToolSpec]:

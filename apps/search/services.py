@@ -30,11 +30,24 @@ def tree_rows(*, tree: SearchTree) -> list[dict]:
     return [{**{k: r[k] for k in NODE_FIELDS}, "parent_key": r["parent__key"]} for r in rows]
 
 
+def storable(value):
+    """A value PostgreSQL can store: text columns and jsonb refuse NUL characters, which byte-level
+    models do sample; they are kept as U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
 def tree_step_save(*, tree_id: int, new_nodes: list[dict], updated_nodes: list[dict], simulations_done: int,
                    done: bool = False) -> None:
     """Store one search step of one tree in a single transaction: new nodes (parents before children),
     the visits and values that changed, and the step count. A step either lands whole or not at all, so
     a worker killed mid-step resumes from the last whole step; re-inserted keys are ignored."""
+    new_nodes = [storable(n) for n in new_nodes]
     with transaction.atomic():
         tree = SearchTree.objects.select_for_update().get(pk=tree_id)
         if simulations_done < tree.simulations_done:

@@ -180,10 +180,11 @@ GOOD = openai_record([], qid="good")
         ("toolace", [toolace_record(), {"system": "no tools here", "conversations": []}], 2, "system"),
         ("ftrl", [ftrl_record(), ftrl_record() | {"codes": {"get_time": "def get_time(:"}}], 2, "codes.get_time"),
         ("ftrl", [ftrl_record(), ftrl_record() | {"unsolved_set": {"get_date": ["x"]}}], 2, "unsolved_set.get_date"),
+        ("openai", [GOOD, GOOD | {"id": "g2", "messages": [{"role": "user", "content": "a\x00b"}]}], 2, "messages"),
     ],
     ids=["malformed-json", "wrong-type", "not-an-object", "bad-role", "tool-without-name", "unknown-tool-in-truth",
          "bad-arguments-json", "duplicate-tool-name", "unknown-schema-type", "bad-call-list", "no-tools-in-system",
-         "ftrl-bad-code", "ftrl-unknown-tool"],
+         "ftrl-bad-code", "ftrl-unknown-tool", "nul-character"],
 )
 def test_bad_record_names_line_and_field_and_writes_nothing(project, tmp_path, fmt, records, line, field_part):
     path = write_jsonl(tmp_path / "bad.jsonl", records)

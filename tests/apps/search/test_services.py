@@ -56,3 +56,11 @@ def test_a_failing_step_leaves_the_last_whole_step(tree):
                        updated_nodes=[{"key": "missing", "visits": 1, "value_sum": 0}])
     tree.refresh_from_db()
     assert tree.simulations_done == 1 and list(TreeNode.objects.values_list("key", flat=True)) == ["root"]
+
+
+def test_nul_characters_sampled_by_the_model_are_storable(tree):
+    step = [node("root", None, 0, 0, ""), {**node("a", "root", 1, 0, "[f(x='a\x00b')]"),
+                                           "verdict": {"valid": False, "detail": "got 'a\x00b'"}}]
+    tree_step_save(tree_id=tree.pk, new_nodes=step, updated_nodes=[], simulations_done=1)
+    stored = TreeNode.objects.get(key="a")
+    assert stored.fragment == "[f(x='a\ufffdb')]" and stored.verdict["detail"] == "got 'a\ufffdb'"
