@@ -175,3 +175,85 @@ def round_pair(*, round_id: int, config: PairConfig | None = None, progress: Pro
     summary = {"stage": "pair", "trees": len(trees), "pairs": total}
     round_progress(round_id=round_id, **summary)
     return summary
+
+
+# --- round 0: warm-up SFT, and evaluation ---------------------------------------------------------
+
+
+def round_warmup(*, round_id: int, config=None, progress: Progress | None = None) -> dict:
+    """Round 0: easy-to-hard SFT of the round's policy on the train queries' reference answers, saved as a
+    new checkpoint (the round's output), then evaluated on the eval split."""
+    from django.conf import settings
+
+    from workers.train.sft import WarmupConfig, warmup_sft
+
+    from .services import checkpoint_register
+
+    rnd = _round(round_id)
+    config = config or WarmupConfig(**rnd.hyperparameters.get("warmup", {}))
+    tokenizer = policy_tokenizer(rnd.policy_in)
+    queries = Query.objects.filter(project=rnd.project, split=Query.Split.TRAIN).exclude(reference_output="")
+    examples: dict[str, list[dict]] = {}
+    for q in queries.prefetch_related("query_tools__tool").order_by("id"):
+        examples.setdefault(q.difficulty_bucket, []).append(
+            {"prompt": query_prompt(tokenizer, q), "completion": q.reference_output})
+    if not examples:
+        raise StageError("no train query with a reference answer to warm up on")
+    round_transition(round_id=round_id, to=S.TRAINING)
+    output = settings.CHECKPOINT_DIR / rnd.project.name / f"round-{rnd.number}-sft"
+
+    def tick(p: dict) -> None:
+        round_progress(round_id=round_id, stage="train", **p)
+        if progress:
+            progress({"stage": "train", **p})
+
+    try:
+        results = warmup_sft(rnd.policy_in.path, output, examples, config, progress=tick)
+    except Exception as exc:
+        round_transition(round_id=round_id, to=S.FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    checkpoint = checkpoint_register(
+        project=rnd.project, name=f"{rnd.project.name}-round{rnd.number}-sft", path=str(output), kind="sft",
+        parent=rnd.policy_in, round=rnd,
+        config={"warmup": {k: getattr(config, k) for k in config.__dataclass_fields__},
+                "buckets": [r.__dict__ for r in results]})
+    round_transition(round_id=round_id, to=S.EVALUATING, policy_out=checkpoint)
+    metrics = checkpoint_evaluate(checkpoint=checkpoint, round=rnd, progress=progress)
+    round_transition(round_id=round_id, to=S.DONE, metrics={"eval": metrics})
+    return {"checkpoint": checkpoint.pk, "buckets": [r.__dict__ for r in results], "eval": metrics}
+
+
+def checkpoint_evaluate(*, checkpoint, round=None, progress: Progress | None = None, limit: int | None = None) -> dict:
+    """Score a checkpoint on the project's eval split (greedy, checker-verified); stored as an EvalRun."""
+    from django.utils import timezone
+
+    from apps.rewards.checker import Checker
+    from workers.evaluation import evaluate
+
+    from .models import EvalRun
+
+    queries = list(Query.objects.filter(project=checkpoint.project, split=Query.Split.EVAL,
+                                        ground_truth__isnull=False).prefetch_related("query_tools__tool")
+                   .order_by("id")[:limit])
+    run = EvalRun.objects.create(project=checkpoint.project, checkpoint=checkpoint, round=round,
+                                 status=EvalRun.Status.RUNNING, n_queries=len(queries))
+    tokenizer = policy_tokenizer(checkpoint)
+    backend = policy_backend(checkpoint)
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress({"stage": "evaluate", "done": done[0], "total": len(queries)})
+
+    try:
+        metrics = evaluate(backend, [query_prompt(tokenizer, q) for q in queries],
+                           [Checker(q.ground_truth, query_tools(q)) for q in queries], [q.kind for q in queries],
+                           progress=tick)
+    except Exception as exc:
+        EvalRun.objects.filter(pk=run.pk).update(status=EvalRun.Status.FAILED, error=str(exc)[:10_000])
+        raise
+    finally:
+        backend.close()
+    EvalRun.objects.filter(pk=run.pk).update(status=EvalRun.Status.DONE, metrics=metrics, finished_at=timezone.now())
+    return metrics

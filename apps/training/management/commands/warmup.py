@@ -1,0 +1,63 @@
+"""`warmup --project NAME`: round 0, the easy-to-hard SFT of the tiny (or base) policy, then its eval score."""
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from apps.projects.models import Project
+from apps.training.loop import StageError, round_warmup
+from apps.training.models import Checkpoint, TrainingRound
+from apps.training.services import round_create
+from workers.train.sft import WarmupConfig
+
+
+class Command(BaseCommand):
+    help = "Run round 0: warm-up SFT on the train split (easy, then medium, then hard), then evaluate."
+
+    def add_arguments(self, parser):
+        defaults = WarmupConfig()
+        parser.add_argument("--project", required=True)
+        parser.add_argument("--epochs", type=float, default=defaults.epochs, help="Passes over each stage's data.")
+        parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+        parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+        parser.add_argument("--lora", action="store_true", help="Train LoRA adapters (merged when saved).")
+
+    def handle(self, *args, **opts):
+        try:
+            project = Project.objects.get(name=opts["project"])
+        except Project.DoesNotExist:
+            raise CommandError(f"no project named {opts['project']!r}") from None
+        if TrainingRound.objects.filter(project=project, number=0, state=TrainingRound.State.DONE).exists():
+            raise CommandError(f"round 0 of {project.name} is already done")
+        policy = Checkpoint.objects.filter(project=project, kind__in=["tiny", "base"]).order_by("-created_at").first()
+        if policy is None:
+            raise CommandError(f"project {project.name!r} has no base checkpoint: run build_tiny_model first")
+        rnd = TrainingRound.objects.filter(project=project, number=0).first() or round_create(
+            project=project, algorithm="sft", policy=policy)
+        if rnd.state != TrainingRound.State.DRAFT:
+            raise CommandError(f"round 0 is {rnd.state}; start over with a new project")
+        config = WarmupConfig(epochs=opts["epochs"], learning_rate=opts["learning_rate"],
+                              batch_size=opts["batch_size"], lora=opts["lora"])
+        bar = tqdm(desc="warm-up", unit="step", file=self.stderr, disable=None)
+
+        def progress(p: dict) -> None:
+            if p["stage"] == "train":
+                bar.set_description(f"warm-up ({p['bucket']})")
+                bar.total, bar.n = p["max_steps"], p["step"]
+                bar.set_postfix(loss=f"{p['loss']:.3f}", refresh=False)
+            else:
+                bar.set_description("evaluate")
+                bar.total, bar.n = p["total"], p["done"]
+            bar.refresh()
+
+        try:
+            out = round_warmup(round_id=rnd.pk, config=config, progress=progress)
+        except StageError as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            bar.close()
+        for b in out["buckets"]:
+            self.stdout.write(f"  {b['bucket']:>6}: {b['examples']} examples, {b['steps']} steps, "
+                              f"loss {b['first_loss']:.3f} → {b['last_loss']:.3f} ({b['seconds']:.0f} s)")
+        ev = out["eval"]
+        kinds = ", ".join(f"{k} {v['pass_rate']:.0%}" for k, v in ev["by_kind"].items())
+        self.stdout.write(self.style.SUCCESS(
+            f"round 0 done: eval pass@1 {ev['pass_rate']:.1%} on {ev['n']} queries ({kinds})"))
