@@ -18,6 +18,7 @@ class SelectionConfig:
     temperature: float = 1.0
     batch_size: int = 16
     seed: int = 0
+    max_queries: int | None = None  # cap on how many are selected (the weakest first); None = no cap
 
     def __post_init__(self):
         if self.method not in ("perplexity", "pass_rate"):
@@ -28,6 +29,8 @@ class SelectionConfig:
             raise ValueError(f"k must be at least 1, got {self.k!r}")
         if not 0 <= self.threshold <= 1:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
+        if self.max_queries is not None and self.max_queries < 1:
+            raise ValueError(f"max_queries must be at least 1, got {self.max_queries!r}")
 
 
 def _batches(n: int, size: int):
@@ -63,10 +66,16 @@ def pass_rates(backend: BaseBackend, prompts: Sequence[str], checkers: Sequence[
 
 
 def choose(scores: Sequence[float], config: SelectionConfig) -> list[bool]:
-    """Which queries to search: the top `ratio` by perplexity, or those under the pass-rate threshold."""
+    """Which queries to search: the top `ratio` by perplexity, or those under the pass-rate threshold —
+    at most `max_queries` of them, the weakest first."""
+    # weakest first: highest perplexity, or lowest pass rate; ties by position
+    sign = 1 if config.method == "pass_rate" else -1
+    order = sorted(range(len(scores)), key=lambda i: (sign * scores[i], i))
     if config.method == "pass_rate":
-        return [s < config.threshold for s in scores]
-    keep = max(1, math.ceil(config.ratio * len(scores))) if scores else 0
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    chosen = set(order[:keep])
+        order = [i for i in order if scores[i] < config.threshold]
+    else:
+        order = order[: max(1, math.ceil(config.ratio * len(scores)))] if scores else []
+    if config.max_queries is not None:
+        order = order[: config.max_queries]
+    chosen = set(order)
     return [i in chosen for i in range(len(scores))]

@@ -14,7 +14,7 @@ BUCKETS = ("easy", "medium", "hard")  # iTool: warm up on easy data first, then 
 @dataclass(frozen=True)
 class WarmupConfig:
     epochs: float = 3.0  # passes over each bucket
-    learning_rate: float = 1e-3  # a tiny model trained from scratch; use ~2e-5 for a pretrained 7B model
+    learning_rate: float = 3e-3  # a tiny model trained from scratch; use ~2e-5 for a pretrained 7B model
     batch_size: int = 32
     max_length: int = 384  # tokens per example (prompt + answer), or per packed row
     cumulative: bool = True  # stage k trains on buckets 1..k (easy, +medium, +hard) rather than bucket k alone
@@ -69,10 +69,14 @@ def warmup_sft(model_path: str | Path, output_dir: str | Path, examples: Mapping
                progress: Callable[[dict], None] | None = None) -> list[BucketResult]:
     """Fine-tune the policy at `model_path` on `{"prompt", "completion"}` examples, stage by stage in
     BUCKETS order (easy first), and save it (model + tokenizer) to `output_dir`. Loss is on the completion only."""
+    import datasets
     import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from transformers.utils import logging as hf_logging
     from trl import SFTConfig, SFTTrainer
+
+    datasets.disable_progress_bars()  # progress goes through `progress`, not a bar per dataset pass
+    hf_logging.disable_progress_bar()
 
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -107,8 +111,9 @@ def warmup_sft(model_path: str | Path, output_dir: str | Path, examples: Mapping
             )
             log = _LossLog(progress, bucket)
             start = time.perf_counter()
-            trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+            trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
                                  processing_class=tokenizer, callbacks=[log.callback])
+            trainer.remove_callback(PrinterCallback)  # losses reach the caller through `progress` instead
             output = trainer.train()
             model = trainer.model
             losses = log.losses or [output.training_loss]

@@ -9,8 +9,13 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from django.db.models import Count
+
+from apps.curation.models import PreferencePair
 from apps.projects.models import Project
 from apps.projects.services import demo_users_create
+from apps.training.models import Checkpoint, TrainingRound
+from apps.training.services import round_create
 
 
 class Command(BaseCommand):
@@ -18,7 +23,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--project", default="demo")
-        parser.add_argument("--queries", type=int, default=400, help="Generated queries in the demo environment.")
+        parser.add_argument("--queries", type=int, default=4000, help="Generated queries in the demo environment.")
+        parser.add_argument("--warmup-epochs", type=float, default=2.0, help="Passes of the warm-up SFT per stage.")
+        parser.add_argument("--search-queries", type=int, default=48, help="Queries the demo round searches.")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
@@ -32,6 +39,7 @@ class Command(BaseCommand):
             defaults={"description": "Generated tool-use environment (FTRL's five stages) for the iTool loop."},
         )
         call_command("generate_environment", project=project.name, seed=opts["seed"], queries=opts["queries"])
+        self._loop(project, opts)
         passwords = demo_users_create(project=project)
         url = f"http://{opts['host']}:{opts['port']}"
         self.stdout.write(self.style.SUCCESS(f"\nDemo project {project.name!r} is ready."))
@@ -40,11 +48,30 @@ class Command(BaseCommand):
         self.stdout.write(
             f"\nOpen {url}/admin/ and log in as admin: Catalog → Queries lists the generated queries "
             f"(filter by kind, split and difficulty), Catalog → Tools their schemas and Python implementations, "
-            f"Catalog → Import jobs → Add uploads a file to import.\n"
+            f"Training → Training rounds shows round 0 (warm-up, with its eval) and round 1 (reviewing), "
+            f"Search → Search trees and Tree nodes the searched trees, Curation → Preference pairs the pairs "
+            f"waiting for review; Catalog → Import jobs → Add uploads a file to import.\n"
         )
         if opts["no_serve"]:
             return
         self._serve(opts["host"], opts["port"])
+
+    def _loop(self, project: Project, opts: dict) -> None:
+        """The tiny policy, its warm-up (round 0), and round 1 searched and paired: pairs wait for review.
+        Each part is skipped when a previous run already did it."""
+        if not Checkpoint.objects.filter(project=project, kind=Checkpoint.Kind.TINY).exists():
+            call_command("build_tiny_model", project=project.name, output=str(settings.CHECKPOINT_DIR / project.name
+                                                                                 / "tiny"), size="small")
+        if not TrainingRound.objects.filter(project=project, number=0, state=TrainingRound.State.DONE).exists():
+            call_command("warmup", project=project.name, epochs=opts["warmup_epochs"])
+        if not TrainingRound.objects.filter(project=project, number__gte=1).exists():
+            round_create(project=project, selection={"method": "perplexity", "ratio": 0.3,
+                                                     "max_queries": opts["search_queries"]})
+        call_command("run_round", project=project.name, until="pair")
+        pairs = PreferencePair.objects.filter(project=project, status=PreferencePair.Status.PENDING)
+        kinds = pairs.values_list("deficiency").annotate(n=Count("id")).order_by("-n")
+        self.stdout.write(f"{pairs.count()} pairs wait for review (rejected branch: "
+                          + ", ".join(f"{d or 'none'} {n}" for d, n in kinds) + ")")
 
     def _serve(self, host: str, port: int) -> None:
         python = sys.executable

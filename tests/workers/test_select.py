@@ -1,0 +1,38 @@
+"""Selection: which queries a round searches."""
+import math
+
+import pytest
+
+from workers.select import SelectionConfig, choose, perplexities
+
+
+def test_perplexity_keeps_the_hardest_ratio():
+    scores = [1.5, 9.0, 3.0, 7.0, 2.0, 8.0, 1.1, 4.0, 6.0, 5.0]
+    chosen = choose(scores, SelectionConfig(ratio=0.3))
+    assert [s for s, c in zip(scores, chosen) if c] == [9.0, 7.0, 8.0]
+
+
+def test_pass_rate_keeps_the_ones_under_the_threshold_and_the_cap_keeps_the_weakest():
+    rates = [1.0, 0.25, 0.0, 0.5, 0.75, 0.25]
+    assert choose(rates, SelectionConfig(method="pass_rate", threshold=0.5)) == [False, True, True, False, False, True]
+    capped = choose(rates, SelectionConfig(method="pass_rate", threshold=0.5, max_queries=2))
+    assert capped == [False, True, True, False, False, False]  # 0.0 first, then the earlier 0.25
+    assert sum(choose(list(range(100)), SelectionConfig(ratio=0.3, max_queries=5))) == 5
+
+
+@pytest.mark.parametrize("bad", [{"method": "random"}, {"ratio": 0}, {"k": 0}, {"threshold": 2}, {"max_queries": 0}])
+def test_bad_config_is_refused(bad):
+    with pytest.raises(ValueError):
+        SelectionConfig(**bad)
+
+
+def test_perplexity_of_the_reference_answer(tiny_model_dir):
+    from workers.llm.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend(str(tiny_model_dir), num_threads=1)
+    prompts = ["<|im_start|>user\\nWeather in Paris?<|im_end|>\\n<|im_start|>assistant\\n"] * 2
+    answers = ["[get_current_weather(city='Paris')]", "[get_current_weather(city='Paris')]"]
+    ppl = perplexities(backend, prompts, answers)
+    logprobs = backend.score(prompts[:1], answers[:1])[0]
+    assert ppl[0] == ppl[1] == pytest.approx(math.exp(-sum(logprobs) / len(logprobs)))
+    assert ppl[0] > 1.0
