@@ -144,6 +144,22 @@ def trees_search(*, round_id: int, tree_ids: list[int], progress: Progress | Non
     return {"trees": len(rows)}
 
 
+def round_search_dispatch(*, round_id: int, shard_size: int = 64) -> list[str]:
+    """Send the round's unfinished trees to `gpu` workers, `shard_size` trees per task (one generate call
+    serves a whole shard per step); returns the task ids, also kept on the round for cancelling."""
+    from workers.tasks import search_trees_search
+
+    tree_ids = round_search_prepare(round_id=round_id)
+    task_ids = [search_trees_search.delay(round_id, tree_ids[i:i + shard_size]).id
+                for i in range(0, len(tree_ids), shard_size)]
+    with transaction.atomic():
+        rnd = TrainingRound.objects.select_for_update().get(pk=round_id)
+        rnd.task_ids = [*rnd.task_ids, *task_ids]
+        rnd.save(update_fields=["task_ids", "updated_at"])
+    round_progress(round_id=round_id, stage="search", trees=len(tree_ids), shards=len(task_ids))
+    return task_ids
+
+
 def _node_row(node) -> dict:
     return {"key": node.key, "parent_key": node.parent_key, "depth": node.depth, "ordinal": node.ordinal,
             "fragment": node.fragment, "prior": node.prior, "visits": node.visits, "value_sum": node.value_sum,
