@@ -251,11 +251,8 @@ class TransformersBackend(BaseBackend):
         return cache, mask[repeat], positions[repeat, -1] + 1, out.logits[repeat, -1, :]
 
     def _merge(self, states):
-        """Left-pad the groups' caches and masks to one length and stack them into one decode batch."""
-        from transformers import DynamicCache
-
-        if len(states) == 1:
-            return states[0]
+        """Left-pad the groups' caches and masks to one length and stack them into one decode cache with
+        room to grow (`_growing_cache`), so decoding appends in place instead of copying every step."""
         length = max(mask.shape[1] for _, mask, _, _ in states)
         layers = []
         for layer in range(len(states[0][0].layers)):
@@ -269,7 +266,7 @@ class TransformersBackend(BaseBackend):
         masks = torch.cat([torch.nn.functional.pad(mask, (length - mask.shape[1], 0)) for _, mask, _, _ in states])
         positions = torch.cat([p for _, _, p, _ in states])
         logits = torch.cat([lg for _, _, _, lg in states])
-        return DynamicCache(ddp_cache_data=layers), masks, positions, logits
+        return _growing_cache(layers), masks, positions, logits
 
     def _run_batch(self, batch: list[PrefixGroup], rows: list[_Row], params: SamplingParams) -> None:
         cache, mask, positions, logits = self._merge([self._prefill(group) for group in batch])
@@ -397,3 +394,47 @@ class TransformersBackend(BaseBackend):
 
     def close(self) -> None:
         self.model = None
+
+
+def _growing_cache(layers: list[tuple[torch.Tensor, torch.Tensor]]):
+    """A transformers Cache whose layers keep spare room along time and append in place. The default
+    DynamicLayer concatenates (copies the whole cache) at every decode step: quadratic in the tokens
+    generated, and the largest cost of a batched search on a small model."""
+    from transformers.cache_utils import Cache, DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+            super().__init__()
+            self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+            self._length = keys.shape[2]
+            self._key_buffer = self._with_room(keys, self._length + 64)
+            self._value_buffer = self._with_room(values, self._length + 64)
+            self._views()
+
+        @staticmethod
+        def _with_room(tensor: torch.Tensor, capacity: int) -> torch.Tensor:
+            buffer = tensor.new_empty((*tensor.shape[:2], capacity, tensor.shape[3]))
+            buffer[:, :, : tensor.shape[2]] = tensor
+            return buffer
+
+        def _views(self) -> None:
+            self.keys = self._key_buffer[:, :, : self._length]
+            self.values = self._value_buffer[:, :, : self._length]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            new_length = self._length + key_states.shape[2]
+            if new_length > self._key_buffer.shape[2]:  # out of room: double it
+                self._key_buffer = self._with_room(self.keys, 2 * new_length)
+                self._value_buffer = self._with_room(self.values, 2 * new_length)
+            self._key_buffer[:, :, self._length:new_length] = key_states
+            self._value_buffer[:, :, self._length:new_length] = value_states
+            self._length = new_length
+            self._views()
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            self._key_buffer = self._key_buffer[indices]
+            self._value_buffer = self._value_buffer[indices]
+            self._views()
+
+    return Cache(layers=[GrowingLayer(k, v) for k, v in layers])
