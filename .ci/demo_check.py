@@ -27,6 +27,10 @@ queries = get("/admin/catalog/query/?q=env-0-000000")
 assert "env-0-000000" in queries, "generated queries not listed"
 tools = get("/admin/catalog/tool/")
 assert "get_current_weather" in tools and "lookup_ticker" in tools, "generated tools not listed"
+rounds = get("/admin/training/traininground/")
+assert "reviewing" in rounds and "done" in rounds, "round 0 done and round 1 reviewing expected"
+pairs = get("/admin/curation/preferencepair/?status__exact=pending")
+assert "pair #" in pairs or "field-chosen_short" in pairs, "no pending pairs listed"
 css = opener.open(base + "/static/admin/css/base.css", timeout=30)
 assert css.status == 200, "static files not served"
-print("demo pages OK: login, projects, queries, tools, static files")
+print("demo pages OK: login, projects, queries, tools, rounds, pending pairs, static files")
