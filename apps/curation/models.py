@@ -115,3 +115,22 @@ class ReviewEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} on pair #{self.pair_id} by {self.user}"
+
+
+class PairAssignment(models.Model):
+    """A pair leased to one annotator, and what they decided. With a review overlap k > 1 a pair has up
+    to k of these, which is what the agreement figures are computed from."""
+
+    pair = models.ForeignKey(PreferencePair, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pair_assignments")
+    leased_until = models.DateTimeField()
+    decision = models.CharField(max_length=12, blank=True, help_text="The review action taken; empty while leased.")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pair", "user"], name="assignment_unique_pair_user")]
+        indexes = [models.Index(fields=["user", "decision"], name="assignment_user_decision")]
+
+    def __str__(self) -> str:
+        return f"pair #{self.pair_id} → {self.user} ({self.decision or 'leased'})"

@@ -9,7 +9,12 @@ from django.utils import timezone
 from apps.rewards.checker import check
 from apps.search.models import SearchTree, TreeNode
 
-from .models import PreferencePair, ReviewEvent
+from datetime import timedelta
+
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+
+from .models import PairAssignment, PreferencePair, ReviewEvent
 
 
 def pair_dedup_key(*, round_id: int | None, query_id: int, prefix: str, chosen: str, rejected: str) -> str:
@@ -68,6 +73,7 @@ def _review(*, pair_id: int, version: int, user, action: str, change, note: str 
         change(pair)
         pair.version += 1
         pair.reviewed_by, pair.reviewed_at = user, timezone.now()
+        _record_decision(pair, user, action)
         pair.save()
         after = _snapshot(pair)
         ReviewEvent.objects.create(
@@ -128,3 +134,118 @@ def pair_edit(*, pair_id: int, version: int, user, chosen: str) -> PreferencePai
         p.status = PreferencePair.Status.EDITED
 
     return _review(pair_id=pair_id, version=version, user=user, action=ReviewEvent.Action.EDIT, change=change)
+
+
+# --- assignment: leases, overlap, skip, undo, bulk ---------------------------------------------------
+
+DECISIONS = ("approve", "reject", "edit", "swap", "flag")  # actions that count as a review decision
+
+
+def _live_assignments(now):
+    """Assignments that hold a pair: decided, or leased and not yet expired (a skip holds nothing)."""
+    return Q(decision__in=DECISIONS) | Q(decision="", leased_until__gt=now)
+
+
+def _record_decision(pair: PreferencePair, user, action: str) -> None:
+    """Note the user's decision on their assignment; with overlap, disagreeing annotators send the pair
+    to a reviewer (flagged)."""
+    if user is None or action not in DECISIONS:
+        return
+    now = timezone.now()
+    PairAssignment.objects.update_or_create(pair=pair, user=user, defaults={
+        "decision": action, "decided_at": now, "leased_until": now})
+    if pair.project.review_overlap > 1 and action in ("approve", "reject"):
+        votes = set(PairAssignment.objects.filter(pair=pair, decision__in=("approve", "reject"))
+                    .values_list("decision", flat=True))
+        if len(votes) > 1:
+            pair.status = PreferencePair.Status.FLAGGED
+            pair.flag_note = "annotators disagree: a reviewer decides"
+    pair.assignee, pair.lease_expires_at = None, None
+
+
+def pair_lease_next(*, project, user, round_id: int | None = None) -> PreferencePair | None:
+    """The next pair for `user` to review, leased to them for the project's lease time: the one they
+    already hold, else the pending pair with the smallest gap (most uncertain) that fewer than
+    `review_overlap` people hold and they have not seen. Concurrent callers never get the same slot."""
+    now = timezone.now()
+    with transaction.atomic():
+        held = (PairAssignment.objects.filter(pair__project=project, user=user, decision="", leased_until__gt=now,
+                                              pair__status=PreferencePair.Status.PENDING)
+                .order_by("created_at").values_list("pair_id", flat=True).first())
+        if held:
+            return PreferencePair.objects.get(pk=held)
+        holders = Subquery(
+            PairAssignment.objects.filter(_live_assignments(now), pair=OuterRef("pk")).values("pair")
+            .annotate(n=Count("id")).values("n"), output_field=IntegerField())
+        candidates = (PreferencePair.objects.filter(project=project, status=PreferencePair.Status.PENDING)
+                      .exclude(Exists(PairAssignment.objects.filter(pair=OuterRef("pk"), user=user)))
+                      .annotate(holders=Coalesce(holders, 0)).filter(holders__lt=project.review_overlap))
+        if round_id is not None:
+            candidates = candidates.filter(round_id=round_id)
+        pair = candidates.order_by("gap", "id").select_for_update(skip_locked=True, of=("self",)).first()
+        if pair is None:
+            return None
+        until = now + timedelta(minutes=project.lease_minutes)
+        PairAssignment.objects.update_or_create(pair=pair, user=user, defaults={"leased_until": until, "decision": ""})
+        if project.review_overlap == 1:
+            PreferencePair.objects.filter(pk=pair.pk).update(assignee=user, lease_expires_at=until)
+            pair.assignee, pair.lease_expires_at = user, until
+        return pair
+
+
+def pair_skip(*, pair_id: int, user) -> None:
+    """Give the pair back without deciding: others may take it, this user is not offered it again."""
+    with transaction.atomic():
+        pair = PreferencePair.objects.select_for_update().get(pk=pair_id)
+        now = timezone.now()
+        PairAssignment.objects.update_or_create(pair=pair, user=user, defaults={
+            "decision": "skip", "decided_at": now, "leased_until": now})
+        if pair.assignee_id == getattr(user, "pk", None):
+            PreferencePair.objects.filter(pk=pair.pk).update(assignee=None, lease_expires_at=None)
+        ReviewEvent.objects.create(pair=pair, user=user, action=ReviewEvent.Action.SKIP, version=pair.version)
+
+
+def pair_undo(*, pair_id: int, version: int, user) -> PreferencePair:
+    """Revert the user's last change on the pair, if nobody has changed the pair since."""
+    with transaction.atomic():
+        pair = PreferencePair.objects.select_for_update().get(pk=pair_id)
+        if pair.version != version:
+            raise StaleVersion(pair, version)
+        last = (ReviewEvent.objects.filter(pair=pair).exclude(action=ReviewEvent.Action.SKIP)
+                .order_by("-created_at", "-pk").first())
+        if last is None or last.action == ReviewEvent.Action.UNDO or last.version != pair.version:
+            raise ValueError("nothing to undo on this pair")
+        if last.user_id != getattr(user, "pk", None):
+            raise ValueError("the last change on this pair is someone else's: only they can undo it")
+        before = _snapshot(pair)
+        for name, value in last.before.items():
+            setattr(pair, name, value)
+        if last.action == ReviewEvent.Action.SWAP:  # the nodes and visits swap back too
+            pair.chosen_node_id, pair.rejected_node_id = pair.rejected_node_id, pair.chosen_node_id
+            pair.chosen_visits, pair.rejected_visits = pair.rejected_visits, pair.chosen_visits
+            pair.gap = pair.chosen_value - pair.rejected_value
+        pair.version += 1
+        pair.save()
+        PairAssignment.objects.filter(pair=pair, user=user).update(decision="", decided_at=None,
+                                                                   leased_until=timezone.now())
+        after = _snapshot(pair)
+        ReviewEvent.objects.create(pair=pair, user=user, action=ReviewEvent.Action.UNDO, version=pair.version,
+                                   before={k: v for k, v in before.items() if after[k] != v},
+                                   after={k: v for k, v in after.items() if before[k] != v},
+                                   note=f"undo {last.action}")
+        return pair
+
+
+def pair_bulk_review(*, pair_versions: dict[int, int], user, action: str) -> dict:
+    """Approve or reject many pairs, each at the version the caller saw; stale ones are left alone."""
+    review = {"approve": pair_approve, "reject": pair_reject}.get(action)
+    if review is None:
+        raise ValueError(f"bulk action must be approve or reject, got {action!r}")
+    done, stale = [], []
+    for pair_id, version in pair_versions.items():
+        try:
+            review(pair_id=pair_id, version=version, user=user)
+            done.append(pair_id)
+        except StaleVersion:
+            stale.append(pair_id)
+    return {"done": done, "stale": stale}
