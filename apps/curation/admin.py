@@ -3,7 +3,7 @@ from django.contrib import admin
 
 from itool_web.admin_display import pretty_json, shorten
 
-from .models import PreferencePair, ReviewEvent
+from .models import PairAssignment, PreferencePair, ReviewEvent
 
 
 class ReviewEventInline(admin.TabularInline):
@@ -61,3 +61,13 @@ class ReviewEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(PairAssignment)
+class PairAssignmentAdmin(admin.ModelAdmin):
+    list_display = ["pair", "user", "decision", "leased_until", "decided_at"]
+    list_filter = ["decision"]
+    search_fields = ["user__username"]
+    raw_id_fields = ["pair", "user"]
+    list_select_related = ["user"]
+    show_full_result_count = False
