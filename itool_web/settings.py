@@ -103,6 +103,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]  # the review pages' own CSS and JS (vendored: no CDN)
 STATIC_ROOT = Path(env("STATIC_ROOT", default=str(DATA_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing one
 MEDIA_URL = "media/"
@@ -114,7 +115,9 @@ CHECKPOINT_DIR = Path(env("CHECKPOINT_DIR", default=str(DATA_DIR / "checkpoints"
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=1 << 30)
 FILE_UPLOAD_HANDLERS = ["apps.catalog.uploads.LimitedTemporaryFileUploadHandler"]
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/projects/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- Generation -------------------------------------------------------------------------------
 # Which backend samples from the policy: transformers (local, default), vllm (GPU extra), or openai

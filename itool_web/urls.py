@@ -1,6 +1,8 @@
-"""URL routes."""
+"""URL routes: the review pages for people, the admin for data, Django's login and logout."""
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 admin.site.site_header = "iTool Web"
@@ -8,6 +10,11 @@ admin.site.site_title = "iTool Web"
 admin.site.index_title = "Data, search trees, pairs and rounds"
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", login_required(RedirectView.as_view(pattern_name="projects:list", permanent=False)), name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("projects/", include("apps.projects.urls")),
+    path("projects/<int:project_id>/pairs/", include("apps.curation.urls")),
+    path("projects/<int:project_id>/trees/", include("apps.search.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -41,3 +41,28 @@ def demo_users_create(*, project: Project) -> dict[str, str]:
         membership_set(project=project, user=user, role=role)
         passwords[username] = password
     return passwords
+
+
+class StaleGuidelines(Exception):
+    """The project changed since the editor read it; `current` is the project as it is now."""
+
+    def __init__(self, project: Project, expected: str):
+        super().__init__(f"{project.name} changed since you read it ({project.updated_at.isoformat()}, not {expected})")
+        self.current, self.expected = project, expected
+
+
+def project_guidelines_version(project: Project) -> str:
+    """What a guidelines editor carries back to prove it read the latest text (the project's last change)."""
+    return project.updated_at.isoformat()
+
+
+def project_guidelines_set(*, project_id: int, guidelines: str, read_version: str) -> Project:
+    """Replace the guidelines, unless the project changed since `read_version` (then StaleGuidelines and
+    nothing is written)."""
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=project_id)
+        if project_guidelines_version(project) != read_version:
+            raise StaleGuidelines(project, read_version)
+        project.guidelines = guidelines
+        project.save(update_fields=["guidelines", "updated_at"])
+        return project

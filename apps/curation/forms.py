@@ -1,0 +1,60 @@
+"""Input forms of the review pages: the bulk view's filters, and the selected pairs of a bulk action."""
+from __future__ import annotations
+
+from django import forms
+
+from apps.rewards.deficiency import DEFICIENCY_CHOICES
+
+from .models import PreferencePair
+from .selectors import SORTS, PairFilters
+
+BULK_ACTIONS = ("approve", "reject")
+BULK_MAX_PAIRS = 500  # one request; the page shows 50 rows, "select all" stays well under this
+
+
+class PairFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False, choices=[("", "any status"), *PreferencePair.Status.choices])
+    round = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    deficiency = forms.ChoiceField(required=False, choices=[("", "any deficiency"), *DEFICIENCY_CHOICES[1:]])
+    tool = forms.ChoiceField(required=False)
+    gap_min = forms.FloatField(required=False, label="gap ≥")
+    gap_max = forms.FloatField(required=False, label="gap ≤")
+    q = forms.CharField(required=False, max_length=200, label="text")
+    mine = forms.BooleanField(required=False, label="assigned to me")
+    sort = forms.ChoiceField(required=False, choices=[("uncertainty", "uncertainty (smallest gap first)"),
+                                                      ("gap", "largest gap first"), ("newest", "newest first")])
+
+    def __init__(self, *args, rounds: list[tuple[int, int]], tools: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["round"].choices = [("", "any round"), *[(pk, f"round {number}") for pk, number in rounds]]
+        self.fields["tool"].choices = [("", "any tool"), *[(name, name) for name in tools]]
+
+    def filters(self) -> PairFilters:
+        """The valid filters (an invalid field is reported on the page and ignored)."""
+        self.is_valid()
+        data = self.cleaned_data
+        sort = data.get("sort") or "uncertainty"
+        return PairFilters(
+            status=data.get("status") or "", round_id=data.get("round"), deficiency=data.get("deficiency") or "",
+            tool=data.get("tool") or "", gap_min=data.get("gap_min"), gap_max=data.get("gap_max"),
+            text=(data.get("q") or "").strip(), assigned_to_me=bool(data.get("mine")),
+            sort=sort if sort in SORTS else "uncertainty")
+
+
+def parse_bulk_selection(post) -> tuple[str, dict[int, int]]:
+    """(action, {pair id: version read}) from a bulk form: `action` and `pair` values "id:version".
+    Raises ValueError with a message for the 400 page."""
+    action = post.get("action", "")
+    if action not in BULK_ACTIONS:
+        raise ValueError(f"bulk action must be one of {', '.join(BULK_ACTIONS)}")
+    selected: dict[int, int] = {}
+    for value in post.getlist("pair"):
+        pair_id, _, version = value.partition(":")
+        if not (pair_id.isdigit() and version.isdigit()):
+            raise ValueError(f"bad pair selection {value!r}: expected id:version")
+        selected[int(pair_id)] = int(version)
+    if not selected:
+        raise ValueError("select at least one pair")
+    if len(selected) > BULK_MAX_PAIRS:
+        raise ValueError(f"at most {BULK_MAX_PAIRS} pairs at once")
+    return action, selected
