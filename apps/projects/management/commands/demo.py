@@ -46,11 +46,12 @@ class Command(BaseCommand):
         for user, password in passwords.items():
             self.stdout.write(f"  {user:10s} password: {password}")
         self.stdout.write(
-            f"\nOpen {url}/admin/ and log in as admin: Catalog → Queries lists the generated queries "
-            f"(filter by kind, split and difficulty), Catalog → Tools their schemas and Python implementations, "
-            f"Training → Training rounds shows round 0 (warm-up, with its eval) and round 1 (reviewing), "
-            f"Search → Search trees and Tree nodes the searched trees, Curation → Preference pairs the pairs "
-            f"waiting for review; Catalog → Import jobs → Add uploads a file to import.\n"
+            f"\nReview: open {url}/ and log in as annotator, then press the Review button (or go to "
+            f"{url}/projects/{project.pk}/pairs/next/): a approves, r rejects, e edits the chosen fragment, "
+            f"s swaps, f flags, k skips, u undoes, ? shows every key. The reviewer adjudicates flagged and "
+            f"edited pairs; the admin also edits the guidelines.\n"
+            f"Admin site: {url}/admin/ as admin — Catalog (queries, tools, import jobs with an upload form), "
+            f"Training (round 0 with its eval, round 1 reviewing), Search (trees, nodes), Curation (pairs).\n"
         )
         if opts["no_serve"]:
             return
