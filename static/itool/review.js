@@ -8,6 +8,7 @@
   const SCORE_DELAY_MS = 200; // pause in typing before an edit is re-scored
   const KEY_ALIASES = { j: "n", ArrowRight: "n", ArrowLeft: "p" };
   const preloaded = new Map(); // absolute url → { at, html: Promise<string | null> }
+  let lastWriteAt = 0; // when the user's last action was sent (preloads from before it may be stale)
 
   const absolute = (url) => new URL(url, window.location.href).href;
   const reviewMain = () => document.querySelector("main[data-review]");
@@ -39,7 +40,42 @@
     preloaded.set(key, { at: Date.now(), html });
   }
 
-  async function show(url, { push = true } = {}) {
+  // The parts of a pair's page that depend on what the user did, not on the pair: the undo button (their
+  // last change), the previous link, the latest changes.
+  const PERSONAL_PARTS = ['form[data-key="u"]', "nav.pager", "section.events"];
+
+  // A page preloaded before the user's last write is stale in its personal parts: its undo button would
+  // undo the change before the last one. Drop that button at once (so `u` cannot undo the wrong change),
+  // then put in the fresh parts from a new copy of the page.
+  async function refreshPersonalParts(key) {
+    const main = reviewMain();
+    if (!main) return;
+    const pairId = main.dataset.pairId;
+    main.querySelectorAll(PERSONAL_PARTS[0]).forEach((form) => form.remove());
+    main.dataset.refreshing = "1";
+    try {
+      const response = await fetch(key, { credentials: "same-origin" });
+      const html = response.ok && !response.redirected ? await response.text() : null;
+      const now = reviewMain();
+      const fresh = html && new DOMParser().parseFromString(html, "text/html").querySelector("main[data-review]");
+      if (!fresh || now !== main || fresh.dataset.pairId !== pairId) return; // the user moved on
+      main.dataset.previousUrl = fresh.dataset.previousUrl || "";
+      const undo = fresh.querySelector(PERSONAL_PARTS[0]);
+      const actions = main.querySelector(".review-actions");
+      if (undo && actions) actions.append(document.importNode(undo, true));
+      PERSONAL_PARTS.slice(1).forEach((selector) => {
+        const mine = main.querySelector(selector);
+        const theirs = fresh.querySelector(selector);
+        if (mine && theirs) mine.replaceWith(document.importNode(theirs, true));
+      });
+    } catch (error) {
+      // keep the page as it is; a reload shows the fresh parts
+    } finally {
+      delete main.dataset.refreshing;
+    }
+  }
+
+  async function show(url, { push = true, afterWrite = false } = {}) {
     const key = absolute(url);
     const entry = preloaded.get(key);
     preloaded.delete(key);
@@ -53,6 +89,7 @@
     if (push) window.history.pushState({ review: true }, "", key);
     window.scrollTo(0, 0);
     start();
+    if (afterWrite && entry.at < lastWriteAt) refreshPersonalParts(key);
   }
 
   function navigate(url) {
@@ -74,6 +111,7 @@
     if (form.dataset.busy) return;
     form.dataset.busy = "1";
     form.classList.add("busy");
+    lastWriteAt = Date.now();
     try {
       const response = await fetch(form.action, {
         method: "POST", body: new FormData(form), credentials: "same-origin",
@@ -87,7 +125,7 @@
         return;
       }
       if (data.stay) { preloaded.delete(absolute(data.next_url)); preload(data.next_url); }
-      await show(data.next_url);
+      await show(data.next_url, { afterWrite: true });
     } catch (error) {
       toast(`Not done: ${error}`);
     } finally {
