@@ -182,9 +182,17 @@ def pair_lease_next(*, project, user, round_id: int | None = None) -> Preference
                       .annotate(holders=Coalesce(holders, 0)).filter(holders__lt=project.review_overlap))
         if round_id is not None:
             candidates = candidates.filter(round_id=round_id)
-        pair = candidates.order_by("gap", "id").select_for_update(skip_locked=True, of=("self",)).first()
-        if pair is None:
-            return None
+        passed: list[int] = []
+        while True:
+            pair = (candidates.exclude(pk__in=passed).order_by("gap", "id")
+                    .select_for_update(skip_locked=True, of=("self",)).first())
+            if pair is None:
+                return None
+            # The count above came from this statement's snapshot; someone may have leased the pair and
+            # committed while we waited for its row. Count again now that we hold the row.
+            if PairAssignment.objects.filter(_live_assignments(now), pair=pair).count() < project.review_overlap:
+                break
+            passed.append(pair.pk)
         until = now + timedelta(minutes=project.lease_minutes)
         PairAssignment.objects.update_or_create(pair=pair, user=user, defaults={"leased_until": until, "decision": ""})
         if project.review_overlap == 1:
