@@ -26,8 +26,7 @@ def _queries() -> list[dict]:
     env = generate_environment(EnvironmentConfig(seed=0, queries=200))
     return [
         {"messages": q.messages, "reference_output": q.reference_output,
-         "tools": [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                     "parameters": t.parameters}} for t in q.tools]}
+         "tools": [t.as_openai() for t in q.tools]}
         for q in env.queries
     ]
 

@@ -17,8 +17,7 @@ CONFIG = MCTSConfig(simulations=4, width=3, max_tokens=48)
 def _trees_and_scorers(tokenizer, queries):
     trees, scorers = [], []
     for i, q in enumerate(queries):
-        tools = [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                   "parameters": t.parameters}} for t in q.tools]
+        tools = [t.as_openai() for t in q.tools]
         trees.append(Tree.new(f"t{i}", render_prompt(tokenizer, q.messages, tools)))
         scorers.append(leaf_scorer(CONFIG, q.ground_truth, tools))
     return trees, scorers
@@ -29,8 +28,7 @@ def main() -> None:
     queries = [q for q in env.queries if q.ground_truth][:TREES]
     corpus = corpus_from_records(
         [{"messages": q.messages, "reference_output": q.reference_output,
-          "tools": [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                      "parameters": t.parameters}} for t in q.tools]}
+          "tools": [t.as_openai() for t in q.tools]}
          for q in env.queries])
     with tempfile.TemporaryDirectory() as folder:
         build_tiny_model(corpus, folder, TinyModelConfig(size="small", seed=0))

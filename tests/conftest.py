@@ -28,8 +28,7 @@ def bfcl_data():
 
 def query_dict(spec) -> dict:
     """A generated QuerySpec in the form corpus_from_records takes (tools in OpenAI form)."""
-    tools = [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                               "parameters": t.parameters}} for t in spec.tools]
+    tools = [t.as_openai() for t in spec.tools]
     return {"messages": spec.messages, "tools": tools, "reference_output": spec.reference_output}
 
 

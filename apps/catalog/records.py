@@ -41,6 +41,11 @@ class ToolSpec:
             raise RecordError(exc.field, exc.message) from None
         return cls(name, description, parameters, implementation)
 
+    def as_openai(self) -> dict:
+        """The tool in OpenAI `tools=[...]` form (as `Tool.as_openai` gives a stored one)."""
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
     @property
     def schema_hash(self) -> str:
         return sha256_of({"name": self.name, "description": self.description, "parameters": self.parameters})

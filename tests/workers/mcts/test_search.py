@@ -451,8 +451,7 @@ def tiny_policy(tmp_path_factory):
 
     specs = generate_environment(EnvironmentConfig(seed=0, queries=40)).queries
     queries = [{"messages": q.messages, "ground_truth": q.ground_truth, "reference_output": q.reference_output,
-                "tools": [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                            "parameters": t.parameters}} for t in q.tools]}
+                "tools": [t.as_openai() for t in q.tools]}
                for q in specs]
     path = build_tiny_model(corpus_from_records(queries), tmp_path_factory.mktemp("tiny"),
                             TinyModelConfig(size="nano", seed=0))
