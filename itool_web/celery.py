@@ -13,6 +13,7 @@ app.conf.task_queues = (Queue("cpu"), Queue("gpu"))
 app.conf.task_default_queue = "cpu"
 # Tasks are named "<stage>.<action>"; the stage decides the queue.
 app.conf.task_routes = {
+    "training.round_search_dispatch": {"queue": "cpu"},  # creates trees and sends shards: no model
     "catalog.*": {"queue": "cpu"},
     "curation.*": {"queue": "cpu"},
     "datasets.*": {"queue": "cpu"},

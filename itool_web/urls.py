@@ -16,5 +16,6 @@ urlpatterns = [
     path("projects/", include("apps.projects.urls")),
     path("projects/<int:project_id>/pairs/", include("apps.curation.urls")),
     path("projects/<int:project_id>/trees/", include("apps.search.urls")),
+    path("projects/<int:project_id>/rounds/", include("apps.training.urls")),
     path("admin/", admin.site.urls),
 ]

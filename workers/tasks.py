@@ -14,30 +14,98 @@ def catalog_import_job_run(job_id: int) -> dict:
     return {"job": job.pk, "status": job.status, "counts": job.counts, "error": job.error}
 
 
+def _run_stage(task, round_id: int, stage: str, state: str, run) -> dict:
+    """Run one stage of a round: progress goes to the task state and the round; a cancelled round stops at
+    the next report; a failure marks the round failed with the reason (resumable at this stage); success
+    hands over to the next stage."""
+    from apps.training.lifecycle import CancelCheck, RoundCancelled, round_fail, stage_finished
+    from apps.training.models import TrainingRound
+
+    if not TrainingRound.objects.filter(pk=round_id, state=state).exists():
+        # Cancelled, failed or already past this stage (a redelivered duplicate): nothing to do.
+        return {"skipped": True, "round": round_id, "stage": stage}
+    check = CancelCheck(round_id, state)
+
+    def progress(p: dict) -> None:
+        task.update_state(state="PROGRESS", meta=p)
+        check()
+
+    try:
+        result = run(progress, check)
+    except RoundCancelled:
+        return {"cancelled": True, "round": round_id, "stage": stage}
+    except Exception as exc:
+        round_fail(round_id=round_id, stage=stage, error=f"{stage} failed: {type(exc).__name__}: {exc}")
+        raise
+    stage_finished(round_id=round_id, stage=stage)
+    return result
+
+
 @shared_task(bind=True, name="training.round_select", acks_late=True, time_limit=12 * HOUR,
              soft_time_limit=12 * HOUR - 60)
 def training_round_select(self, round_id: int) -> dict:
     """Score the round's train queries under its policy and select the weak ones."""
     from apps.training.loop import round_select
 
-    return round_select(round_id=round_id, progress=lambda p: self.update_state(state="PROGRESS", meta=p))
+    return _run_stage(self, round_id, "select", "selecting",
+                      lambda progress, check: round_select(round_id=round_id, progress=progress))
+
+
+@shared_task(name="training.round_search_dispatch", acks_late=True, time_limit=HOUR)
+def training_round_search_dispatch(round_id: int) -> list[str]:
+    """Create the round's trees and send them to `gpu` workers in shards."""
+    from apps.training.lifecycle import round_fail
+    from apps.training.loop import round_search_dispatch
+
+    from apps.training.lifecycle import stage_finished
+
+    try:
+        task_ids = round_search_dispatch(round_id=round_id)
+    except Exception as exc:
+        round_fail(round_id=round_id, stage="search", error=f"search failed: {type(exc).__name__}: {exc}")
+        raise
+    if not task_ids:  # every tree was already searched (a resumed round): straight to pairing
+        stage_finished(round_id=round_id, stage="search")
+    return task_ids
 
 
 @shared_task(bind=True, name="search.trees_search", acks_late=True, time_limit=24 * HOUR,
              soft_time_limit=24 * HOUR - 60)
 def search_trees_search(self, round_id: int, tree_ids: list[int]) -> dict:
     """Search one shard of a round's trees; each step is stored as it is made, so a redelivered task
-    (its worker died) resumes where the last stored step ended."""
+    (its worker died) resumes where the last stored step ended. The last shard to end sends the pair stage."""
     from apps.training.loop import trees_search
 
-    return trees_search(round_id=round_id, tree_ids=tree_ids,
-                        progress=lambda p: self.update_state(state="PROGRESS", meta=p))
+    return _run_stage(self, round_id, "search", "searching",
+                      lambda progress, check: trees_search(round_id=round_id, tree_ids=tree_ids, progress=progress))
 
 
 @shared_task(bind=True, name="curation.round_pair", acks_late=True, time_limit=6 * HOUR,
              soft_time_limit=6 * HOUR - 60)
 def curation_round_pair(self, round_id: int) -> dict:
-    """Extract step-level pairs from the round's finished trees."""
+    """Extract step-level pairs from the round's finished trees; the round then waits for review."""
     from apps.training.loop import round_pair
 
-    return round_pair(round_id=round_id, progress=lambda p: self.update_state(state="PROGRESS", meta=p))
+    return _run_stage(self, round_id, "pair", "pairing",
+                      lambda progress, check: round_pair(round_id=round_id, progress=progress))
+
+
+@shared_task(bind=True, name="training.round_train", acks_late=True, time_limit=48 * HOUR,
+             soft_time_limit=48 * HOUR - 60)
+def training_round_train(self, round_id: int) -> dict:
+    """Train the round (warm-up SFT, preference optimisation on its snapshot, or GRPO). A redelivered task
+    resumes from the last trainer checkpoint."""
+    from apps.training.loop import round_train
+
+    return _run_stage(self, round_id, "train", "training",
+                      lambda progress, check: round_train(round_id=round_id, progress=progress, check=check))
+
+
+@shared_task(bind=True, name="evaluation.round_evaluate", acks_late=True, time_limit=12 * HOUR,
+             soft_time_limit=12 * HOUR - 60)
+def evaluation_round_evaluate(self, round_id: int) -> dict:
+    """Score the round's new checkpoint on the eval split (and its input policy, for before/after)."""
+    from apps.training.loop import round_evaluate
+
+    return _run_stage(self, round_id, "evaluate", "evaluating",
+                      lambda progress, check: round_evaluate(round_id=round_id, progress=progress, check=check))

@@ -1,5 +1,5 @@
 """Admin for rounds, checkpoints and evaluation runs."""
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from itool_web.admin_display import pretty_json
 
@@ -26,6 +26,30 @@ class TrainingRoundAdmin(admin.ModelAdmin):
     raw_id_fields = ["policy_in", "policy_out", "snapshot", "created_by"]
     list_select_related = ["project", "policy_in", "policy_out"]
     readonly_fields = ["progress_display", "metrics_display"]
+    actions = ["launch", "cancel", "resume"]
+
+    def _act(self, request, queryset, action: str) -> None:
+        from .lifecycle import LaunchRefused, round_cancel, round_launch, round_resume
+
+        run = {"launch": round_launch, "cancel": round_cancel, "resume": round_resume}[action]
+        for rnd in queryset:
+            try:
+                run(round_id=rnd.pk, user=request.user)
+                self.message_user(request, f"{rnd}: {action} done", messages.SUCCESS)
+            except LaunchRefused as refused:
+                self.message_user(request, f"{rnd}: {action} refused — {refused}", messages.ERROR)
+
+    @admin.action(description="Launch (start a draft round, or train a reviewed one past its gate)")
+    def launch(self, request, queryset):
+        self._act(request, queryset, "launch")
+
+    @admin.action(description="Cancel (revoke its tasks, keep its data)")
+    def cancel(self, request, queryset):
+        self._act(request, queryset, "cancel")
+
+    @admin.action(description="Resume a failed round at the stage that failed")
+    def resume(self, request, queryset):
+        self._act(request, queryset, "resume")
 
     @admin.display(description="progress")
     def progress_display(self, obj):

@@ -1,7 +1,7 @@
 """A round's stages in order — select → search → pair — each reading rows, calling an engine, writing results.
 
 The CLI (`run_round`) calls them in-process with progress bars; Celery tasks call the same functions
-(search sharded over `gpu` workers). Training and evaluation stages come with the rounds issue.
+(search sharded over `gpu` workers), then hand over to the next stage (`lifecycle.stage_finished`).
 """
 from __future__ import annotations
 
@@ -193,20 +193,58 @@ def round_pair(*, round_id: int, config: PairConfig | None = None, progress: Pro
     return summary
 
 
-# --- round 0: warm-up SFT, and evaluation ---------------------------------------------------------
+# --- train: warm-up SFT (round 0), preference optimisation on the snapshot, or GRPO online --------------
 
 
-def round_warmup(*, round_id: int, config=None, progress: Progress | None = None) -> dict:
-    """Round 0: easy-to-hard SFT of the round's policy on the train queries' reference answers, saved as a
-    new checkpoint (the round's output), then evaluated on the eval split."""
+def _output_dir(rnd: TrainingRound, suffix: str):
     from django.conf import settings
 
-    from workers.train.sft import WarmupConfig, warmup_sft
+    return settings.CHECKPOINT_DIR / rnd.project.name / f"round-{rnd.number}-{suffix}"
 
+
+def round_train(*, round_id: int, progress: Progress | None = None, check=None) -> dict:
+    """Train the round's policy by its algorithm and register the result as the round's output checkpoint;
+    the round moves on to evaluating. `check()` is called with every progress report (it raises to stop a
+    cancelled round). Preference rounds resume from their last trainer checkpoint when run again."""
     from .services import checkpoint_register
 
     rnd = _round(round_id)
-    config = config or WarmupConfig(**rnd.hyperparameters.get("warmup", {}))
+    if rnd.state == S.DRAFT:
+        round_transition(round_id=round_id, to=S.TRAINING)
+    elif rnd.state != S.TRAINING:
+        raise StageError(f"round {rnd.number} is {rnd.state}, not training")
+
+    def tick(p: dict) -> None:
+        loss = p.get("loss")
+        point = (p["step"], loss) if loss is not None and p.get("step") is not None else None
+        round_progress(round_id=round_id, stage="train", loss_point=point,
+                       **{k: v for k, v in p.items() if k in ("step", "max_steps", "loss", "epoch", "bucket",
+                                                              "reward")})
+        if check:
+            check()
+        if progress:
+            progress({"stage": "train", **p})
+
+    if rnd.algorithm == TrainingRound.Algorithm.SFT:
+        output, kind, config, summary = _train_sft(rnd, tick)
+    elif rnd.algorithm == TrainingRound.Algorithm.GRPO:
+        output, kind, config, summary = _train_grpo(rnd, tick)
+    else:
+        output, kind, config, summary = _train_preference(rnd, tick)
+    checkpoint = checkpoint_register(
+        project=rnd.project, name=f"{rnd.project.name}-round{rnd.number}-{rnd.algorithm}", path=str(output),
+        kind=kind, parent=rnd.policy_in, round=rnd, config={"algorithm": rnd.algorithm, "config": config, **summary})
+    round_transition(round_id=round_id, to=S.EVALUATING, policy_out=checkpoint)
+    round_progress(round_id=round_id, stage="evaluate", train=summary)
+    return {"checkpoint": checkpoint.pk, **summary}
+
+
+def _train_sft(rnd: TrainingRound, tick):
+    from dataclasses import asdict
+
+    from workers.train.sft import WarmupConfig, results_summary, warmup_sft
+
+    config = WarmupConfig(**rnd.hyperparameters.get("warmup", {}))
     tokenizer = policy_tokenizer(rnd.policy_in)
     queries = Query.objects.filter(project=rnd.project, split=Query.Split.TRAIN).exclude(reference_output="")
     examples: dict[str, list[dict]] = {}
@@ -215,28 +253,118 @@ def round_warmup(*, round_id: int, config=None, progress: Progress | None = None
             {"prompt": query_prompt(tokenizer, q), "completion": q.reference_output})
     if not examples:
         raise StageError("no train query with a reference answer to warm up on")
-    round_transition(round_id=round_id, to=S.TRAINING)
-    output = settings.CHECKPOINT_DIR / rnd.project.name / f"round-{rnd.number}-sft"
+    output = _output_dir(rnd, "sft")
+    results = warmup_sft(rnd.policy_in.path, output, examples, config, progress=tick)
+    return output, "sft", asdict(config), results_summary(results)
+
+
+def snapshot_training_rows(snapshot) -> list[dict]:
+    """The rows a preference round trains on: the snapshot's trl export rows, so what is exported is what was
+    trained (prompt = the policy's chat template + the shared assistant prefix; chosen / rejected fragments)."""
+    from apps.datasets.services import snapshot_rows
+
+    return [{"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
+            for row in snapshot_rows(snapshot, "trl")]
+
+
+def _train_preference(rnd: TrainingRound, tick):
+    from dataclasses import asdict
+
+    from workers.train.preference import config_for, train_preference
+
+    if rnd.snapshot_id is None:
+        raise StageError(f"round {rnd.number} has no dataset snapshot: launch it (the launch freezes one)")
+    config = config_for(rnd.algorithm, rnd.hyperparameters.get("train", {}))
+    rows = snapshot_training_rows(rnd.snapshot)
+    output = _output_dir(rnd, rnd.algorithm)
+    scratch = _output_dir(rnd, f"trainer-state-{rnd.pk}")  # the row's id: a re-made project never resumes it
+    resume = scratch.exists() and any(scratch.glob("checkpoint-*"))
+    result = train_preference(rnd.policy_in.path, output, rows, config, progress=tick, checkpoint_dir=scratch,
+                              resume=resume)
+    summary = {k: v for k, v in asdict(result).items() if k != "losses"}
+    summary["resumed"] = resume
+    return output, "preference", asdict(config), summary
+
+
+def _train_grpo(rnd: TrainingRound, tick):
+    from dataclasses import asdict
+
+    from apps.rewards.checker import Checker
+    from workers.train.grpo import GRPOParams, train_grpo
+
+    config = GRPOParams(**rnd.hyperparameters.get("train", {}))
+    ids = RoundQuery.objects.filter(round=rnd, selected=True).values_list("query_id", flat=True)
+    queries = list(Query.objects.filter(pk__in=list(ids)).prefetch_related("query_tools__tool").order_by("id"))
+    if not queries:
+        raise StageError(f"round {rnd.number} has no selected queries to train on: run the select stage first")
+    tokenizer = policy_tokenizer(rnd.policy_in)
+    prompts = [query_prompt(tokenizer, q) for q in queries]
+    rewards = [_reward_fn(Checker(q.ground_truth, query_tools(q))) for q in queries]
+    output = _output_dir(rnd, "grpo")
+    result = train_grpo(rnd.policy_in.path, output, prompts, rewards, config, progress=tick)
+    summary = {k: v for k, v in asdict(result).items() if k not in ("losses", "rewards")}
+    return output, "grpo", asdict(config), summary
+
+
+def _reward_fn(checker):
+    """The verifiable reward of one query: the checker's graded reward of a completion."""
+    return lambda text: float(checker(text).reward)
+
+
+# --- evaluate ----------------------------------------------------------------------------------------------
+
+
+def round_evaluate(*, round_id: int, progress: Progress | None = None, check=None) -> dict:
+    """Score the round's output on the eval split; the round is done, with before/after figures."""
+    rnd = TrainingRound.objects.select_related("project", "policy_in", "policy_out").get(pk=round_id)
+    if rnd.state != S.EVALUATING or rnd.policy_out is None:
+        raise StageError(f"round {rnd.number} is {rnd.state} with no trained checkpoint to evaluate")
+    limit = rnd.hyperparameters.get("eval_limit")
 
     def tick(p: dict) -> None:
-        round_progress(round_id=round_id, stage="train", **p)
+        round_progress(round_id=round_id, **p)
+        if check:
+            check()
         if progress:
-            progress({"stage": "train", **p})
+            progress(p)
 
+    after = checkpoint_evaluate(checkpoint=rnd.policy_out, round=rnd, progress=tick, limit=limit)
+    before = _baseline(rnd, limit, after["n"], tick)
+    metrics = {"eval": after, "before": before, "pass_rate_change": after["pass_rate"] - before["pass_rate"]}
+    round_transition(round_id=round_id, to=S.DONE, metrics=metrics)
+    return metrics
+
+
+def _baseline(rnd: TrainingRound, limit: int | None, n: int, tick) -> dict:
+    """The input policy's figures on the same eval queries: its finished EvalRun of the same size, or a new
+    one (so every round reports before and after on identical queries)."""
+    from .models import EvalRun
+
+    run = (EvalRun.objects.filter(checkpoint=rnd.policy_in, status=EvalRun.Status.DONE, split="eval", n_queries=n)
+           .order_by("-created_at").first())
+    if run is not None:
+        return run.metrics
+    return checkpoint_evaluate(checkpoint=rnd.policy_in, progress=tick, limit=limit)
+
+
+def round_warmup(*, round_id: int, config=None, progress: Progress | None = None) -> dict:
+    """Round 0 in one call (the CLI and the demo): warm-up SFT, then evaluation of the result."""
+    if config is not None:  # a WarmupConfig given by the caller is kept on the round, where training reads it
+        from dataclasses import asdict
+
+        rnd = TrainingRound.objects.get(pk=round_id)
+        rnd.hyperparameters = {**rnd.hyperparameters, "warmup": asdict(config)}
+        rnd.save(update_fields=["hyperparameters", "updated_at"])
     try:
-        results = warmup_sft(rnd.policy_in.path, output, examples, config, progress=tick)
+        trained = round_train(round_id=round_id, progress=progress)
     except Exception as exc:
         round_transition(round_id=round_id, to=S.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
-    checkpoint = checkpoint_register(
-        project=rnd.project, name=f"{rnd.project.name}-round{rnd.number}-sft", path=str(output), kind="sft",
-        parent=rnd.policy_in, round=rnd,
-        config={"warmup": {k: getattr(config, k) for k in config.__dataclass_fields__},
-                "buckets": [r.__dict__ for r in results]})
-    round_transition(round_id=round_id, to=S.EVALUATING, policy_out=checkpoint)
-    metrics = checkpoint_evaluate(checkpoint=checkpoint, round=rnd, progress=progress)
-    round_transition(round_id=round_id, to=S.DONE, metrics={"eval": metrics})
-    return {"checkpoint": checkpoint.pk, "buckets": [r.__dict__ for r in results], "eval": metrics}
+    rnd = TrainingRound.objects.select_related("policy_out").get(pk=round_id)
+    after = checkpoint_evaluate(checkpoint=rnd.policy_out, round=rnd, progress=progress,
+                                limit=rnd.hyperparameters.get("eval_limit"))
+    round_transition(round_id=round_id, to=S.DONE, metrics={"eval": after})
+    return {**trained, "eval": after}
 
 
 def checkpoint_evaluate(*, checkpoint, round=None, progress: Progress | None = None, limit: int | None = None) -> dict:

@@ -15,11 +15,13 @@ TRANSITIONS: dict[str, set[str]] = {
     State.SELECTING: {State.SEARCHING, State.TRAINING, State.FAILED, State.CANCELLED},
     State.SEARCHING: {State.PAIRING, State.FAILED, State.CANCELLED},
     State.PAIRING: {State.REVIEWING, State.FAILED, State.CANCELLED},
-    State.REVIEWING: {State.TRAINING, State.CANCELLED},
+    State.REVIEWING: {State.TRAINING, State.FAILED, State.CANCELLED},
     State.TRAINING: {State.EVALUATING, State.FAILED, State.CANCELLED},
     State.EVALUATING: {State.DONE, State.FAILED, State.CANCELLED},
     State.DONE: set(),
-    State.FAILED: set(),
+    # A failed round can be resumed at the stage that failed (lifecycle.round_resume), or cancelled.
+    State.FAILED: {State.SELECTING, State.SEARCHING, State.PAIRING, State.TRAINING, State.EVALUATING,
+                   State.CANCELLED},
     State.CANCELLED: set(),
 }
 
@@ -44,8 +46,9 @@ def round_create(*, project, algorithm: str = TrainingRound.Algorithm.SIMPO, pol
         )
 
 
-def round_transition(*, round_id: int, to: str, error: str = "", **fields) -> TrainingRound:
-    """Move a round to state `to` (with any other fields to set), or refuse with InvalidTransition."""
+def round_transition(*, round_id: int, to: str, error: str | None = None, **fields) -> TrainingRound:
+    """Move a round to state `to` (with any other fields to set), or refuse with InvalidTransition.
+    `error` replaces the round's error message when given ("" clears it)."""
     with transaction.atomic():
         rnd = TrainingRound.objects.select_for_update().get(pk=round_id)
         allowed = TRANSITIONS[rnd.state]
@@ -56,9 +59,8 @@ def round_transition(*, round_id: int, to: str, error: str = "", **fields) -> Tr
         now = timezone.now()
         if rnd.started_at is None and to not in (State.CANCELLED,):
             rnd.started_at = now
-        if to in (State.DONE, State.FAILED, State.CANCELLED):
-            rnd.finished_at = now
-        if error:
+        rnd.finished_at = now if to in (State.DONE, State.FAILED, State.CANCELLED) else None
+        if error is not None:
             rnd.error = error[:10_000]
         for name, value in fields.items():
             setattr(rnd, name, value)
@@ -66,11 +68,23 @@ def round_transition(*, round_id: int, to: str, error: str = "", **fields) -> Tr
         return rnd
 
 
-def round_progress(*, round_id: int, **progress) -> None:
-    """Merge progress figures (stage, counts, step, loss) into the round, for pages, REST and the CLI."""
+MAX_LOSS_POINTS = 400
+
+
+def round_progress(*, round_id: int, loss_point: tuple[int, float] | None = None, **progress) -> None:
+    """Merge progress figures (stage, counts, step, loss) into the round, for pages, REST and the CLI; a
+    `loss_point` (step, loss) is appended to the round's loss curve (thinned to MAX_LOSS_POINTS).
+    A key given as None is removed."""
     with transaction.atomic():
         rnd = TrainingRound.objects.select_for_update().only("progress").get(pk=round_id)
-        rnd.progress = {**rnd.progress, **progress}
+        merged = {**rnd.progress, **progress}
+        if loss_point is not None:
+            curve = [*merged.get("losses", []), [int(loss_point[0]), float(loss_point[1])]]
+            if len(curve) > MAX_LOSS_POINTS:  # keep the shape: drop every other point of the older half
+                half = len(curve) // 2
+                curve = curve[:half:2] + curve[half:]
+            merged["losses"] = curve
+        rnd.progress = {k: v for k, v in merged.items() if v is not None}
         rnd.save(update_fields=["progress", "updated_at"])
 
 

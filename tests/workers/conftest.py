@@ -31,6 +31,7 @@ class Workers:
 
     def start(self, queues: str = "cpu", name: str = "w") -> subprocess.Popen:
         env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(self.media_root),
+               "CHECKPOINT_DIR": str(self.media_root / "checkpoints"),
                "CELERY_TASK_ALWAYS_EAGER": "0", "GENERATION_THREADS": "1"}
         log = (self.tmp_path / f"{name}.log").open("w")
         proc = subprocess.Popen(
@@ -60,6 +61,7 @@ class Workers:
 @pytest.fixture
 def workers(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.CHECKPOINT_DIR = tmp_path / "media" / "checkpoints"
     celery_app.control.purge()  # nothing left over from an earlier run may reach these workers
     pool = Workers(tmp_path, settings.MEDIA_ROOT)
     yield pool

@@ -15,8 +15,9 @@ from apps.curation.models import PreferencePair, ReviewEvent
 from apps.curation.services import pair_approve
 from apps.projects.models import Membership
 from apps.projects.permissions import membership_for, require_role
-from tests.factories import (MembershipFactory, PairFactory, ProjectFactory, SearchTreeFactory, TreeNodeFactory,
-                             UserFactory)
+from apps.training.models import TrainingRound
+from tests.factories import (MembershipFactory, PairFactory, ProjectFactory, SearchTreeFactory, TrainingRoundFactory,
+                             TreeNodeFactory, UserFactory)
 
 WHO = ("anonymous", "outsider", "annotator", "reviewer", "admin", "superuser")
 LOGIN = "login"  # expected: a redirect to the login page
@@ -37,6 +38,7 @@ class World:
     flagged: PreferencePair
     other_pair: PreferencePair
     tree: object
+    round: TrainingRound = None
 
     def url(self, name: str, *args) -> str:
         return reverse(name, args=args)
@@ -63,7 +65,8 @@ def world(db) -> World:
                           rejected_node=rejected)
     flagged = PairFactory(project=project, query=tree.query, status="flagged", flag_note="both look wrong", gap=0.5)
     other_pair = PairFactory(project=other_project)
-    return World(project, other_project, users, pending, flagged, other_pair, tree)
+    rnd = TrainingRoundFactory(project=project, number=1, state="reviewing")
+    return World(project, other_project, users, pending, flagged, other_pair, tree, rnd)
 
 
 @dataclass
@@ -157,6 +160,18 @@ CASES = [
     Case("edit guidelines", "post", lambda w, u: (w.url("projects:guidelines", w.project.pk),
                                                   {"guidelines": "# Be strict", "read_version": w.project.updated_at.isoformat()}),
          members=302, overrides=ADMIN_ONLY),
+    # rounds: everyone reads; admins create, launch, cancel and resume
+    Case("rounds", "get", lambda w, u: (w.url("training:round_list", w.project.pk), {})),
+    Case("round", "get", lambda w, u: (w.url("training:round_detail", w.project.pk, 1), {})),
+    Case("round progress", "get", lambda w, u: (w.url("training:round_progress", w.project.pk, 1), {})),
+    Case("new round", "post", lambda w, u: (w.url("training:round_list", w.project.pk),
+                                            {"algorithm": "dpo", "gate": "all_reviewed", "gate_value": "1"}),
+         members=302, overrides=ADMIN_ONLY),
+    *[Case(f"round {action}", "post", (lambda a: lambda w, u: (w.url(f"training:round_{a}", w.project.pk, 1), {}))(action),
+           members=302, overrides=ADMIN_ONLY) for action in ("launch", "cancel", "resume")],
+    Case("other project's round here", "get", lambda w, u: (
+        w.url("training:round_detail", w.project.pk, TrainingRoundFactory(project=w.other_project, number=7).number), {}),
+        members=404),
     # another project's pair through this project's URLs: invisible to everyone but superusers
     Case("other project's pair here", "get",
          lambda w, u: (reverse("curation:pair_focus", args=[w.project.pk, w.other_pair.pk]), {}), members=404),
@@ -195,6 +210,9 @@ def test_permission_matrix(client, world, case, who):
         pair = getattr(world, case.writes)
         pair.refresh_from_db()
         assert ReviewEvent.objects.filter(pair=pair, user=user).exists(), "an allowed action left no event"
+    if case.name.startswith(("round ", "new round")) and case.method == "post" and expected != 302:
+        assert TrainingRound.objects.get(pk=world.round.pk).state == "reviewing", "a refused request changed the round"
+        assert TrainingRound.objects.filter(project=world.project).count() == 1
 
 
 def test_other_projects_are_not_listed(client, world):

@@ -1,53 +1,119 @@
-"""`run_round --project NAME [--until select|search|pair|review|train|evaluate] [--auto-approve]`."""
+"""`run_round --project NAME [--until select|search|pair|review|train|evaluate] [--auto-approve] [--resume]`."""
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from apps.projects.models import Project
-from apps.training.loop import StageError, round_pair, round_search_prepare, round_select, trees_search
+from apps.training.lifecycle import LaunchRefused, round_auto_approve, round_fail, round_gate, round_launch, round_resume
+from apps.training.loop import (StageError, round_evaluate, round_pair, round_search_prepare, round_select, round_train,
+                                trees_search)
 from apps.training.models import Checkpoint, TrainingRound
-from apps.training.services import round_create
+from apps.training.services import round_create, round_transition
 
 STAGES = ("select", "search", "pair", "review", "train", "evaluate")
 FINAL = (TrainingRound.State.DONE, TrainingRound.State.FAILED, TrainingRound.State.CANCELLED)
 SHARD = 64  # trees searched together: one generate call serves them all per step
+S = TrainingRound.State
+A = TrainingRound.Algorithm
 
 
 class Command(BaseCommand):
-    help = "Run the project's current round headless, stage by stage, up to --until."
+    help = ("Run the project's current round headless, stage by stage, up to --until (the round goes on from "
+            "the state it is in; a new draft round is made when the last one is finished).")
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
         parser.add_argument("--until", default="pair", choices=STAGES)
-        parser.add_argument("--auto-approve", action="store_true", help="Approve every pending pair (no review).")
+        parser.add_argument("--auto-approve", action="store_true",
+                            help="Approve every pending pair of the round (no human review), then train.")
+        parser.add_argument("--resume", action="store_true", help="Resume the last round if it failed.")
+        parser.add_argument("--algorithm", choices=[a for a in A.values if a != A.SFT],
+                            help="Algorithm of a new round (default: simpo).")
 
     def handle(self, *args, **opts):
         try:
             project = Project.objects.get(name=opts["project"])
         except Project.DoesNotExist:
             raise CommandError(f"no project named {opts['project']!r}") from None
-        if opts["until"] in ("train", "evaluate") or opts["auto_approve"]:
-            raise CommandError("training and evaluation stages are not available yet: use --until select|search|pair")
-        rnd = self._current_round(project)
-        self.stdout.write(f"round {rnd.number} of {project.name} ({rnd.state}), policy {rnd.policy_in}")
+        rnd = self._current_round(project, opts)
+        self.stdout.write(f"round {rnd.number} of {project.name} ({rnd.state}, {rnd.get_algorithm_display()}), "
+                          f"policy {rnd.policy_in}")
         until = STAGES.index(opts["until"])
-        S = TrainingRound.State
         try:
-            if rnd.state in (S.DRAFT, S.SELECTING):
-                with self._bar("select", "query") as bar:
-                    out = round_select(round_id=rnd.pk, progress=self._updater(bar, "done", "total"))
-                self.stdout.write(f"select: {out['selected']} of {out['scored']} queries selected ({out['method']})")
-                rnd.refresh_from_db()
-            if until >= STAGES.index("search") and rnd.state in (S.SELECTING, S.SEARCHING):
-                self._search(rnd)
-                rnd.refresh_from_db()
-            if until >= STAGES.index("pair") and rnd.state in (S.SEARCHING, S.PAIRING):
-                with self._bar("pair", "tree") as bar:
-                    out = round_pair(round_id=rnd.pk, progress=self._updater(bar, "done", "total"))
-                self.stdout.write(f"pair: {out['pairs']} pairs from {out['trees']} trees, waiting for review")
-        except StageError as exc:
+            self._run(rnd, until, opts["auto_approve"])
+        except (StageError, LaunchRefused) as exc:
             raise CommandError(str(exc)) from None
         rnd.refresh_from_db()
         self.stdout.write(self.style.SUCCESS(f"round {rnd.number} is {rnd.state}"))
+
+    def _run(self, rnd: TrainingRound, until: int, auto_approve: bool) -> None:
+        def reached(stage: str) -> bool:
+            return until >= STAGES.index(stage)
+
+        if rnd.state == S.DRAFT and rnd.algorithm == A.SFT:
+            if not reached("train"):
+                return
+            round_launch(round_id=rnd.pk, dispatch=False)
+            rnd.refresh_from_db()
+        if rnd.state in (S.DRAFT, S.SELECTING):
+            with self._bar("select", "query") as bar:
+                out = self._stage(rnd, "select", lambda: round_select(round_id=rnd.pk,
+                                                                     progress=self._updater(bar, "done", "total")))
+            self.stdout.write(f"select: {out['selected']} of {out['scored']} queries selected ({out['method']})")
+            rnd.refresh_from_db()
+            if rnd.algorithm == A.GRPO:
+                if not reached("train"):
+                    return
+                round_transition(round_id=rnd.pk, to=S.TRAINING)
+                self.stdout.write("GRPO trains online on the selected queries: no search, pairs or review")
+                rnd.refresh_from_db()
+        if reached("search") and rnd.state in (S.SELECTING, S.SEARCHING):
+            self._stage(rnd, "search", lambda: self._search(rnd))
+            rnd.refresh_from_db()
+        if reached("pair") and rnd.state in (S.SEARCHING, S.PAIRING):
+            with self._bar("pair", "tree") as bar:
+                out = self._stage(rnd, "pair", lambda: round_pair(round_id=rnd.pk,
+                                                                 progress=self._updater(bar, "done", "total")))
+            self.stdout.write(f"pair: {out['pairs']} pairs from {out['trees']} trees")
+            rnd.refresh_from_db()
+        if reached("review") and rnd.state == S.REVIEWING:
+            if auto_approve:
+                self.stdout.write(f"review: {round_auto_approve(round_id=rnd.pk)} pending pairs approved (--auto-approve)")
+            gate = round_gate(rnd)
+            self.stdout.write(f"review gate ({rnd.get_gate_display()}): {'holds' if gate.ok else 'does not hold'} — "
+                              f"{gate.reason}")
+            if reached("train"):
+                round_launch(round_id=rnd.pk, dispatch=False)  # refused with the gate's reason when it fails
+                rnd.refresh_from_db()
+                self.stdout.write(f"launch: snapshot #{rnd.snapshot_id} frozen "
+                                  f"({rnd.progress.get('snapshot_pairs')} pairs)")
+        if reached("train") and rnd.state == S.TRAINING:
+            with self._bar("train", "step") as bar:
+                out = self._stage(rnd, "train", lambda: round_train(round_id=rnd.pk, progress=self._train_tick(bar)))
+            loss = out.get("last_loss", out.get("final_loss"))
+            self.stdout.write(f"train: checkpoint #{out['checkpoint']}, final loss {loss:.4f}" if loss is not None
+                              else f"train: checkpoint #{out['checkpoint']}")
+            rnd.refresh_from_db()
+        if reached("evaluate") and rnd.state == S.EVALUATING:
+            with self._bar("evaluate", "query") as bar:
+                out = self._stage(rnd, "evaluate", lambda: round_evaluate(
+                    round_id=rnd.pk, progress=self._updater(bar, "done", "total")))
+            before, after = out["before"], out["eval"]
+            self.stdout.write(f"evaluate: pass@1 {before['pass_rate']:.1%} → {after['pass_rate']:.1%} "
+                              f"({out['pass_rate_change']:+.1%}) on {after['n']} eval queries")
+            for kind, figures in after["by_kind"].items():
+                was = before["by_kind"].get(kind, {}).get("pass_rate")
+                self.stdout.write(f"  {kind:>18}: " + (f"{was:.0%} → " if was is not None else "")
+                                  + f"{figures['pass_rate']:.0%} (n={figures['n']})")
+
+    def _stage(self, rnd: TrainingRound, stage: str, run):
+        """Run a stage in this process; a failure marks the round failed at that stage (resume with --resume)."""
+        try:
+            return run()
+        except (StageError, LaunchRefused):
+            raise
+        except Exception as exc:
+            round_fail(round_id=rnd.pk, stage=stage, error=f"{stage} failed: {type(exc).__name__}: {exc}")
+            raise
 
     def _search(self, rnd: TrainingRound) -> None:
         tree_ids = round_search_prepare(round_id=rnd.pk)
@@ -58,15 +124,27 @@ class Command(BaseCommand):
                              progress=lambda p, base=base: self._search_tick(bar, base, p))
         self.stdout.write(f"search: {len(tree_ids)} trees searched")
 
-    def _current_round(self, project) -> TrainingRound:
-        rnd = TrainingRound.objects.filter(project=project).exclude(state__in=FINAL).order_by("-number").first()
-        if rnd:
-            return rnd
-        policy = Checkpoint.objects.filter(project=project).order_by("-created_at").first()
+    def _current_round(self, project, opts) -> TrainingRound:
+        last = TrainingRound.objects.filter(project=project).order_by("-number").first()
+        if opts["resume"]:
+            if last is None or last.state != S.FAILED:
+                raise CommandError(f"--resume: the last round of {project.name!r} is "
+                                   f"{last.state if last else 'missing'}, not failed")
+            try:
+                return round_resume(round_id=last.pk, dispatch=False)
+            except LaunchRefused as exc:
+                raise CommandError(str(exc)) from None
+        if last is not None and last.state not in FINAL:
+            return last
+        if last is not None and last.state == S.FAILED:
+            self.stderr.write(f"round {last.number} failed ({last.error}); starting a new round "
+                              "(use --resume to continue the failed one)")
+        policy = (last.policy_out if last is not None and last.policy_out else None) or \
+            Checkpoint.objects.filter(project=project).order_by("-created_at").first()
         if policy is None:
             raise CommandError(f"project {project.name!r} has no checkpoint: run build_tiny_model (or register a "
                                "base model) first")
-        return round_create(project=project, policy=policy)
+        return round_create(project=project, policy=policy, algorithm=opts.get("algorithm") or A.SIMPO)
 
     def _bar(self, stage: str, unit: str):
         return tqdm(desc=stage, unit=unit, file=self.stderr, disable=None)
@@ -76,6 +154,16 @@ class Command(BaseCommand):
         def update(p: dict) -> None:
             bar.total = p.get(total_key, bar.total)
             bar.n = p.get(done_key, bar.n)
+            bar.refresh()
+        return update
+
+    @staticmethod
+    def _train_tick(bar):
+        def update(p: dict) -> None:
+            bar.total = p.get("max_steps", bar.total)
+            bar.n = p.get("step", bar.n)
+            if p.get("loss") is not None:
+                bar.set_postfix(loss=f"{p['loss']:.4f}", refresh=False)
             bar.refresh()
         return update
 

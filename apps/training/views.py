@@ -1,0 +1,148 @@
+"""Round pages: the project's rounds compared (eval charts), one round (stage progress, the review gate, the
+loss curve, before/after figures), and the admin actions on it — new, launch, cancel, resume."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.projects.permissions import ADMINS, MEMBERS, project_view
+
+from .charts import line_chart
+from .forms import RoundForm
+from .lifecycle import FINAL, LaunchRefused, round_cancel, round_gate, round_launch, round_resume
+from .models import EvalRun, TrainingRound
+from .services import InvalidTransition, round_create
+
+S = TrainingRound.State
+
+
+def _round(project, number: int) -> TrainingRound:
+    return get_object_or_404(TrainingRound.objects.select_related("policy_in", "policy_out", "snapshot"),
+                             project=project, number=number)
+
+
+def round_status(rnd: TrainingRound) -> dict:
+    """What the round page polls, and what the API and CLI report: state, stage and its figures."""
+    progress = {k: v for k, v in rnd.progress.items() if k != "losses"}
+    return {"id": rnd.pk, "number": rnd.number, "state": rnd.state, "algorithm": rnd.algorithm,
+            "stage": progress.get("stage"), "progress": progress, "error": rnd.error,
+            "finished": rnd.state in FINAL, "updated_at": rnd.updated_at.isoformat(),
+            "policy_in": rnd.policy_in_id, "policy_out": rnd.policy_out_id, "snapshot": rnd.snapshot_id,
+            "pass_rate": (rnd.metrics.get("eval") or {}).get("pass_rate"),
+            "pass_rate_before": (rnd.metrics.get("before") or {}).get("pass_rate")}
+
+
+def eval_history(project) -> tuple[list[dict], list[str]]:
+    """One row per round with a finished evaluation (the round's output, plus the policy it started from
+    for round 1's baseline), and the query kinds seen."""
+    rows, kinds = [], set()
+    for rnd in TrainingRound.objects.filter(project=project, state=S.DONE).order_by("number"):
+        after = rnd.metrics.get("eval") or {}
+        if not after:
+            continue
+        before = rnd.metrics.get("before") or {}
+        kinds.update(after.get("by_kind", {}))
+        rows.append({"round": rnd, "after": after, "before": before})
+    return rows, sorted(kinds)
+
+
+def pass_rate_chart(rows: list[dict], kinds: list[str]):
+    overall, by_kind = [], {k: [] for k in kinds}
+    for row in rows:
+        number = row["round"].number
+        if row["before"] and not overall:  # the first round's input policy, drawn as the step before it
+            overall.append((number - 1, row["before"]["pass_rate"]))
+        overall.append((number, row["after"]["pass_rate"]))
+        for kind in kinds:
+            figures = row["after"].get("by_kind", {}).get(kind)
+            if figures:
+                by_kind[kind].append((number, figures["pass_rate"]))
+    return line_chart({"all": overall, **by_kind}, title="Eval pass@1 after each round", x_label="round",
+                      y_label="pass@1", percent=True, y_range=(0, 1), width=760, element_id="pass-rate-chart")
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(*MEMBERS)
+def round_list(request, project):
+    is_admin = request.project_role in ADMINS
+    form = RoundForm(project=project) if is_admin else None
+    if request.method == "POST":
+        if not is_admin:
+            raise PermissionDenied("Creating a round needs the admin role.")
+        form = RoundForm(request.POST, project=project)
+        if form.is_valid():
+            data = form.cleaned_data
+            rnd = round_create(project=project, algorithm=data["algorithm"], policy=data["policy"],
+                               created_by=request.user, **data["parsed"])
+            rnd.gate, rnd.gate_value = data["gate"], data["gate_value"]
+            rnd.save(update_fields=["gate", "gate_value", "updated_at"])
+            messages.success(request, f"Round {rnd.number} created as a draft: launch it when ready.")
+            return redirect("training:round_detail", project.pk, rnd.number)
+    rounds = list(TrainingRound.objects.filter(project=project).select_related("policy_in", "policy_out")
+                  .order_by("-number"))
+    rows, kinds = eval_history(project)
+    return render(request, "training/round_list.html", {
+        "project": project, "rounds": rounds, "form": form, "is_admin": is_admin,
+        "chart": pass_rate_chart(rows, kinds), "history": rows, "kinds": kinds,
+    }, status=400 if form is not None and form.errors else 200)
+
+
+@project_view(*MEMBERS)
+def round_detail(request, project, number: int):
+    rnd = _round(project, number)
+    is_admin = request.project_role in ADMINS
+    gate = round_gate(rnd) if rnd.state in (S.REVIEWING, S.PAIRING, S.SEARCHING) else None
+    losses = rnd.progress.get("losses", [])
+    after, before = rnd.metrics.get("eval") or {}, rnd.metrics.get("before") or {}
+    kinds = sorted(set(after.get("by_kind", {})) | set(before.get("by_kind", {})))
+    deficiencies = sorted(set(after.get("deficiencies", {})) | set(before.get("deficiencies", {})),
+                          key=lambda d: -(after.get("deficiencies", {}).get(d, 0)))
+    return render(request, "training/round_detail.html", {
+        "project": project, "round": rnd, "is_admin": is_admin, "gate": gate, "status": round_status(rnd),
+        "loss_chart": line_chart({"loss": losses}, title="Training loss", x_label="step", y_label="loss",
+                                 element_id="loss-chart") if losses else None,
+        "after": after, "before": before, "kinds": kinds, "deficiencies": deficiencies,
+        "summary": {"after": _pct(after.get("pass_rate")), "before": _pct(before.get("pass_rate")),
+                    "change": _pct(rnd.metrics.get("pass_rate_change"), sign=True)},
+        "can_launch": is_admin and rnd.state in (S.DRAFT, S.REVIEWING),
+        "can_cancel": is_admin and rnd.state not in FINAL,
+        "can_resume": is_admin and rnd.state == S.FAILED and rnd.progress.get("failed_stage"),
+        "eval_runs": EvalRun.objects.filter(round=rnd).select_related("checkpoint").order_by("created_at"),
+        "skips_review": rnd.algorithm in (TrainingRound.Algorithm.GRPO, TrainingRound.Algorithm.SFT),
+    })
+
+
+def _pct(value, sign: bool = False) -> str:
+    if value is None:
+        return ""
+    return f"{value * 100:+.1f} points" if sign else f"{value:.1%}"
+
+
+@project_view(*MEMBERS)
+def round_progress_json(request, project, number: int):
+    return JsonResponse(round_status(_round(project, number)))
+
+
+@require_POST
+@project_view(*ADMINS)
+def round_action(request, project, number: int, action: str):
+    rnd = _round(project, number)
+    run = {"launch": round_launch, "cancel": round_cancel, "resume": round_resume}[action]
+    try:
+        rnd = run(round_id=rnd.pk, user=request.user)
+    except (LaunchRefused, InvalidTransition) as refused:
+        if "application/json" in request.headers.get("Accept", ""):
+            return JsonResponse({"error": str(refused)}, status=409)
+        messages.error(request, f"{action.capitalize()} refused: {refused}")
+        return redirect("training:round_detail", project.pk, number)
+    done = {"launch": f"Round {rnd.number} launched: it is {rnd.state}.",
+            "cancel": f"Round {rnd.number} cancelled; its data is kept.",
+            "resume": f"Round {rnd.number} resumed at its {rnd.progress.get('stage')} stage."}[action]
+    if "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse(round_status(rnd))
+    messages.success(request, done)
+    return redirect(reverse("training:round_detail", args=[project.pk, number]))
