@@ -132,3 +132,15 @@ class PairFactory(factory.django.DjangoModelFactory):
     chosen_verdict = factory.LazyAttribute(lambda o: _verdict(o.prefix + o.chosen, o.query))
     rejected_verdict = factory.LazyAttribute(lambda o: _verdict(o.prefix + o.rejected, o.query))
     dedup_key = factory.Sequence(lambda n: f"dedup-{n}")
+
+
+class CheckpointFactory(factory.django.DjangoModelFactory):
+    """A checkpoint row; pass `path=tiny_model_dir` where its tokenizer or model is loaded."""
+
+    class Meta:
+        model = "training.Checkpoint"
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"checkpoint-{n}")
+    path = "/nonexistent/checkpoint"
+    kind = "tiny"

@@ -25,6 +25,12 @@ class DatasetSnapshot(_FrozenModel):
         "training.TrainingRound", null=True, blank=True, on_delete=models.SET_NULL, related_name="snapshots"
     )
     name = models.CharField(max_length=200)
+    # The policy whose chat template renders the trl prompts: the round's policy_in when frozen for a round.
+    # PROTECT: deleting it would change (or break) what the snapshot exports.
+    checkpoint = models.ForeignKey(
+        "training.Checkpoint", null=True, blank=True, on_delete=models.PROTECT, related_name="snapshots",
+        help_text="The checkpoint whose tokenizer renders the prompts.",
+    )
     # sha256 over the frozen rows in order: two snapshots with the same hash export the same bytes.
     content_hash = models.CharField(max_length=64)
     pair_count = models.PositiveIntegerField(default=0)

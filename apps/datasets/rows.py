@@ -1,0 +1,159 @@
+"""Export row formats: one frozen snapshot item rendered as a trl, openai or sharegpt row (a JSON-able dict).
+
+Pure functions: they read the item, its query (messages and tools prefetched) and, for trl, the prompt the
+policy's chat template made; they touch neither the database nor a tokenizer. `apps.datasets.services`
+streams a snapshot through them, and the preference training builds its rows with the same `trl_row`, so
+what is exported is what was trained.
+
+A pair is a step-level one: both fragments continue the same assistant `prefix`. Only trl can say so (its
+prompt may end inside the assistant turn); the openai and sharegpt formats have no partial assistant turn,
+so their outputs are the whole assistant text so far, prefix + fragment, whatever `span` says.
+"""
+from __future__ import annotations
+
+import json
+
+from apps.catalog.models import Query
+from apps.rewards.parsing import render_call_list
+from apps.training.policy import query_tools
+
+from .models import SnapshotPair
+
+FORMATS = ("trl", "openai", "sharegpt")
+SPANS = ("fragment", "completion")  # trl only: where the shared prefix goes (the prompt, or both completions)
+
+
+def check_format(fmt: str, span: str = "fragment") -> None:
+    """Raise ValueError naming the choices when `fmt` or `span` is not one of them."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if span not in SPANS:
+        raise ValueError(f"unknown span {span!r}: expected one of {', '.join(SPANS)}")
+
+
+def row_metadata(item: SnapshotPair, query: Query) -> dict:
+    """Where a row came from: enough to find the pair, its query and the snapshot again."""
+    return {
+        "snapshot_id": item.snapshot_id,
+        "snapshot_hash": item.snapshot.content_hash,
+        "ordinal": item.ordinal,
+        "pair_id": item.pair_id,
+        "query_id": query.pk,
+        "query_external_id": query.external_id,
+        "deficiency": item.deficiency,
+        "gap": item.gap,
+        "status": item.status,
+    }
+
+
+def trl_row(item: SnapshotPair, query: Query, *, prompt: str, span: str = "fragment") -> dict:
+    """TRL's standard (not conversational) preference row `{"prompt", "chosen", "rejected"}` + `metadata`.
+
+    `prompt` is `query_prompt(tokenizer, query)`: the policy's chat template over the query's messages and
+    tools, ending with the assistant turn's header. With `span="fragment"` the shared prefix is part of the
+    prompt and chosen/rejected are the bare fragments (the loss sees only where the branches differ, as in
+    iTool); with `span="completion"` the prompt stops at the assistant header and both completions start
+    with the prefix.
+
+    TRL's DPOTrainer appends the tokenizer's EOS to chosen and rejected of non-conversational rows.
+    """
+    check_format("trl", span)
+    if span == "fragment":
+        prompt, chosen, rejected = prompt + item.prefix, item.chosen, item.rejected
+    else:
+        chosen, rejected = item.prefix + item.chosen, item.prefix + item.rejected
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "metadata": row_metadata(item, query)}
+
+
+def openai_row(item: SnapshotPair, query: Query) -> dict:
+    """One line of OpenAI's preference (DPO) fine-tuning file: `{"input": {"messages", "tools"},
+    "preferred_output": [assistant message], "non_preferred_output": [assistant message]}`.
+
+    OpenAI's format has no partial assistant turn to continue, so each output is the whole assistant text
+    so far, prefix + fragment, as the policy wrote it (raw text in its call format, not `tool_calls`: a
+    fragment rarely ends where a call does). Only the documented keys are written; metadata is left out.
+    Format: https://platform.openai.com/docs/guides/direct-preference-optimization (data format).
+    """
+    return {
+        "input": {"messages": query.messages, "tools": query_tools(query)},
+        "preferred_output": [{"role": "assistant", "content": item.prefix + item.chosen}],
+        "non_preferred_output": [{"role": "assistant", "content": item.prefix + item.rejected}],
+    }
+
+
+# LLaMA-Factory's sharegpt role tags (data/README.md, "tags"): human and observation at even indexes of
+# `conversations` (0, 2, …), gpt and function_call at odd ones; a leading "system" turn is the system
+# prompt; a preference row's conversations end on a human/observation turn (odd count).
+_SHAREGPT_FROM = {"user": "human", "assistant": "gpt", "tool": "observation", "system": "system"}
+
+
+def _assistant_text(message: dict) -> str:
+    """An earlier assistant turn as the policy's chat template writes it: its text, then its calls as a
+    Python call list (workers.llm.tiny.CHAT_TEMPLATE), the same form as the chosen/rejected values."""
+    text = message.get("content") or ""
+    calls = []
+    for call in message.get("tool_calls") or []:
+        fn = call.get("function", call)
+        arguments = fn.get("arguments") or {}
+        if isinstance(arguments, str):
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        calls.append({"name": fn["name"], "arguments": arguments})
+    if not calls:
+        return text
+    return (text + "\n" if text else "") + render_call_list(calls)
+
+
+def sharegpt_conversations(messages: list[dict]) -> list[dict]:
+    """OpenAI chat messages as sharegpt turns; consecutive tool results merge into one observation (the
+    alternation LLaMA-Factory checks allows one observation turn between two assistant turns)."""
+    turns: list[dict] = []
+    for message in messages:
+        role = message.get("role")
+        source = _SHAREGPT_FROM.get(role, role)
+        value = _assistant_text(message) if role == "assistant" else message.get("content") or ""
+        if source == "observation" and turns and turns[-1]["from"] == "observation":
+            turns[-1]["value"] += "\n" + value
+            continue
+        turns.append({"from": source, "value": value})
+    return turns
+
+
+def sharegpt_row(item: SnapshotPair, query: Query) -> dict:
+    """A LLaMA-Factory sharegpt preference row (as iTool trained with): `{"conversations": [{"from",
+    "value"}], "chosen": {"from": "gpt", "value"}, "rejected": {...}, "tools": "<JSON list>"}`.
+
+    Register it in LLaMA-Factory's dataset_info.json with `"formatting": "sharegpt", "ranking": true,
+    "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected", "tools": "tools"}`
+    (hiyouga/LLaMA-Factory data/README.md, "Sharegpt Format → Preference Dataset"; the converter is
+    src/llamafactory/data/converter.py). Like openai, chosen/rejected are prefix + fragment. `tools` is a
+    JSON string (keys sorted) of bare function schemas `{"name", "description", "parameters"}`, the form
+    its tool formatter reads in every version.
+    """
+    functions = []
+    for tool in query_tools(query):
+        fn = dict(tool["function"])
+        fn["parameters"] = fn.get("parameters") or {"type": "object", "properties": {}}
+        functions.append(fn)
+    return {
+        "conversations": sharegpt_conversations(query.messages),
+        "chosen": {"from": "gpt", "value": item.prefix + item.chosen},
+        "rejected": {"from": "gpt", "value": item.prefix + item.rejected},
+        "tools": json.dumps(functions, ensure_ascii=False, sort_keys=True),  # canonical, as encode_row
+    }
+
+
+def render_row(fmt: str, item: SnapshotPair, query: Query, *, prompt: str | None = None,
+               span: str = "fragment") -> dict:
+    """The row of `fmt` for one item; trl needs the query's rendered `prompt`, the others ignore it."""
+    check_format(fmt, span)
+    if fmt == "trl":
+        if prompt is None:
+            raise ValueError("a trl row needs the prompt rendered by the policy's chat template")
+        return trl_row(item, query, prompt=prompt, span=span)
+    return openai_row(item, query) if fmt == "openai" else sharegpt_row(item, query)
+
+
+def encode_row(row: dict) -> bytes:
+    """One JSON Lines line: canonical JSON (keys sorted, UTF-8 as is), so the same row gives the same bytes
+    whatever the database (PostgreSQL's jsonb does not keep an object's key order; SQLite does)."""
+    return (json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n").encode()

@@ -1,0 +1,1 @@
+"""Tests of dataset snapshots: freezing, export rows, the export command."""
