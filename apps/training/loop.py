@@ -214,9 +214,16 @@ def round_train(*, round_id: int, progress: Progress | None = None, check=None) 
     elif rnd.state != S.TRAINING:
         raise StageError(f"round {rnd.number} is {rnd.state}, not training")
 
+    buckets = {"name": None, "offset": 0, "steps": 0}  # SFT restarts its step count at each bucket
+
     def tick(p: dict) -> None:
+        if p.get("bucket") and p["bucket"] != buckets["name"]:
+            buckets["offset"] += buckets["steps"] if buckets["name"] else 0
+            buckets["name"] = p["bucket"]
+        buckets["steps"] = p.get("max_steps") or buckets["steps"]
         loss = p.get("loss")
-        point = (p["step"], loss) if loss is not None and p.get("step") is not None else None
+        point = ((buckets["offset"] + p["step"], loss)
+                 if loss is not None and p.get("step") is not None else None)
         round_progress(round_id=round_id, stage="train", loss_point=point,
                        **{k: v for k, v in p.items() if k in ("step", "max_steps", "loss", "epoch", "bucket",
                                                               "reward")})
