@@ -44,6 +44,14 @@ INSTALLED_APPS = [
     "apps.curation",
     "apps.training",
     "apps.datasets",
+    # REST API (apps/api): DRF, token auth, filters, the OpenAPI schema and its docs page (assets vendored by
+    # the sidecar package: no CDN)
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "apps.api",
 ]
 
 MIDDLEWARE = [
@@ -110,10 +118,57 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(DATA_DIR / "media")))
 # Trained policies (save_pretrained folders) go here; a shared file system when workers scale out.
 CHECKPOINT_DIR = Path(env("CHECKPOINT_DIR", default=str(DATA_DIR / "checkpoints")))
+# A running stage whose worker sent no progress for this long is marked failed (its worker died); resumable.
+ROUND_STALL_MINUTES = env.int("ROUND_STALL_MINUTES", default=30)
 
 # Uploads larger than this are refused before they are written anywhere (bytes; default 1 GiB).
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=1 << 30)
 FILE_UPLOAD_HANDLERS = ["apps.catalog.uploads.LimitedTemporaryFileUploadHandler"]
+
+# --- REST API (apps/api) ----------------------------------------------------------------------
+# Throttle counters live in the cache: set CACHE_URL (e.g. redis://host:6379/1) when several web processes
+# serve the API, so that they share one count; the default cache is per process.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+API_THROTTLE_RATE = env("API_THROTTLE_RATE", default="6000/hour") or None  # per user (one token each); "" = off
+API_AUTH_THROTTLE_RATE = env("API_AUTH_THROTTLE_RATE", default="30/minute") or None  # token requests, per IP
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: an unauthenticated request gets 401 with `WWW-Authenticate: Token`
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the browser's login (CSRF enforced)
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["apps.api.throttling.UserRateThrottle"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "apps.api.pagination.KeysetPagination",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "iTool Web API",
+    "DESCRIPTION": "Tools, queries, search trees, step-level preference pairs and their review, training rounds "
+                   "and dataset snapshots. Authenticate with `Authorization: Token <key>` "
+                   "(POST /api/v1/auth/token/).",
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "apps.api.schema.add_error_responses"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "PairStatusEnum": "apps.curation.models.PreferencePair.Status",
+        "RoundStateEnum": "apps.training.models.TrainingRound.State",
+        "AlgorithmEnum": "apps.training.models.TrainingRound.Algorithm",
+        "NewRoundAlgorithmEnum": "apps.api.training.NEW_ROUND_ALGORITHMS",
+        "JobStatusEnum": "apps.search.models.SearchTree.Status",  # import jobs' too (the same four states)
+        "QueryKindEnum": "apps.catalog.models.Query.Kind",
+        "CheckpointKindEnum": "apps.training.models.Checkpoint.Kind",
+    },
+}
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/projects/"

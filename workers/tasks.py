@@ -20,6 +20,7 @@ def _run_stage(task, round_id: int, stage: str, state: str, run) -> dict:
     hands over to the next stage."""
     from apps.training.lifecycle import CancelCheck, RoundCancelled, round_fail, stage_finished
     from apps.training.models import TrainingRound
+    from apps.training.services import round_progress
 
     if not TrainingRound.objects.filter(pk=round_id, state=state).exists():
         # Cancelled, failed or already past this stage (a redelivered duplicate): nothing to do.
@@ -30,6 +31,7 @@ def _run_stage(task, round_id: int, stage: str, state: str, run) -> dict:
         task.update_state(state="PROGRESS", meta=p)
         check()
 
+    round_progress(round_id=round_id, running_stage=stage)  # a worker holds the stage: rounds_reap watches it
     try:
         result = run(progress, check)
     except RoundCancelled:
@@ -37,6 +39,8 @@ def _run_stage(task, round_id: int, stage: str, state: str, run) -> dict:
     except Exception as exc:
         round_fail(round_id=round_id, stage=stage, error=f"{stage} failed: {type(exc).__name__}: {exc}")
         raise
+    finally:
+        round_progress(round_id=round_id, running_stage=None)
     stage_finished(round_id=round_id, stage=stage)
     return result
 

@@ -274,12 +274,18 @@ def round_fail(*, round_id: int, stage: str, error: str) -> None:
     round_progress(round_id=round_id, failed_stage=stage)
 
 
-def rounds_reap(*, stalled_after: timedelta = timedelta(minutes=30), now=None) -> list[int]:
-    """Mark failed every running round whose worker has sent no progress for `stalled_after` (it died:
-    killed, out of memory, machine lost). Returns their ids; each can then be resumed."""
+def rounds_reap(*, stalled_after: timedelta | None = None, now=None) -> list[int]:
+    """Mark failed every round whose worker started a stage and then sent no progress for `stalled_after`
+    (default ROUND_STALL_MINUTES): it died — killed, out of memory, machine lost. A stage still waiting in
+    the queue for a free worker is not touched. Returns the ids; each can then be resumed."""
+    from django.conf import settings
+
+    if stalled_after is None:
+        stalled_after = timedelta(minutes=settings.ROUND_STALL_MINUTES)
     now = now or timezone.now()
     reaped = []
-    for rnd in TrainingRound.objects.filter(state__in=ACTIVE, updated_at__lt=now - stalled_after):
+    for rnd in TrainingRound.objects.filter(state__in=ACTIVE, updated_at__lt=now - stalled_after,
+                                            progress__has_key="running_stage"):
         stage = STATE_STAGE[rnd.state]
         round_fail(round_id=rnd.pk, stage=stage,
                    error=f"the {stage} worker sent no progress since {rnd.updated_at:%Y-%m-%d %H:%M:%S} UTC "

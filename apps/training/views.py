@@ -13,7 +13,7 @@ from apps.projects.permissions import ADMINS, MEMBERS, project_view
 
 from .charts import line_chart
 from .forms import RoundForm
-from .lifecycle import FINAL, LaunchRefused, round_cancel, round_gate, round_launch, round_resume
+from .lifecycle import FINAL, LaunchRefused, round_cancel, round_gate, round_launch, round_resume, rounds_reap
 from .models import EvalRun, TrainingRound
 from .services import InvalidTransition, round_create
 
@@ -68,6 +68,7 @@ def pass_rate_chart(rows: list[dict], kinds: list[str]):
 @require_http_methods(["GET", "POST"])
 @project_view(*MEMBERS)
 def round_list(request, project):
+    rounds_reap()
     is_admin = request.project_role in ADMINS
     form = RoundForm(project=project) if is_admin else None
     if request.method == "POST":
@@ -93,6 +94,7 @@ def round_list(request, project):
 
 @project_view(*MEMBERS)
 def round_detail(request, project, number: int):
+    rounds_reap()  # a round whose worker died shows as failed (with the reason), resumable, not as running forever
     rnd = _round(project, number)
     is_admin = request.project_role in ADMINS
     gate = round_gate(rnd) if rnd.state in (S.REVIEWING, S.PAIRING, S.SEARCHING) else None

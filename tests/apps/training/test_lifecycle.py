@@ -187,7 +187,9 @@ def test_cancel_keeps_data_and_stops_running_stages(reviewing):
 def test_a_silent_worker_is_reaped_then_resumed(reviewing, django_capture_on_commit_callbacks):
     pairs(reviewing, "approved")
     rnd = round_launch(round_id=reviewing.pk)
-    round_progress(round_id=rnd.pk, step=7, max_steps=20)
+    TrainingRound.objects.filter(pk=rnd.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    assert rounds_reap(stalled_after=timedelta(minutes=30)) == []  # queued: no worker has taken the stage yet
+    round_progress(round_id=rnd.pk, step=7, max_steps=20, running_stage="train")
     assert rounds_reap(stalled_after=timedelta(minutes=30)) == []  # it just reported
     TrainingRound.objects.filter(pk=rnd.pk).update(updated_at=timezone.now() - timedelta(hours=1))
     assert rounds_reap(stalled_after=timedelta(minutes=30)) == [rnd.pk]
