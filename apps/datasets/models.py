@@ -63,6 +63,10 @@ class SnapshotPair(_FrozenModel):
     deficiency = models.CharField(max_length=24, blank=True)
     gap = models.FloatField(default=0.0)
     status = models.CharField(max_length=10)
+    # Whether each fragment ends the answer (its tree node is terminal). A fragment that stops mid-answer is
+    # trained without an EOS after it: an EOS there would teach the policy to stop after the fragment.
+    chosen_ends = models.BooleanField(default=True)
+    rejected_ends = models.BooleanField(default=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["snapshot", "ordinal"], name="snapshotpair_unique_ordinal")]

@@ -43,6 +43,8 @@ def row_metadata(item: SnapshotPair, query: Query) -> dict:
         "deficiency": item.deficiency,
         "gap": item.gap,
         "status": item.status,
+        "chosen_ends": item.chosen_ends,
+        "rejected_ends": item.rejected_ends,
     }
 
 
@@ -55,7 +57,9 @@ def trl_row(item: SnapshotPair, query: Query, *, prompt: str, span: str = "fragm
     iTool); with `span="completion"` the prompt stops at the assistant header and both completions start
     with the prefix.
 
-    TRL's DPOTrainer appends the tokenizer's EOS to chosen and rejected of non-conversational rows.
+    TRL's trainers append the tokenizer's EOS to chosen and rejected of non-conversational rows; metadata's
+    `chosen_ends` / `rejected_ends` say whether a fragment really ends the answer (with span="fragment", a
+    fragment that stops mid-answer should be trained without that EOS, as this project's rounds do).
     """
     check_format("trl", span)
     if span == "fragment":

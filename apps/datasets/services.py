@@ -169,7 +169,8 @@ def snapshot_content_hash(snapshot: DatasetSnapshot) -> str:
     were changed behind the models' back (or a frozen pair was deleted since: its id reads as null)."""
     digest = _content_hasher(snapshot.checkpoint_id)
     rows = (SnapshotPair.objects.filter(snapshot=snapshot).order_by("ordinal")
-            .values_list("ordinal", "pair_id", *_FROZEN_FIELDS).iterator(chunk_size=FREEZE_BATCH))
+            .values_list("ordinal", "pair_id", *_FROZEN_FIELDS, "chosen_ends", "rejected_ends")
+            .iterator(chunk_size=FREEZE_BATCH))
     for ordinal, *values in rows:
         _hash_row(digest, ordinal, tuple(values))
     return digest.hexdigest()
@@ -204,12 +205,17 @@ def snapshot_freeze(*, project, round: TrainingRound | None = None, filters: dic
             digest = _content_hasher(snapshot.checkpoint_id)
             batch: list[SnapshotPair] = []
             count = 0
-            for values in pairs.values_list("id", *_FROZEN_FIELDS).iterator(chunk_size=FREEZE_BATCH):
+            for values in pairs.values_list("id", *_FROZEN_FIELDS, "chosen_node__is_terminal",
+                                            "rejected_node__is_terminal").iterator(chunk_size=FREEZE_BATCH):
+                *values, chosen_terminal, rejected_terminal = values
+                # no tree node (an imported or hand-made pair): the fragments are whole answers
+                chosen_ends, rejected_ends = chosen_terminal is not False, rejected_terminal is not False
                 pair_id, query_id, _, prefix, chosen, rejected, deficiency, gap, status = values
-                _hash_row(digest, count, values)
+                _hash_row(digest, count, (*values, chosen_ends, rejected_ends))
                 batch.append(SnapshotPair(snapshot=snapshot, ordinal=count, pair_id=pair_id, query_id=query_id,
                                           prefix=prefix, chosen=chosen, rejected=rejected, deficiency=deficiency,
-                                          gap=gap, status=status))
+                                          gap=gap, status=status, chosen_ends=chosen_ends,
+                                          rejected_ends=rejected_ends))
                 count += 1
                 if len(batch) >= FREEZE_BATCH:
                     SnapshotPair.objects.bulk_create(batch)

@@ -267,10 +267,12 @@ def _train_sft(rnd: TrainingRound, tick):
 
 def snapshot_training_rows(snapshot) -> list[dict]:
     """The rows a preference round trains on: the snapshot's trl export rows, so what is exported is what was
-    trained (prompt = the policy's chat template + the shared assistant prefix; chosen / rejected fragments)."""
+    trained (prompt = the policy's chat template + the shared assistant prefix; chosen / rejected fragments;
+    a fragment that stops mid-answer is trained without a closing EOS)."""
     from apps.datasets.services import snapshot_rows
 
-    return [{"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
+    return [{"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"],
+             "chosen_ends": row["metadata"]["chosen_ends"], "rejected_ends": row["metadata"]["rejected_ends"]}
             for row in snapshot_rows(snapshot, "trl")]
 
 

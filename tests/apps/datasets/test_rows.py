@@ -34,7 +34,8 @@ def test_trl_row_fragment_span(frozen):
         "rejected": "city='Lyon')]",
         "metadata": {"snapshot_id": snapshot.pk, "snapshot_hash": snapshot.content_hash, "ordinal": 0,
                      "pair_id": pair.pk, "query_id": item.query_id, "query_external_id": item.query.external_id,
-                     "deficiency": "wrong_value", "gap": pair.gap, "status": "approved"},
+                     "deficiency": "wrong_value", "gap": pair.gap, "status": "approved",
+                     "chosen_ends": True, "rejected_ends": True},
     }
     # the prompt is exactly the policy's own rendering (what search sampled from) + the shared prefix
     assert row["prompt"] == query_prompt(policy_tokenizer(snapshot.checkpoint), item.query) + item.prefix
@@ -125,3 +126,24 @@ def test_unknown_formats_and_spans_name_the_choices(frozen):
     with pytest.raises(ValueError, match="needs the prompt"):
         render_row("trl", item, item.query)
     assert sharegpt_row(item, item.query) == render_row("sharegpt", item, item.query)
+
+
+def test_fragments_that_stop_mid_answer_are_marked(project, make_pair, round_):
+    """A pair from a tree: each side ends the answer only when its node is terminal; rounds train the
+    unfinished side without a closing EOS (workers/train/preference.py)."""
+    from tests.factories import SearchTreeFactory, TreeNodeFactory
+
+    tree = SearchTreeFactory(project=project)
+    root = TreeNodeFactory(tree=tree, fragment="[get_weather(")
+    mid = TreeNodeFactory(tree=tree, parent=root, fragment="city='Paris', ", is_terminal=False)
+    end = TreeNodeFactory(tree=tree, parent=root, fragment="city='Lyon')]", is_terminal=True, ordinal=1)
+    make_pair("approved", round=round_, tree=tree, node=root, chosen_node=mid, rejected_node=end,
+              chosen="city='Paris', ", rejected="city='Lyon')]")
+    snapshot = snapshot_freeze(project=project, round=round_)
+    row = next(trl_rows(snapshot))
+    assert (row["metadata"]["chosen_ends"], row["metadata"]["rejected_ends"]) == (False, True)
+    item = snapshot.items.get()
+    assert (item.chosen_ends, item.rejected_ends) == (False, True)
+    from apps.datasets.services import snapshot_content_hash
+
+    assert snapshot_content_hash(snapshot) == snapshot.content_hash
