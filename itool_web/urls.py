@@ -1,9 +1,11 @@
-"""URL routes: the review pages for people, the admin for data, Django's login and logout."""
+"""URL routes: the review pages for people, the admin for data, Django's login and logout, the REST API and
+its OpenAPI schema and docs."""
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 admin.site.site_header = "iTool Web"
 admin.site.site_title = "iTool Web"
@@ -18,4 +20,7 @@ urlpatterns = [
     path("projects/<int:project_id>/trees/", include("apps.search.urls")),
     path("projects/<int:project_id>/rounds/", include("apps.training.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("apps.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

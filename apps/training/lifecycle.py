@@ -143,7 +143,8 @@ def round_launch(*, round_id: int, user=None, dispatch: bool = True) -> Training
     from apps.datasets.services import snapshot_freeze
 
     with transaction.atomic():
-        rnd = TrainingRound.objects.select_for_update().select_related("project", "policy_in").get(pk=round_id)
+        rnd = (TrainingRound.objects.select_for_update(of=("self",))  # Postgres: not the nullable joined rows
+               .select_related("project", "policy_in").get(pk=round_id))
         if rnd.policy_in is None:
             raise LaunchRefused(f"round {rnd.number} has no policy checkpoint: build or train one first")
         if rnd.state == S.DRAFT:

@@ -1,0 +1,140 @@
+"""Dataset snapshots: list and read them, freeze one from a round or a filter (project admins), and stream one
+out as JSON Lines in a training format."""
+from __future__ import annotations
+
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.response import Response
+from rest_framework.status import HTTP_200_OK, HTTP_201_CREATED
+
+from apps.datasets.models import DatasetSnapshot
+from apps.datasets.rows import FORMATS, SPANS, check_format
+from apps.datasets.services import snapshot_export, snapshot_filters_clean, snapshot_freeze
+from apps.projects.permissions import ADMINS, project_with_role
+from apps.training.models import Checkpoint, TrainingRound
+
+from .fields import IdField, JSONObjectField
+from .filters import SnapshotFilter
+from .permissions import ProjectScopedMixin
+
+NDJSON = "application/x-ndjson"
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    filters = JSONObjectField(read_only=True, help_text="How the pairs were chosen (normalised).")
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = DatasetSnapshot
+        fields = ["id", "project", "round", "name", "checkpoint", "content_hash", "pair_count", "filters", "created_by",
+                  "created_at"]
+        read_only_fields = fields
+
+
+class SnapshotCreateSerializer(serializers.Serializer):
+    """Freeze the approved and edited pairs of a round, or of a selection, into an immutable snapshot."""
+
+    project = IdField()
+    round = IdField(required=False, allow_null=True, help_text="Freeze this round's reviewed pairs.")
+    filters = JSONObjectField(required=False, help_text='Or a selection: {"status": [...], "round": id, '
+                                                        '"deficiency": [...], "min_gap": x, "max_gap": y, "kind": [...]}.')
+    name = serializers.CharField(required=False, max_length=200)
+    checkpoint = IdField(required=False, allow_null=True,
+                         help_text="Whose chat template renders trl prompts (default: the round's policy, else the "
+                                   "project's newest checkpoint).")
+
+
+class IgnoreFormatParameter(DefaultContentNegotiation):
+    """On the export, `?format=` names the export format, not a renderer: answer errors in JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+EXPORT_PARAMETERS = [
+    OpenApiParameter("format", str, enum=list(FORMATS), required=True,
+                     description="trl {prompt, chosen, rejected, metadata}; openai preference fine-tuning rows; "
+                                 "sharegpt (iTool / LLaMA-Factory) rows."),
+    OpenApiParameter("span", str, enum=list(SPANS), default="fragment",
+                     description="trl only: the shared prefix in the prompt (fragment) or in both completions."),
+]
+
+
+class SnapshotViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Immutable, content-hashed copies of reviewed pairs: what a round trains on, and what you export."""
+
+    queryset = DatasetSnapshot.objects.select_related("created_by")
+    serializer_class = SnapshotSerializer
+    filterset_class = SnapshotFilter
+    ordering = ("-id",)  # newest first
+
+    @extend_schema(request=SnapshotCreateSerializer, responses={
+        201: SnapshotSerializer,
+        200: OpenApiResponse(SnapshotSerializer, "The same content was frozen before: that snapshot.")})
+    def create(self, request, *args, **kwargs):
+        """Freeze a snapshot (project admins)."""
+        body = SnapshotCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        project, _ = project_with_role(request.user, data["project"], *ADMINS)
+        rnd = checkpoint = None
+        if data.get("round") is not None:
+            rnd = TrainingRound.objects.filter(pk=data["round"], project=project).select_related("policy_in").first()
+            if rnd is None:
+                raise ValidationError({"round": [f"No round #{data['round']} in project {project.name}."]})
+        if data.get("checkpoint") is not None:
+            checkpoint = Checkpoint.objects.filter(pk=data["checkpoint"], project=project).first()
+            if checkpoint is None:
+                raise ValidationError({"checkpoint": [f"No checkpoint #{data['checkpoint']} in project {project.name}."]})
+        try:
+            snapshot_filters_clean(project=project, filters=data.get("filters"), round=rnd)
+        except ValueError as error:
+            raise ValidationError({"filters": [str(error)]}) from None
+        started = timezone.now()
+        try:
+            snapshot = snapshot_freeze(project=project, round=rnd, filters=data.get("filters"), name=data.get("name"),
+                                       created_by=request.user, checkpoint=checkpoint)
+        except ValueError as error:  # nothing to freeze, or a checkpoint that does not fit the round
+            raise ValidationError({"non_field_errors": [str(error)]}) from None
+        snapshot = self.queryset.get(pk=snapshot.pk)
+        created = snapshot.created_at >= started
+        return Response(SnapshotSerializer(snapshot).data, status=HTTP_201_CREATED if created else HTTP_200_OK)
+
+    @extend_schema(
+        parameters=EXPORT_PARAMETERS,
+        responses={
+            (200, NDJSON): OpenApiResponse(OpenApiTypes.STR, "JSON Lines, one row per pair, the same bytes every "
+                                                             "time. Headers: X-Content-Hash (the snapshot's "
+                                                             "content_hash), ETag, Content-Disposition."),
+            304: OpenApiResponse(description="If-None-Match matched the ETag: unchanged."),
+            400: OpenApiResponse(description="Unknown format or span, or a trl export of a snapshot without a "
+                                             "checkpoint."),
+        })
+    @action(detail=True, methods=["get"], filter_backends=[], content_negotiation_class=IgnoreFormatParameter)
+    def export(self, request, pk=None):
+        """Stream the snapshot as JSON Lines."""
+        snapshot = self.get_object()
+        fmt = request.query_params.get("format", "")
+        span = request.query_params.get("span", "fragment")
+        try:
+            check_format(fmt, span)
+        except ValueError as error:
+            raise ValidationError({"format" if fmt not in FORMATS else "span": [str(error)]}) from None
+        etag = f'"{snapshot.content_hash}-{fmt}-{span}"'
+        headers = {"ETag": etag, "X-Content-Hash": snapshot.content_hash}
+        if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+            return HttpResponse(status=304, headers=headers)
+        try:
+            lines = snapshot_export(snapshot, fmt, span)  # checks everything before the first byte
+        except (ValueError, OSError) as error:  # no checkpoint for trl, or its tokenizer cannot be read
+            raise ValidationError({"format": [str(error)]}) from None
+        name = f"snapshot-{snapshot.pk}-{fmt}{'-' + span if fmt == 'trl' else ''}.jsonl"
+        return StreamingHttpResponse(lines, content_type=NDJSON, headers={
+            **headers, "Content-Disposition": content_disposition_header(as_attachment=True, filename=name)})

@@ -1,0 +1,68 @@
+"""Serializer fields the API modules share: JSON a database can store, and ids checked against a project."""
+from __future__ import annotations
+
+import math
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+MAX_ID = 2**63 - 1  # the largest bigint primary key; larger numbers are refused as input, not sent to the database
+
+
+def storable_json_error(value, path: str = "") -> str | None:
+    """Why `value` cannot be stored in a JSON column (PostgreSQL refuses NUL characters in jsonb, and JSON has
+    no NaN or infinity), or None when it can."""
+    if isinstance(value, str):
+        return f"{path or 'value'}: contains a NUL character (\\u0000)" if "\x00" in value else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path or 'value'}: {value} is not a finite number"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            error = storable_json_error(key, f"{path}[key]") or storable_json_error(item, f"{path}.{key}".lstrip("."))
+            if error:
+                return error
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if error := storable_json_error(item, f"{path}[{i}]"):
+                return error
+    return None
+
+
+class StorableJSONField(serializers.JSONField):
+    """Any JSON value that the database can store."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if error := storable_json_error(value):
+            raise serializers.ValidationError(error)
+        return value
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {}})
+class JSONObjectField(StorableJSONField):
+    """A JSON object that the database can store."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            raise serializers.ValidationError(f"Expected a JSON object, got {type(value).__name__}.")
+        return value
+
+
+class IdField(serializers.IntegerField):
+    """The id of a row (a positive integer in the database's range)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A float that is a number: NaN and infinities (which pass min/max checks) are refused."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            raise serializers.ValidationError("A finite number is required.")
+        return value
