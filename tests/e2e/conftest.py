@@ -124,7 +124,8 @@ class Session:
         self.errors: list[str] = []
         self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
         self.page.on("console", lambda msg: self.errors.append(f"console.{msg.type}: {msg.text}")
-                     if msg.type == "error" and "409" not in msg.text and "404" not in msg.text else None)
+                     if msg.type == "error" and not any(f"status of {code}" in msg.text for code in (400, 403, 404, 409))
+                     else None)  # answers the pages expect (bad input, conflicts) are not script errors
 
     def url(self, path: str) -> str:
         return self.base_url + path
