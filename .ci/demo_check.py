@@ -28,9 +28,17 @@ assert "env-0-000000" in queries, "generated queries not listed"
 tools = get("/admin/catalog/tool/")
 assert "get_current_weather" in tools and "lookup_ticker" in tools, "generated tools not listed"
 rounds = get("/admin/training/traininground/")
-assert "reviewing" in rounds and "done" in rounds, "round 0 done and round 1 reviewing expected"
+assert "reviewing" in rounds and "done" in rounds, "rounds 0 and 1 done and round 2 reviewing expected"
+project_id = re.search(r'/admin/projects/project/(\d+)/change/', projects)[1]
+round_pages = get(f"/projects/{project_id}/rounds/")
+assert 'id="pass-rate-chart"' in round_pages and "<polyline" in round_pages, "no pass@1 chart on the rounds page"
+round1 = get(f"/projects/{project_id}/rounds/1/")
+assert 'id="eval-summary"' in round1 and "→" in round1, "round 1 has no before/after evaluation"
+api = get("/api/v1/rounds/?project=" + project_id)
+assert '"number":1' in api.replace(" ", ""), "rounds not listed by the REST API"
 pairs = get("/admin/curation/preferencepair/?status__exact=pending")
 assert "pair #" in pairs or "field-chosen_short" in pairs, "no pending pairs listed"
 css = opener.open(base + "/static/admin/css/base.css", timeout=30)
 assert css.status == 200, "static files not served"
-print("demo pages OK: login, projects, queries, tools, rounds, pending pairs, static files")
+print("demo pages OK: login, projects, queries, tools, rounds (chart, round 1 before/after, REST), pending pairs, "
+      "static files")

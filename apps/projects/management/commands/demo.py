@@ -14,8 +14,13 @@ from django.db.models import Count
 from apps.curation.models import PreferencePair
 from apps.projects.models import Project
 from apps.projects.services import demo_users_create
+from apps.training.lifecycle import FINAL
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.services import round_create
+
+# Round 1's SimPO settings for the tiny policy (iTool's β 2.5 and γ 0.5; see README "Training rounds" for the
+# figures behind the rest).
+DEMO_SIMPO = {"epochs": 3, "batch_size": 8, "learning_rate": 2e-4}
 
 
 class Command(BaseCommand):
@@ -25,7 +30,10 @@ class Command(BaseCommand):
         parser.add_argument("--project", default="demo")
         parser.add_argument("--queries", type=int, default=4000, help="Generated queries in the demo environment.")
         parser.add_argument("--warmup-epochs", type=float, default=2.0, help="Passes of the warm-up SFT per stage.")
-        parser.add_argument("--search-queries", type=int, default=48, help="Queries the demo round searches.")
+        parser.add_argument("--search-queries", type=int, default=48, help="Queries each demo round searches.")
+        parser.add_argument("--eval-queries", type=int, default=800, help="Held-out queries each round is scored on.")
+        parser.add_argument("--review", action="store_true",
+                            help="Round 1 waits for people to review its pairs instead of auto-approving them.")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
@@ -50,25 +58,62 @@ class Command(BaseCommand):
             f"{url}/projects/{project.pk}/pairs/next/): a approves, r rejects, e edits the chosen fragment, "
             f"s swaps, f flags, k skips, u undoes, ? shows every key. The reviewer adjudicates flagged and "
             f"edited pairs; the admin also edits the guidelines.\n"
-            f"Admin site: {url}/admin/ as admin — Catalog (queries, tools, import jobs with an upload form), "
-            f"Training (round 0 with its eval, round 1 reviewing), Search (trees, nodes), Curation (pairs).\n"
+            f"Rounds: {url}/projects/{project.pk}/rounds/ (as admin: pass@1 across rounds, launch / cancel / "
+            f"resume, loss curves). Admin site: {url}/admin/ — Catalog (queries, tools, import jobs with an upload "
+            f"form), Training (rounds with launch / cancel / resume actions), Search, Curation, Datasets. "
+            f"REST API: {url}/api/docs/\n"
         )
         if opts["no_serve"]:
             return
         self._serve(opts["host"], opts["port"])
 
     def _loop(self, project: Project, opts: dict) -> None:
-        """The tiny policy, its warm-up (round 0), and round 1 searched and paired: pairs wait for review.
-        Each part is skipped when a previous run already did it."""
+        """The tiny policy and its warm-up (round 0); round 1 end to end — select, search, pair, auto-approve
+        (or wait for the annotator with --review), SimPO, evaluate — with eval before and after; then round 2
+        searched and paired, its pairs waiting for review. Each part is skipped when an earlier run did it."""
         if not Checkpoint.objects.filter(project=project, kind=Checkpoint.Kind.TINY).exists():
             call_command("build_tiny_model", project=project.name, output=str(settings.CHECKPOINT_DIR / project.name
                                                                                  / "tiny"), size="small")
         if not TrainingRound.objects.filter(project=project, number=0, state=TrainingRound.State.DONE).exists():
             call_command("warmup", project=project.name, epochs=opts["warmup_epochs"])
-        if not TrainingRound.objects.filter(project=project, number__gte=1).exists():
-            round_create(project=project, selection={"method": "perplexity", "ratio": 0.3,
-                                                     "max_queries": opts["search_queries"]})
-        call_command("run_round", project=project.name, until="pair")
+        selection = {"method": "perplexity", "ratio": 0.3, "max_queries": opts["search_queries"]}
+        if not TrainingRound.objects.filter(project=project, number=1).exists():
+            round_create(project=project, algorithm=TrainingRound.Algorithm.SIMPO, selection=selection,
+                         hyperparameters={"train": DEMO_SIMPO, "eval_limit": opts["eval_queries"]})
+        round1 = TrainingRound.objects.get(project=project, number=1)
+        if opts["review"]:
+            if round1.state not in FINAL:
+                call_command("run_round", project=project.name, until="pair")
+                self._pairs_waiting(project)
+                self.stdout.write("Round 1 waits for review: approve its pairs in the browser, then launch it "
+                                  "from its round page (admin) or run `run_round --until evaluate`.")
+            return
+        if round1.state not in FINAL:
+            call_command("run_round", project=project.name, until="evaluate", auto_approve=True)
+            round1.refresh_from_db()
+        self._before_after(round1)
+        if round1.state == TrainingRound.State.DONE and not TrainingRound.objects.filter(project=project,
+                                                                                       number=2).exists():
+            round_create(project=project, algorithm=TrainingRound.Algorithm.SIMPO, selection=selection,
+                         hyperparameters={"train": DEMO_SIMPO, "eval_limit": opts["eval_queries"]})
+        if TrainingRound.objects.filter(project=project, number=2).exclude(state__in=FINAL).exists():
+            call_command("run_round", project=project.name, until="pair")
+        self._pairs_waiting(project)
+
+    def _before_after(self, rnd: TrainingRound) -> None:
+        before, after = rnd.metrics.get("before"), rnd.metrics.get("eval")
+        if not (before and after):
+            self.stdout.write(f"round 1 is {rnd.state}{': ' + rnd.error if rnd.error else ''}")
+            return
+        self.stdout.write(self.style.SUCCESS(
+            f"round 1 (SimPO on {rnd.snapshot.pair_count if rnd.snapshot else 0} step-level pairs): eval pass@1 "
+            f"{before['pass_rate']:.1%} → {after['pass_rate']:.1%} ({after['pass_rate'] - before['pass_rate']:+.1%}) "
+            f"on {after['n']} held-out queries"))
+        for kind, figures in after["by_kind"].items():
+            was = before["by_kind"].get(kind, {}).get("pass_rate", 0.0)
+            self.stdout.write(f"  {kind:>18}: {was:.0%} → {figures['pass_rate']:.0%}")
+
+    def _pairs_waiting(self, project: Project) -> None:
         pairs = PreferencePair.objects.filter(project=project, status=PreferencePair.Status.PENDING)
         kinds = pairs.values_list("deficiency").annotate(n=Count("id")).order_by("-n")
         self.stdout.write(f"{pairs.count()} pairs wait for review (rejected branch: "
