@@ -5,9 +5,14 @@ Env: REVIEW_BENCH_PAIRS (default 1,000,000; SQLite is capped at 20,000), REVIEW_
 REVIEW_BENCH_REVIEWERS (default 100), REVIEW_BENCH_WORKERS (server threads, default 16: each holds one
 database connection, and PostgreSQL allows 100 by default).
 Everything created (a project `bench-review-<random>`, its rows, the users, their sessions) is deleted at the end.
+
+The dashboard reads running counts (apps/curation/models.py: PairCount …). The triggers count the pairs and
+events the seeding inserts with plain SQL; the seeded decisions get their agreement cells from
+`review_stats_rebuild`, timed on its own. After the load run the counts are checked against the rows.
 """
 from __future__ import annotations
 
+import html
 import http.cookiejar
 import json
 import os
@@ -35,7 +40,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from apps.catalog.models import Query, QueryTool, Tool
-from apps.curation.models import PairAssignment, PreferencePair, ReviewEvent
+from apps.curation.models import (AgreementCell, AgreementCount, PairAssignment, PairCount, PreferencePair,
+                                   ReviewerCount, ReviewEvent)
+from apps.curation.stats import review_stats_differences, review_stats_rebuild
 from apps.projects.models import Membership, Project
 from apps.rewards.deficiency import Deficiency
 from apps.training.models import TrainingRound
@@ -55,6 +62,8 @@ CHANGING = [a for a in ReviewEvent.Action.values if a not in ("skip", "create", 
 PAIR = PreferencePair._meta.db_table
 EVENT = ReviewEvent._meta.db_table
 ASSIGNMENT = PairAssignment._meta.db_table
+CELL = AgreementCell._meta.db_table
+COUNTS = [model._meta.db_table for model in (PairCount, ReviewerCount, AgreementCount)]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -119,8 +128,9 @@ class Seeder:
         self.project, self.round, self.query_ids, self.user_ids, self.tag = project, round_, query_ids, user_ids, tag
         self.count = 0
 
-    def grow(self, target: int) -> tuple[int, float]:
-        """Add pairs (and the events and assignments of the reviewed ones) up to `target`; (rows, seconds)."""
+    def grow(self, target: int) -> tuple[int, float, float, list[str]]:
+        """Add pairs (and the events and assignments of the reviewed ones) up to `target`, then rebuild the
+        counts; (rows, seconds, of which rebuilding, what the rebuild found wrong in the counts)."""
         start, before = time.perf_counter(), self.count
         while self.count < target:
             n = min(CHUNK, target - self.count)
@@ -130,13 +140,16 @@ class Seeder:
             else:
                 self._grow_python(n)
             self.count += n
+        rebuild_start = time.perf_counter()
+        wrong = review_stats_rebuild(project_ids=[self.project.pk])[self.project.pk]
+        rebuild = time.perf_counter() - rebuild_start
         with connection.cursor() as cursor:  # what autovacuum would do after a bulk load
             if connection.vendor == "postgresql":
-                for table in (PAIR, EVENT, ASSIGNMENT):
+                for table in (PAIR, EVENT, ASSIGNMENT, CELL, *COUNTS):
                     cursor.execute(f"VACUUM (ANALYZE) {table}")
             else:
                 cursor.execute("ANALYZE")
-        return self.count - before, time.perf_counter() - start
+        return self.count - before, time.perf_counter() - start, rebuild, wrong
 
     def _grow_pg(self, n: int, after: int) -> None:
         params = {"project": self.project.pk, "round": self.round.pk, "queries": self.query_ids,
@@ -182,21 +195,40 @@ class Seeder:
 # --- page latency ----------------------------------------------------------------------------------------
 
 
-def measure_pages(*, project, annotator, size: int, sessions: list[str]) -> dict:
+NEXT_PAGE = re.compile(r'<a href="([^"]+)" rel="next">')
+
+
+def _bulk_pages(client, base: str, n: int) -> list[str]:
+    """The URLs of the bulk view's first n pages with BULK_FILTERS, by following its `next` links."""
+    urls = [f"{base}/pairs/?{urllib.parse.urlencode(BULK_FILTERS)}"]
+    while len(urls) < n:
+        found = NEXT_PAGE.search(client.get(urls[-1]).content.decode())
+        if not found:
+            break
+        urls.append(f"{base}/pairs/" + html.unescape(found.group(1)))
+    return urls
+
+
+def measure_pages(*, project, annotator, reviewer, size: int, sessions: list[str]) -> dict:
     client = Client(SERVER_NAME="127.0.0.1")
     client.force_login(annotator)
     sessions.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
+    as_reviewer = Client(SERVER_NAME="127.0.0.1")
+    as_reviewer.force_login(reviewer)
+    sessions.append(as_reviewer.cookies[settings.SESSION_COOKIE_NAME].value)
     pending = list(PreferencePair.objects.filter(project=project, status="pending")
                    .order_by("?" if size <= 100_000 else "id").values_list("id", flat=True)[:REQUESTS_PER_PAGE * 50])
     pending = random.Random(size).sample(pending, min(REQUESTS_PER_PAGE, len(pending)))
     base = f"/projects/{project.pk}"
+    bulk = _bulk_pages(client, base, 3)
     pages = {
-        "focus": lambda k: f"{base}/pairs/{pending[k % len(pending)]}/",
-        "bulk": lambda k: f"{base}/pairs/?{urllib.parse.urlencode({**BULK_FILTERS, 'page': 1 + k % 3})}",
-        "dashboard": lambda k: f"{base}/",
+        "focus": (client, lambda k: f"{base}/pairs/{pending[k % len(pending)]}/"),
+        "bulk": (client, lambda k: bulk[k % len(bulk)]),
+        "dashboard": (client, lambda k: f"{base}/"),
+        "dashboard (reviewer)": (as_reviewer, lambda k: f"{base}/"),
     }
     out = {}
-    for name, url_for in pages.items():
+    for name, (client, url_for) in pages.items():
         client.get(url_for(0))  # warm: templates, plan caches
         times, queries, slowest = [], [], None
         budget = time.perf_counter() + PAGE_TIME_BUDGET
@@ -468,6 +500,9 @@ def load_run(*, project, seconds: float, n_reviewers: int, workers: int, created
     run_events = ReviewEvent.objects.filter(id__gt=event_mark, pair__project=project, user_id__in=created_users,
                                             action__in=("approve", "reject")).count()
     lost = version_mismatch + duplicate_versions + abs(run_events - c["writes"])
+    wrong = review_stats_differences(project_id=project.pk)
+    print(f"  dashboard counts (pairs by status, who reviewed what, agreement) vs a recount of the rows after "
+          f"the run: {len(wrong)} differ" + "".join(f"\n    {line}" for line in wrong[:10]))
     print(f"  lost updates: {lost} (pairs whose version ≠ 1 + their events: {version_mismatch}; "
           f"events sharing a pair version: {duplicate_versions}; successful writes {c['writes']:,} vs "
           f"events recorded {run_events:,})")
@@ -497,10 +532,12 @@ def _cleanup(project, user_ids: list[int], sessions: list[str]) -> None:
     """Raw deletes for the big tables (the ORM's cascade would load a million rows), then the ORM for the rest."""
     if project.pk:
         with connection.cursor() as cursor:
-            for table in (EVENT, ASSIGNMENT):
+            for table in (EVENT, ASSIGNMENT, CELL):
                 cursor.execute(f"DELETE FROM {table} WHERE pair_id IN (SELECT id FROM {PAIR} WHERE project_id = %s)",
                                [project.pk])
             cursor.execute(f"DELETE FROM {PAIR} WHERE project_id = %s", [project.pk])
+            for table in COUNTS:  # plain ids, no cascade
+                cursor.execute(f"DELETE FROM {table} WHERE project_id = %s", [project.pk])
         project.delete()
     if user_ids:
         ReviewEvent.objects.filter(user_id__in=user_ids).delete()
@@ -530,9 +567,10 @@ def main() -> None:
         seed_users = User.objects.bulk_create([User(username=f"bench-ann-{tag}-{k}") for k in range(3)])
         seed_users = list(User.objects.filter(username__startswith=f"bench-ann-{tag}-").order_by("id"))
         user_ids.extend(u.pk for u in seed_users)
-        annotator = seed_users[0]
+        annotator, reviewer = seed_users[0], seed_users[2]
         Membership.objects.bulk_create([Membership(project=project, user=u, role=Membership.Role.ANNOTATOR)
-                                        for u in seed_users])
+                                        for u in seed_users[:2]] + [
+                                        Membership(project=project, user=reviewer, role=Membership.Role.REVIEWER)])
         round_ = TrainingRound.objects.create(project=project, number=1, state=TrainingRound.State.REVIEWING)
         tools = Tool.objects.bulk_create([Tool(project=project, name=name, schema_hash=name, parameters={
             "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
@@ -551,24 +589,28 @@ def main() -> None:
         print(f"database: {connection.vendor}; project {project.name}; pairs up to {target:,}")
         results: dict[int, dict] = {}
         for size in sizes:
-            rows, took = seeder.grow(size)
+            rows, took, rebuild, wrong = seeder.grow(size)
+            counted = not any(line.startswith(("pairs", "reviewers")) for line in wrong)
             print(f"seeded {rows:,} pairs (+ events and assignments of the ~45% reviewed) in {took:.1f}s: "
-                  f"{rows / took:,.0f} pairs/s (incl. VACUUM ANALYZE); now {size:,}")
-            results[size] = measure_pages(project=project, annotator=annotator, size=size, sessions=sessions)
+                  f"{rows / took:,.0f} pairs/s (incl. VACUUM ANALYZE and {rebuild:.1f}s rebuilding the counts: "
+                  f"{len(wrong)} counts filled in; pair and event counts kept by the triggers during the load "
+                  f"{'matched the rows' if counted else 'DID NOT match the rows'}); now {size:,}")
+            results[size] = measure_pages(project=project, annotator=annotator, reviewer=reviewer, size=size,
+                                          sessions=sessions)
 
-        print(f"\npage latency (Django test Client, logged in as an annotator; {REQUESTS_PER_PAGE} requests "
-              f"per cell unless slow):")
-        print(f"  {'page':<10} {'pairs':>10} {'p50 ms':>9} {'p95 ms':>9} {'queries':>8} {'n':>4}  goals")
-        for name in ("focus", "bulk", "dashboard"):
+        print(f"\npage latency (Django test Client, logged in as an annotator — the reviewer's dashboard also "
+              f"counts the pairs awaiting adjudication; {REQUESTS_PER_PAGE} requests per cell unless slow):")
+        print(f"  {'page':<20} {'pairs':>10} {'p50 ms':>9} {'p95 ms':>9} {'queries':>8} {'n':>4}  goals")
+        for name in ("focus", "bulk", "dashboard", "dashboard (reviewer)"):
             for size in sizes:
                 r = results[size][name]
                 ok = "ok" if r["p95"] <= GOAL_P95_MS and r["queries"] <= GOAL_QUERIES else "MISSED"
-                print(f"  {name:<10} {size:>10,} {r['p50']:>9.1f} {r['p95']:>9.1f} {r['queries']:>8} {r['n']:>4}  "
+                print(f"  {name:<20} {size:>10,} {r['p50']:>9.1f} {r['p95']:>9.1f} {r['queries']:>8} {r['n']:>4}  "
                       f"{ok} (p95 ≤ {GOAL_P95_MS:.0f} ms: {'yes' if r['p95'] <= GOAL_P95_MS else 'no'}, "
                       f"≤ {GOAL_QUERIES} queries: {'yes' if r['queries'] <= GOAL_QUERIES else 'no'})")
             first, last = results[sizes[0]][name], results[sizes[-1]][name]
             flat = last["p95"] <= max(2 * first["p95"], first["p95"] + 20) and last["queries"] == first["queries"]
-            print(f"  {name:<10} flat as pairs grow ({sizes[0]:,} → {sizes[-1]:,}): {'yes' if flat else 'no'} "
+            print(f"  {name:<20} flat as pairs grow ({sizes[0]:,} → {sizes[-1]:,}): {'yes' if flat else 'no'} "
                   f"(p95 ×{last['p95'] / first['p95']:.1f}, queries {first['queries']} → {last['queries']})")
 
         largest = results[sizes[-1]]

@@ -25,6 +25,8 @@ class PreferencePairAdmin(admin.ModelAdmin):
     raw_id_fields = ["query", "tree", "node", "chosen_node", "rejected_node", "round", "assignee", "reviewed_by"]
     list_select_related = ["project", "round", "assignee"]
     readonly_fields = ["version", "dedup_key", "chosen_verdict_display", "rejected_verdict_display"]
+    # Verdicts come from the checker, and the agreement figures follow them through the review services.
+    exclude = ["chosen_verdict", "rejected_verdict"]
     inlines = [ReviewEventInline]
     show_full_result_count = False
 
@@ -65,9 +67,17 @@ class ReviewEventAdmin(admin.ModelAdmin):
 
 @admin.register(PairAssignment)
 class PairAssignmentAdmin(admin.ModelAdmin):
+    """Read-only: leases and decisions are written by the review services (the agreement figures follow them)."""
+
     list_display = ["pair", "user", "decision", "leased_until", "decided_at"]
     list_filter = ["decision"]
     search_fields = ["user__username"]
     raw_id_fields = ["pair", "user"]
     list_select_related = ["user"]
     show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -67,6 +67,11 @@ class PreferencePair(models.Model):
         indexes = [
             # review queue and bulk view: status filter, sorted by gap (uncertainty first)
             models.Index(fields=["project", "status", "gap"], name="pair_project_status_gap"),
+            # bulk view without a status filter: pages in gap order (keyset on gap, id)
+            models.Index(fields=["project", "gap", "id"], name="pair_project_gap"),
+            # the reviewers' queue in gap order, and its count: flagged and edited pairs only
+            models.Index(fields=["project", "gap", "id"], name="pair_adjudication_gap",
+                         condition=models.Q(status__in=["flagged", "edited"])),
             # launch gate counts per round
             models.Index(fields=["round", "status"], name="pair_round_status"),
             models.Index(fields=["project", "deficiency"], name="pair_project_deficiency"),
@@ -134,3 +139,91 @@ class PairAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"pair #{self.pair_id} → {self.user} ({self.decision or 'leased'})"
+
+
+# --- review figures kept as running counts -------------------------------------------------------------
+# The dashboard reads these instead of scanning pairs, events and assignments. Each count is the number of
+# rows with its key in one table, kept by database triggers (migration 0004) in the same statement as every
+# insert, update or delete of those rows, whatever code makes it (services, admin, cascades, bulk loads, raw
+# SQL): PairCount counts pairs, ReviewerCount review events, AgreementCount agreement cells — which the
+# review services rewrite for a pair, with its row locked, whenever its decisions or verdicts change.
+# `rebuild_review_stats` recomputes them all from the rows. Counts hold plain integer ids, no foreign keys:
+# a count is a number about rows, and needs no cascade when its project, round or user goes.
+
+
+class PairCount(models.Model):
+    """How many of a project's pairs are in one round, with one deficiency, in one status."""
+
+    project_id = models.BigIntegerField()
+    round_id = models.BigIntegerField(help_text="0 for pairs in no round.")
+    deficiency = models.CharField(max_length=24, blank=True)
+    status = models.CharField(max_length=10)
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project_id", "round_id", "deficiency", "status"],
+                                               name="pair_count_key")]
+
+    def __str__(self) -> str:
+        return f"project {self.project_id} round {self.round_id} {self.deficiency or 'none'} {self.status}: {self.n}"
+
+
+class ReviewerCount(models.Model):
+    """How many review events of one action one person made in a project (who reviewed what)."""
+
+    project_id = models.BigIntegerField()
+    user_id = models.BigIntegerField(help_text="0 for events whose user was deleted.")
+    action = models.CharField(max_length=12)
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project_id", "user_id", "action"], name="reviewer_count_key")]
+
+    def __str__(self) -> str:
+        return f"project {self.project_id} user {self.user_id} {self.action}: {self.n}"
+
+
+class AgreementKind(models.TextChoices):
+    ANNOTATORS = "annotators"  # rater a and b: two people (a's id < b's id) who approved or rejected the pair
+    CHECKER = "checker"  # rater a: the people's majority, b: the checker's own label; rater ids are 0
+
+
+class AgreementCell(models.Model):
+    """One pair's share of its project's agreement tables (see `agreement.pair_tally`): rater a said
+    label_a and rater b said label_b on this pair. The review services rewrite a pair's cells whenever its
+    decisions or verdicts change; they go with the pair when it is deleted."""
+
+    pair = models.ForeignKey(PreferencePair, on_delete=models.CASCADE, related_name="+", db_index=False)
+    project_id = models.BigIntegerField()
+    kind = models.CharField(max_length=10, choices=AgreementKind.choices)
+    rater_a = models.BigIntegerField()
+    rater_b = models.BigIntegerField()
+    label_a = models.CharField(max_length=12)
+    label_b = models.CharField(max_length=12)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pair", "kind", "rater_a", "rater_b"], name="agreement_cell_key")]
+
+    def __str__(self) -> str:
+        return f"pair #{self.pair_id} {self.kind} {self.rater_a}:{self.label_a} × {self.rater_b}:{self.label_b}"
+
+
+class AgreementCount(models.Model):
+    """How many agreement cells of a project have one key: one cell of its contingency tables."""
+
+    Kind = AgreementKind
+
+    project_id = models.BigIntegerField()
+    kind = models.CharField(max_length=10, choices=AgreementKind.choices)
+    rater_a = models.BigIntegerField()
+    rater_b = models.BigIntegerField()
+    label_a = models.CharField(max_length=12)
+    label_b = models.CharField(max_length=12)
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["project_id", "kind", "rater_a", "rater_b", "label_a", "label_b"], name="agreement_count_key")]
+
+    def __str__(self) -> str:
+        return f"project {self.project_id} {self.kind} {self.rater_a}:{self.label_a} × {self.rater_b}:{self.label_b}: {self.n}"

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from apps.catalog.models import QueryTool
@@ -14,7 +15,7 @@ from apps.projects.models import Membership, Project
 from apps.rewards.checker import check
 from apps.training.models import TrainingRound
 
-from .models import PairAssignment, PreferencePair, ReviewEvent
+from .models import PairAssignment, PairCount, PreferencePair, ReviewerCount, ReviewEvent
 
 # Bulk view orders: uncertainty is the review queue's own order (smallest gap first, as leases go).
 SORTS = {
@@ -39,9 +40,8 @@ class PairFilters:
     sort: str = "uncertainty"
 
 
-def _held_by(user, now):
-    """Pairs the user holds a live lease on."""
-    return Exists(PairAssignment.objects.filter(pair=OuterRef("pk"), user=user, decision="", leased_until__gt=now))
+# The bulk view counts matches up to this many and then says "more than 1,000": a count is never a scan of them all.
+COUNT_LIMIT = 1_000
 
 
 def pair_list_for_review(*, project: Project, filters: PairFilters, user) -> QuerySet[PreferencePair]:
@@ -66,8 +66,30 @@ def pair_list_for_review(*, project: Project, filters: PairFilters, user) -> Que
         pairs = pairs.filter(Q(chosen__icontains=filters.text) | Q(rejected__icontains=filters.text)
                              | Q(prefix__icontains=filters.text))
     if filters.assigned_to_me:
-        pairs = pairs.filter(Q(assignee=user) | _held_by(user, timezone.now()))
+        # The few pairs the user holds a live lease on, by id (1 query): `assignee = me OR id IN (…)` is two
+        # index lookups, where OR EXISTS(…) would test every pair of the project.
+        held = list(PairAssignment.objects.filter(pair__project=project, user=user, decision="",
+                                                  leased_until__gt=timezone.now()).values_list("pair_id", flat=True))
+        pairs = pairs.filter(Q(assignee=user) | Q(pk__in=held))
     return pairs.order_by(*SORTS.get(filters.sort, SORTS["uncertainty"]))
+
+
+def pair_list_count(*, project: Project, filters: PairFilters, pairs: QuerySet[PreferencePair]) -> tuple[int, bool]:
+    """(how many pairs match the bulk view's filters, whether that is exact) in 1 query. Filtered by status,
+    round and deficiency only: exact, from the running counts. Other filters: the matches are counted up
+    to COUNT_LIMIT + 1 (a LIMIT-ed subquery), and more than COUNT_LIMIT reads as (COUNT_LIMIT, False)."""
+    if not (filters.tool or filters.gap_min is not None or filters.gap_max is not None or filters.text
+            or filters.assigned_to_me):
+        counts = PairCount.objects.filter(project_id=project.pk)
+        if filters.status:
+            counts = counts.filter(status=filters.status)
+        if filters.round_id is not None:
+            counts = counts.filter(round_id=filters.round_id)
+        if filters.deficiency:
+            counts = counts.filter(deficiency=filters.deficiency)
+        return counts.aggregate(n=Sum("n"))["n"] or 0, True
+    n = pairs.order_by().values("pk")[:COUNT_LIMIT + 1].count()
+    return min(n, COUNT_LIMIT), n <= COUNT_LIMIT
 
 
 def pair_filter_choices(*, project: Project) -> dict:
@@ -134,6 +156,12 @@ def pairs_awaiting_adjudication(*, project: Project) -> QuerySet[PreferencePair]
             .filter(Q(status=PreferencePair.Status.FLAGGED) | edited_by_annotator).order_by("gap", "id"))
 
 
+def pairs_awaiting_adjudication_count(*, project: Project) -> tuple[int, bool]:
+    """(how many pairs await a reviewer, whether that is exact): counted up to COUNT_LIMIT, like the bulk view."""
+    n = pairs_awaiting_adjudication(project=project).values("pk")[:COUNT_LIMIT + 1].count()
+    return min(n, COUNT_LIMIT), n <= COUNT_LIMIT
+
+
 def pair_next_for_adjudication(*, project: Project, exclude_pair_id: int | None = None) -> int | None:
     pairs = pairs_awaiting_adjudication(project=project)
     if exclude_pair_id is not None:
@@ -167,50 +195,56 @@ def pair_score_edit(*, pair: PreferencePair, chosen: str) -> dict | None:
     return check(pair.prefix + chosen, pair.query.ground_truth, tools).as_dict()
 
 
-# --- dashboard ---------------------------------------------------------------------------------------
+# --- dashboard: read from the running counts (models.PairCount), a bounded number of rows ----------------
 
 
 def project_review_progress(*, project: Project) -> dict:
-    """Pairs by status and by deficiency × status, and the share reviewed (2 queries)."""
-    by_status = dict(PreferencePair.objects.filter(project=project).values("status")
-                     .annotate(n=Count("id")).values_list("status", "n"))
-    total = sum(by_status.values())
+    """Pairs by status and by deficiency × status, and the share reviewed (1 query over the project's
+    counts: rounds × deficiencies × statuses rows, whatever the number of pairs)."""
+    by_status: dict[str, int] = {}
     deficiency_rows: dict[str, dict] = {}
-    for deficiency, status, n in (PreferencePair.objects.filter(project=project).values_list("deficiency", "status")
-                                  .annotate(n=Count("id")).values_list("deficiency", "status", "n")):
+    for deficiency, status, n in (PairCount.objects.filter(project_id=project.pk).values_list("deficiency", "status")
+                                  .annotate(total=Sum("n")).order_by().values_list("deficiency", "status", "total")):
+        if not n:
+            continue
+        by_status[status] = by_status.get(status, 0) + n
         row = deficiency_rows.setdefault(deficiency or "none", {"deficiency": deficiency or "none", "total": 0})
         row[status] = n
         row["total"] += n
+    total = sum(by_status.values())
     reviewed = sum(by_status.get(s, 0) for s in REVIEWED)
     return {
         "total": total,
         "reviewed": reviewed,
         "by_status": [(s, by_status.get(s, 0)) for s in PreferencePair.Status.values],
-        "by_deficiency": sorted(deficiency_rows.values(), key=lambda r: -r["total"]),
+        "by_deficiency": sorted(deficiency_rows.values(), key=lambda r: (-r["total"], r["deficiency"])),
         "percent": round(100 * reviewed / total) if total else 0,
     }
 
 
 def project_reviewers(*, project: Project) -> list[dict]:
-    """Who reviewed what: per user, the count of each action they took (1 query)."""
+    """Who reviewed what: per person, the count of each action they took (1 query over the project's
+    counts: people × actions rows)."""
     people: dict[str, dict] = {}
-    rows = (ReviewEvent.objects.filter(pair__project=project).values_list("user__username", "action")
-            .annotate(n=Count("id")).values_list("user__username", "action", "n"))
-    for username, action, n in rows:
-        person = people.setdefault(username or "(deleted user)", {"user": username or "(deleted user)", "total": 0})
-        person[action] = n
+    username = Subquery(get_user_model().objects.filter(pk=OuterRef("user_id")).values("username")[:1])
+    for name, action, n in (ReviewerCount.objects.filter(project_id=project.pk).exclude(n=0)
+                            .annotate(username=username).values_list("username", "action", "n")):
+        name = name or "(deleted user)"
+        person = people.setdefault(name, {"user": name, "total": 0})
+        person[action] = person.get(action, 0) + n
         person["total"] += n
-    return sorted(people.values(), key=lambda p: -p["total"])
+    return sorted(people.values(), key=lambda p: (-p["total"], p["user"]))
 
 
 def project_rounds(*, project: Project) -> list[dict]:
     """The project's rounds with their state and pairs by status (2 queries)."""
     rounds = list(TrainingRound.objects.filter(project=project).order_by("number"))
     counts: dict[int, dict] = {}
-    for round_id, status, n in (PreferencePair.objects.filter(project=project, round__isnull=False)
-                                .values_list("round_id", "status").annotate(n=Count("id"))
-                                .values_list("round_id", "status", "n")):
-        counts.setdefault(round_id, {})[status] = n
+    for round_id, status, n in (PairCount.objects.filter(project_id=project.pk, round_id__gt=0)
+                                .values_list("round_id", "status").annotate(total=Sum("n")).order_by()
+                                .values_list("round_id", "status", "total")):
+        if n:
+            counts.setdefault(round_id, {})[status] = n
     out = []
     for training_round in rounds:
         pairs = counts.get(training_round.pk, {})

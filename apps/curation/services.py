@@ -15,6 +15,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from .models import PairAssignment, PreferencePair, ReviewEvent
+from .stats import pair_agreement_refresh
 
 
 def pair_dedup_key(*, round_id: int | None, query_id: int, prefix: str, chosen: str, rejected: str) -> str:
@@ -81,6 +82,7 @@ def _review(*, pair_id: int, version: int, user, action: str, change, note: str 
             before={k: v for k, v in before.items() if after[k] != v},
             after={k: v for k, v in after.items() if before[k] != v},
         )
+        pair_agreement_refresh(pair)
         return pair
 
 
@@ -211,6 +213,7 @@ def pair_skip(*, pair_id: int, user) -> None:
         if pair.assignee_id == getattr(user, "pk", None):
             PreferencePair.objects.filter(pk=pair.pk).update(assignee=None, lease_expires_at=None)
         ReviewEvent.objects.create(pair=pair, user=user, action=ReviewEvent.Action.SKIP, version=pair.version)
+        pair_agreement_refresh(pair)  # skipping a pair you decided takes your decision back
 
 
 def pair_undo(*, pair_id: int, version: int, user) -> PreferencePair:
@@ -241,6 +244,7 @@ def pair_undo(*, pair_id: int, version: int, user) -> PreferencePair:
                                    before={k: v for k, v in before.items() if after[k] != v},
                                    after={k: v for k, v in after.items() if before[k] != v},
                                    note=f"undo {last.action}")
+        pair_agreement_refresh(pair)
         return pair
 
 

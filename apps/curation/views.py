@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -23,6 +22,7 @@ from . import selectors
 from .actions import ACTIONS, NAVIGATION_KEYS
 from .display import branch, edit_diff, pair_branches
 from .forms import PairFilterForm, parse_bulk_selection
+from .paging import keyset_page
 from .queues import ADJUDICATE, ReviewQueue
 from .services import StaleVersion, pair_bulk_review
 
@@ -180,17 +180,21 @@ def pair_history(request, project, pair_id: int):
 
 @project_view(*MEMBERS)
 def pair_list(request, project):
-    """The bulk view: filters, sorting, pages of 50, rows to select for a bulk approve or reject."""
+    """The bulk view: filters, sorting, pages of 50 by keyset (`after`/`before` a row's sort key), the number
+    of matches (exact, or "more than 1,000"), rows to select for a bulk approve or reject."""
     form = PairFilterForm(request.GET or None, **selectors.pair_filter_choices(project=project))
     filters = form.filters() if form.is_bound else selectors.PairFilters()
-    page = Paginator(selectors.pair_list_for_review(project=project, filters=filters, user=request.user),
-                     PAGE_SIZE).get_page(request.GET.get("page"))
-    pairs = list(page.object_list)
-    actable = actable_pair_ids(user=request.user, role=request.project_role, pairs=pairs)
+    matches = selectors.pair_list_for_review(project=project, filters=filters, user=request.user)
+    after, before = request.GET.get("after", ""), request.GET.get("before", "")
+    page = keyset_page(matches, order=selectors.SORTS[filters.sort], size=PAGE_SIZE, after=after, before=before)
+    count, exact = selectors.pair_list_count(project=project, filters=filters, pairs=matches)
+    actable = actable_pair_ids(user=request.user, role=request.project_role, pairs=page.rows)
     params = request.GET.copy()
-    params.pop("page", None)
+    for name in ("page", "after", "before"):
+        params.pop(name, None)
     return render(request, "curation/pair_list.html", {
-        "project": project, "form": form, "page": page, "rows": [(pair, pair.pk in actable) for pair in pairs],
+        "project": project, "form": form, "page": page, "rows": [(pair, pair.pk in actable) for pair in page.rows],
+        "count": count, "count_exact": exact, "paged": bool(after or before),
         "filter_query": params.urlencode(), "back": request.get_full_path(),
     })
 

@@ -29,7 +29,7 @@ def project_list(request):
 def project_dashboard(request, project):
     """Pairs by status and deficiency, review progress, who reviewed what, agreement, rounds."""
     role = request.project_role
-    awaiting = (curation_selectors.pairs_awaiting_adjudication(project=project).count()
+    awaiting = (curation_selectors.pairs_awaiting_adjudication_count(project=project)
                 if can_adjudicate(role) else None)
     return render(request, "projects/dashboard.html", {
         "project": project, "role": role,

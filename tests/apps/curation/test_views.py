@@ -2,12 +2,14 @@
 actions that change pairs, record events, refuse stale versions with 409, and never write on a refusal."""
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
+from apps.curation import selectors
 from apps.curation.models import PairAssignment, PreferencePair, ReviewEvent
 from apps.curation.services import pair_approve, pair_edit, pair_flag, pair_reject
 from tests.factories import (MembershipFactory, PairFactory, ProjectFactory, QueryFactory, SearchTreeFactory,
@@ -18,7 +20,7 @@ JSON = {"HTTP_ACCEPT": "application/json"}
 
 # Queries per page, whatever the number of pairs, events, tools or nodes. The session and user lookups of
 # the auth middleware count as 2; the project with the user's role is 1.
-MAX_QUERIES = {"focus": 10, "list": 9, "dashboard": 12, "history": 5, "tree": 6, "project_list": 3,
+MAX_QUERIES = {"focus": 10, "list": 9, "dashboard": 10, "history": 5, "tree": 6, "project_list": 3,
                "guidelines": 3}
 
 
@@ -127,14 +129,39 @@ def test_bulk_view_filters_and_sorts(annotator_client, project, people, django_a
     PreferencePair.objects.filter(pk=mine.pk).update(assignee=people["annotator"])
     elsewhere = PairFactory(project=ProjectFactory(name="elsewhere"), chosen="city='Nice')]")
 
-    def ids(**params):
+    def page(path=url("curation:pair_list", project.pk), **params):
         with django_assert_max_num_queries(MAX_QUERIES["list"]):
-            response = annotator_client.get(url("curation:pair_list", project.pk), params)
+            response = annotator_client.get(path, params)
         assert response.status_code == 200
-        return [int(i) for i in re.findall(r'name="pair" value="(\d+):\d+"', text_of(response))]
+        return text_of(response)
 
-    first_page = ids()
+    def ids_in(text):
+        return [int(i) for i in re.findall(r'name="pair" value="(\d+):\d+"', text)]
+
+    def ids(**params):
+        return ids_in(page(**params))
+
+    def link(text, rel):
+        found = re.search(rf'<a href="([^"]+)" rel="{rel}">', text)
+        return url("curation:pair_list", project.pk) + html.unescape(found.group(1)) if found else None
+
+    first = page()
+    first_page = ids_in(first)
     assert len(first_page) == 50 and first_page[0] == small.pk  # uncertainty: smallest gap first
+    assert '<span id="match-count">60 pairs</span>' in first  # exact: no filter beyond status/round/deficiency
+    assert link(first, "prev") is None and link(first, "first") is None
+    second = page(link(first, "next"))  # keyset: the page after the last row's (gap, id)
+    assert len(ids_in(second)) == 10 and not set(ids_in(second)) & set(first_page)
+    assert link(second, "next") is None and ids_in(page(link(second, "prev"))) == first_page
+    assert ids_in(page(link(second, "first"))) == first_page
+    by_gap = page(sort="gap")
+    gaps = [float(g) for g in re.findall(r'<td class="num">(-?[\d.]+)</td>', by_gap)]
+    assert ids_in(by_gap)[0] == mine.pk and gaps == sorted(gaps, reverse=True)
+    rest = page(link(by_gap, "next"))
+    assert "sort=gap" in link(by_gap, "next") and len(ids_in(rest)) == 10  # filters and sort carried along
+    assert set(ids_in(by_gap)) | set(ids_in(rest)) == set(first_page) | set(ids_in(second))
+    assert '<span id="match-count">1 pair</span>' in page(status="flagged")
+    assert '<span id="match-count">60 pairs</span>' in page(gap_min=-10)  # counted (LIMIT-ed): exact under the cap
     assert ids(sort="gap")[0] == mine.pk
     assert ids(status="flagged") == [flagged.pk]
     assert set(ids(round=round_a.pk)) == {small.pk, typed.pk}
@@ -143,9 +170,20 @@ def test_bulk_view_filters_and_sorts(annotator_client, project, people, django_a
     assert ids(gap_min=1.5, gap_max=2.5) == [large.pk]
     assert ids(q="Nice") == [small.pk] and elsewhere.pk not in ids(q="Nice")
     assert ids(mine="on") == [mine.pk]
-    assert len(ids(page=2)) == 10
     response = annotator_client.get(url("curation:pair_list", project.pk), {"gap_min": "lots"})
     assert response.status_code == 200 and "gap_min" in text_of(response)  # reported, ignored
+
+
+def test_bulk_view_counts_matches_only_up_to_a_limit(annotator_client, project, monkeypatch,
+                                                     django_assert_max_num_queries):
+    monkeypatch.setattr(selectors, "COUNT_LIMIT", 3)
+    for _ in range(5):
+        PairFactory(project=project)
+    with django_assert_max_num_queries(MAX_QUERIES["list"]):
+        page = text_of(annotator_client.get(url("curation:pair_list", project.pk), {"gap_min": 0}))
+    assert '<span id="match-count">more than 3 pairs</span>' in page and page.count('name="pair"') == 5
+    page = text_of(annotator_client.get(url("curation:pair_list", project.pk), {"status": "pending"}))
+    assert '<span id="match-count">5 pairs</span>' in page  # status, round, deficiency: exact from the counts
 
 
 def test_bulk_view_disables_rows_an_annotator_cannot_change(annotator_client, project):

@@ -20,7 +20,7 @@ from apps.training.services import round_create
 
 # Round 1's SimPO settings for the tiny policy (iTool's β 2.5 and γ 0.5; see README "Training rounds" for the
 # figures behind the rest).
-DEMO_SIMPO = {"epochs": 3, "batch_size": 8, "learning_rate": 2e-4}
+DEMO_SIMPO = {"epochs": 2, "batch_size": 8, "learning_rate": 2e-4}
 
 
 class Command(BaseCommand):
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--project", default="demo")
         parser.add_argument("--queries", type=int, default=4000, help="Generated queries in the demo environment.")
         parser.add_argument("--warmup-epochs", type=float, default=2.0, help="Passes of the warm-up SFT per stage.")
-        parser.add_argument("--search-queries", type=int, default=48, help="Queries each demo round searches.")
+        parser.add_argument("--search-queries", type=int, default=256, help="Queries each demo round searches.")
         parser.add_argument("--eval-queries", type=int, default=800, help="Held-out queries each round is scored on.")
         parser.add_argument("--review", action="store_true",
                             help="Round 1 waits for people to review its pairs instead of auto-approving them.")
