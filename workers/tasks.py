@@ -113,3 +113,13 @@ def evaluation_round_evaluate(self, round_id: int) -> dict:
 
     return _run_stage(self, round_id, "evaluate", "evaluating",
                       lambda progress, check: round_evaluate(round_id=round_id, progress=progress, check=check))
+
+
+@shared_task(name="datasets.snapshot_parquet", acks_late=True, time_limit=6 * HOUR, soft_time_limit=6 * HOUR - 60)
+def datasets_snapshot_parquet(file_id: int) -> dict:
+    """Write a snapshot to a Parquet file; the SnapshotFile row carries progress, then the size and sha256, or
+    the reason it failed."""
+    from apps.datasets.services import snapshot_file_build
+
+    file = snapshot_file_build(file_id=file_id)
+    return {"file": file.pk, "status": file.status, "rows": file.rows, "sha256": file.sha256, "error": file.error}

@@ -7,7 +7,7 @@ from rest_framework.routers import DefaultRouter
 from .auth import TokenObtainView
 from .catalog import ImportJobViewSet, ImportUploadView, QueryViewSet, ToolViewSet
 from .curation import PairEventList, PairViewSet
-from .datasets import SnapshotViewSet
+from .datasets import SnapshotFileViewSet, SnapshotViewSet
 from .projects import ProjectViewSet
 from .search import TreeNodeList, TreeViewSet
 from .training import CheckpointViewSet, RoundViewSet
@@ -34,6 +34,7 @@ router.register("pairs", PairViewSet, basename="pair")
 router.register("checkpoints", CheckpointViewSet, basename="checkpoint")
 router.register("rounds", RoundViewSet, basename="round")
 router.register("snapshots", SnapshotViewSet, basename="snapshot")
+router.register("snapshot-files", SnapshotFileViewSet, basename="snapshot-file")
 
 @csrf_exempt  # a POST to no endpoint is a 404 too, not a CSRF page
 def not_found(request, path=""):

@@ -71,3 +71,53 @@ class SnapshotPair(_FrozenModel):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["snapshot", "ordinal"], name="snapshotpair_unique_ordinal")]
         ordering = ["snapshot", "ordinal"]
+
+
+class SnapshotFile(models.Model):
+    """A snapshot written out as a file in one export format (Parquet for now), made by a worker and downloaded
+    when ready. The snapshot never changes, so a file that is done stays right: it is made once per
+    (snapshot, format, span, kind)."""
+
+    class Kind(models.TextChoices):
+        PARQUET = "parquet"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.CASCADE, related_name="files", db_index=False)
+    format = models.CharField(max_length=16, help_text="The row format: trl, openai or sharegpt.")
+    span = models.CharField(max_length=16, default="fragment",
+                            help_text="trl only: the shared prefix in the prompt (fragment) or in both completions "
+                                      "(completion); always fragment for the other formats.")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PARQUET)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    file = models.FileField(upload_to="snapshots/", max_length=255, blank=True,
+                            help_text="Under MEDIA_ROOT; set when done.")
+    bytes = models.BigIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0, help_text="Rows written (so far, while running).")
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Of the file's bytes.")
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["snapshot", "format", "span", "kind"],
+                                               name="snapshotfile_unique_variant")]
+        ordering = ["snapshot", "format", "span", "kind"]
+
+    def __str__(self) -> str:
+        return f"snapshot #{self.snapshot_id} {self.format}{'/' + self.span if self.format == 'trl' else ''} " \
+               f"{self.kind} ({self.status})"
+
+    @property
+    def filename(self) -> str:
+        """The name a download is saved under."""
+        span = f"-{self.span}" if self.format == "trl" else ""
+        return f"snapshot-{self.snapshot_id}-{self.format}{span}.{self.kind}"

@@ -8,9 +8,14 @@ what is exported is what was trained.
 A pair is a step-level one: both fragments continue the same assistant `prefix`. Only trl can say so (its
 prompt may end inside the assistant turn); the openai and sharegpt formats have no partial assistant turn,
 so their outputs are the whole assistant text so far, prefix + fragment, whatever `span` says.
+
+An item is a `SnapshotPair` or anything with its fields as attributes (the export reads plain tuples, not model
+instances). What a row takes from its query alone (`query_fields`: openai's `input`, sharegpt's `conversations`
+and `tools`) is made once per query by the export and shared by that query's rows: do not change it in place.
 """
 from __future__ import annotations
 
+import functools
 import json
 
 from apps.catalog.models import Query
@@ -21,6 +26,9 @@ from .models import SnapshotPair
 
 FORMATS = ("trl", "openai", "sharegpt")
 SPANS = ("fragment", "completion")  # trl only: where the shared prefix goes (the prompt, or both completions)
+# Canonical JSON (keys sorted, UTF-8 as is); one encoder made once, not one per row as json.dumps(**options) does.
+_encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False).encode
+_key = functools.lru_cache(maxsize=64)(_encode)  # a row's keys as JSON text: a handful, each encoded once
 
 
 def check_format(fmt: str, span: str = "fragment") -> None:
@@ -69,7 +77,17 @@ def trl_row(item: SnapshotPair, query: Query, *, prompt: str, span: str = "fragm
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "metadata": row_metadata(item, query)}
 
 
-def openai_row(item: SnapshotPair, query: Query) -> dict:
+def query_fields(fmt: str, query: Query) -> dict:
+    """The keys of a `fmt` row that depend on its query alone: openai's `input`, sharegpt's `conversations`
+    and `tools` (trl's prompt is rendered apart, by the policy's chat template)."""
+    if fmt == "openai":
+        return {"input": {"messages": query.messages, "tools": query_tools(query)}}
+    if fmt == "sharegpt":
+        return {"conversations": sharegpt_conversations(query.messages), "tools": sharegpt_tools(query)}
+    return {}
+
+
+def openai_row(item: SnapshotPair, query: Query, *, shared: dict | None = None) -> dict:
     """One line of OpenAI's preference (DPO) fine-tuning file: `{"input": {"messages", "tools"},
     "preferred_output": [assistant message], "non_preferred_output": [assistant message]}`.
 
@@ -77,9 +95,10 @@ def openai_row(item: SnapshotPair, query: Query) -> dict:
     so far, prefix + fragment, as the policy wrote it (raw text in its call format, not `tool_calls`: a
     fragment rarely ends where a call does). Only the documented keys are written; metadata is left out.
     Format: https://platform.openai.com/docs/guides/direct-preference-optimization (data format).
+    `shared` is `query_fields("openai", query)` when the caller made it already.
     """
     return {
-        "input": {"messages": query.messages, "tools": query_tools(query)},
+        **(shared if shared is not None else query_fields("openai", query)),
         "preferred_output": [{"role": "assistant", "content": item.prefix + item.chosen}],
         "non_preferred_output": [{"role": "assistant", "content": item.prefix + item.rejected}],
     }
@@ -122,7 +141,18 @@ def sharegpt_conversations(messages: list[dict]) -> list[dict]:
     return turns
 
 
-def sharegpt_row(item: SnapshotPair, query: Query) -> dict:
+def sharegpt_tools(query: Query) -> str:
+    """sharegpt's `tools`: a JSON string (keys sorted) of the bare function schemas `{"name", "description",
+    "parameters"}`."""
+    functions = []
+    for tool in query_tools(query):
+        fn = dict(tool["function"])
+        fn["parameters"] = fn.get("parameters") or {"type": "object", "properties": {}}
+        functions.append(fn)
+    return _encode(functions)  # canonical, as encode_row
+
+
+def sharegpt_row(item: SnapshotPair, query: Query, *, shared: dict | None = None) -> dict:
     """A LLaMA-Factory sharegpt preference row (as iTool trained with): `{"conversations": [{"from",
     "value"}], "chosen": {"from": "gpt", "value"}, "rejected": {...}, "tools": "<JSON list>"}`.
 
@@ -131,33 +161,44 @@ def sharegpt_row(item: SnapshotPair, query: Query) -> dict:
     (hiyouga/LLaMA-Factory data/README.md, "Sharegpt Format → Preference Dataset"; the converter is
     src/llamafactory/data/converter.py). Like openai, chosen/rejected are prefix + fragment. `tools` is a
     JSON string (keys sorted) of bare function schemas `{"name", "description", "parameters"}`, the form
-    its tool formatter reads in every version.
+    its tool formatter reads in every version. `shared` is `query_fields("sharegpt", query)` when the caller
+    made it already.
     """
-    functions = []
-    for tool in query_tools(query):
-        fn = dict(tool["function"])
-        fn["parameters"] = fn.get("parameters") or {"type": "object", "properties": {}}
-        functions.append(fn)
     return {
-        "conversations": sharegpt_conversations(query.messages),
+        **(shared if shared is not None else query_fields("sharegpt", query)),
         "chosen": {"from": "gpt", "value": item.prefix + item.chosen},
         "rejected": {"from": "gpt", "value": item.prefix + item.rejected},
-        "tools": json.dumps(functions, ensure_ascii=False, sort_keys=True),  # canonical, as encode_row
     }
 
 
 def render_row(fmt: str, item: SnapshotPair, query: Query, *, prompt: str | None = None,
-               span: str = "fragment") -> dict:
-    """The row of `fmt` for one item; trl needs the query's rendered `prompt`, the others ignore it."""
+               span: str = "fragment", shared: dict | None = None) -> dict:
+    """The row of `fmt` for one item; trl needs the query's rendered `prompt`, the others ignore it and may be
+    given their `query_fields` (`shared`) made once for the query."""
     check_format(fmt, span)
     if fmt == "trl":
         if prompt is None:
             raise ValueError("a trl row needs the prompt rendered by the policy's chat template")
         return trl_row(item, query, prompt=prompt, span=span)
-    return openai_row(item, query) if fmt == "openai" else sharegpt_row(item, query)
+    if fmt == "openai":
+        return openai_row(item, query, shared=shared)
+    return sharegpt_row(item, query, shared=shared)
 
 
-def encode_row(row: dict) -> bytes:
+def encode_json(value) -> str:
+    """Canonical JSON text of a value (keys sorted, UTF-8 as is): a row's, or a part of it given to `encode_row`."""
+    return _encode(value)
+
+
+def encode_row(row: dict, encoded: dict[str, str] | None = None) -> bytes:
     """One JSON Lines line: canonical JSON (keys sorted, UTF-8 as is), so the same row gives the same bytes
-    whatever the database (PostgreSQL's jsonb does not keep an object's key order; SQLite does)."""
-    return (json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n").encode()
+    whatever the database (PostgreSQL's jsonb does not keep an object's key order; SQLite does).
+
+    `encoded` maps some of the row's keys to their values' `encode_json` text, made once for all the rows of a
+    query (its `query_fields`): the line is the same as without it, assembled as json.dumps assembles an object
+    (`{"key": value, ...}`, keys in order)."""
+    if not encoded:
+        return (_encode(row) + "\n").encode()
+    parts = [f"{_key(key)}: {encoded[key] if key in encoded else _encode(row[key])}" for key in sorted(row)]
+    return ("{" + ", ".join(parts) + "}\n").encode()
+

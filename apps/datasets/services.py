@@ -1,29 +1,37 @@
-"""Snapshots: freezing reviewed pairs into an immutable, hashed dataset, and streaming one out as JSON Lines."""
+"""Snapshots: freezing reviewed pairs into an immutable, hashed dataset, streaming one out as JSON Lines, and
+writing one to a Parquet file on a worker."""
 from __future__ import annotations
 
 import hashlib
 import json
 import math
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from datetime import timedelta
+from typing import NamedTuple
 
-from django.db import IntegrityError, transaction
-from django.db.models import Prefetch
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from apps.catalog.models import Query, QueryTool
+from apps.catalog.models import Query, QueryTool, Tool
 from apps.curation.models import PreferencePair
 from apps.rewards.deficiency import Deficiency
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.policy import policy_tokenizer, query_prompt
 
-from .models import DatasetSnapshot, SnapshotPair
-from .rows import check_format, encode_row, render_row
+from .models import DatasetSnapshot, SnapshotFile, SnapshotPair
+from .parquet import write_parquet
+from .rows import check_format, encode_json, encode_row, query_fields, render_row
 
 FROZEN_STATUSES = (PreferencePair.Status.APPROVED.value, PreferencePair.Status.EDITED.value)
 FILTER_KEYS = ("status", "round", "deficiency", "min_gap", "max_gap", "kind")
 FREEZE_BATCH = 2000  # pairs read and inserted per round trip while freezing
-EXPORT_CHUNK = 500  # snapshot rows per fetch while exporting (and queries fetched per batch)
+FILE_TASK_LIMIT = timedelta(hours=6)  # datasets.snapshot_parquet's time_limit (workers/tasks.py)
+EXPORT_CHUNK = 2000  # snapshot rows per fetch while exporting (and queries fetched per batch)
+TOOL_CACHE = 2000  # tools kept between an export's chunks
 
 # What a frozen row is made of, in hash order. The query's content hash is in it so that a query imported
 # again with other content would not pass for the same data.
@@ -254,9 +262,50 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _queries(ids: set[int]) -> dict[int, Query]:
-    tools = Prefetch("query_tools", queryset=QueryTool.objects.select_related("tool").order_by("position"))
-    return {q.pk: q for q in Query.objects.filter(pk__in=ids).prefetch_related(tools)}
+class _Tools:
+    """Tool rows by id for the chunks of one export: a project's queries share few tools, so each is read
+    (and its schema decoded) once, not once per query offering it; at most `size` are kept between chunks."""
+
+    def __init__(self, size: int = TOOL_CACHE):
+        self.size = size
+        self.rows: OrderedDict[int, Tool] = OrderedDict()
+
+    def get(self, ids: set[int]) -> dict[int, Tool]:
+        """The tools of `ids` (one query for those not kept)."""
+        missing = ids - self.rows.keys()
+        if missing:
+            self.rows.update(Tool.objects.in_bulk(missing))
+        found = {pk: self.rows[pk] for pk in ids}
+        for pk in ids:
+            self.rows.move_to_end(pk)
+        while len(self.rows) > self.size:
+            self.rows.popitem(last=False)
+        return found
+
+
+class _Query(NamedTuple):
+    """What rows and prompts read of a query (`rows`, `apps.training.policy.query_prompt`), without a model
+    instance, its related managers and a prefetch per query: those cost more than the query's rows."""
+
+    pk: int
+    external_id: str
+    messages: list
+    tools: tuple
+
+    def ordered_tools(self) -> list[Tool]:
+        return list(self.tools)
+
+
+def _queries(ids: set[int], tools: _Tools) -> dict[int, _Query]:
+    """The chunk's queries with their tools in prompt order: two queries (three when tools are new)."""
+    links: dict[int, list[int]] = {pk: [] for pk in ids}
+    for query_id, tool_id in (QueryTool.objects.filter(query_id__in=ids).order_by("query_id", "position")
+                              .values_list("query_id", "tool_id")):
+        links[query_id].append(tool_id)
+    by_id = tools.get({tool_id for tool_ids in links.values() for tool_id in tool_ids})
+    return {pk: _Query(pk, external_id, messages, tuple(by_id[t] for t in links[pk]))
+            for pk, external_id, messages in Query.objects.filter(pk__in=ids).values_list("id", "external_id",
+                                                                                            "messages")}
 
 
 def _snapshot_tokenizer(snapshot: DatasetSnapshot):
@@ -271,24 +320,57 @@ def snapshot_rows(snapshot: DatasetSnapshot, fmt: str, span: str = "fragment", *
     """The snapshot's rows in `fmt`, in order, read `chunk_size` at a time (a server-side cursor on
     PostgreSQL) with their queries fetched per chunk: memory stays flat whatever the size. The format is
     checked and the tokenizer loaded (once) before this returns, so errors come before the first row."""
+    tokenizer = _export_tokenizer(snapshot, fmt, span)
+    return (row for row, _ in _rendered(snapshot, fmt, span, tokenizer, chunk_size))
+
+
+class _Item(NamedTuple):
+    """What a row reads of a frozen item: its fields as a plain tuple (a model instance per row costs more
+    than rendering the row)."""
+
+    snapshot: DatasetSnapshot
+    snapshot_id: int
+    ordinal: int
+    pair_id: int | None
+    query_id: int
+    prefix: str
+    chosen: str
+    rejected: str
+    deficiency: str
+    gap: float
+    status: str
+    chosen_ends: bool
+    rejected_ends: bool
+
+
+_ITEM_FIELDS = _Item._fields[2:]  # read from the database, after the snapshot and its id
+_QUERY_ID = _ITEM_FIELDS.index("query_id")
+
+
+def _export_tokenizer(snapshot: DatasetSnapshot, fmt: str, span: str):
     check_format(fmt, span)
-    tokenizer = _snapshot_tokenizer(snapshot) if fmt == "trl" else None
-    return _rows(snapshot, fmt, span, tokenizer, chunk_size)
+    return _snapshot_tokenizer(snapshot) if fmt == "trl" else None
 
 
-def _rows(snapshot, fmt, span, tokenizer, chunk_size) -> Iterator[dict]:
-    items = snapshot.items.order_by("ordinal").iterator(chunk_size=chunk_size)
-    for batch in _batches(items, chunk_size):
-        queries = _queries({item.query_id for item in batch})
-        prompts: dict[int, str] = {}  # rows of one query are adjacent: its prompt is rendered once
-        for item in batch:
-            query = queries[item.query_id]
-            prompt = None
-            if tokenizer is not None:
-                if query.pk not in prompts:
-                    prompts[query.pk] = query_prompt(tokenizer, query)
-                prompt = prompts[query.pk]
-            yield render_row(fmt, item, query, prompt=prompt, span=span)
+def _rendered(snapshot, fmt, span, tokenizer, chunk_size) -> Iterator[tuple[dict, dict[str, str]]]:
+    """(row, its query's `query_fields` as encoded JSON) in order. Per query and chunk, the prompt is
+    rendered and the query's fields made and encoded once (a query's rows are adjacent)."""
+    values = snapshot.items.order_by("ordinal").values_list(*_ITEM_FIELDS).iterator(chunk_size=chunk_size)
+    tools = _Tools()
+    for batch in _batches(values, chunk_size):
+        queries = _queries({value[_QUERY_ID] for value in batch}, tools)
+        per_query: dict[int, tuple] = {}
+        for value in batch:
+            item = _Item(snapshot, snapshot.pk, *value)
+            found = per_query.get(item.query_id)
+            if found is None:
+                query = queries[item.query_id]
+                prompt = query_prompt(tokenizer, query) if tokenizer is not None else None
+                shared = query_fields(fmt, query)
+                found = per_query[item.query_id] = (query, prompt, shared,
+                                                    {key: encode_json(value) for key, value in shared.items()})
+            query, prompt, shared, encoded = found
+            yield render_row(fmt, item, query, prompt=prompt, span=span, shared=shared), encoded
 
 
 def trl_rows(snapshot: DatasetSnapshot, span: str = "fragment") -> Iterator[dict]:
@@ -301,10 +383,104 @@ def snapshot_export(snapshot: DatasetSnapshot, fmt: str, span: str = "fragment")
     """The snapshot as JSON Lines, one bytes object per row (UTF-8, `\\n`-terminated); the same bytes on
     every export. ValueError (before anything is yielded) for an unknown format or span, or a trl export
     of a snapshot without a checkpoint."""
-    return map(encode_row, snapshot_rows(snapshot, fmt, span))
+    tokenizer = _export_tokenizer(snapshot, fmt, span)
+    return _lines(snapshot, fmt, span, tokenizer)
+
+
+def _lines(snapshot, fmt, span, tokenizer) -> Iterator[bytes]:
+    # Outside a transaction Django declares its PostgreSQL server-side cursor WITH HOLD, and the server then
+    # materialises the whole result before the first row (measured: ~0.8 s and the rows' size in temp space per
+    # million pairs). A stream does nothing else on its connection: it reads in a transaction of its own, where
+    # the cursor is not held (closing the stream early rolls that read back).
+    own = connection.vendor == "postgresql" and connection.get_autocommit()
+    with transaction.atomic() if own else nullcontext():
+        for row, encoded in _rendered(snapshot, fmt, span, tokenizer, EXPORT_CHUNK):
+            yield encode_row(row, encoded)
 
 
 def snapshot_latest(*, project) -> DatasetSnapshot | None:
     """The project's most recently frozen snapshot."""
     return (DatasetSnapshot.objects.filter(project=project).select_related("checkpoint")
             .order_by("-created_at", "-pk").first())
+
+
+# --- files ---------------------------------------------------------------------------------------------
+
+
+def snapshot_file_request(*, snapshot: DatasetSnapshot, fmt: str, span: str = "fragment",
+                          kind: str = SnapshotFile.Kind.PARQUET, created_by=None) -> SnapshotFile:
+    """The snapshot's file in `fmt` (and `span`, trl only): the existing row whatever its state, unless it
+    failed (or its bytes are gone, or its worker died past the task's time limit). A new or failed one is set
+    pending and the task `datasets.snapshot_parquet` is sent once the transaction commits; of two concurrent
+    requests for a failed file, one sends it. ValueError for an unknown format or span, or a trl file of a
+    snapshot without a checkpoint."""
+    check_format(fmt, span)
+    if kind not in SnapshotFile.Kind.values:
+        raise ValueError(f"unknown file kind {kind!r}: expected one of {', '.join(SnapshotFile.Kind.values)}")
+    if fmt != "trl":
+        span = "fragment"  # only trl has a span: one file per format for the others
+    if fmt == "trl" and snapshot.checkpoint_id is None:
+        raise ValueError(f"snapshot #{snapshot.pk} has no checkpoint: trl prompts need a policy's chat template "
+                         "(openai and sharegpt files do not)")
+    task_id = str(uuid.uuid4())
+    with transaction.atomic():
+        file, created = SnapshotFile.objects.get_or_create(
+            snapshot=snapshot, format=fmt, span=span, kind=kind,
+            defaults={"created_by": created_by, "task_id": task_id})
+        if not created:
+            snapshot_file_check(file=file)  # done, but gone from the storage: failed, so made again below
+        # a failed file is made again; so is one left running by a worker killed past the task's time limit
+        stale = Q(status=SnapshotFile.Status.FAILED) | Q(status=SnapshotFile.Status.RUNNING,
+                                                         started_at__lt=timezone.now() - FILE_TASK_LIMIT)
+        retry = not created and SnapshotFile.objects.filter(stale, pk=file.pk).update(
+            status=SnapshotFile.Status.PENDING, error="", rows=0, bytes=0, sha256="", file="", task_id=task_id,
+            started_at=None, finished_at=None, created_by=created_by or file.created_by)
+        if created or retry:
+            from workers.tasks import datasets_snapshot_parquet
+
+            transaction.on_commit(lambda: datasets_snapshot_parquet.apply_async(args=[file.pk], task_id=task_id))
+    file.refresh_from_db()
+    return file
+
+
+def _file_fail(file_id: int, error: str) -> None:
+    SnapshotFile.objects.filter(pk=file_id).update(status=SnapshotFile.Status.FAILED, error=error[:10_000],
+                                                   finished_at=timezone.now())
+
+
+def snapshot_file_build(*, file_id: int) -> SnapshotFile:
+    """Write a SnapshotFile (the task's body): rows streamed from the snapshot into a temporary file, renamed
+    into place under MEDIA_ROOT when whole; the count so far on the row while it runs; then its size, rows and
+    sha256, or the reason it failed. A file already done is left as it is (a redelivered task)."""
+    file = SnapshotFile.objects.select_related("snapshot__checkpoint").get(pk=file_id)
+    storage = file.file.storage
+    if file.status == SnapshotFile.Status.DONE and file.file and storage.exists(file.file.name):
+        return file
+    SnapshotFile.objects.filter(pk=file.pk).update(status=SnapshotFile.Status.RUNNING, started_at=timezone.now(),
+                                                   error="", rows=0)
+    snapshot = file.snapshot
+    name = f"snapshots/{snapshot.pk}/{file.filename}"
+    try:
+        rows = snapshot_rows(snapshot, file.format, file.span, chunk_size=EXPORT_CHUNK)
+        written = write_parquet(rows, file.format, storage.path(name), progress=lambda n: SnapshotFile.objects
+                                .filter(pk=file.pk).update(rows=n))
+        if written.rows != snapshot.pair_count:
+            storage.delete(name)
+            raise ValueError(f"wrote {written.rows} rows but the snapshot has {snapshot.pair_count}")
+    except Exception as exc:  # noqa: BLE001 - any failure is the row's, with its reason (soft time limit too)
+        _file_fail(file.pk, f"{type(exc).__name__}: {exc}")
+    else:
+        SnapshotFile.objects.filter(pk=file.pk).update(
+            status=SnapshotFile.Status.DONE, file=name, bytes=written.bytes, rows=written.rows, sha256=written.sha256,
+            error="", finished_at=timezone.now())
+    file.refresh_from_db()
+    return file
+
+
+def snapshot_file_check(*, file: SnapshotFile) -> SnapshotFile:
+    """A done file whose bytes are gone from the disk is marked failed (so that a new request makes it
+    again); returns the row as it now is."""
+    if file.status == SnapshotFile.Status.DONE and not (file.file and file.file.storage.exists(file.file.name)):
+        _file_fail(file.pk, f"the file {file.file.name or '(none)'} is missing from the storage: request it again")
+        file.refresh_from_db()
+    return file

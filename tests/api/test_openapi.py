@@ -17,7 +17,7 @@ from rest_framework.authtoken.models import Token
 
 from apps.catalog.models import ImportJob
 from apps.curation.models import PreferencePair
-from apps.datasets.services import snapshot_freeze
+from apps.datasets.services import snapshot_file_build, snapshot_file_request, snapshot_freeze
 from tests.factories import (CheckpointFactory, MembershipFactory, PairFactory, ProjectFactory, QueryFactory,
                              SearchTreeFactory, ToolFactory, TrainingRoundFactory, TreeNodeFactory, UserFactory)
 
@@ -40,6 +40,8 @@ def test_schema_is_served_and_describes_every_route(client, db):
         *{("POST", f"/api/v1/rounds/{{id}}/{a}/") for a in ("launch", "cancel", "resume")},
         ("GET", "/api/v1/snapshots/"), ("POST", "/api/v1/snapshots/"), ("GET", "/api/v1/snapshots/{id}/"),
         ("GET", "/api/v1/snapshots/{id}/export/"), ("GET", "/api/v1/checkpoints/"),
+        ("GET", "/api/v1/snapshots/{id}/files/"), ("POST", "/api/v1/snapshots/{id}/files/"),
+        ("GET", "/api/v1/snapshot-files/{id}/"), ("GET", "/api/v1/snapshot-files/{id}/download/"),
     }
     assert expected <= operations, expected - operations
     approve = schema["paths"]["/api/v1/pairs/{id}/approve/"]["post"]
@@ -91,10 +93,11 @@ def api_world(db, settings, tmp_path, tiny_model_dir):
     root = TreeNodeFactory(tree=tree, key="root")
     TreeNodeFactory(tree=tree, parent=root, key="child")
     snapshot = snapshot_freeze(project=project, round=rnd)
+    parquet = snapshot_file_build(file_id=snapshot_file_request(snapshot=snapshot, fmt="openai").pk)
     job = ImportJob.objects.create(project=project, format="openai", file="imports/x.jsonl", created_by=admin)
     ids = {"pairs": pairs[1].pk, "rounds": rnd.pk, "snapshots": snapshot.pk, "trees": tree.pk, "tools": tool.pk,
            "queries": query.pk, "imports": job.pk, "projects": project.pk, "checkpoints": policy.pk,
-           "project_id": project.pk, "tree_id": tree.pk, "pair_id": pairs[1].pk}
+           "snapshot-files": parquet.pk, "project_id": project.pk, "tree_id": tree.pk, "pair_id": pairs[1].pk}
     return {"token": Token.objects.create(user=admin).key, "ids": ids}
 
 
