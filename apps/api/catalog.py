@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from apps.catalog.importers import FORMATS, get_importer
 from apps.catalog.models import ImportJob, Query, QueryTool, Tool
 from apps.catalog.records import RecordError
-from apps.catalog.services import records_write
+from apps.catalog.services import import_job_enqueue, records_write
 from apps.projects.permissions import ADMINS, project_with_role
 
 from .fields import IdField, JSONObjectField
@@ -141,14 +141,6 @@ class ImportJobViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
     queryset = ImportJob.objects.select_related("created_by")
     serializer_class = ImportJobSerializer
     filterset_class = ImportJobFilter
-
-
-def import_job_enqueue(job_id: int) -> None:
-    """Send the job to the importer task, as the admin's upload form does."""
-    from workers.tasks import catalog_import_job_run
-
-    result = catalog_import_job_run.delay(job_id)
-    ImportJob.objects.filter(pk=job_id).update(task_id=result.id or "")
 
 
 class ImportUploadView(GenericAPIView):

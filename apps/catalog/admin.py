@@ -12,6 +12,7 @@ from itool_web.admin_display import pretty_json, shorten
 
 from .importers import FORMATS
 from .models import ImportJob, Query, QueryTool, Tool
+from .services import import_job_enqueue
 
 
 @admin.register(Tool)
@@ -126,7 +127,7 @@ class ImportJobAdmin(admin.ModelAdmin):
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
         if not change:
-            transaction.on_commit(lambda: _enqueue(obj.pk))
+            transaction.on_commit(lambda: import_job_enqueue(obj.pk))
 
     @admin.display(description="progress")
     def progress_bar(self, obj):
@@ -137,10 +138,3 @@ class ImportJobAdmin(admin.ModelAdmin):
     @admin.display(description="counts")
     def counts_display(self, obj):
         return pretty_json(obj.counts)
-
-
-def _enqueue(job_id: int) -> None:
-    from workers.tasks import catalog_import_job_run
-
-    result = catalog_import_job_run.delay(job_id)
-    ImportJob.objects.filter(pk=job_id).update(task_id=result.id or "")

@@ -187,3 +187,12 @@ def import_job_run(*, job_id: int) -> ImportJob:
         )
     job.refresh_from_db()
     return job
+
+
+def import_job_enqueue(job_id: int) -> None:
+    """Send an import job to the importer task (`catalog.import_job_run`) and keep the task id on the job;
+    the admin's upload form and the REST upload both call this after their transaction commits."""
+    from workers.tasks import catalog_import_job_run
+
+    result = catalog_import_job_run.delay(job_id)
+    ImportJob.objects.filter(pk=job_id).update(task_id=result.id or "")
