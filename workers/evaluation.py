@@ -1,5 +1,6 @@
 """Evaluation: a policy's answers to held-out queries, scored by the checker — pass rate per kind and
-the deficiency histogram (greedy decoding, so one number per checkpoint)."""
+the deficiency histogram (greedy decoding, so one number per checkpoint) — and, where the query's tools are
+executable, by Solve-F1 (the answer's calls run in the sandbox; FTRL's metric)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -19,15 +20,20 @@ class EvalConfig:
 
 def evaluate(backend: BaseBackend, prompts: Sequence[str], checkers: Sequence[Callable[[str], object]],
              kinds: Sequence[str], config: EvalConfig = EvalConfig(),
-             progress: Callable[[int], None] | None = None) -> dict:
-    """{"n", "pass_rate", "by_kind": {kind: {"n", "pass_rate"}}, "deficiencies": {name: count},
-    "mean_reward"} for the policy behind `backend`."""
+             progress: Callable[[int], None] | None = None,
+             solvers: Sequence[Callable[[str], object] | None] | None = None) -> dict:
+    """{"n", "pass_rate", "by_kind": {kind: {"n", "pass_rate"[, "solve_f1"]}}, "deficiencies": {name: count},
+    "mean_reward"} for the policy behind `backend`; with `solvers` (one per query, None where the tools cannot
+    run; each returns an `apps.rewards.execution.SolveScore`) also "solve_f1" (the mean over the queries that
+    have a solver, None when none has) and "solve_n"."""
     params = SamplingParams(n=1, max_tokens=config.max_tokens, temperature=config.temperature, stop=config.stop,
                             seed=0)
     passed_by_kind: Counter = Counter()
     n_by_kind: Counter = Counter()
     deficiencies: Counter = Counter()
     reward_sum = 0.0
+    f1_by_kind: Counter = Counter()
+    solved_n_by_kind: Counter = Counter()
     for start in range(0, len(prompts), config.batch_size):
         idx = range(start, min(len(prompts), start + config.batch_size))
         outputs = backend.generate([prompts[i] for i in idx], params)
@@ -38,13 +44,25 @@ def evaluate(backend: BaseBackend, prompts: Sequence[str], checkers: Sequence[Ca
             if not verdict.valid:
                 deficiencies[verdict.deficiency] += 1
             reward_sum += verdict.reward
+            solver = solvers[i] if solvers is not None else None
+            if solver is not None:
+                f1_by_kind[kinds[i]] += solver(samples[0].text).f1
+                solved_n_by_kind[kinds[i]] += 1
         if progress:
             progress(len(idx))
     n = sum(n_by_kind.values())
-    return {
+    metrics = {
         "n": n,
         "pass_rate": sum(passed_by_kind.values()) / n if n else 0.0,
         "mean_reward": reward_sum / n if n else 0.0,
         "by_kind": {k: {"n": n_by_kind[k], "pass_rate": passed_by_kind[k] / n_by_kind[k]} for k in sorted(n_by_kind)},
         "deficiencies": dict(deficiencies.most_common()),
     }
+    if solvers is not None:
+        solve_n = sum(solved_n_by_kind.values())
+        metrics["solve_n"] = solve_n
+        metrics["solve_f1"] = sum(f1_by_kind.values()) / solve_n if solve_n else None
+        for kind, figures in metrics["by_kind"].items():
+            if solved_n_by_kind[kind]:
+                figures["solve_f1"] = f1_by_kind[kind] / solved_n_by_kind[kind]
+    return metrics

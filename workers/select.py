@@ -14,6 +14,9 @@ class SelectionConfig:
     ratio: float = 0.3  # perplexity: keep the hardest 30% (iTool's selection ratio)
     k: int = 4  # pass_rate: samples per query
     threshold: float = 0.5  # pass_rate: keep queries the policy gets right less often than this
+    # pass_rate: ... and at least this often. 0 keeps the never-solved too; 1/k keeps only those solved
+    # sometimes, whose trees hold right and wrong branches side by side (the pairs a round learns most from).
+    min_rate: float = 0.0
     max_tokens: int = 64  # pass_rate: tokens per sample
     temperature: float = 1.0
     batch_size: int = 16
@@ -29,6 +32,9 @@ class SelectionConfig:
             raise ValueError(f"k must be at least 1, got {self.k!r}")
         if not 0 <= self.threshold <= 1:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
+        if not 0 <= self.min_rate < max(self.threshold, 1e-9):
+            raise ValueError(f"min_rate must be in [0, threshold), got {self.min_rate!r} with threshold "
+                             f"{self.threshold!r}")
         if self.max_queries is not None and self.max_queries < 1:
             raise ValueError(f"max_queries must be at least 1, got {self.max_queries!r}")
 
@@ -66,13 +72,13 @@ def pass_rates(backend: BaseBackend, prompts: Sequence[str], checkers: Sequence[
 
 
 def choose(scores: Sequence[float], config: SelectionConfig) -> list[bool]:
-    """Which queries to search: the top `ratio` by perplexity, or those under the pass-rate threshold —
+    """Which queries to search: the top `ratio` by perplexity, or those with min_rate ≤ pass rate < threshold —
     at most `max_queries` of them, the weakest first."""
     # weakest first: highest perplexity, or lowest pass rate; ties by position
     sign = 1 if config.method == "pass_rate" else -1
     order = sorted(range(len(scores)), key=lambda i: (sign * scores[i], i))
     if config.method == "pass_rate":
-        order = [i for i in order if scores[i] < config.threshold]
+        order = [i for i in order if config.min_rate <= scores[i] < config.threshold]
     else:
         order = order[: max(1, math.ceil(config.ratio * len(scores)))] if scores else []
     if config.max_queries is not None:

@@ -77,3 +77,40 @@ def execute_turn(implementations: Mapping[str, str], calls: Sequence[dict],
         for index, (call, outcome) in enumerate(zip(calls, outcomes))
     ]
     return outcomes, tool_messages, solve_score(outcomes, sub_answers)
+
+
+class Solver:
+    """Solve-F1 of a one-turn answer to a query whose tools are executable: parse the answer's calls, run them
+    in the sandbox, count the sub-answers their outputs contain (`solve_score`).
+
+    An answer that does not parse made no usable call: its score has calls = 0 and F1 = 0, whatever the
+    query asks (a malformed refusal is not a refusal). An answer with no call scores F1 = 1 exactly when
+    nothing was to be found (irrelevance, missing information)."""
+
+    def __init__(self, implementations: Mapping[str, str], sub_answers: Mapping[str, Sequence[str]],
+                 limits: SandboxLimits = SandboxLimits()):
+        self.implementations = dict(implementations)
+        self.sub_answers = {name: list(answers) for name, answers in sub_answers.items()}
+        self.limits = limits
+
+    def __call__(self, text: str) -> SolveScore:
+        from apps.rewards.parsing import parse_output
+
+        parsed = parse_output(text)
+        if parsed.status == "malformed":
+            total = sum(len(answers) for answers in self.sub_answers.values())
+            return SolveScore(solved=0, calls=0, total=total, precision=0.0, recall=0.0, f1=0.0, step_reward=0.0,
+                              unsolved={k: list(v) for k, v in self.sub_answers.items() if v})
+        calls = [call.as_json() for call in parsed.calls]
+        outcomes = run_calls(self.implementations, calls, self.limits) if calls else []
+        return solve_score(outcomes, self.sub_answers)
+
+
+def solver_for(tools: Sequence, sub_answers: Mapping[str, Sequence[str]] | None) -> Solver | None:
+    """A Solver for a query offering `tools` (rows with `name` and `implementation`), or None when a tool has no
+    implementation or the query has no sub-answers recorded (Solve-F1 is then undefined)."""
+    if sub_answers is None or not isinstance(sub_answers, Mapping) or not tools:
+        return None
+    if any(not (tool.implementation or "").strip() for tool in tools):
+        return None
+    return Solver({tool.name: tool.implementation for tool in tools}, sub_answers)

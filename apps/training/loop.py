@@ -298,7 +298,6 @@ def _train_preference(rnd: TrainingRound, tick):
 def _train_grpo(rnd: TrainingRound, tick):
     from dataclasses import asdict
 
-    from apps.rewards.checker import Checker
     from workers.train.grpo import GRPOParams, train_grpo
 
     config = GRPOParams(**rnd.hyperparameters.get("train", {}))
@@ -308,15 +307,26 @@ def _train_grpo(rnd: TrainingRound, tick):
         raise StageError(f"round {rnd.number} has no selected queries to train on: run the select stage first")
     tokenizer = policy_tokenizer(rnd.policy_in)
     prompts = [query_prompt(tokenizer, q) for q in queries]
-    rewards = [_reward_fn(Checker(q.ground_truth, query_tools(q))) for q in queries]
+    rewards = [_reward_fn(config.reward, q) for q in queries]
     output = _output_dir(rnd, "grpo")
     result = train_grpo(rnd.policy_in.path, output, prompts, rewards, config, progress=tick)
     summary = {k: v for k, v in asdict(result).items() if k not in ("losses", "rewards")}
     return output, "grpo", asdict(config), summary
 
 
-def _reward_fn(checker):
-    """The verifiable reward of one query: the checker's graded reward of a completion."""
+def _reward_fn(kind: str, query: Query):
+    """The verifiable reward of one query's completion: the checker's graded reward ("checker"), or FTRL's
+    Solve-F1 step reward ("solve_f1": the completion's calls run in the sandbox, 2·solved / (calls + 1))."""
+    from apps.rewards.checker import Checker
+    from apps.rewards.execution import solver_for
+
+    if kind == "solve_f1":
+        solver = solver_for(query.ordered_tools(), query.sub_answers)
+        if solver is None:
+            raise StageError(f"query {query.external_id!r}: the solve_f1 reward needs executable tools and the "
+                             "query's sub-answers; use reward 'checker'")
+        return lambda text: float(solver(text).step_reward)
+    checker = Checker(query.ground_truth, query_tools(query))
     return lambda text: float(checker(text).reward)
 
 
@@ -377,10 +387,12 @@ def round_warmup(*, round_id: int, config=None, progress: Progress | None = None
 
 
 def checkpoint_evaluate(*, checkpoint, round=None, progress: Progress | None = None, limit: int | None = None) -> dict:
-    """Score a checkpoint on the project's eval split (greedy, checker-verified); stored as an EvalRun."""
+    """Score a checkpoint on the project's eval split (greedy, checker-verified; Solve-F1 where the tools are
+    executable); stored as an EvalRun."""
     from django.utils import timezone
 
     from apps.rewards.checker import Checker
+    from apps.rewards.execution import solver_for
     from workers.evaluation import evaluate
 
     from .models import EvalRun
@@ -402,7 +414,7 @@ def checkpoint_evaluate(*, checkpoint, round=None, progress: Progress | None = N
     try:
         metrics = evaluate(backend, [query_prompt(tokenizer, q) for q in queries],
                            [Checker(q.ground_truth, query_tools(q)) for q in queries], [q.kind for q in queries],
-                           progress=tick)
+                           progress=tick, solvers=[solver_for(q.ordered_tools(), q.sub_answers) for q in queries])
     except Exception as exc:
         EvalRun.objects.filter(pk=run.pk).update(status=EvalRun.Status.FAILED, error=str(exc)[:10_000])
         raise

@@ -65,6 +65,20 @@ def pass_rate_chart(rows: list[dict], kinds: list[str]):
                       y_label="pass@1", percent=True, y_range=(0, 1), width=760, element_id="pass-rate-chart")
 
 
+def solve_f1_chart(rows: list[dict]):
+    """Solve-F1 (queries with executable tools) before the first round and after each; None when no eval has it."""
+    points = []
+    for row in rows:
+        if row["before"] and row["before"].get("solve_f1") is not None and not points:
+            points.append((row["round"].number - 1, row["before"]["solve_f1"]))
+        if row["after"].get("solve_f1") is not None:
+            points.append((row["round"].number, row["after"]["solve_f1"]))
+    if not points:
+        return None
+    return line_chart({"Solve-F1": points}, title="Eval Solve-F1 after each round", x_label="round",
+                      y_label="Solve-F1", y_range=(0, 1), width=760, element_id="solve-f1-chart")
+
+
 @require_http_methods(["GET", "POST"])
 @project_view(*MEMBERS)
 def round_list(request, project):
@@ -88,7 +102,7 @@ def round_list(request, project):
     rows, kinds = eval_history(project)
     return render(request, "training/round_list.html", {
         "project": project, "rounds": rounds, "form": form, "is_admin": is_admin,
-        "chart": pass_rate_chart(rows, kinds), "history": rows, "kinds": kinds,
+        "chart": pass_rate_chart(rows, kinds), "solve_chart": solve_f1_chart(rows), "history": rows, "kinds": kinds,
     }, status=400 if form is not None and form.errors else 200)
 
 

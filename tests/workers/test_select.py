@@ -36,3 +36,18 @@ def test_perplexity_of_the_reference_answer(tiny_model_dir):
     logprobs = backend.score(prompts[:1], answers[:1])[0]
     assert ppl[0] == ppl[1] == pytest.approx(math.exp(-sum(logprobs) / len(logprobs)))
     assert ppl[0] > 1.0
+
+
+def test_pass_rate_floor_keeps_only_the_queries_solved_sometimes():
+    rates = [1.0, 0.25, 0.0, 0.5, 0.75, 0.125, 0.0]
+    config = SelectionConfig(method="pass_rate", k=8, threshold=1.0, min_rate=0.125)
+    assert choose(rates, config) == [False, True, False, True, True, True, False]
+    capped = choose(rates, SelectionConfig(method="pass_rate", k=8, threshold=1.0, min_rate=0.125, max_queries=2))
+    assert capped == [False, True, False, False, False, True, False]  # the rarest solved first: 0.125, 0.25
+
+
+@pytest.mark.parametrize("bad", [{"min_rate": -0.1}, {"min_rate": 0.5, "threshold": 0.5},
+                                 {"min_rate": 0.6, "threshold": 0.5}])
+def test_a_floor_at_or_over_the_threshold_is_refused(bad):
+    with pytest.raises(ValueError, match="min_rate"):
+        SelectionConfig(method="pass_rate", **bad)

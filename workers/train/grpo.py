@@ -25,6 +25,7 @@ from workers.train.preference import (
 )
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")  # TRL's token aggregation modes (GRPOConfig.loss_type)
+REWARDS = ("checker", "solve_f1")  # the round's reward function (apps.training.loop._reward_fn)
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,14 @@ class GRPOParams:
     logging_steps: int = 10
     save_steps: int = 100  # a resumable checkpoint every this many steps (only with a checkpoint_dir)
     keep_checkpoints: int = 2
+    # What scores a completion in a round: "checker" (the graded verdict against the ground truth) or
+    # "solve_f1" (FTRL's step reward: its calls run in the sandbox, 2·solved / (calls + 1); needs executable
+    # tools and sub-answers). `train_grpo` itself takes the reward callables; the round builds them from this.
+    reward: str = "checker"
 
     def __post_init__(self):
         problems = field_type_problems(self) or [message for ok, message in (
+            (self.reward in REWARDS, f"reward must be one of {', '.join(REWARDS)} (got {self.reward!r})"),
             (self.num_generations >= 2, "num_generations must be >= 2: rewards are normalised within a group "
                                         f"(got {self.num_generations!r})"),
             (self.max_completion_length >= 1,

@@ -129,3 +129,27 @@ def test_new_round_is_a_draft_with_its_settings(client, project, people, policy)
     assert (rnd.gate, rnd.gate_value, rnd.policy_in) == ("min_approved", 20, policy)
     assert rnd.hyperparameters == {"train": {"beta": 0.2}, "eval_limit": 50}
     assert rnd.search_config == {"simulations": 3}
+
+
+def test_solve_f1_is_shown_and_charted_when_the_eval_has_it(client, project, people, policy):
+    with_f1 = lambda figures, f1, single: {**figures, "solve_f1": f1, "solve_n": 8, "by_kind": {  # noqa: E731
+        "single": {**figures["by_kind"]["single"], "solve_f1": single}, "parallel": figures["by_kind"]["parallel"]}}
+    TrainingRoundFactory(project=project, number=1, state=S.DONE, policy_in=policy,
+                         metrics={"eval": with_f1(EVAL, 0.55, 0.625), "before": with_f1(BEFORE, 0.45, 0.5),
+                                  "pass_rate_change": 0.1})
+    client.force_login(people["annotator"])
+    page = client.get(reverse("training:round_detail", args=[project.pk, 1])).content.decode()
+    assert "Solve-F1 0.450 → <strong>0.550</strong> on the 8 queries with executable tools" in page
+    row = re.search(r"<td>single</td>(.*?)</tr>", page, re.S).group(1)
+    assert "0.500" in row and "0.625" in row
+    listing = client.get(reverse("training:round_list", args=[project.pk])).content.decode()
+    chart = re.search(r'<svg[^>]*id="solve-f1-chart".*?</svg>', listing, re.S)
+    assert chart and chart.group(0).count("<circle") == 2  # before round 1, after round 1
+
+
+def test_no_solve_f1_chart_without_solve_f1(client, project, people, policy):
+    TrainingRoundFactory(project=project, number=1, state=S.DONE, policy_in=policy,
+                         metrics={"eval": EVAL, "before": BEFORE, "pass_rate_change": 0.1})
+    client.force_login(people["annotator"])
+    assert 'id="solve-f1-chart"' not in client.get(reverse("training:round_list", args=[project.pk])).content.decode()
+    assert "Solve-F1" not in client.get(reverse("training:round_detail", args=[project.pk, 1])).content.decode()

@@ -88,6 +88,7 @@ def test_a_killed_grpo_run_resumes_from_its_last_checkpoint(tiny_model_dir, prom
     ({"beta": -1}, "beta must be >= 0"),
     ({"batch_size": 2.0}, "batch_size must be int"),
     ({"kl": 0.1}, "unknown grpo setting(s): kl"),
+    ({"reward": "judge"}, "reward must be one of checker, solve_f1"),
 ])
 def test_bad_settings_are_refused(overrides, message):
     with pytest.raises(ValueError) as error:
