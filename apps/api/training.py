@@ -133,6 +133,7 @@ class RoundCreateSerializer(serializers.Serializer):
     train = JSONObjectField(required=False, help_text='Overrides of the algorithm\'s defaults, e.g. {"beta": 2.5}.')
     selection = JSONObjectField(required=False, help_text='e.g. {"method": "perplexity", "ratio": 0.3}')
     search = JSONObjectField(required=False, help_text='MCTS settings, e.g. {"simulations": 5, "width": 3}')
+    pairs = JSONObjectField(required=False, help_text='Pair filter, e.g. {"chosen_value_min": 0.5, "gap_min": 0.1}')
     eval_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1,
                                           help_text="Evaluate on the first N eval queries.")
     auto_approve = serializers.BooleanField(default=False,
@@ -181,6 +182,7 @@ class RoundViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnl
             "algorithm": data["algorithm"], "policy": data.get("policy") or "", "gate": data["gate"],
             "gate_value": data["gate_value"], "train": json.dumps(data.get("train", {})),
             "selection": json.dumps(data.get("selection", {})), "search": json.dumps(data.get("search", {})),
+            "pairs": json.dumps(data.get("pairs", {})),
             "eval_limit": data.get("eval_limit") or "", "auto_approve": data["auto_approve"],
         }, project=project)
         if not form.is_valid():

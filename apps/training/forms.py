@@ -54,6 +54,9 @@ class RoundForm(forms.Form):
                                 label="Selection (JSON)", help_text='e.g. {"method": "perplexity", "ratio": 0.3}')
     search = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "class": "code"}),
                              label="Search (JSON)", help_text='MCTS settings, e.g. {"simulations": 5, "width": 3}')
+    pairs = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "class": "code"}),
+                            label="Pairs (JSON)",
+                            help_text='Pair filter, e.g. {"chosen_value_min": 0.5, "gap_min": 0.1} (iTool: −0.3, 0.1)')
     eval_limit = forms.IntegerField(required=False, min_value=1, help_text="Evaluate on the first N eval queries.")
     auto_approve = forms.BooleanField(required=False,
                                       help_text="Approve every pair without review and train at once (no gate).")
@@ -70,6 +73,7 @@ class RoundForm(forms.Form):
         train = _json_object(data.get("train"), "training settings")
         selection = _json_object(data.get("selection"), "selection")
         search = _json_object(data.get("search"), "search")
+        pairs = _json_object(data.get("pairs"), "pairs")
         try:
             validate_train_config(algorithm, train)
         except (TypeError, ValueError) as exc:
@@ -86,9 +90,15 @@ class RoundForm(forms.Form):
             MCTSConfig.from_dict(search) if search else None
         except (TypeError, ValueError) as exc:
             raise forms.ValidationError(f"search: {exc}")
+        try:
+            from workers.mcts import PairConfig
+
+            PairConfig.from_dict(pairs)
+        except (TypeError, ValueError) as exc:
+            raise forms.ValidationError(f"pairs: {exc}")
         if data["gate"] == TrainingRound.Gate.FRACTION_REVIEWED and not 0 < data["gate_value"] <= 1:
             raise forms.ValidationError("a fraction gate needs a value in (0, 1]")
-        hyper = {"train": train}
+        hyper = {"train": train, **({"pairs": pairs} if pairs else {})}
         if data.get("eval_limit"):
             hyper["eval_limit"] = data["eval_limit"]
         if data.get("auto_approve"):

@@ -70,6 +70,8 @@ def test_launched_round_trains_evaluates_and_finishes_on_workers(workers, tiny_m
     assert rnd.metrics["eval"]["n"] == rnd.metrics["before"]["n"] == 6
     assert rnd.metrics["pass_rate_change"] == pytest.approx(
         rnd.metrics["eval"]["pass_rate"] - rnd.metrics["before"]["pass_rate"])
+    for figures in (rnd.metrics["eval"], rnd.metrics["before"]):  # the generated tools run: Solve-F1 everywhere
+        assert figures["solve_n"] == 6 and 0 <= figures["solve_f1"] <= 1
 
 
 @pytest.mark.worker
@@ -79,7 +81,8 @@ def test_grpo_round_goes_from_draft_to_done_without_search(workers, tiny_model_d
     rnd = round_create(project=project, policy=policy, algorithm="grpo",
                        selection={"method": "perplexity", "ratio": 0.3, "max_queries": 4},
                        hyperparameters={"train": {"max_steps": 2, "num_generations": 2, "batch_size": 2,
-                                                  "max_completion_length": 16, "logging_steps": 1},
+                                                  "max_completion_length": 16, "logging_steps": 1,
+                                                  "reward": "solve_f1"},
                                         "eval_limit": 4})
     workers.start("gpu,cpu", name="worker")
     rnd = round_launch(round_id=rnd.pk)

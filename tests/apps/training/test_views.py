@@ -109,6 +109,8 @@ def test_done_round_shows_before_and_after(client, project, people, policy):
     ({"train": "[1]"}, "a JSON object is expected"),
     ({"train": '{"bogus": 1}'}, "bogus"),
     ({"selection": '{"method": "vibes"}'}, "selection method must be"),
+    ({"pairs": '{"chosen_value": 0.5}'}, "unknown field(s) chosen_value"),
+    ({"pairs": '{"gap_min": -1}'}, "gap_min must be a number &gt;= 0"),
     ({"gate": "fraction_reviewed", "gate_value": "3"}, "a fraction gate needs"),
 ])
 def test_new_round_form_refuses_bad_settings(client, project, people, data, message):
@@ -123,11 +125,12 @@ def test_new_round_is_a_draft_with_its_settings(client, project, people, policy)
     client.force_login(people["admin"])
     response = client.post(reverse("training:round_list", args=[project.pk]), {
         "algorithm": "dpo", "gate": "min_approved", "gate_value": "20", "train": '{"beta": 0.2}',
-        "search": '{"simulations": 3}', "eval_limit": "50", "policy": policy.pk})
+        "search": '{"simulations": 3}', "pairs": '{"chosen_value_min": 0.5}', "eval_limit": "50",
+        "policy": policy.pk})
     rnd = TrainingRound.objects.get(project=project)
     assert response.status_code == 302 and rnd.state == S.DRAFT and rnd.algorithm == "dpo"
     assert (rnd.gate, rnd.gate_value, rnd.policy_in) == ("min_approved", 20, policy)
-    assert rnd.hyperparameters == {"train": {"beta": 0.2}, "eval_limit": 50}
+    assert rnd.hyperparameters == {"train": {"beta": 0.2}, "pairs": {"chosen_value_min": 0.5}, "eval_limit": 50}
     assert rnd.search_config == {"simulations": 3}
 
 

@@ -18,9 +18,15 @@ from apps.training.lifecycle import FINAL
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.services import round_create
 
-# Round 1's SimPO settings for the tiny policy (iTool's β 2.5 and γ 0.5; see README "Training rounds" for the
-# figures behind the rest).
-DEMO_SIMPO = {"epochs": 2, "batch_size": 8, "learning_rate": 2e-4}
+# The demo rounds' settings for the tiny policy; README "Does a round help?" has the figures behind each.
+# SimPO with iTool's β 2.5 and γ 0.5, plus an SFT term on the chosen fragment (TRL's cpo_alpha: CPO-SimPO).
+DEMO_SIMPO = {"epochs": 3, "batch_size": 8, "learning_rate": 2e-4, "sft_weight": 1.0}
+# Search the queries the policy solves sometimes (1 to 7 of 8 samples right): their trees hold right and wrong
+# branches side by side. The highest perplexities are mostly queries it never solves, whose trees do not.
+DEMO_SELECTION = {"method": "pass_rate", "k": 8, "min_rate": 0.125, "threshold": 1.0, "max_tokens": 96}
+# Keep a pair only when most rollouts below its chosen fragment are right (iTool keeps chosen values ≥ −0.3,
+# which on the tiny policy keeps mostly "a well-formed wrong call beats a malformed one").
+DEMO_PAIRS = {"chosen_value_min": 0.5}
 
 
 class Command(BaseCommand):
@@ -76,10 +82,11 @@ class Command(BaseCommand):
                                                                                  / "tiny"), size="small")
         if not TrainingRound.objects.filter(project=project, number=0, state=TrainingRound.State.DONE).exists():
             call_command("warmup", project=project.name, epochs=opts["warmup_epochs"])
-        selection = {"method": "perplexity", "ratio": 0.3, "max_queries": opts["search_queries"]}
+        selection = {**DEMO_SELECTION, "max_queries": opts["search_queries"]}
+        hyperparameters = {"train": DEMO_SIMPO, "pairs": DEMO_PAIRS, "eval_limit": opts["eval_queries"]}
         if not TrainingRound.objects.filter(project=project, number=1).exists():
             round_create(project=project, algorithm=TrainingRound.Algorithm.SIMPO, selection=selection,
-                         hyperparameters={"train": DEMO_SIMPO, "eval_limit": opts["eval_queries"]})
+                         hyperparameters=hyperparameters)
         round1 = TrainingRound.objects.get(project=project, number=1)
         if opts["review"]:
             if round1.state not in FINAL:
@@ -88,14 +95,15 @@ class Command(BaseCommand):
                 self.stdout.write("Round 1 waits for review: approve its pairs in the browser, then launch it "
                                   "from its round page (admin) or run `run_round --until evaluate`.")
             return
-        if round1.state not in FINAL:
+        if round1.state not in FINAL:  # run_round prints the before → after figures itself
             call_command("run_round", project=project.name, until="evaluate", auto_approve=True)
             round1.refresh_from_db()
-        self._before_after(round1)
+        else:
+            self._before_after(round1)
         if round1.state == TrainingRound.State.DONE and not TrainingRound.objects.filter(project=project,
                                                                                        number=2).exists():
             round_create(project=project, algorithm=TrainingRound.Algorithm.SIMPO, selection=selection,
-                         hyperparameters={"train": DEMO_SIMPO, "eval_limit": opts["eval_queries"]})
+                         hyperparameters=hyperparameters)
         if TrainingRound.objects.filter(project=project, number=2).exclude(state__in=FINAL).exists():
             call_command("run_round", project=project.name, until="pair")
         self._pairs_waiting(project)

@@ -100,6 +100,10 @@ class Command(BaseCommand):
             before, after = out["before"], out["eval"]
             self.stdout.write(f"evaluate: pass@1 {before['pass_rate']:.1%} → {after['pass_rate']:.1%} "
                               f"({out['pass_rate_change']:+.1%}) on {after['n']} eval queries")
+            if after.get("solve_f1") is not None:
+                was = before.get("solve_f1")
+                self.stdout.write("evaluate: Solve-F1 " + (f"{was:.3f} → " if was is not None else "")
+                                  + f"{after['solve_f1']:.3f} on {after['solve_n']} queries with executable tools")
             for kind, figures in after["by_kind"].items():
                 was = before["by_kind"].get(kind, {}).get("pass_rate")
                 self.stdout.write(f"  {kind:>18}: " + (f"{was:.0%} → " if was is not None else "")
