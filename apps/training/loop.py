@@ -386,9 +386,11 @@ def round_warmup(*, round_id: int, config=None, progress: Progress | None = None
     return {**trained, "eval": after}
 
 
-def checkpoint_evaluate(*, checkpoint, round=None, progress: Progress | None = None, limit: int | None = None) -> dict:
+def checkpoint_evaluate(*, checkpoint, round=None, progress: Progress | None = None, limit: int | None = None,
+                        source: str | None = None) -> dict:
     """Score a checkpoint on the project's eval split (greedy, checker-verified; Solve-F1 where the tools are
-    executable); stored as an EvalRun."""
+    executable; pass rate per BFCL category for imported BFCL queries), or on its eval queries from one
+    `source` (e.g. "bfcl"); stored as an EvalRun."""
     from django.utils import timezone
 
     from apps.rewards.checker import Checker
@@ -397,11 +399,16 @@ def checkpoint_evaluate(*, checkpoint, round=None, progress: Progress | None = N
 
     from .models import EvalRun
 
-    queries = list(Query.objects.filter(project=checkpoint.project, split=Query.Split.EVAL,
-                                        ground_truth__isnull=False).prefetch_related("query_tools__tool")
-                   .order_by("id")[:limit])
+    eval_queries = Query.objects.filter(project=checkpoint.project, split=Query.Split.EVAL, ground_truth__isnull=False)
+    if source is not None:
+        eval_queries = eval_queries.filter(source=source)
+    queries = list(eval_queries.prefetch_related("query_tools__tool").order_by("id")[:limit])
+    if source is not None and not queries:
+        raise StageError(f"project {checkpoint.project.name!r} has no eval query with a ground truth from source "
+                         f"{source!r} (sources: {', '.join(sorted(set(Query.objects.filter(project=checkpoint.project, split=Query.Split.EVAL).values_list('source', flat=True)))) or 'none'})")
     run = EvalRun.objects.create(project=checkpoint.project, checkpoint=checkpoint, round=round,
-                                 status=EvalRun.Status.RUNNING, n_queries=len(queries))
+                                 status=EvalRun.Status.RUNNING, n_queries=len(queries),
+                                 split="eval" if source is None else f"eval:{source}"[:32])
     tokenizer = policy_tokenizer(checkpoint)
     backend = policy_backend(checkpoint)
     done = [0]
@@ -414,7 +421,8 @@ def checkpoint_evaluate(*, checkpoint, round=None, progress: Progress | None = N
     try:
         metrics = evaluate(backend, [query_prompt(tokenizer, q) for q in queries],
                            [Checker(q.ground_truth, query_tools(q)) for q in queries], [q.kind for q in queries],
-                           progress=tick, solvers=[solver_for(q.ordered_tools(), q.sub_answers) for q in queries])
+                           progress=tick, solvers=[solver_for(q.ordered_tools(), q.sub_answers) for q in queries],
+                           categories=[(q.metadata or {}).get("bfcl_category") for q in queries])
     except Exception as exc:
         EvalRun.objects.filter(pk=run.pk).update(status=EvalRun.Status.FAILED, error=str(exc)[:10_000])
         raise

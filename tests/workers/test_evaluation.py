@@ -91,3 +91,13 @@ def test_solver_for_needs_implementations_and_sub_answers():
     assert solver_for([_Tool("get_weather", "")], {"get_weather": ["15"]}) is None
     assert solver_for([_Tool("get_weather", IMPLEMENTATIONS["get_weather"])], None) is None
     assert solver_for([], {"get_weather": ["15"]}) is None
+
+
+def test_pass_rate_per_bfcl_category_for_the_queries_that_have_one():
+    answers = {"a": "[get_weather(city='Paris')]", "b": "[get_weather(city='Rome')]", "c": "[get_weather(city='Paris')]"}
+    checker = Checker([{"get_weather": {"city": ["Paris"]}}], [WEATHER])
+    metrics = evaluate(Answers(answers), ["a", "b", "c"], [checker] * 3, ["single"] * 3,
+                       categories=["simple_python", "simple_python", None])
+    assert metrics["by_category"] == {"simple_python": {"n": 2, "pass_rate": 0.5}}
+    assert metrics["pass_rate"] == pytest.approx(2 / 3)
+    assert "by_category" not in evaluate(Answers(answers), ["a"], [checker], ["single"], categories=[None])
