@@ -3,14 +3,23 @@ format (pairs/s, bytes/s, peak RSS growth) against baselines run in the same pro
 task's service, then the pair list and the export endpoint under concurrent clients on a loopback HTTP server.
 
 Goals: ≥ 50,000 pairs/s and < 100 MB RSS growth exporting 1M pairs; the pair list's p95 < 100 ms under 100
-concurrent clients.
+concurrent clients. A client here is a person or script that reads a page, then spends a while with it: each
+pauses EXPORT_BENCH_THINK seconds (× 0.5–1.5 at random, so that the clients do not fall into step) between
+requests, and the goal is judged on that run. 100 clients that never pause ask for as many requests as the server
+can answer — ~1,000/s for a p95 of 100 ms, beyond two cores at a few ms of CPU per request — so that run is a
+saturation test: its throughput (and the latency that queueing gives it) is printed for information.
+
+The server is `benchmarks.server`: one process per CPU (EXPORT_BENCH_PROCESSES) on one port (SO_REUSEPORT), each
+with a pool of EXPORT_BENCH_WORKERS threads holding a database connection each; the clients are threads of this
+process. Each HTTP run reports the server's CPU time per request, which sets its capacity (cores / CPU per request).
 
 Env: EXPORT_BENCH_PAIRS (default 1,000,000; SQLite is capped at 20,000), EXPORT_BENCH_PAIRS_PER_QUERY (default
 10: pairs share queries as a tree's pairs do; a trl export renders each distinct query's prompt once, so this
 ratio sets its rate), EXPORT_BENCH_NAIVE_MAX (rows the full-load baseline reads, default 200,000: it holds ~8 GB
-per million pairs), EXPORT_BENCH_SECONDS
-(per load run, default 30; 0 skips the HTTP part), EXPORT_BENCH_CLIENTS (default 100), EXPORT_BENCH_WORKERS (server
-threads, default 16). The server runs with API_THROTTLE_RATE off: one token's 100 clients would be throttled.
+per million pairs), EXPORT_BENCH_SECONDS (per load run, default 30; 0 skips the HTTP part), EXPORT_BENCH_CLIENTS
+(default 100), EXPORT_BENCH_THINK (seconds between a client's requests, default 1.0; 0 skips the paced run),
+EXPORT_BENCH_PROCESSES (server processes, default the CPUs this process may use), EXPORT_BENCH_WORKERS (threads per
+server process, default 8). The server runs with API_THROTTLE_RATE off: one token's 100 clients would be throttled.
 Everything created (a project `bench-export-<random>`, its rows, a user, files) is deleted at the end.
 """
 from __future__ import annotations
@@ -21,8 +30,6 @@ import math
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,7 +40,6 @@ import uuid
 from pathlib import Path
 
 import psutil
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Prefetch
@@ -47,7 +53,7 @@ from apps.datasets.services import snapshot_export, snapshot_file_build, snapsho
 from apps.projects.models import Membership, Project
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.policy import policy_tokenizer, query_prompt
-from benchmarks.review import SERVER, _free_port, _pct
+from benchmarks.server import cores, percentile, serve
 
 SQLITE_MAX_PAIRS = 20_000
 GOAL_PAIRS_S, GOAL_RSS_MB, GOAL_P95_MS = 50_000, 100, 100.0
@@ -103,14 +109,18 @@ FROM (SELECT i, 0.1 + 0.8 * random() AS g FROM generate_series(%(start)s, %(stop
 
 
 class PeakRSS:
-    """Peak resident memory growth of a process while the block runs, sampled every 10 ms in a thread (psutil)."""
+    """Peak resident memory growth of a process (or the sum over several: a server's) while the block runs, sampled
+    every 10 ms in a thread (psutil)."""
 
-    def __init__(self, pid: int | None = None):
-        self.process = psutil.Process(pid)
+    def __init__(self, pids: list[int] | None = None):
+        self.processes = [psutil.Process(pid) for pid in pids] if pids else [psutil.Process()]
+
+    def rss(self) -> int:
+        return sum(process.memory_info().rss for process in self.processes)
 
     def __enter__(self):
         gc.collect()
-        self.start = self.peak = self.process.memory_info().rss
+        self.start = self.peak = self.rss()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
@@ -119,14 +129,14 @@ class PeakRSS:
     def _sample(self):
         while not self.done.wait(0.01):
             try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
+                self.peak = max(self.peak, self.rss())
             except psutil.Error:
                 return
 
     def __exit__(self, *exc):
         self.done.set()
         self.thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
+        self.peak = max(self.peak, self.rss())
 
     @property
     def growth_mb(self) -> float:
@@ -378,58 +388,75 @@ def _get(url: str, token: str, stats: Stats | None, timeout: float = 120) -> tup
     return status, body
 
 
-def _clients(n: int, seconds: float, work) -> float:
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the server's processes have used so far."""
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def _clients(n: int, seconds: float, work, pids: list[int]) -> tuple[float, float]:
+    """Run `work(k, deadline)` in n threads; (seconds it took, server CPU seconds used meanwhile)."""
     deadline = time.perf_counter() + seconds
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds(pids)
     threads = [threading.Thread(target=work, args=(k, deadline), daemon=True) for k in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(seconds + 180)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu_seconds(pids) - cpu
 
 
-def _report(name: str, stats: Stats, elapsed: float, goal: float | None = None) -> None:
-    p95 = _pct(stats.latencies, 0.95)
+def _report(name: str, stats: Stats, elapsed: float, server_cpu: float, goal: float | None = None) -> None:
+    p95 = percentile(stats.latencies, 0.95)
     verdict = "" if goal is None else f"  {'ok' if p95 <= goal and not stats.errors else 'MISSED'} (p95 ≤ {goal:.0f} ms)"
     print(f"  {name}: {stats.requests:,} requests in {elapsed:.0f}s ({stats.requests / elapsed:,.1f}/s, "
-          f"{stats.bytes / MB / elapsed:,.1f} MB/s); latency p50 {_pct(stats.latencies, 0.5):,.0f} ms, p95 {p95:,.0f} ms, "
-          f"p99 {_pct(stats.latencies, 0.99):,.0f} ms; first byte p50 {_pct(stats.first_byte, 0.5):,.0f} ms, "
-          f"p95 {_pct(stats.first_byte, 0.95):,.0f} ms; errors {stats.errors} {dict(sorted(stats.codes.items()))}"
-          + verdict)
+          f"{stats.bytes / MB / elapsed:,.1f} MB/s); latency p50 {percentile(stats.latencies, 0.5):,.0f} ms, "
+          f"p95 {p95:,.0f} ms, p99 {percentile(stats.latencies, 0.99):,.0f} ms; first byte p50 "
+          f"{percentile(stats.first_byte, 0.5):,.0f} ms, p95 {percentile(stats.first_byte, 0.95):,.0f} ms; server CPU "
+          f"{server_cpu / elapsed:.2f} cores, {server_cpu / max(1, stats.requests) * 1000:,.1f} ms per request; "
+          f"errors {stats.errors} {dict(sorted(stats.codes.items()))}" + verdict)
 
 
-def load_runs(*, project, snapshot, small, token: str, seconds: float, clients: int, workers: int) -> None:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "API_THROTTLE_RATE": "",
-           "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "itool_web.settings")}
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(workers)], cwd=Path(settings.BASE_DIR),
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        ready = server.stdout.readline().strip()
-        if ready != "ready":
-            raise RuntimeError(f"the server did not start (said {ready!r})")
-        print(f"\nloopback HTTP: {workers} server threads (one DB connection each), {clients} clients, "
-              f"{seconds:.0f}s per run, token auth, throttling off ({_load()})")
+def load_runs(*, project, snapshot, small, token: str, seconds: float, clients: int, processes: int, threads: int,
+              think: float) -> None:
+    with serve(processes=processes, threads=threads, env={"API_THROTTLE_RATE": ""}) as server:
+        base, pids = server.base, server.pids
+        print(f"\nloopback HTTP: {server.processes} server process{'es' if server.processes > 1 else ''} × "
+              f"{server.threads} threads (one DB connection each) on one port (SO_REUSEPORT), {cores()} CPUs; "
+              f"{clients} clients in this process, {seconds:.0f}s per run, token auth, throttling off ({_load()})")
 
         # the pair list: first pages and the pages after them (keyset cursors), both statuses
         first = {s: f"{base}/api/v1/pairs/?project={project.pk}&status={s}" for s in ("approved", "edited")}
 
-        def lister(k, deadline):
-            rng = random.Random(k)
-            url = first[rng.choice(list(first))]
-            while time.perf_counter() < deadline:
-                status, body = _get(url, token, stats)  # the latest Stats (one run at a time)
-                nxt = json.loads(body).get("next") if status == 200 else None
-                url = nxt if nxt and rng.random() < 0.8 else first[rng.choice(list(first))]
+        def lister(stats: Stats, pause: float):
+            """A client reading pages; between two requests it pauses pause × 0.5–1.5 (random, so that the clients
+            do not fall into step), after a random start within the first pause."""
+            def work(k, deadline):
+                rng = random.Random(k)
+                url = first[rng.choice(list(first))]
+                if pause:
+                    time.sleep(rng.uniform(0, pause))
+                while time.perf_counter() < deadline:
+                    status, body = _get(url, token, stats)
+                    nxt = json.loads(body).get("next") if status == 200 else None
+                    url = nxt if nxt and rng.random() < 0.8 else first[rng.choice(list(first))]
+                    if pause:
+                        time.sleep(max(0.0, min(deadline - time.perf_counter(), pause * rng.uniform(0.5, 1.5))))
+            return work
 
-        for n_clients in (1, clients):  # one alone first: the request's own cost, without queueing
+        label = f"GET /api/v1/pairs/?project&status ({snapshot.pair_count:,} pairs in the project)"
+        stats = Stats()  # one alone first: the request's own cost, without queueing
+        _report(f"{label}, 1 client, no pause", stats, *_clients(1, min(seconds, 10), lister(stats, 0), pids))
+        if think > 0:
             stats = Stats()
-            elapsed = _clients(n_clients, seconds if n_clients > 1 else min(seconds, 10), lister)
-            _report(f"GET /api/v1/pairs/?project&status, {n_clients} client{'s' if n_clients > 1 else ''} "
-                    f"({snapshot.pair_count:,} pairs in the project)", stats, elapsed,
-                    GOAL_P95_MS if n_clients > 1 else None)
+            _report(f"{label}, {clients} clients pausing {think / 2:g}–{think * 1.5:g} s (mean {think:g} s) between "
+                    f"requests", stats, *_clients(clients, seconds, lister(stats, think), pids), GOAL_P95_MS)
+        stats = Stats()
+        _report(f"{label}, {clients} clients, no pause (saturation: the most the server answers, for information)",
+                stats, *_clients(clients, seconds, lister(stats, 0), pids))
 
         # the export endpoint: whole downloads of a small snapshot by every client at once
         stats = Stats()
@@ -439,15 +466,16 @@ def load_runs(*, project, snapshot, small, token: str, seconds: float, clients: 
             while time.perf_counter() < deadline:
                 _get(url, token, stats)
 
-        elapsed = _clients(clients, seconds, exporter)
         _report(f"GET /api/v1/snapshots/{{id}}/export/?format=openai, {small.pair_count:,}-pair snapshot, whole "
-                f"body", stats, elapsed)
+                f"body, {clients} clients, no pause", stats, *_clients(clients, seconds, exporter, pids))
 
-        # the big one over the wire: one client, the server's memory watched (warmed first: the tokenizer)
-        _get(f"{base}/api/v1/snapshots/{small.pk}/export/?format=trl", token, None)
+        # the big one over the wire: one client, the server's memory watched (every process warmed first: the
+        # tokenizer; the kernel spreads connections, so a few requests reach them all)
+        for _ in range(4 * len(pids)):
+            _get(f"{base}/api/v1/snapshots/{small.pk}/export/?format=trl", token, None)
         for fmt in ("openai", "trl"):
             stats = Stats()
-            with PeakRSS(server.pid) as rss:
+            with PeakRSS(pids) as rss:
                 start = time.perf_counter()
                 status, body = _get(f"{base}/api/v1/snapshots/{snapshot.pk}/export/?format={fmt}", token, stats,
                                     timeout=3600)
@@ -457,24 +485,15 @@ def load_runs(*, project, snapshot, small, token: str, seconds: float, clients: 
                   f"{len(body) / MB:,.0f} MB in {took:.1f}s = {rows / took:,.0f} pairs/s, first byte after "
                   f"{stats.first_byte[0]:,.0f} ms; server RSS +{rss.growth_mb:.0f} MB")
             del body
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
 
 
 # --- the benchmark ---------------------------------------------------------------------------------------
 
 
 def _cleanup(project, user, folder: Path) -> None:
-    """Raw deletes for the big tables (the ORM's cascade would load a million rows), then the ORM."""
+    """Raw deletes for the big tables (the ORM's cascade would load a million rows), then the ORM (which takes the
+    snapshots' Parquet files off the disk)."""
     if project.pk:
-        for file in SnapshotFile.objects.filter(snapshot__project=project):
-            if file.file:
-                file.file.storage.delete(file.file.name)
         snapshots = DatasetSnapshot.objects.filter(project=project)
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {ITEM} WHERE snapshot_id IN (SELECT id FROM {DatasetSnapshot._meta.db_table} "
@@ -497,7 +516,9 @@ def main() -> None:
     naive_max = int(os.environ.get("EXPORT_BENCH_NAIVE_MAX", 200_000))
     seconds = float(os.environ.get("EXPORT_BENCH_SECONDS", 30))
     clients = int(os.environ.get("EXPORT_BENCH_CLIENTS", 100))
-    workers = int(os.environ.get("EXPORT_BENCH_WORKERS", 16))
+    think = float(os.environ.get("EXPORT_BENCH_THINK", 1.0))
+    processes = int(os.environ.get("EXPORT_BENCH_PROCESSES", 0)) or cores()
+    threads = int(os.environ.get("EXPORT_BENCH_WORKERS", 8))
     if connection.vendor == "sqlite" and target > SQLITE_MAX_PAIRS:
         print(f"SQLite: pairs capped at {SQLITE_MAX_PAIRS:,} (asked {target:,}); set DATABASE_URL for PostgreSQL")
         target = SQLITE_MAX_PAIRS
@@ -534,7 +555,7 @@ def main() -> None:
         measure(snapshot, small, n_queries=n_queries, naive_max=naive_max)
         if seconds > 0 and clients > 0:
             load_runs(project=project, snapshot=snapshot, small=small, token=token, seconds=seconds,
-                      clients=clients, workers=workers)
+                      clients=clients, processes=processes, threads=threads, think=think)
         print(f"\ndone ({_load()})")
     finally:
         _cleanup(project, user, folder)

@@ -19,17 +19,12 @@ import os
 import queue
 import random
 import re
-import socket
-import statistics
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -46,6 +41,7 @@ from apps.curation.stats import review_stats_differences, review_stats_rebuild
 from apps.projects.models import Membership, Project
 from apps.rewards.deficiency import Deficiency
 from apps.training.models import TrainingRound
+from benchmarks.server import percentile, serve
 
 SIZES = (10_000, 100_000, 1_000_000)
 SQLITE_MAX_PAIRS = 20_000
@@ -64,13 +60,6 @@ EVENT = ReviewEvent._meta.db_table
 ASSIGNMENT = PairAssignment._meta.db_table
 CELL = AgreementCell._meta.db_table
 COUNTS = [model._meta.db_table for model in (PairCount, ReviewerCount, AgreementCount)]
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
 # --- seeding ---------------------------------------------------------------------------------------------
@@ -245,7 +234,7 @@ def measure_pages(*, project, annotator, reviewer, size: int, sessions: list[str
                 slowest = (elapsed * 1000, list(ctx.captured_queries))
             if time.perf_counter() > budget and k >= 4:
                 break
-        out[name] = {"p50": _pct(times, 0.5), "p95": _pct(times, 0.95), "queries": max(queries),
+        out[name] = {"p50": percentile(times, 0.5), "p95": percentile(times, 0.95), "queries": max(queries),
                      "n": len(times), "slowest": slowest[1],
                      "sql_ms": sum(float(q["time"]) for q in slowest[1]) * 1000, "total_ms": slowest[0]}
     return out
@@ -262,55 +251,6 @@ def explain(sql: str) -> list[str]:
 
 
 # --- load run --------------------------------------------------------------------------------------------
-
-SERVER = r"""
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
-
-import django
-django.setup()
-from django.core.wsgi import get_wsgi_application
-
-
-class Quiet(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-class PoolServer(WSGIServer):
-    # A fixed pool of worker threads (as gunicorn's gthread): each keeps one database connection.
-    request_queue_size = 1024
-    daemon_threads = True
-
-    def __init__(self, address, handler, workers):
-        super().__init__(address, handler)
-        self.pool = ThreadPoolExecutor(workers)
-
-    def process_request(self, request, client_address):
-        self.pool.submit(self.work, request, client_address)
-
-    def work(self, request, client_address):
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-
-
-server = PoolServer(("127.0.0.1", int(sys.argv[1])), Quiet, int(sys.argv[2]))
-server.set_app(get_wsgi_application())
-print("ready", flush=True)
-server.serve_forever()
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Reviewer:
     """One simulated person: a cookie jar, a session, and the loop GET next pair → POST approve/reject."""
@@ -445,17 +385,9 @@ def load_run(*, project, seconds: float, n_reviewers: int, workers: int, created
                                     for u in users])
     event_mark = ReviewEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "itool_web.settings")}
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(workers)], cwd=Path(settings.BASE_DIR),
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     stats = LoadStats()
-    reviewers = [Reviewer(base, u.username, stats) for u in users]
-    try:
-        ready = server.stdout.readline().strip()  # django.setup() then "ready"
-        if ready != "ready":
-            raise RuntimeError(f"the server did not start (said {ready!r})")
+    with serve(processes=1, threads=workers) as server:
+        reviewers = [Reviewer(server.base, u.username, stats) for u in users]
         start = time.perf_counter()
         gate = threading.Semaphore(4)
         logged_in = _in_threads([(lambda r=r: r.login(gate)) for r in reviewers], timeout=600)
@@ -469,18 +401,11 @@ def load_run(*, project, seconds: float, n_reviewers: int, workers: int, created
         _in_threads([(lambda r=r, k=k: r.run(project.pk, deadline, races, 0.05, k)) for k, r in enumerate(reviewers)],
                     timeout=seconds + 60)
         elapsed = time.perf_counter() - start
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
 
     c = stats.counts
     print(f"  {elapsed:.0f}s, {len(reviewers)} reviewers: {c['requests']:,} requests, {c['requests'] / elapsed:,.1f} req/s; "
-          f"latency p50 {_pct(stats.latencies, 0.5):.0f} ms, p95 {_pct(stats.latencies, 0.95):.0f} ms, "
-          f"p99 {_pct(stats.latencies, 0.99):.0f} ms")
+          f"latency p50 {percentile(stats.latencies, 0.5):.0f} ms, p95 {percentile(stats.latencies, 0.95):.0f} ms, "
+          f"p99 {percentile(stats.latencies, 0.99):.0f} ms")
     print(f"  writes ok {c['writes']:,}; 409 conflicts {c['conflicts']:,}; races {c['races']:,}; "
           f"errors (5xx, connection) {c['errors']:,}")
 

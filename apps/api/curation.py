@@ -6,7 +6,10 @@ than the pair's changes nothing and answers 409 with the pair as it is now and t
 """
 from __future__ import annotations
 
+from django.conf import settings
+from django.db.models import F
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -29,7 +32,33 @@ MAX_VERSION = 2**31 - 1
 # --- output --------------------------------------------------------------------------------------------
 
 
+_DATETIME = serializers.DateTimeField()
+
+
+def _datetime(value, zone) -> str | None:
+    """A datetime as DRF's DateTimeField writes it (ISO 8601 in the current time zone, UTC as `Z`)."""
+    if value is None:
+        return None
+    if zone is None or not timezone.is_aware(value):
+        return _DATETIME.to_representation(value)  # the rare cases, as DRF handles them
+    text = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _username(pair: PreferencePair, relation: str) -> str | None:
+    """The username of the pair's assignee or reviewer: annotated on the list's rows (`<relation>_username`, read
+    in the page's query rather than a user row per pair), else from the user."""
+    if f"{relation}_username" in pair.__dict__:
+        return pair.__dict__[f"{relation}_username"]
+    user = getattr(pair, relation)
+    return None if user is None else user.username
+
+
 class PairSerializer(serializers.ModelSerializer):
+    """A pair as the list shows it. `to_representation` writes the fields straight off the row, the same values
+    as ModelSerializer's field by field machinery (tests/api/test_pairs.py compares them): a page of 50–500
+    pairs spent more time there than in its query."""
+
     assignee = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
@@ -41,6 +70,22 @@ class PairSerializer(serializers.ModelSerializer):
                   "reviewed_at", "created_at", "updated_at"]
         read_only_fields = fields
 
+    def to_representation(self, pair: PreferencePair) -> dict:
+        zone = timezone.get_current_timezone() if settings.USE_TZ else None
+        return {
+            "id": pair.pk, "project": pair.project_id, "round": pair.round_id, "query": pair.query_id,
+            "tree": pair.tree_id, "node": pair.node_id, "chosen_node": pair.chosen_node_id,
+            "rejected_node": pair.rejected_node_id, "status": pair.status, "version": int(pair.version),
+            "prefix": pair.prefix, "chosen": pair.chosen, "rejected": pair.rejected,
+            "original_chosen": pair.original_chosen, "chosen_value": float(pair.chosen_value),
+            "rejected_value": float(pair.rejected_value), "chosen_visits": int(pair.chosen_visits),
+            "rejected_visits": int(pair.rejected_visits), "gap": float(pair.gap), "deficiency": pair.deficiency,
+            "flag_note": pair.flag_note, "assignee": _username(pair, "assignee"),
+            "lease_expires_at": _datetime(pair.lease_expires_at, zone), "reviewed_by": _username(pair, "reviewed_by"),
+            "reviewed_at": _datetime(pair.reviewed_at, zone), "created_at": _datetime(pair.created_at, zone),
+            "updated_at": _datetime(pair.updated_at, zone),
+        }
+
 
 class PairDetailSerializer(PairSerializer):
     """A pair with the checker's verdicts on both branches (prefix + fragment)."""
@@ -51,6 +96,9 @@ class PairDetailSerializer(PairSerializer):
     class Meta(PairSerializer.Meta):
         fields = [*PairSerializer.Meta.fields, "chosen_verdict", "rejected_verdict"]
         read_only_fields = fields
+
+    def to_representation(self, pair: PreferencePair) -> dict:
+        return serializers.ModelSerializer.to_representation(self, pair)  # one pair: the generic way
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -153,8 +201,11 @@ class PairViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
         return PairSerializer if self.action == "list" else PairDetailSerializer
 
     def base_queryset(self):
-        pairs = self.queryset.all()
-        return pairs.defer("chosen_verdict", "rejected_verdict") if self.action == "list" else pairs
+        if self.action == "list":  # no verdicts; of the people only their names (a user row each cost more)
+            return (PreferencePair.objects.defer("chosen_verdict", "rejected_verdict")
+                    .annotate(assignee_username=F("assignee__username"),
+                              reviewed_by_username=F("reviewed_by__username")))
+        return self.queryset.all()
 
     def pagination_ordering(self, request):
         sort = request.query_params.get("sort") or "uncertainty"

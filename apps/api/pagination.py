@@ -27,7 +27,8 @@ def _encode(value):
 
 def _after(ordering: Sequence[str], values: Sequence, reverse: bool) -> Q:
     """Rows strictly after `values` in `ordering` (before them when `reverse`): a lexicographic comparison
-    written as (a > x) OR (a = x AND b > y) OR ..."""
+    written as (a > x) OR (a = x AND b > y) OR ..., and a plain a ≥ x that an index on a starts its scan from
+    (without it, PostgreSQL reads the index from the first row and filters: page n costs n pages)."""
     condition = Q(pk__in=[])  # false
     for i, term in enumerate(ordering):
         name = term.lstrip("-")
@@ -37,7 +38,9 @@ def _after(ordering: Sequence[str], values: Sequence, reverse: bool) -> Q:
         for prior, value in zip(ordering[:i], values[:i]):
             step &= Q(**{prior.lstrip("-"): value})
         condition |= step
-    return condition
+    first = ordering[0]
+    bound = "gte" if first.startswith("-") == reverse else "lte"
+    return Q(**{f"{first.lstrip('-')}__{bound}": values[0]}) & condition
 
 
 class KeysetPagination(BasePagination):

@@ -37,7 +37,7 @@ class PairFilterForm(forms.Form):
         return PairFilters(
             status=data.get("status") or "", round_id=data.get("round"), deficiency=data.get("deficiency") or "",
             tool=data.get("tool") or "", gap_min=data.get("gap_min"), gap_max=data.get("gap_max"),
-            text=(data.get("q") or "").strip(), assigned_to_me=bool(data.get("mine")),
+            text=(data.get("q") or "").strip(), assigned_to_me=True if data.get("mine") else None,
             sort=sort if sort in SORTS else "uncertainty")
 
 

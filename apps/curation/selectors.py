@@ -29,31 +29,39 @@ REVIEWED = (PreferencePair.Status.APPROVED, PreferencePair.Status.EDITED, Prefer
 
 @dataclass(frozen=True)
 class PairFilters:
+    """The pair filters of the bulk view and the REST pair list (`pairs_filtered`); empty or None: any."""
+
     status: str = ""
     round_id: int | None = None
+    query_id: int | None = None
     deficiency: str = ""
     tool: str = ""  # a tool offered with the pair's query, by name
     gap_min: float | None = None
     gap_max: float | None = None
     text: str = ""  # found in the prefix or either fragment
-    assigned_to_me: bool = False
+    assigned_to_me: bool | None = None  # True: pairs assigned (leased) to the user; False: all others
     sort: str = "uncertainty"
+
+    @property
+    def by_counted_fields_only(self) -> bool:
+        """Whether only status, round and deficiency filter: what the running counts (PairCount) count by."""
+        return (self.query_id is None and not self.tool and self.gap_min is None and self.gap_max is None
+                and not self.text and self.assigned_to_me is None)
 
 
 # The bulk view counts matches up to this many and then says "more than 1,000": a count is never a scan of them all.
 COUNT_LIMIT = 1_000
 
 
-def pair_list_for_review(*, project: Project, filters: PairFilters, user) -> QuerySet[PreferencePair]:
-    """The bulk view's rows: the project's pairs filtered and sorted, with what a row shows joined in."""
-    pairs = (PreferencePair.objects.filter(project=project)
-             .select_related("round", "query", "assignee", "reviewed_by")
-             .defer("query__messages", "query__ground_truth", "query__metadata", "query__sub_answers",
-                    "query__reference_output", "query__final_answer", "chosen_verdict", "rejected_verdict"))
+def pairs_filtered(pairs: QuerySet[PreferencePair], *, filters: PairFilters, user) -> QuerySet[PreferencePair]:
+    """`pairs` narrowed by `filters` (unsorted): the one meaning of the pair filters, for the bulk view and the
+    REST list. 1 query when `assigned_to_me` is set (the user's live leases), none otherwise."""
     if filters.status:
         pairs = pairs.filter(status=filters.status)
     if filters.round_id is not None:
         pairs = pairs.filter(round_id=filters.round_id)
+    if filters.query_id is not None:
+        pairs = pairs.filter(query_id=filters.query_id)
     if filters.deficiency:
         pairs = pairs.filter(deficiency=filters.deficiency)
     if filters.tool:
@@ -62,15 +70,26 @@ def pair_list_for_review(*, project: Project, filters: PairFilters, user) -> Que
         pairs = pairs.filter(gap__gte=filters.gap_min)
     if filters.gap_max is not None:
         pairs = pairs.filter(gap__lte=filters.gap_max)
-    if filters.text:
-        pairs = pairs.filter(Q(chosen__icontains=filters.text) | Q(rejected__icontains=filters.text)
-                             | Q(prefix__icontains=filters.text))
-    if filters.assigned_to_me:
+    text = filters.text.strip()
+    if text:
+        pairs = pairs.filter(Q(chosen__icontains=text) | Q(rejected__icontains=text) | Q(prefix__icontains=text))
+    if filters.assigned_to_me is not None:
         # The few pairs the user holds a live lease on, by id (1 query): `assignee = me OR id IN (…)` is two
         # index lookups, where OR EXISTS(…) would test every pair of the project.
-        held = list(PairAssignment.objects.filter(pair__project=project, user=user, decision="",
-                                                  leased_until__gt=timezone.now()).values_list("pair_id", flat=True))
-        pairs = pairs.filter(Q(assignee=user) | Q(pk__in=held))
+        held = list(PairAssignment.objects.filter(user=user, decision="", leased_until__gt=timezone.now())
+                    .values_list("pair_id", flat=True))
+        mine = Q(assignee=user) | Q(pk__in=held)
+        pairs = pairs.filter(mine) if filters.assigned_to_me else pairs.exclude(mine)
+    return pairs
+
+
+def pair_list_for_review(*, project: Project, filters: PairFilters, user) -> QuerySet[PreferencePair]:
+    """The bulk view's rows: the project's pairs filtered and sorted, with what a row shows joined in."""
+    pairs = (PreferencePair.objects.filter(project=project)
+             .select_related("round", "query", "assignee", "reviewed_by")
+             .defer("query__messages", "query__ground_truth", "query__metadata", "query__sub_answers",
+                    "query__reference_output", "query__final_answer", "chosen_verdict", "rejected_verdict"))
+    pairs = pairs_filtered(pairs, filters=filters, user=user)
     return pairs.order_by(*SORTS.get(filters.sort, SORTS["uncertainty"]))
 
 
@@ -78,8 +97,7 @@ def pair_list_count(*, project: Project, filters: PairFilters, pairs: QuerySet[P
     """(how many pairs match the bulk view's filters, whether that is exact) in 1 query. Filtered by status,
     round and deficiency only: exact, from the running counts. Other filters: the matches are counted up
     to COUNT_LIMIT + 1 (a LIMIT-ed subquery), and more than COUNT_LIMIT reads as (COUNT_LIMIT, False)."""
-    if not (filters.tool or filters.gap_min is not None or filters.gap_max is not None or filters.text
-            or filters.assigned_to_me):
+    if filters.by_counted_fields_only:
         counts = PairCount.objects.filter(project_id=project.pk)
         if filters.status:
             counts = counts.filter(status=filters.status)

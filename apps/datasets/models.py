@@ -26,9 +26,10 @@ class DatasetSnapshot(_FrozenModel):
     )
     name = models.CharField(max_length=200)
     # The policy whose chat template renders the trl prompts: the round's policy_in when frozen for a round.
-    # PROTECT: deleting it would change (or break) what the snapshot exports.
+    # RESTRICT: deleting it alone would change (or break) what the snapshot exports; deleting the project
+    # deletes both.
     checkpoint = models.ForeignKey(
-        "training.Checkpoint", null=True, blank=True, on_delete=models.PROTECT, related_name="snapshots",
+        "training.Checkpoint", null=True, blank=True, on_delete=models.RESTRICT, related_name="snapshots",
         help_text="The checkpoint whose tokenizer renders the prompts.",
     )
     # sha256 over the frozen rows in order: two snapshots with the same hash export the same bytes.
@@ -56,7 +57,8 @@ class SnapshotPair(_FrozenModel):
     pair = models.ForeignKey(
         "curation.PreferencePair", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    query = models.ForeignKey("catalog.Query", on_delete=models.PROTECT, related_name="+")
+    # RESTRICT: a frozen query is kept while a snapshot holds it, but goes with its project (and the snapshot).
+    query = models.ForeignKey("catalog.Query", on_delete=models.RESTRICT, related_name="+")
     prefix = models.TextField(blank=True)
     chosen = models.TextField()
     rejected = models.TextField()

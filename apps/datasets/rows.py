@@ -1,9 +1,10 @@
 """Export row formats: one frozen snapshot item rendered as a trl, openai or sharegpt row (a JSON-able dict).
 
 Pure functions: they read the item, its query (messages and tools prefetched) and, for trl, the prompt the
-policy's chat template made; they touch neither the database nor a tokenizer. `apps.datasets.services`
-streams a snapshot through them, and the preference training builds its rows with the same `trl_row`, so
-what is exported is what was trained.
+policy's chat template made; they touch neither the database nor a tokenizer. The preference training builds its
+rows with `trl_row` (`apps.datasets.services.snapshot_rows`); the JSON Lines export writes the same rows' canonical
+JSON from pre-encoded pieces (`LINES`, below: byte for byte `encode_row` of these dicts), so what is exported is
+what was trained.
 
 A pair is a step-level one: both fragments continue the same assistant `prefix`. Only trl can say so (its
 prompt may end inside the assistant turn); the openai and sharegpt formats have no partial assistant turn,
@@ -15,8 +16,8 @@ and `tools`) is made once per query by the export and shared by that query's row
 """
 from __future__ import annotations
 
-import functools
 import json
+from json.encoder import encode_basestring
 
 from apps.catalog.models import Query
 from apps.rewards.parsing import render_call_list
@@ -28,7 +29,12 @@ FORMATS = ("trl", "openai", "sharegpt")
 SPANS = ("fragment", "completion")  # trl only: where the shared prefix goes (the prompt, or both completions)
 # Canonical JSON (keys sorted, UTF-8 as is); one encoder made once, not one per row as json.dumps(**options) does.
 _encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False).encode
-_key = functools.lru_cache(maxsize=64)(_encode)  # a row's keys as JSON text: a handful, each encoded once
+# A str as that encoder writes it (quotes included): the same function it calls for every string it meets.
+_string = encode_basestring
+# A frozen item's fields in the order the export reads them (`LINES`' `line` takes them as a tuple in this order).
+ITEM_FIELDS = ("ordinal", "pair_id", "query_id", "prefix", "chosen", "rejected", "deficiency", "gap", "status",
+               "chosen_ends", "rejected_ends")
+_TEXTS = slice(ITEM_FIELDS.index("prefix"), ITEM_FIELDS.index("rejected") + 1)  # prefix, chosen, rejected
 
 
 def check_format(fmt: str, span: str = "fragment") -> None:
@@ -185,20 +191,110 @@ def render_row(fmt: str, item: SnapshotPair, query: Query, *, prompt: str | None
     return sharegpt_row(item, query, shared=shared)
 
 
-def encode_json(value) -> str:
-    """Canonical JSON text of a value (keys sorted, UTF-8 as is): a row's, or a part of it given to `encode_row`."""
+def encode_row(row: dict) -> bytes:
+    """One JSON Lines line: canonical JSON (keys sorted, UTF-8 as is), so the same row gives the same bytes
+    whatever the database (PostgreSQL's jsonb does not keep an object's key order; SQLite does)."""
+    return (_encode(row) + "\n").encode()
+
+
+# --- JSON Lines without a row dict -----------------------------------------------------------------------
+# An export writes millions of lines: building each row as a dict and encoding it with sort_keys costs more than
+# everything else per row. `LINES[fmt]` writes the same bytes as `encode_row(render_row(fmt, ...))` from pieces:
+# the keys in sorted order as fixed text, what depends on the query alone encoded once per query, the rest
+# encoded per row. JSON escapes a string character by character, so the encoding of a + b is the encoding of a
+# without its closing quote followed by that of b without its opening one: a shared prefix is encoded once.
+# tests/apps/datasets/test_lines.py compares the two on awkward values.
+
+
+def _scalar(value) -> str:
+    """A number, bool, None or str as the canonical encoder writes it (NaN and ±Infinity too)."""
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value - value == 0:  # finite: the encoder writes float.__repr__
+        return float.__repr__(value)
     return _encode(value)
 
 
-def encode_row(row: dict, encoded: dict[str, str] | None = None) -> bytes:
-    """One JSON Lines line: canonical JSON (keys sorted, UTF-8 as is), so the same row gives the same bytes
-    whatever the database (PostgreSQL's jsonb does not keep an object's key order; SQLite does).
+def _bool(value) -> str:
+    return "true" if value is True else "false" if value is False else _encode(value)
 
-    `encoded` maps some of the row's keys to their values' `encode_json` text, made once for all the rows of a
-    query (its `query_fields`): the line is the same as without it, assembled as json.dumps assembles an object
-    (`{"key": value, ...}`, keys in order)."""
-    if not encoded:
-        return (_encode(row) + "\n").encode()
-    parts = [f"{_key(key)}: {encoded[key] if key in encoded else _encode(row[key])}" for key in sorted(row)]
-    return ("{" + ", ".join(parts) + "}\n").encode()
 
+class BaseLines:
+    """The JSON Lines of one snapshot in one format. `query_part(query, prompt)` is made once per query (`prompt`:
+    the policy's rendering, trl only); `line(part, values)` is one row's line, `values` the item's fields in
+    `ITEM_FIELDS` order."""
+
+    def __init__(self, *, snapshot, span: str = "fragment"):
+        self.snapshot, self.span = snapshot, span
+
+    def query_part(self, query: Query, prompt: str | None):
+        raise NotImplementedError
+
+    def line(self, part, values: tuple) -> bytes:
+        raise NotImplementedError
+
+
+class TrlLines(BaseLines):
+    """`trl_row` + `row_metadata`, keys sorted: chosen, metadata {chosen_ends … status}, prompt, rejected."""
+
+    def __init__(self, *, snapshot, span: str = "fragment"):
+        check_format("trl", span)
+        super().__init__(snapshot=snapshot, span=span)
+        self.snapshot_part = (f'"snapshot_hash": {_string(snapshot.content_hash)}, '
+                              f'"snapshot_id": {_scalar(snapshot.pk)}')
+
+    def query_part(self, query: Query, prompt: str | None) -> tuple[str, str]:
+        if prompt is None:
+            raise ValueError("a trl row needs the prompt rendered by the policy's chat template")
+        return _string(prompt), f'"query_external_id": {_string(query.external_id)}, "query_id": {_scalar(query.pk)}'
+
+    def line(self, part: tuple[str, str], values: tuple) -> bytes:
+        ordinal, pair_id, _, prefix, chosen, rejected, deficiency, gap, status, chosen_ends, rejected_ends = values
+        prompt, query = part
+        if self.span == "fragment":
+            prompt = prompt[:-1] + _string(prefix)[1:]
+            chosen, rejected = _string(chosen), _string(rejected)
+        else:
+            chosen, rejected = _string(prefix + chosen), _string(prefix + rejected)
+        return (f'{{"chosen": {chosen}, "metadata": {{"chosen_ends": {_bool(chosen_ends)}, '
+                f'"deficiency": {_string(deficiency)}, "gap": {_scalar(gap)}, "ordinal": {_scalar(ordinal)}, '
+                f'"pair_id": {_scalar(pair_id)}, {query}, "rejected_ends": {_bool(rejected_ends)}, '
+                f'{self.snapshot_part}, "status": {_string(status)}}}, "prompt": {prompt}, '
+                f'"rejected": {rejected}}}\n').encode()
+
+
+class OpenAILines(BaseLines):
+    """`openai_row`, keys sorted: input, non_preferred_output, preferred_output."""
+
+    def query_part(self, query: Query, prompt: str | None) -> str:
+        return _encode(query_fields("openai", query)["input"])
+
+    def line(self, part: str, values: tuple) -> bytes:
+        prefix, chosen, rejected = values[_TEXTS]
+        prefix = _string(prefix)[:-1]
+        return (f'{{"input": {part}, "non_preferred_output": [{{"content": {prefix}{_string(rejected)[1:]}, '
+                f'"role": "assistant"}}], "preferred_output": [{{"content": {prefix}{_string(chosen)[1:]}, '
+                f'"role": "assistant"}}]}}\n').encode()
+
+
+class ShareGPTLines(BaseLines):
+    """`sharegpt_row`, keys sorted: chosen, conversations, rejected, tools."""
+
+    def query_part(self, query: Query, prompt: str | None) -> tuple[str, str]:
+        shared = query_fields("sharegpt", query)
+        return _encode(shared["conversations"]), _string(shared["tools"])
+
+    def line(self, part: tuple[str, str], values: tuple) -> bytes:
+        prefix, chosen, rejected = values[_TEXTS]
+        prefix = _string(prefix)[:-1]
+        conversations, tools = part
+        return (f'{{"chosen": {{"from": "gpt", "value": {prefix}{_string(chosen)[1:]}}}, '
+                f'"conversations": {conversations}, '
+                f'"rejected": {{"from": "gpt", "value": {prefix}{_string(rejected)[1:]}}}, '
+                f'"tools": {tools}}}\n').encode()
+
+
+LINES: dict[str, type[BaseLines]] = {"trl": TrlLines, "openai": OpenAILines, "sharegpt": ShareGPTLines}

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from datetime import timedelta
+from pathlib import Path
 from typing import NamedTuple
 
 from django.db import IntegrityError, connection, transaction
@@ -24,7 +25,7 @@ from apps.training.policy import policy_tokenizer, query_prompt
 
 from .models import DatasetSnapshot, SnapshotFile, SnapshotPair
 from .parquet import write_parquet
-from .rows import check_format, encode_json, encode_row, query_fields, render_row
+from .rows import ITEM_FIELDS, LINES, check_format, query_fields, render_row
 
 FROZEN_STATUSES = (PreferencePair.Status.APPROVED.value, PreferencePair.Status.EDITED.value)
 FILTER_KEYS = ("status", "round", "deficiency", "min_gap", "max_gap", "kind")
@@ -321,12 +322,12 @@ def snapshot_rows(snapshot: DatasetSnapshot, fmt: str, span: str = "fragment", *
     PostgreSQL) with their queries fetched per chunk: memory stays flat whatever the size. The format is
     checked and the tokenizer loaded (once) before this returns, so errors come before the first row."""
     tokenizer = _export_tokenizer(snapshot, fmt, span)
-    return (row for row, _ in _rendered(snapshot, fmt, span, tokenizer, chunk_size))
+    return _rendered(snapshot, fmt, span, tokenizer, chunk_size)
 
 
 class _Item(NamedTuple):
     """What a row reads of a frozen item: its fields as a plain tuple (a model instance per row costs more
-    than rendering the row)."""
+    than rendering the row). After the snapshot and its id, the fields of `rows.ITEM_FIELDS` in its order."""
 
     snapshot: DatasetSnapshot
     snapshot_id: int
@@ -343,8 +344,8 @@ class _Item(NamedTuple):
     rejected_ends: bool
 
 
-_ITEM_FIELDS = _Item._fields[2:]  # read from the database, after the snapshot and its id
-_QUERY_ID = _ITEM_FIELDS.index("query_id")
+assert _Item._fields[2:] == ITEM_FIELDS
+_QUERY_ID = ITEM_FIELDS.index("query_id")
 
 
 def _export_tokenizer(snapshot: DatasetSnapshot, fmt: str, span: str):
@@ -352,25 +353,30 @@ def _export_tokenizer(snapshot: DatasetSnapshot, fmt: str, span: str):
     return _snapshot_tokenizer(snapshot) if fmt == "trl" else None
 
 
-def _rendered(snapshot, fmt, span, tokenizer, chunk_size) -> Iterator[tuple[dict, dict[str, str]]]:
-    """(row, its query's `query_fields` as encoded JSON) in order. Per query and chunk, the prompt is
-    rendered and the query's fields made and encoded once (a query's rows are adjacent)."""
-    values = snapshot.items.order_by("ordinal").values_list(*_ITEM_FIELDS).iterator(chunk_size=chunk_size)
+def _items(snapshot, chunk_size, per_query) -> Iterator[tuple[tuple, object]]:
+    """(an item's fields in `ITEM_FIELDS` order, `per_query(query)`) in order, `chunk_size` items per fetch;
+    `per_query` is called once per query and chunk (a query's items are adjacent)."""
+    values = snapshot.items.order_by("ordinal").values_list(*ITEM_FIELDS).iterator(chunk_size=chunk_size)
     tools = _Tools()
     for batch in _batches(values, chunk_size):
         queries = _queries({value[_QUERY_ID] for value in batch}, tools)
-        per_query: dict[int, tuple] = {}
+        made: dict[int, object] = {}
         for value in batch:
-            item = _Item(snapshot, snapshot.pk, *value)
-            found = per_query.get(item.query_id)
+            query_id = value[_QUERY_ID]
+            found = made.get(query_id)
             if found is None:
-                query = queries[item.query_id]
-                prompt = query_prompt(tokenizer, query) if tokenizer is not None else None
-                shared = query_fields(fmt, query)
-                found = per_query[item.query_id] = (query, prompt, shared,
-                                                    {key: encode_json(value) for key, value in shared.items()})
-            query, prompt, shared, encoded = found
-            yield render_row(fmt, item, query, prompt=prompt, span=span, shared=shared), encoded
+                found = made[query_id] = per_query(queries[query_id])
+            yield value, found
+
+
+def _rendered(snapshot, fmt, span, tokenizer, chunk_size) -> Iterator[dict]:
+    """The rows in order; per query and chunk, the prompt is rendered and the query's fields made once."""
+
+    def per_query(query):
+        return query, query_prompt(tokenizer, query) if tokenizer is not None else None, query_fields(fmt, query)
+
+    for value, (query, prompt, shared) in _items(snapshot, chunk_size, per_query):
+        yield render_row(fmt, _Item(snapshot, snapshot.pk, *value), query, prompt=prompt, span=span, shared=shared)
 
 
 def trl_rows(snapshot: DatasetSnapshot, span: str = "fragment") -> Iterator[dict]:
@@ -392,10 +398,17 @@ def _lines(snapshot, fmt, span, tokenizer) -> Iterator[bytes]:
     # materialises the whole result before the first row (measured: ~0.8 s and the rows' size in temp space per
     # million pairs). A stream does nothing else on its connection: it reads in a transaction of its own, where
     # the cursor is not held (closing the stream early rolls that read back).
+    # The lines are written from pre-encoded pieces (`rows.LINES`), the same bytes as encoding each row's dict.
+    lines = LINES[fmt](snapshot=snapshot, span=span)
+    line = lines.line
+
+    def per_query(query):
+        return lines.query_part(query, query_prompt(tokenizer, query) if tokenizer is not None else None)
+
     own = connection.vendor == "postgresql" and connection.get_autocommit()
     with transaction.atomic() if own else nullcontext():
-        for row, encoded in _rendered(snapshot, fmt, span, tokenizer, EXPORT_CHUNK):
-            yield encode_row(row, encoded)
+        for values, part in _items(snapshot, EXPORT_CHUNK, per_query):
+            yield line(part, values)
 
 
 def snapshot_latest(*, project) -> DatasetSnapshot | None:
@@ -470,11 +483,28 @@ def snapshot_file_build(*, file_id: int) -> SnapshotFile:
     except Exception as exc:  # noqa: BLE001 - any failure is the row's, with its reason (soft time limit too)
         _file_fail(file.pk, f"{type(exc).__name__}: {exc}")
     else:
-        SnapshotFile.objects.filter(pk=file.pk).update(
+        recorded = SnapshotFile.objects.filter(pk=file.pk).update(
             status=SnapshotFile.Status.DONE, file=name, bytes=written.bytes, rows=written.rows, sha256=written.sha256,
             error="", finished_at=timezone.now())
+        if not recorded:  # the row (its snapshot) was deleted while the file was written: nothing will delete it
+            snapshot_file_discard(storage=storage, name=name)
+            raise SnapshotFile.DoesNotExist(f"snapshot file #{file.pk} was deleted while it was being written")
     file.refresh_from_db()
     return file
+
+
+def snapshot_file_discard(*, storage, name: str) -> None:
+    """Remove a snapshot file's bytes from the storage, and its snapshot's folder once empty (on a local disk).
+    A file already gone is not an error."""
+    storage.delete(name)  # Django's storages ignore a missing name
+    try:
+        folder = Path(storage.path(name)).parent
+    except NotImplementedError:  # a remote storage: no folders to tidy
+        return
+    try:
+        folder.rmdir()  # only if empty
+    except OSError:
+        pass
 
 
 def snapshot_file_check(*, file: SnapshotFile) -> SnapshotFile:

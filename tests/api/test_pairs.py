@@ -1,9 +1,11 @@
 """Pairs over REST: the bulk page's filters, keyset pages in gap order, the review actions at a version, 409 on a
 stale version with nothing changed, and the pages' permission rules."""
 import threading
+from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.curation.models import PairAssignment, PreferencePair, ReviewEvent
@@ -54,6 +56,41 @@ def test_list_filters_like_the_bulk_page(api, people, project, make_pair, round_
     assert ids(project=project.pk, sort="gap") == [calc_pair.pk, lyon.pk, leased.pk, paris.pk]
     assert ids(sort="newest") == [leased.pk, calc_pair.pk, lyon.pk, paris.pk]
     assert ids(project=other_project.pk) == []
+    assert ids(mine="false") == [paris.pk, lyon.pk, calc_pair.pk]
+    assert ids(q="  nice ", status="approved", gap_max=0.5) == [lyon.pk]  # the text is trimmed, as on the page
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"status": "pending"}, {"status": "approved", "sort": "gap"}, {"deficiency": "wrong_type"},
+    {"tool": "calc"}, {"gap_min": "0.25", "gap_max": "0.6"}, {"gap_min": "0.5"}, {"q": " NICE "}, {"mine": "true"},
+    {"round": "ROUND", "status": "pending", "sort": "newest"}, {"q": "lyon", "tool": "get_weather", "gap_max": "1"},
+])
+def test_the_list_and_the_bulk_page_select_the_same_pairs(api, people, project, make_pair, round_, params):
+    """One selector (apps.curation.selectors.pairs_filtered) behind both: the same parameters give the same rows
+    in the same order over REST and on the bulk page."""
+    from apps.curation.forms import PairFilterForm
+    from apps.curation.selectors import PairFilters, pair_filter_choices, pair_list_for_review
+
+    calc = ToolFactory(project=project, name="calc", schema_hash="hash-calc")
+    for k in range(12):
+        with_calc = {"query": QueryFactory(project=project, tools=[calc])} if k % 3 == 1 else {}
+        pair = make_pair(status=["pending", "approved", "rejected"][k % 3], gap=round(0.05 + k * 0.08, 2),
+                         round=round_ if k % 2 else None, deficiency="wrong_type" if k % 4 == 0 else "wrong_value",
+                         chosen="city='Nice')]" if k % 5 == 0 else "city='Paris')]", **with_calc)
+        if k % 6 == 0:
+            PairAssignment.objects.create(pair=pair, user=people["annotator"],
+                                          leased_until=timezone.now() + timezone.timedelta(minutes=5))
+    make_pair(gap=0.3, project=ProjectFactory(name="elsewhere"), chosen="city='Nice')]")
+    params = {name: str(round_.pk) if value == "ROUND" else value for name, value in params.items()}
+
+    rest = [row["id"] for row in walk(api("annotator"), "/api/v1/pairs/?" + urlencode(
+        {**params, "project": project.pk, "page_size": 5}))]
+    form = PairFilterForm(params or None, **pair_filter_choices(project=project))
+    assert not params or form.is_valid(), form.errors
+    filters = form.filters() if params else PairFilters()  # as the bulk view reads its query string
+    page = list(pair_list_for_review(project=project, filters=filters, user=people["annotator"])
+                .values_list("pk", flat=True))
+    assert rest == page and 0 < len(rest) < 12 + (not params)
 
 
 @pytest.mark.parametrize("params, field", [
@@ -85,6 +122,62 @@ def test_cursor_pages_walk_ties_in_gap_order_both_ways(api, make_pair):
     assert [row["id"] for row in by_gap] == [p.pk for p in sorted(pairs, key=lambda p: (-p.gap, p.pk))]
     other_order = client.get(first["next"].replace("page_size=4", "page_size=4&sort=gap"))
     assert other_order.status_code == 400 and "another ordering" in other_order.json()["cursor"][0]
+
+
+def test_a_next_page_starts_its_index_scan_at_the_cursor(api, make_pair):
+    """The page after a cursor is bounded by the sort's first field (gap ≥ the cursor's, or ≤ going back, or for
+    sort=gap), so an index on gap starts there rather than at the first row: deep pages cost what the first does."""
+    for i in range(6):
+        make_pair(gap=0.1 * (i + 1))
+    client = api("annotator")
+    for sort, bound, back in (("uncertainty", '"gap" >= ', '"gap" <= '), ("gap", '"gap" <= ', '"gap" >= ')):
+        first = client.get(f"/api/v1/pairs/?page_size=2&sort={sort}").json()
+        with CaptureQueriesContext(connection) as forward:
+            second = client.get(first["next"]).json()
+        with CaptureQueriesContext(connection) as backward:
+            client.get(second["previous"])
+        page_sql = [q["sql"] for q in forward.captured_queries if "ORDER BY" in q["sql"]]
+        assert len(page_sql) == 1 and bound in page_sql[0], page_sql
+        assert any(back in q["sql"] for q in backward.captured_queries if "ORDER BY" in q["sql"])
+
+
+def test_the_list_writes_pairs_as_the_generic_serializer_does(api, people, project, make_pair, round_):
+    """PairSerializer writes a row straight off the model: the same values, field for field, as DRF's
+    ModelSerializer machinery, for every kind of pair and in another time zone."""
+    from rest_framework import serializers
+
+    from apps.api.curation import PairSerializer, PairViewSet
+    from tests.factories import SearchTreeFactory, TreeNodeFactory
+
+    tree = SearchTreeFactory(project=project)
+    root = TreeNodeFactory(tree=tree)
+    made = [
+        make_pair(gap=0.1),
+        make_pair(status="approved", round=round_, gap=1e-7, chosen_value=0.30000000000000004),
+        make_pair(status="edited", original_chosen="city='Pariss')]", chosen="city='Paris\u00e9 \"x\"')]",
+                  tree=tree, node=root, chosen_node=TreeNodeFactory(tree=tree, parent=root, ordinal=1),
+                  rejected_node=TreeNodeFactory(tree=tree, parent=root, ordinal=2), gap=3.0),
+        make_pair(status="flagged", flag_note="Köln?\n", deficiency=""),
+    ]
+    now = timezone.now()
+    PreferencePair.objects.filter(pk=made[0].pk).update(assignee=people["annotator"],
+                                                        lease_expires_at=now + timezone.timedelta(minutes=5))
+    PreferencePair.objects.filter(pk__in=[p.pk for p in made[1:]]).update(reviewed_by=people["reviewer"],
+                                                                          reviewed_at=now)
+    view = PairViewSet(action="list")
+    listed = list(view.base_queryset().filter(pk__in=[p.pk for p in made]).order_by("pk"))
+    plain = list(PreferencePair.objects.filter(pk__in=[p.pk for p in made]))  # no usernames annotated
+    assert len(listed) == len(plain) == 4
+    for zone in ("UTC", "Asia/Kolkata", "America/St_Johns"):
+        with timezone.override(zone):
+            for pair in listed + plain:
+                fast = PairSerializer(pair).data
+                generic = serializers.ModelSerializer.to_representation(PairSerializer(), pair)
+                assert fast == generic and list(fast) == PairSerializer.Meta.fields
+    rows = {row["id"]: row for row in api("annotator").get("/api/v1/pairs/").json()["results"]}
+    assert rows[made[0].pk]["assignee"] == "annotator" and rows[made[0].pk]["lease_expires_at"].endswith("Z")
+    assert rows[made[1].pk]["reviewed_by"] == "reviewer" and rows[made[1].pk]["round"] == round_.pk
+    assert rows[made[2].pk]["node"] == root.pk and rows[made[2].pk]["gap"] == 3.0
 
 
 def test_page_size_is_checked(api, make_pair):
