@@ -77,7 +77,7 @@ class TrainingRound(models.Model):
         Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="rounds_produced"
     )
     snapshot = models.ForeignKey(
-        "datasets.DatasetSnapshot", null=True, blank=True, on_delete=models.PROTECT, related_name="rounds"
+        "datasets.DatasetSnapshot", null=True, blank=True, on_delete=models.RESTRICT, related_name="rounds"
     )
     progress = models.JSONField(default=dict, blank=True, help_text="Stage, counts, step, loss.")
     metrics = models.JSONField(default=dict, blank=True)

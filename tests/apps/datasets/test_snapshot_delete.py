@@ -104,3 +104,16 @@ def test_a_file_written_for_a_snapshot_deleted_meanwhile_is_not_left_behind(snap
     with pytest.raises(SnapshotFile.DoesNotExist, match="deleted while it was being written"):
         snapshot_file_build(file_id=file.pk)
     assert written and not written[0].exists()
+
+
+def test_a_round_keeps_its_snapshot_but_the_project_delete_takes_both(project, snapshot, files):
+    from apps.training.models import TrainingRound
+    from tests.factories import TrainingRoundFactory
+
+    TrainingRoundFactory(project=project, number=1, state=TrainingRound.State.DONE, snapshot=snapshot)
+    with pytest.raises(RestrictedError):
+        DatasetSnapshot.objects.get(pk=snapshot.pk).delete()
+    assert all(path.is_file() for path in files)
+    Project.objects.get(pk=project.pk).delete()
+    assert not TrainingRound.objects.exists() and not DatasetSnapshot.objects.exists()
+    assert not any(path.exists() for path in files)
