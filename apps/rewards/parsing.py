@@ -11,6 +11,7 @@ from keyword import iskeyword
 import math
 import operator
 import re
+import warnings
 from dataclasses import dataclass, field
 
 Span = tuple[int, int]
@@ -253,7 +254,9 @@ def parse_python_calls(text: str, offset: int = 0, fast: bool = True) -> list[Pa
         return calls
     pos = _Positions(body, offset)
     try:
-        tree = ast.parse(body, mode="eval")
+        with warnings.catch_warnings():  # a model's text is no source file: "1abc" warns on stderr otherwise
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(body, mode="eval")
     except SyntaxError as exc:
         at = offset + pos.char(exc.lineno or 1, (exc.offset or 1) - 1, chars=True)
         raise CallSyntaxError(f"not a valid call list: {exc.msg}", (at, at + 1)) from None

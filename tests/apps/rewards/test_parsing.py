@@ -132,3 +132,13 @@ def test_fast_scanner_covers_the_common_case():
     assert _fast_calls("[f(a=[1, 2], b=some_var)]", 0) is not None
     for text in ["[f(a=[[1, 2]])]", "[f(a={1: 2})]", "[f(a=lambda)]", "[f(a='it\\'s')]", "[f(class=1)]", "[f(a=1, a=2)]", "[f(a=007)]"]:
         assert _fast_calls(text, 0) is None, text  # left to Python's parser
+
+
+def test_sampled_text_that_python_warns_about_parses_quietly():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert parse_output("[get(city='Paris', n=3if)]").status == "malformed"  # "invalid decimal literal"
+        assert parse_output("[f(a=0x1for)]").status == "malformed"  # "invalid hexadecimal literal"
+    assert not [w for w in seen if issubclass(w.category, SyntaxWarning)]

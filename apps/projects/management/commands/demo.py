@@ -115,7 +115,8 @@ class Command(BaseCommand):
             return
         self.stdout.write(self.style.SUCCESS(
             f"round 1 (SimPO on {rnd.snapshot.pair_count if rnd.snapshot else 0} step-level pairs): eval pass@1 "
-            f"{before['pass_rate']:.1%} → {after['pass_rate']:.1%} ({after['pass_rate'] - before['pass_rate']:+.1%}) "
+            f"{before['pass_rate']:.1%} → {after['pass_rate']:.1%} ({(after['pass_rate'] - before['pass_rate']) * 100:+.1f} "
+            f"points) "
             f"on {after['n']} held-out queries"))
         for kind, figures in after["by_kind"].items():
             was = before["by_kind"].get(kind, {}).get("pass_rate", 0.0)

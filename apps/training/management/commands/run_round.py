@@ -99,7 +99,7 @@ class Command(BaseCommand):
                     round_id=rnd.pk, progress=self._updater(bar, "done", "total")))
             before, after = out["before"], out["eval"]
             self.stdout.write(f"evaluate: pass@1 {before['pass_rate']:.1%} → {after['pass_rate']:.1%} "
-                              f"({out['pass_rate_change']:+.1%}) on {after['n']} eval queries")
+                              f"({out['pass_rate_change'] * 100:+.1f} points) on {after['n']} eval queries")
             if after.get("solve_f1") is not None:
                 was = before.get("solve_f1")
                 self.stdout.write("evaluate: Solve-F1 " + (f"{was:.3f} → " if was is not None else "")
