@@ -1,7 +1,7 @@
 """The schema serves the loop's hot reads from indexes, and its deletion rules keep data consistent."""
 import pytest
 from django.db import connection
-from django.db.models import ProtectedError, RestrictedError
+from django.db.models import RestrictedError
 
 from apps.catalog.models import Query, QueryTool, Tool
 from apps.curation.models import PreferencePair, ReviewEvent
@@ -61,7 +61,7 @@ def test_snapshots_are_immutable(project):
     assert DatasetSnapshot.objects.get().name == "s" and SnapshotPair.objects.get().chosen == "a"
     # a snapshot a round trained on cannot be deleted from under it
     TrainingRound.objects.create(project=project, number=1, snapshot=snap)
-    with pytest.raises(ProtectedError):
+    with pytest.raises(RestrictedError):
         snap.delete()
 
 
