@@ -46,7 +46,8 @@ def eval_history(project) -> tuple[list[dict], list[str]]:
             continue
         before = rnd.metrics.get("before") or {}
         kinds.update(after.get("by_kind", {}))
-        rows.append({"round": rnd, "after": after, "before": before})
+        rows.append({"round": rnd, "after": after, "before": before,
+                     "change": _pct(rnd.metrics.get("pass_rate_change"), sign=True) if before else ""})
     return rows, sorted(kinds)
 
 

@@ -52,6 +52,8 @@ def test_round_list_compares_rounds_in_a_chart(client, project, people, policy):
     client.force_login(people["annotator"])
     html = client.get(reverse("training:round_list", args=[project.pk])).content.decode()
     assert 'id="pass-rate-chart"' in html and html.count("<polyline") == 3  # all, single, parallel
+    compare = re.search(r'<table[^>]*id="round-compare".*?</table>', html, re.S).group(0)
+    assert "+10.0 points" in compare
     assert "round 2" in html and "reviewing" in html
     assert 'id="new-round"' not in html  # annotators do not create rounds
 
