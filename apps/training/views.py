@@ -2,6 +2,8 @@
 loss curve, before/after figures), and the admin actions on it — new, launch, cancel, resume."""
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
@@ -130,6 +132,8 @@ def round_detail(request, project, number: int):
         "can_resume": is_admin and rnd.state == S.FAILED and rnd.progress.get("failed_stage"),
         "eval_runs": EvalRun.objects.filter(round=rnd).select_related("checkpoint").order_by("created_at"),
         "skips_review": rnd.algorithm in (TrainingRound.Algorithm.GRPO, TrainingRound.Algorithm.SFT),
+        "settings": [(label, json.dumps(value, sort_keys=True) if value else "defaults") for label, value in (
+            ("Selection", rnd.selection), ("Search", rnd.search_config), ("Training and more", rnd.hyperparameters))],
     })
 
 

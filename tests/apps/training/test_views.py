@@ -158,3 +158,14 @@ def test_no_solve_f1_chart_without_solve_f1(client, project, people, policy):
     client.force_login(people["annotator"])
     assert 'id="solve-f1-chart"' not in client.get(reverse("training:round_list", args=[project.pk])).content.decode()
     assert "Solve-F1" not in client.get(reverse("training:round_detail", args=[project.pk, 1])).content.decode()
+
+
+def test_round_settings_are_shown_as_json(client, project, people, policy):
+    TrainingRoundFactory(project=project, number=1, state=S.DRAFT, policy_in=policy,
+                         selection={"method": "pass_rate", "min_rate": 0.125},
+                         hyperparameters={"pairs": {"chosen_value_min": 0.5}, "train": {"sft_weight": 1.0}})
+    client.force_login(people["annotator"])
+    html = client.get(reverse("training:round_detail", args=[project.pk, 1])).content.decode()
+    assert "{&quot;method&quot;: &quot;pass_rate&quot;, &quot;min_rate&quot;: 0.125}" in html
+    assert "<dt>Search</dt><dd><code>defaults</code></dd>" in html
+    assert "&quot;pairs&quot;: {&quot;chosen_value_min&quot;: 0.5}, &quot;train&quot;" in html  # keys sorted
