@@ -1,15 +1,15 @@
 """Writes to the catalog: records in (all-or-nothing), import jobs run."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
 
 from apps.projects.models import Project
+from itool_web.batching import batched
 
 from .importers import get_importer
 from .models import ImportJob, Query, QueryTool, Tool
@@ -67,12 +67,6 @@ class _ToolCache:
         return self._rows[key]
 
 
-def _batches(items: Iterable[QuerySpec], size: int) -> Iterator[list[QuerySpec]]:
-    it = iter(items)
-    while batch := list(islice(it, size)):
-        yield batch
-
-
 def records_write(*, project: Project, records: Iterable[QuerySpec], source: str, split: str) -> ImportCounts:
     """Store query records and their tools in one transaction: all of them, or (on any RecordError) none.
 
@@ -82,7 +76,7 @@ def records_write(*, project: Project, records: Iterable[QuerySpec], source: str
     counts = ImportCounts()
     tools = _ToolCache(project, source, counts)
     with transaction.atomic():
-        for batch in _batches(records, BATCH):
+        for batch in batched(records, BATCH):
             counts.read += len(batch)
             existing = dict(
                 Query.objects.filter(project=project, external_id__in=[r.external_id for r in batch]).values_list(

@@ -106,7 +106,12 @@ def pair_list_count(*, project: Project, filters: PairFilters, pairs: QuerySet[P
         if filters.deficiency:
             counts = counts.filter(deficiency=filters.deficiency)
         return counts.aggregate(n=Sum("n"))["n"] or 0, True
-    n = pairs.order_by().values("pk")[:COUNT_LIMIT + 1].count()
+    return _count_up_to_limit(pairs.order_by())
+
+
+def _count_up_to_limit(pairs: QuerySet[PreferencePair]) -> tuple[int, bool]:
+    """(min(matches, COUNT_LIMIT), whether that is exact) in 1 query: a LIMIT-ed subquery, never a full scan."""
+    n = pairs.values("pk")[:COUNT_LIMIT + 1].count()
     return min(n, COUNT_LIMIT), n <= COUNT_LIMIT
 
 
@@ -176,8 +181,7 @@ def pairs_awaiting_adjudication(*, project: Project) -> QuerySet[PreferencePair]
 
 def pairs_awaiting_adjudication_count(*, project: Project) -> tuple[int, bool]:
     """(how many pairs await a reviewer, whether that is exact): counted up to COUNT_LIMIT, like the bulk view."""
-    n = pairs_awaiting_adjudication(project=project).values("pk")[:COUNT_LIMIT + 1].count()
-    return min(n, COUNT_LIMIT), n <= COUNT_LIMIT
+    return _count_up_to_limit(pairs_awaiting_adjudication(project=project))
 
 
 def pair_next_for_adjudication(*, project: Project, exclude_pair_id: int | None = None) -> int | None:

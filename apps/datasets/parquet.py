@@ -24,6 +24,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from itool_web.batching import batched
+
 ROW_GROUP = 5000  # rows per row group: one batch held in memory at a time (~10 MB of trl rows)
 COMPRESSION = "zstd"  # read by pyarrow, datasets, pandas, polars, DuckDB and Spark 3+
 
@@ -94,7 +96,7 @@ def write_parquet(rows: Iterable[dict], fmt: str, path: Path | str, *, row_group
     count = 0
     try:
         with pq.ParquetWriter(tmp, schema, compression=COMPRESSION) as writer:
-            for batch in _batches(rows, row_group):
+            for batch in batched(rows, row_group):
                 if json_fields:
                     encoded: dict[int, tuple[object, str]] = {}
                     batch = [_encode_json(row, json_fields, encoded) for row in batch]
@@ -136,17 +138,6 @@ def _encode_json(row: dict, json_fields, encoded: dict[int, tuple[object, str]])
             found = encoded[id(value)] = (value, _dumps(value))
         row[column] = {**row[column], field: found[1]}
     return row
-
-
-def _batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
-    batch: list[dict] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _sha256(path: str) -> tuple[str, int]:

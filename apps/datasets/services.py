@@ -22,6 +22,7 @@ from apps.curation.models import PreferencePair
 from apps.rewards.deficiency import Deficiency
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.policy import policy_tokenizer, query_prompt
+from itool_web.batching import batched
 
 from .models import DatasetSnapshot, SnapshotFile, SnapshotPair
 from .parquet import write_parquet
@@ -252,17 +253,6 @@ def snapshot_freeze(*, project, round: TrainingRound | None = None, filters: dic
 # --- export --------------------------------------------------------------------------------------------
 
 
-def _batches(items: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 class _Tools:
     """Tool rows by id for the chunks of one export: a project's queries share few tools, so each is read
     (and its schema decoded) once, not once per query offering it; at most `size` are kept between chunks."""
@@ -358,7 +348,7 @@ def _items(snapshot, chunk_size, per_query) -> Iterator[tuple[tuple, object]]:
     `per_query` is called once per query and chunk (a query's items are adjacent)."""
     values = snapshot.items.order_by("ordinal").values_list(*ITEM_FIELDS).iterator(chunk_size=chunk_size)
     tools = _Tools()
-    for batch in _batches(values, chunk_size):
+    for batch in batched(values, chunk_size):
         queries = _queries({value[_QUERY_ID] for value in batch}, tools)
         made: dict[int, object] = {}
         for value in batch:
