@@ -48,7 +48,8 @@ def test_scores_each_bfcl_category_and_stores_the_run(bfcl_project, capsys):
     assert run.status == "done" and run.split == "eval:bfcl" and run.n_queries == 10
     by_category = run.metrics["by_category"]
     assert {c: f["n"] for c, f in by_category.items()} == CATEGORIES
-    assert run.metrics["n"] == 10 and "solve_f1" not in run.metrics or run.metrics["solve_f1"] is None  # no code
+    assert run.metrics["n"] == 10
+    assert run.metrics["solve_n"] == 0 and run.metrics["solve_f1"] is None  # BFCL ships no tool code to run
     passed = sum(round(f["pass_rate"] * f["n"]) for f in by_category.values())
     assert passed == round(run.metrics["pass_rate"] * 10)
     for category, n in CATEGORIES.items():
