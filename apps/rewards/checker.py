@@ -7,6 +7,11 @@ for a tuple-typed list, one level of element types checked); strings compared af
 normalisation (case, spaces and `,./-_*^` ignored); parallel calls matched in any order, greedily, as
 BFCL does; `""` among acceptable values marks a parameter that may be left out; `[]` means no call is
 right. On top, each failure is named (a Deficiency), explained, located in the raw text, and graded.
+
+Two rules for a malformed call attempt where no call is right (`rule=`): "strict" (the default; search,
+selection, GRPO and the headline pass@1) scores it `malformed` as on any other query; "bfcl" follows BFCL's
+lenient irrelevance rule, under which any output that does not decode as a call — a broken attempt included —
+is a right "no call" (BFCL-compatible evaluation only: as a reward it pays the policy for broken calls).
 """
 from __future__ import annotations
 
@@ -34,6 +39,9 @@ REWARD_BY_DEFICIENCY = {
     D.BAD_INPUT: 0.0,
 }
 REWARD_PARTIAL_MAX = 0.9
+
+STRICT, BFCL = "strict", "bfcl"
+RULES = (STRICT, BFCL)  # how a malformed attempt on a no-call query is scored (see the module docstring)
 
 # iTool's four-level judgement over function name, parameter count, names and values/types, and the
 # weights its MCTS gives each level (iTool: A/B/C/D = 1.0 / 0.1 / -1 / -2, divided by 4).
@@ -96,9 +104,11 @@ class _Failure(Exception):
 
 class Checker:
     """One query's ground truth and tools, prepared once, then called on each output (a search scores
-    many leaves of one query)."""
+    many leaves of one query). `rule` ("strict" or "bfcl") is the default rule of its verdicts; a call may
+    ask for the other (evaluation reports both from one checker)."""
 
-    def __init__(self, ground_truth, tools):
+    def __init__(self, ground_truth, tools, *, rule: str = STRICT):
+        self.rule = _rule(rule)
         self.error: _Failure | None = None
         self.expected: list[_ExpectedCall] = []
         try:
@@ -107,17 +117,26 @@ class Checker:
         except _Failure as exc:
             self.error = exc
 
-    def __call__(self, output) -> Verdict:
+    @property
+    def expects_call(self) -> bool:
+        """Whether the ground truth has calls (False for "no call is right", and for unusable inputs)."""
+        return bool(self.expected)
+
+    def __call__(self, output, *, rule: str | None = None) -> Verdict:
         if self.error is not None:
             return _verdict(self.error.deficiency, self.error.detail, None, [])
-        return self.check_parsed(parse_output(output))
+        return self.check_parsed(parse_output(output), rule=rule)
 
-    def check_parsed(self, parsed: ParseResult) -> Verdict:
+    def check_parsed(self, parsed: ParseResult, *, rule: str | None = None) -> Verdict:
         calls = parsed.calls
+        rule = self.rule if rule is None else _rule(rule)
         if not self.expected:  # no call is right
             if parsed.status == "calls" and calls:
                 names = ", ".join(c.name for c in calls)
                 return _verdict(D.CALL_ON_IRRELEVANT, f"no call was expected, got {names}", calls[0].span, calls)
+            if parsed.status == "malformed" and rule == STRICT:
+                return _verdict(D.MALFORMED, f"malformed tool call where no call was expected: {parsed.error}",
+                                parsed.span, calls)
             return _verdict(D.NONE, "no call, as expected", None, calls)
         if parsed.status == "malformed":
             return _verdict(D.MALFORMED, f"malformed tool call: {parsed.error}", parsed.span, calls)
@@ -131,12 +150,18 @@ class Checker:
         return _verdict(D.NONE, "all calls right", None, calls)
 
 
-def check(output, ground_truth, tools) -> Verdict:
+def check(output, ground_truth, tools, *, rule: str = STRICT) -> Verdict:
     """Score `output` (raw text or a structured message) against `ground_truth` with `tools` offered.
 
-    Never raises: unusable inputs give a `bad_input` verdict.
+    Never raises on data: unusable inputs give a `bad_input` verdict (an unknown `rule` is a ValueError).
     """
-    return Checker(ground_truth, tools)(output)
+    return Checker(ground_truth, tools, rule=rule)(output)
+
+
+def _rule(rule: str) -> str:
+    if rule not in RULES:
+        raise ValueError(f"unknown checker rule {rule!r}: expected one of {', '.join(RULES)}")
+    return rule
 
 
 def _verdict(deficiency: D, detail: str, span, parsed: list[ParsedCall], matched: float = 0.0) -> Verdict:

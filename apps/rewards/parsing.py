@@ -19,6 +19,10 @@ Span = tuple[int, int]
 _TAG_RE = re.compile(r"<tool_call>(.*?)(</tool_call>|$)", re.DOTALL)
 _FENCE_RE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", re.DOTALL)
 _CALL_START_RE = re.compile(r"^\[?\s*[A-Za-z_][\w.]*\s*\(")
+# A sentence that only opens like a call: a word, a space, then a parenthesis holding no `=` ("I (the
+# assistant) cannot…"). When it does not parse it is prose (no call), not a broken call attempt — which matters
+# where a malformed attempt is scored as such on no-call queries (the checker's strict rule).
+_PROSE_START_RE = re.compile(r"^[A-Za-z_]\w*\s+\([^)=]*(\)|$)")
 _MAX_TEXT = 200_000  # longer outputs are refused rather than parsed (parsing cost is the caller's risk)
 
 
@@ -144,7 +148,12 @@ def _parse_text(text: str) -> ParseResult:
         calls, fmt = _parse_json(body, start)
         return ParseResult("calls", calls, format=fmt)
     if _CALL_START_RE.match(body):
-        return ParseResult("calls", parse_python_calls(body, start), format="python")
+        try:
+            return ParseResult("calls", parse_python_calls(body, start), format="python")
+        except CallSyntaxError:
+            if _PROSE_START_RE.match(body):
+                return ParseResult("no_call", error="no tool call in the output (prose)")
+            raise
     return ParseResult("no_call", error="no tool call in the output")
 
 

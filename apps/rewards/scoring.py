@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from .checker import Verdict, check
+from .checker import STRICT, Verdict, check
 from .deficiency import Deficiency
 
 OUTPUT_KEYS = ("id", "valid", "deficiency", "detail", "reward", "calls")
@@ -28,8 +28,9 @@ def bad_input(detail: str) -> Verdict:
     return Verdict(False, Deficiency.BAD_INPUT.value, detail, None, [], 0.0, "poor")
 
 
-def score_line(line: str, line_no: int) -> tuple[object, Verdict]:
-    """(id, verdict) for one input line `{"id", "messages", "tools", "ground_truth", "output"}`."""
+def score_line(line: str, line_no: int, *, rule: str = STRICT) -> tuple[object, Verdict]:
+    """(id, verdict) for one input line `{"id", "messages", "tools", "ground_truth", "output"}`, by the
+    checker's `rule` ("strict" or "bfcl")."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -44,14 +45,14 @@ def score_line(line: str, line_no: int) -> tuple[object, Verdict]:
         return record_id, bad_input(f"line {line_no}: ground_truth is null (nothing to check against)")
     if not isinstance(record["output"], (str, dict, list)):
         return record_id, bad_input(f"line {line_no}: output must be text or a message object")
-    return record_id, check(record["output"], record["ground_truth"], record["tools"])
+    return record_id, check(record["output"], record["ground_truth"], record["tools"], rule=rule)
 
 
-def score_lines(lines: Iterable[str], *, with_span: bool = False) -> Iterator[dict]:
+def score_lines(lines: Iterable[str], *, with_span: bool = False, rule: str = STRICT) -> Iterator[dict]:
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        record_id, verdict = score_line(line, line_no)
+        record_id, verdict = score_line(line, line_no, rule=rule)
         row = verdict.as_dict()
         out = {"id": record_id, **{k: row[k] for k in OUTPUT_KEYS[1:]}}
         if with_span:

@@ -1,5 +1,6 @@
 """Our checker against BFCL's own, over every single-turn AST category shipped in bfcl-eval, on right
-answers and systematically perturbed ones. Agreement (same valid/invalid) must be at least 99.5%."""
+answers and systematically perturbed ones. Agreement (same valid/invalid) must be at least 99.5%. The checker
+runs by BFCL's rule (`rule="bfcl"`: a broken call attempt on an irrelevance query counts as no call)."""
 import json
 from collections import Counter
 from pathlib import Path
@@ -104,6 +105,7 @@ def variants(functions: list, answer: list, category: str):
             fn = functions[0]
             required = fn.get("parameters", {}).get("required", [])
             yield "irrelevant-call", render([(fn["name"], {p: 1 for p in required})])
+            yield "irrelevant-broken-call", render([(fn["name"], {p: 1 for p in required})])[:-2]
         yield "irrelevant-text", "I cannot help with that using the available tools."
         return
     calls = right_calls(answer)
@@ -139,7 +141,7 @@ def agreement(bfcl_data):
             functions = prompt["function"]
             for label, output in variants(functions, answer, category):
                 theirs = bfcl_valid(output, functions, answer, category)
-                ours = check(output, answer, functions)
+                ours = check(output, answer, functions, rule="bfcl")
                 stats["total"] += 1
                 stats[f"{category}:total"] += 1
                 stats["valid" if theirs else "invalid"] += 1
@@ -163,6 +165,19 @@ def test_agreement_with_bfcl_checker(agreement):
     assert stats["total"] > 20_000
     assert stats["valid"] > 5_000 and stats["invalid"] > 10_000  # both verdicts well exercised
     assert stats["agree"] / stats["total"] >= 0.995, disagreements[:20]
+
+
+def test_broken_calls_on_irrelevance_queries_are_right_by_bfcl_rule_only(bfcl_data):
+    """BFCL's lenient rule, kept by rule="bfcl" (the agreement above) and not by the default strict rule."""
+    seen = 0
+    for prompt, answer in load(bfcl_data, "irrelevance")[:50]:
+        for label, output in variants(prompt["function"], answer, "irrelevance"):
+            if label == "irrelevant-broken-call":
+                seen += 1
+                assert bfcl_valid(output, prompt["function"], answer, "irrelevance"), output
+                assert check(output, answer, prompt["function"], rule="bfcl").valid
+                assert check(output, answer, prompt["function"]).deficiency == "malformed"
+    assert seen == 50
 
 
 def test_right_answers_are_valid_in_both(agreement):

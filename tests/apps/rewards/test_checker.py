@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from apps.rewards.checker import GRADE_WEIGHTS, check
+from apps.rewards.checker import GRADE_WEIGHTS, Checker, check
 
 WEATHER = {"name": "get_weather", "description": "Weather.", "parameters": {
     "type": "dict", "required": ["city"],
@@ -80,6 +80,44 @@ def test_irrelevance():
     assert verdict("None of the tools can do that.", truth=[]).valid
     v = verdict("[get_time(tz='UTC')]", truth=[])
     assert (v.valid, v.deficiency, v.reward) == (False, "call_on_irrelevant", -1.0)
+
+
+BROKEN_ATTEMPTS = [
+    "[get_order_status(user_id=2084061', order_id='ORD-1')]",  # leaves the demo's search scored 1.0
+    "[get_time(tz=",
+    '{"name": "get_time", "arguments": {"tz": "UTC"}',
+]
+
+
+@pytest.mark.parametrize("output", BROKEN_ATTEMPTS)
+def test_strict_rule_scores_a_broken_attempt_on_a_no_call_query_as_malformed(output):
+    strict = check(output, [], TOOLS)  # strict is the default
+    assert (strict.valid, strict.deficiency, strict.reward) == (False, "malformed", -1.0)
+    assert "no call was expected" in strict.detail and strict.grade == "poor"
+    bfcl = check(output, [], TOOLS, rule="bfcl")  # BFCL's lenient irrelevance rule: not a call, so right
+    assert (bfcl.valid, bfcl.deficiency, bfcl.reward) == (True, "", 1.0)
+
+
+@pytest.mark.parametrize("output", ["Sorry, none of the available tools can help with that.",
+                                    "I can't do that with the tools I have, sorry.", "", "I (the assistant) cannot."])
+def test_text_refusals_are_right_under_both_rules(output):
+    assert check(output, [], TOOLS).valid and check(output, [], TOOLS, rule="bfcl").valid
+
+
+def test_rules_differ_only_on_no_call_queries():
+    for output in ("[get_weather(city='Paris', days=3", "The weather is fine.", "[get_weather(city='Lyon', days=3)]"):
+        assert check(output, TRUTH, TOOLS).as_dict() == check(output, TRUTH, TOOLS, rule="bfcl").as_dict()
+
+
+def test_one_checker_answers_by_either_rule_and_knows_whether_a_call_is_expected():
+    checker = Checker([], TOOLS, rule="bfcl")
+    assert checker(BROKEN_ATTEMPTS[0]).valid and not checker(BROKEN_ATTEMPTS[0], rule="strict").valid
+    assert not checker.expects_call and Checker(TRUTH, TOOLS).expects_call
+    assert not Checker([{"nope": {}}], TOOLS).expects_call  # unusable ground truth: bad_input, no call expected
+    with pytest.raises(ValueError, match="unknown checker rule 'lenient'"):
+        Checker([], TOOLS, rule="lenient")
+    with pytest.raises(ValueError, match="unknown checker rule"):
+        checker("x", rule="BFCL")
 
 
 def test_int_for_float_and_tuple_for_tuple():

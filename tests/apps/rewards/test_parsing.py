@@ -60,9 +60,26 @@ def test_non_ascii_spans():
     assert text[slice(*call.arg_spans["lang"])] == "'日本語'"
 
 
-@pytest.mark.parametrize("text", ["It is sunny in Paris.", "", "   ", "[1, 2, 3]", "I'd call get_weather for that"])
+@pytest.mark.parametrize("text", [
+    "It is sunny in Paris.", "", "   ", "[1, 2, 3]", "I'd call get_weather for that",
+    # the demo environment's refusals, and sentences that only open like a call (a word, a space, a parenthesis
+    # with no `=`): prose, so the checker's strict rule does not score them as broken call attempts
+    "Sorry, none of the available tools can help with that.", "I can't do that with the tools I have, sorry.",
+    "I (the assistant) cannot help with that.", "Unfortunately (as far as I know) no tool fits",
+])
 def test_prose_is_no_call(text):
     assert parse_output(text).status == "no_call"
+
+
+@pytest.mark.parametrize("text", [
+    "[get_order_status(user_id=2084061', order_id='ORD-1')]",  # a broken attempt seen in a demo tree
+    "[get_order_status(user_id=",
+    "calculate_tip(bill=12.0, tip_percent=20.0, people=7), getI can't do that",
+    "get_weather (city='Paris'",  # a space before the parenthesis, but an argument: still an attempt
+    "Sorry(I cannot)",
+])
+def test_broken_call_attempts_are_malformed(text):
+    assert parse_output(text).status == "malformed"
 
 
 @pytest.mark.parametrize(

@@ -73,3 +73,19 @@ def test_span_and_grade_on_request(tmp_path, capsys):
 def test_unreadable_input_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match="cannot read"):
         call_command("score_calls", "--input", str(tmp_path / "missing.jsonl"))
+
+
+def test_rule_option_scores_a_broken_attempt_on_a_no_call_query(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text(line("broken", "[get_time(tz='UTC'", truth=[]) + "\n" + line("text", "No tool fits.", truth=[]) + "\n")
+    call_command("score_calls", "--input", str(src))  # strict by default
+    captured = capsys.readouterr()
+    strict = [json.loads(x) for x in captured.out.splitlines()]
+    assert [(r["valid"], r["deficiency"]) for r in strict] == [(False, "malformed"), (True, "")]
+    assert "(rule: strict)" in captured.err
+    call_command("score_calls", "--input", str(src), "--rule", "bfcl")
+    captured = capsys.readouterr()
+    assert [json.loads(x)["valid"] for x in captured.out.splitlines()] == [True, True]
+    assert "(rule: bfcl)" in captured.err
+    with pytest.raises(CommandError, match="invalid choice"):
+        call_command("score_calls", "--input", str(src), "--rule", "lenient")

@@ -1,10 +1,12 @@
-"""`score_calls --input IN.jsonl [--output OUT.jsonl]`: check model outputs against their ground truth."""
+"""`score_calls --input IN.jsonl [--output OUT.jsonl] [--rule strict|bfcl]`: check model outputs against their
+ground truth."""
 import json
 import sys
 from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.rewards.checker import RULES, STRICT
 from apps.rewards.scoring import score_lines, summary
 
 
@@ -17,6 +19,10 @@ class Command(BaseCommand):
         parser.add_argument("--output", help="Where to write verdicts (default: standard output).")
         parser.add_argument("--with-span", action="store_true",
                             help="Also write the offending span and iTool's four-level grade.")
+        parser.add_argument("--rule", choices=RULES, default=STRICT,
+                            help="strict (default): a malformed call attempt is malformed on every query, no-call "
+                                 "queries included; bfcl: BFCL's irrelevance rule, under which anything that does "
+                                 "not decode as a call is a right 'no call' (for figures comparable with BFCL).")
 
     def handle(self, *args, **opts):
         try:
@@ -29,9 +35,9 @@ class Command(BaseCommand):
             raise CommandError(f"cannot write {opts['output']}: {exc.strerror}") from None
         counts = Counter()
         with source:
-            for row in score_lines(source, with_span=opts["with_span"]):
+            for row in score_lines(source, with_span=opts["with_span"], rule=opts["rule"]):
                 counts[row["deficiency"] or "valid"] += 1
                 sink.write(json.dumps(row, ensure_ascii=False) + "\n")
         if sink is not self.stdout:
             sink.close()
-        self.stderr.write(summary(counts))
+        self.stderr.write(f"{summary(counts)} (rule: {opts['rule']})")
