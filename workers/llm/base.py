@@ -9,6 +9,11 @@ class BackendUnavailableError(RuntimeError):
     """A backend whose engine cannot run here (e.g. vLLM on a machine without it)."""
 
 
+# A prompt is text, or token ids to continue exactly as they are (no tokenizing, so nothing merges across the
+# end of the prompt): the tree search continues a node from the ids its path was sampled as (docs/token-ids.md).
+Prompt = str | list[int]
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """Per-call sampling settings (engine settings such as the model path live on the backend)."""
@@ -57,9 +62,19 @@ class BaseBackend:
 
     name = ""
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Sample]]:
-        """For each prompt, `params.n` samples continuing it (the prompt text is not repeated)."""
+    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Sample]]:
+        """For each prompt (text, or token ids), `params.n` samples continuing it (the prompt is not repeated)."""
         raise NotImplementedError
+
+    def encode(self, text: str) -> list[int] | None:
+        """The policy's token ids of `text` (no special tokens added); None when the tokenizer is not here
+        (a remote server), in which case callers prompt with text and samples may carry no token ids."""
+        return None
+
+    def decode(self, token_ids: list[int]) -> str:
+        """The text of `token_ids`, special tokens kept (so that `encode` gives them back). Backends whose
+        `encode` returns ids implement it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot decode token ids")
 
     def score(self, prompts: list[str], continuations: list[str]) -> list[list[float]]:
         """Logprob of each token of each continuation given its prompt (perplexity selection)."""

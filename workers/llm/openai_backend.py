@@ -12,6 +12,8 @@ Limitations, all the server's:
   `max_tokens=0`, vllm-project/vllm#9336; the one generated token is ignored). The server tokenizes prompt and
   continuation as one text, so a token straddling the boundary counts as prompt. Servers without `echo`
   logprobs (OpenAI's own, llama.cpp) cannot score. On vLLM, prompt logprobs bypass the prefix cache.
+- No token ids: the tokenizer is on the server, so `encode` gives None, samples carry no `token_ids`, and the
+  tree search prompts with text and stores no node ids (pairs then train on text; docs/token-ids.md).
 - The seed is sent as is: a prompt given twice in one call gets the same samples from a deterministic server.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from .base import BaseBackend, Sample, SamplingParams
+from .base import BaseBackend, Prompt, Sample, SamplingParams
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})  # timeouts, rate limits, server trouble
 
@@ -44,8 +46,9 @@ def completions_url(base_url: str) -> str:
     return base + "/completions"
 
 
-def completion_request(prompt: str, params: SamplingParams, model: str) -> dict:
-    """The JSON body asking for `params.n` samples continuing `prompt`."""
+def completion_request(prompt: Prompt, params: SamplingParams, model: str) -> dict:
+    """The JSON body asking for `params.n` samples continuing `prompt` (text, or token ids: the completions API
+    takes a list of ids as a prompt)."""
     body = {
         "model": model,
         "prompt": prompt,
@@ -122,7 +125,7 @@ class OpenAIBackend(BaseBackend):
         self.max_backoff = max_backoff
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="openai-backend")
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Sample]]:
+    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Sample]]:
         bodies = [completion_request(p, params, self.model) for p in prompts]
         return list(self._pool.map(lambda body: samples_from_response(self._post(body), params.n), bodies))
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .base import BaseBackend, Sample, SamplingParams
+from .base import BaseBackend, Prompt, Sample, SamplingParams
 
 
 @dataclass
@@ -64,9 +64,15 @@ class _Row:
     finish_reason: str = ""
 
 
-def sample_seed(seed: int, prompt: str, occurrence: int, sample_index: int) -> int:
-    """The generator seed of one sample: a hash of the call's seed, the prompt text and the sample's place."""
-    key = f"{seed}\x00{occurrence}\x00{sample_index}\x00{prompt}".encode()
+def prompt_key(prompt: Prompt) -> str:
+    """A prompt as text for seeding: the text itself, or its token ids written out (never equal to a text
+    prompt's key, as a text cannot start with NUL + "ids:" ... in practice)."""
+    return prompt if isinstance(prompt, str) else "\x00ids:" + ",".join(map(str, prompt))
+
+
+def sample_seed(seed: int, prompt: Prompt, occurrence: int, sample_index: int) -> int:
+    """The generator seed of one sample: a hash of the call's seed, the prompt and the sample's place."""
+    key = f"{seed}\x00{occurrence}\x00{sample_index}\x00{prompt_key(prompt)}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") & (2**63 - 1)
 
 
@@ -125,9 +131,9 @@ class TransformersBackend(BaseBackend):
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _decode(self, ids: list[int]) -> str:
+    def decode(self, token_ids: list[int]) -> str:
         # Special tokens stay in the text so that it re-encodes to the same tokens (score() agrees).
-        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        return self.tokenizer.decode(token_ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     @contextmanager
     def _threads(self):
@@ -142,12 +148,12 @@ class TransformersBackend(BaseBackend):
             torch.set_num_threads(before)
 
     # --- generate ----------------------------------------------------------------------------------------
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Sample]]:
+    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Sample]]:
         with self._threads(), torch.inference_mode():
             return self._generate(prompts, params)
 
-    def _generate(self, prompts: list[str], params: SamplingParams) -> list[list[Sample]]:
-        prompt_ids = [self.encode(p) for p in prompts]
+    def _generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Sample]]:
+        prompt_ids = [self.encode(p) if isinstance(p, str) else list(p) for p in prompts]
         for i, ids in enumerate(prompt_ids):
             if not ids:
                 raise ValueError(f"prompt {i} is empty")
@@ -157,8 +163,9 @@ class TransformersBackend(BaseBackend):
         rows: list[_Row] = []
         seen: dict[str, int] = defaultdict(int)
         for i, prompt in enumerate(prompts):
-            occurrence = seen[prompt]
-            seen[prompt] += 1
+            key = prompt_key(prompt)
+            occurrence = seen[key]
+            seen[key] += 1
             for j in range(params.n):
                 rows.append(_Row(i, j, len(prompt_ids[i]), sample_seed(base_seed, prompt, occurrence, j)))
         self.last_stats = {"prefill_tokens": 0, "generated_tokens": 0}
@@ -307,7 +314,7 @@ class TransformersBackend(BaseBackend):
             positions = positions + 1
         for row in (rows[r] for group in batch for rs in group.rows for r in rs):
             if row.text is None:
-                row.text = self._decode(row.token_ids)
+                row.text = self.decode(row.token_ids)
 
     def _choose(self, logits: torch.Tensor, params: SamplingParams, generators: list[torch.Generator]) -> torch.Tensor:
         """One token per row: argmax at temperature 0, else temperature + top-p + inverse-CDF sampling."""
@@ -332,17 +339,17 @@ class TransformersBackend(BaseBackend):
         # Stop strings are looked for after every token, so a new one ends in the newest token: a window of
         # the last tokens is enough (4 per character covers byte-level tokens splitting a UTF-8 character).
         window = 4 * max(len(s) for s in stop_strings) + 4
-        tail = self._decode(row.token_ids[-window:])
+        tail = self.decode(row.token_ids[-window:])
         if not any(s in tail for s in stop_strings):
             return False
-        text = self._decode(row.token_ids)
+        text = self.decode(row.token_ids)
         cuts = [i for i in (text.find(s) for s in stop_strings) if i >= 0]
         if not cuts:
             return False
         cut = min(cuts)
         # Keep the fewest tokens whose text covers text[:cut]; a token straddling the cut stays.
         keep = len(row.token_ids)
-        while keep > 0 and len(self._decode(row.token_ids[:keep - 1])) >= cut:
+        while keep > 0 and len(self.decode(row.token_ids[:keep - 1])) >= cut:
             keep -= 1
         del row.token_ids[keep:], row.logprobs[keep:]
         row.text = text[:cut]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .base import BackendUnavailableError, BaseBackend, Sample, SamplingParams
+from .base import BackendUnavailableError, BaseBackend, Prompt, Sample, SamplingParams
 
 
 def sampling_kwargs(params: SamplingParams) -> dict:
@@ -96,20 +96,24 @@ class VLLMBackend(BaseBackend):
         self.tokenizer = self.llm.get_tokenizer()
         self.eos_token_ids = _eos_token_ids(model_path, self.tokenizer)
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Sample]]:
-        outputs = self.llm.generate(prompts, self._sampling_params(**sampling_kwargs(params)), use_tqdm=False)
+    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Sample]]:
+        requests = [p if isinstance(p, str) else {"prompt_token_ids": list(p)} for p in prompts]
+        outputs = self.llm.generate(requests, self._sampling_params(**sampling_kwargs(params)), use_tqdm=False)
         return [samples_from_request_output(output, self.eos_token_ids) for output in outputs]
 
     def score(self, prompts: list[str], continuations: list[str]) -> list[list[float]]:
         if len(prompts) != len(continuations):
             raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
-        pairs = [(self._encode(p), self._encode(c)) for p, c in zip(prompts, continuations)]
+        pairs = [(self.encode(p), self.encode(c)) for p, c in zip(prompts, continuations)]
         requests = [{"prompt_token_ids": p + c} for p, c in pairs]
         outputs = self.llm.generate(requests, self._sampling_params(**score_sampling_kwargs()), use_tqdm=False)
         return [continuation_logprobs(output, len(c)) for output, (_, c) in zip(outputs, pairs)]
 
-    def _encode(self, text: str) -> list[int]:
+    def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     def close(self) -> None:
         self.llm = None

@@ -3,10 +3,14 @@
 iTool (mcts_vllm.py get_actions) splits on `. `, `, `, `=` and `(`, keeps each delimiter with the piece
 before it, and groups `step_limit` pieces per node. It joins a group's pieces with a space, which changes
 the text; here pieces are joined as they were, so the fragments of a path concatenate to the response.
+
+Cuts are made on characters; when the sample's token ids are known, `snap_to_token` moves a cut to the end
+of the token it falls in, so that a node holds whole tokens (docs/token-ids.md).
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 
@@ -43,3 +47,26 @@ def first_step(text: str, delimiters: tuple[str, ...], step_limit: int) -> tuple
     pieces = split_fragments(text, delimiters)
     fragment = "".join(pieces[:step_limit])
     return fragment, text[len(fragment):]
+
+
+def snap_to_token(text: str, token_ids: list[int], cut: int, decode: Callable[[list[int]], str]) -> int:
+    """How many leading tokens of a sample make its first fragment, given a cut after `cut` characters.
+
+    The fewest tokens whose text covers `text[:cut]` and ends on a character boundary of `text`: the cut moves
+    to the end of the token it falls in (never back: a delimiter stays with the piece before it, as iTool
+    keeps it), by less than one token. `decode(token_ids) == text` is the caller's to check; a token holding
+    part of a UTF-8 character is not a boundary, so the cut moves on to the token completing it.
+    """
+    if cut <= 0:
+        return 0
+    low, high = 1, len(token_ids)
+    while low < high:  # smallest count whose text is at least `cut` characters long
+        middle = (low + high) // 2
+        if len(decode(token_ids[:middle])) >= cut:
+            high = middle
+        else:
+            low = middle + 1
+    count = low
+    while count < len(token_ids) and not text.startswith(decode(token_ids[:count])):
+        count += 1
+    return count

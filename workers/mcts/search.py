@@ -19,10 +19,15 @@ the rewards up. The rules, where iTool (mcts_vllm.py) differs or leaves a choice
   rewards and as many visits as there were samples (iTool also adds rewards, not means, up the path:
   Node.backpropagate). So a node's value_sum/visits is the mean reward of all rollouts through it: those
   that created it plus those through its children (the root's are exactly its children's).
-- **Prior.** exp(mean logprob) of the fragment's tokens (iTool). The generation interface gives token
-  logprobs without token texts, so a fragment is credited with the sample's leading tokens in
-  proportion to its share of the sample's characters (at least one token): exact for a depth-capped
-  child (the whole sample), an approximation otherwise.
+- **Token ids.** With a backend that tokenizes here (transformers, vLLM: `encode` gives ids), a tree's prompt
+  is encoded once and every expansion prompts with token ids: the prompt's, then the ids of the path's
+  nodes. A fragment's cut is moved to the end of the token it falls in (`fragments.snap_to_token`) and the
+  node keeps its tokens, so a path's ids are exactly what the policy sampled, in one piece, and training can
+  use them as they are (docs/token-ids.md). Without ids (an OpenAI-compatible server, or a tree stored
+  before ids were kept) nodes have `token_ids=None` and expansions prompt with text, cut on characters.
+- **Prior.** exp(mean logprob) of the fragment's tokens (iTool): exact when the node has its token ids.
+  Without them the fragment is credited with the sample's leading tokens in proportion to its share of
+  the sample's characters (at least one token): exact for a depth-capped child, an approximation otherwise.
 - **Seeds and determinism.** Every call of the batched search passes `config.seed`. The backends derive
   each prompt's samples from (seed, prompt text, sample index) — transformers: `sample_seed`; vLLM and
   OpenAI-compatible servers: one seeded request per prompt — and a node's prompt (query + its path text)
@@ -45,10 +50,10 @@ from typing import Callable, Protocol
 
 from apps.rewards.checker import GRADE_WEIGHTS, Checker
 
-from workers.llm.base import BaseBackend, Sample, SamplingParams
+from workers.llm.base import BaseBackend, Prompt, Sample, SamplingParams
 
 from .config import MCTSConfig
-from .fragments import first_step
+from .fragments import first_step, snap_to_token
 from .tree import Node, Tree
 
 # --- leaf scoring ---------------------------------------------------------------------------------
@@ -187,22 +192,45 @@ def fragment_prior(logprobs: list[float]) -> float:
     return math.exp(sum(logprobs) / len(logprobs)) if logprobs else 1.0
 
 
-def next_fragment(sample: Sample, depth: int, config: MCTSConfig) -> tuple[str, bool]:
-    """(fragment, is_terminal) of the child a sample makes at `depth` (see the module docstring)."""
+Decode = Callable[[list[int]], str]
+
+
+def sample_ids(sample: Sample, decode: Decode | None) -> list[int] | None:
+    """The sample's token ids if they are known and spell its text exactly (else the fragment is cut on
+    characters and its node keeps no ids)."""
+    if decode is None or not sample.token_ids or decode(sample.token_ids) != sample.text:
+        return None
+    return list(sample.token_ids)
+
+
+def next_fragment(sample: Sample, depth: int, config: MCTSConfig,
+                  decode: Decode | None = None) -> tuple[str, bool, list[int] | None]:
+    """(fragment, is_terminal, fragment token ids or None) of the child a sample makes at `depth` (see the
+    module docstring); with `decode`, the cut is moved to a token boundary."""
+    ids = sample_ids(sample, decode)
     if depth >= config.max_depth:
-        return sample.text, True
+        return sample.text, True, ids
     fragment, rest = first_step(sample.text, config.delimiters, config.step_limit)
+    if ids is not None:
+        count = snap_to_token(sample.text, ids, len(fragment), decode)
+        ids = ids[:count]
+        fragment = decode(ids)
+        rest = sample.text[len(fragment):]
     # An empty sample ends the response too: continuing it would ask the same prompt again.
-    return fragment, not rest and (sample.finish_reason == "stop" or not fragment)
+    return fragment, not rest and (sample.finish_reason == "stop" or not fragment), ids
 
 
-def expand(tree: Tree, leaf: Node, samples: list[Sample], scorer: LeafScorer, config: MCTSConfig) -> TreeStep:
-    """Add the samples' children under `leaf`, back their rewards up, and report what changed."""
+def expand(tree: Tree, leaf: Node, samples: list[Sample], scorer: LeafScorer, config: MCTSConfig,
+           decode: Decode | None = None) -> TreeStep:
+    """Add the samples' children under `leaf`, back their rewards up, and report what changed.
+
+    `decode` is given when the samples continued the leaf's token ids (see `leaf_prompt`): the children
+    then keep theirs."""
     prefix = tree.path_text(leaf)
     merged: dict[tuple[str, bool], Node] = {}
     reward_sum = 0.0
     for sample in samples:
-        fragment, terminal = next_fragment(sample, leaf.depth + 1, config)
+        fragment, terminal, ids = next_fragment(sample, leaf.depth + 1, config, decode)
         score = scorer(prefix + sample.text)
         reward_sum += score.reward
         same = merged.get((fragment, terminal))
@@ -210,11 +238,11 @@ def expand(tree: Tree, leaf: Node, samples: list[Sample], scorer: LeafScorer, co
             same.visits += 1
             same.value_sum += score.reward
             continue
-        logprobs = fragment_logprobs(sample, len(fragment))
+        logprobs = list(sample.token_logprobs[:len(ids)]) if ids is not None else fragment_logprobs(sample, len(fragment))
         merged[(fragment, terminal)] = tree.add_child(
             leaf, fragment=fragment, prior=fragment_prior(logprobs), visits=1, value_sum=score.reward,
             is_terminal=terminal, terminal_reward=score.reward if terminal else None, verdict=score.verdict,
-            token_count=len(logprobs),
+            token_count=len(logprobs), token_ids=ids,
         )
     path = tree.path(leaf)
     tree.backup(path, reward_sum, len(samples))
@@ -239,7 +267,7 @@ def sampling_params(config: MCTSConfig, n: int, seed: int) -> SamplingParams:
                           seed=seed)
 
 
-def _generate(backend: BaseBackend, prompts: list[str], params: SamplingParams) -> list[list[Sample]]:
+def _generate(backend: BaseBackend, prompts: list[Prompt], params: SamplingParams) -> list[list[Sample]]:
     outputs = backend.generate(prompts, params)
     if len(outputs) != len(prompts) or any(len(samples) != params.n for samples in outputs):
         shape = [len(samples) for samples in outputs]
@@ -251,15 +279,28 @@ def _generate(backend: BaseBackend, prompts: list[str], params: SamplingParams) 
 # --- the searches ---------------------------------------------------------------------------------
 
 
+def leaf_prompt(tree: Tree, leaf: Node) -> Prompt:
+    """What an expansion of `leaf` continues: the prompt's token ids then the path's, when all are known;
+    else the prompt text then the path's text."""
+    path_ids = tree.path_ids(leaf) if tree.prompt_ids is not None else None
+    if path_ids is None:
+        return tree.prompt + tree.path_text(leaf)
+    return tree.prompt_ids + path_ids
+
+
 @dataclass
 class _Selection:
     tree: Tree
     scorer: LeafScorer
     leaf: Node
-    prompt: str = field(init=False)
+    prompt: Prompt = field(init=False)
 
     def __post_init__(self):
-        self.prompt = self.tree.prompt + self.tree.path_text(self.leaf)
+        self.prompt = leaf_prompt(self.tree, self.leaf)
+
+    def expand(self, samples: list[Sample], config: MCTSConfig, backend: BaseBackend) -> TreeStep:
+        decode = backend.decode if not isinstance(self.prompt, str) else None
+        return expand(self.tree, self.leaf, samples, self.scorer, config, decode)
 
 
 def _select(tree: Tree, scorer: LeafScorer, config: MCTSConfig) -> _Selection | None:
@@ -267,6 +308,14 @@ def _select(tree: Tree, scorer: LeafScorer, config: MCTSConfig) -> _Selection | 
         return None
     leaf = tree.select_leaf(config.c_puct, config.max_depth)
     return _Selection(tree, scorer, leaf) if leaf is not None else None
+
+
+def _encode_prompts(trees: list[Tree], backend: BaseBackend) -> None:
+    """Each tree's prompt ids, when the backend tokenizes here (the rendered prompt ends the chat template's
+    assistant header, so its ids are the same alone as in front of any continuation)."""
+    for tree in trees:
+        if tree.prompt_ids is None:
+            tree.prompt_ids = backend.encode(tree.prompt)
 
 
 def _check_inputs(trees: list[Tree], scorers: list[LeafScorer]) -> None:
@@ -286,6 +335,7 @@ def run_search(trees: list[Tree], backend: BaseBackend, scorers: list[LeafScorer
     TreeStep per tree expanded in it; step_index counts from 0 in each call (a resumed run restarts it).
     """
     _check_inputs(trees, scorers)
+    _encode_prompts(trees, backend)
     steps = calls = prompts_sent = 0
     while True:
         batch = [s for s in (_select(t, scorer, config) for t, scorer in zip(trees, scorers)) if s is not None]
@@ -293,7 +343,7 @@ def run_search(trees: list[Tree], backend: BaseBackend, scorers: list[LeafScorer
             return trees
         outputs = _generate(backend, [s.prompt for s in batch], sampling_params(config, config.width, config.seed))
         calls, prompts_sent = calls + 1, prompts_sent + len(batch)
-        changes = [expand(s.tree, s.leaf, samples, s.scorer, config) for s, samples in zip(batch, outputs)]
+        changes = [s.expand(samples, config, backend) for s, samples in zip(batch, outputs)]
         if on_step is not None:
             on_step(steps, changes, _progress(trees, config, steps + 1, calls, prompts_sent))
         steps += 1
@@ -305,6 +355,7 @@ def run_search_sequential(trees: list[Tree], backend: BaseBackend, scorers: list
     `generate` call per sample (n=1, `width` calls per expansion). Given the same samples it builds the
     same trees as `run_search`; `benchmarks/mcts.py` compares their speed."""
     _check_inputs(trees, scorers)
+    _encode_prompts(trees, backend)
     steps = calls = 0
     for tree, scorer in zip(trees, scorers):
         while (selection := _select(tree, scorer, config)) is not None:
@@ -313,7 +364,7 @@ def run_search_sequential(trees: list[Tree], backend: BaseBackend, scorers: list
                 params = sampling_params(config, 1, call_seed(config.seed, index))
                 samples += _generate(backend, [selection.prompt], params)[0]
                 calls += 1
-            change = expand(tree, selection.leaf, samples, scorer, config)
+            change = selection.expand(samples, config, backend)
             if on_step is not None:
                 on_step(steps, [change], _progress(trees, config, steps + 1, calls, calls))
             steps += 1

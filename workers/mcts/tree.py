@@ -42,6 +42,9 @@ class Node:
     terminal_reward: float | None = None  # the reward of the finished response; None unless terminal
     verdict: dict | None = None  # the scorer's verdict on the full response of the rollout that made the node
     token_count: int = 0
+    # The fragment's token ids as sampled (the root's: []); None when unknown (a backend without them, or a
+    # node under one without them). A path's ids, after the prompt's, are exactly what the policy sampled.
+    token_ids: list[int] | None = None
 
     @property
     def value(self) -> float:
@@ -64,6 +67,7 @@ class Tree:
     def __init__(self, tree_id, prompt: str, nodes: list[Node], simulations_done: int = 0):
         self.tree_id = tree_id
         self.prompt = prompt  # the rendered chat prompt; the assistant turn starts right after it
+        self.prompt_ids: list[int] | None = None  # its token ids, once the search has a backend to encode it
         self.simulations_done = simulations_done
         self.nodes: dict[str, Node] = {}
         self.children: dict[str, list[str]] = {}
@@ -77,7 +81,7 @@ class Tree:
     @classmethod
     def new(cls, tree_id, prompt: str) -> Tree:
         """A tree holding only its root, which the first step report will include."""
-        tree = cls(tree_id, prompt, [Node(root_key(tree_id), None, depth=0, ordinal=0)])
+        tree = cls(tree_id, prompt, [Node(root_key(tree_id), None, depth=0, ordinal=0, token_ids=[])])
         tree.unreported.append(tree.root.key)
         return tree
 
@@ -124,6 +128,15 @@ class Tree:
     def path_text(self, node: Node) -> str:
         """The assistant prefix at `node`: its path's fragments joined."""
         return "".join(n.fragment for n in self.path(node))
+
+    def path_ids(self, node: Node) -> list[int] | None:
+        """The assistant prefix at `node` as sampled token ids; None if a node on the path has none."""
+        ids: list[int] = []
+        for n in self.path(node):
+            if n.token_ids is None:
+                return None
+            ids += n.token_ids
+        return ids
 
     def __len__(self) -> int:
         return len(self.nodes)

@@ -84,8 +84,8 @@ class CompletionsHandler(BaseHTTPRequestHandler):
         samples = backend.generate([body["prompt"]], params)[0]
         choices = []
         for index, sample in enumerate(samples):
-            tokens = [backend._decode([t]) for t in sample.token_ids]
-            offsets = [len(backend._decode(sample.token_ids[:i])) for i in range(len(sample.token_ids))]
+            tokens = [backend.decode([t]) for t in sample.token_ids]
+            offsets = [len(backend.decode(sample.token_ids[:i])) for i in range(len(sample.token_ids))]
             choices.append({"index": index, "text": sample.text, "finish_reason": sample.finish_reason,
                             "logprobs": {"tokens": tokens, "token_logprobs": sample.token_logprobs,
                                          "text_offset": offsets, "top_logprobs": None}})
@@ -100,9 +100,9 @@ class CompletionsHandler(BaseHTTPRequestHandler):
         logprobs = [None] + backend.score_ids([ids[:1]], [ids[1:]])[0]
         generated = backend.generate([body["prompt"]], SamplingParams(max_tokens=1, temperature=0))[0][0]
         all_ids = ids + generated.token_ids
-        offsets = [len(backend._decode(all_ids[:i])) for i in range(len(all_ids))]
-        return {"choices": [{"index": 0, "text": backend._decode(all_ids), "finish_reason": "length",
-                             "logprobs": {"tokens": [backend._decode([t]) for t in all_ids],
+        offsets = [len(backend.decode(all_ids[:i])) for i in range(len(all_ids))]
+        return {"choices": [{"index": 0, "text": backend.decode(all_ids), "finish_reason": "length",
+                             "logprobs": {"tokens": [backend.decode([t]) for t in all_ids],
                                           "token_logprobs": logprobs + generated.token_logprobs,
                                           "text_offset": offsets}}],
                 "usage": {"prompt_tokens": len(ids), "completion_tokens": len(generated.token_ids)}}

@@ -105,8 +105,8 @@ def test_stop_strings_cut_the_text_and_its_logprobs(backend, prompts, stop_lengt
             kept = len(after.token_ids)
             assert after.token_ids == before.token_ids[:kept]
             assert after.token_logprobs == pytest.approx(before.token_logprobs[:kept], abs=1e-6)
-            assert len(backend._decode(after.token_ids)) >= cut  # the kept tokens cover the text
-            assert kept == 0 or len(backend._decode(after.token_ids[:-1])) < cut  # and no more
+            assert len(backend.decode(after.token_ids)) >= cut  # the kept tokens cover the text
+            assert kept == 0 or len(backend.decode(after.token_ids[:-1])) < cut  # and no more
 
 
 def test_generated_logprobs_equal_teacher_forced_scores(backend, prompts):
