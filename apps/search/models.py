@@ -1,6 +1,8 @@
 """Search trees: one per (round, query); nodes are fragments of sampled assistant responses."""
 from django.db import models
 
+from .fields import TokenIdsField
+
 
 class SearchTree(models.Model):
     class Status(models.TextChoices):
@@ -57,6 +59,9 @@ class TreeNode(models.Model):
     terminal_reward = models.FloatField(null=True, blank=True)
     verdict = models.JSONField(null=True, blank=True, help_text="Checker verdict of a terminal node.")
     token_count = models.PositiveIntegerField(default=0)
+    # The fragment's token ids as the policy sampled them (the root's: empty); null when the backend gave none.
+    # The ids of a path, after the prompt's, are exactly what was sampled (docs/token-ids.md).
+    token_ids = TokenIdsField()
 
     class Meta:
         # The unique index leads with tree_id, so it also serves "all nodes of a tree".

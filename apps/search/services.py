@@ -8,10 +8,16 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .fields import ids_to_bytes
 from .models import SearchTree, TreeNode
 
 NODE_FIELDS = ("key", "depth", "ordinal", "fragment", "prior", "visits", "value_sum", "is_terminal",
-               "terminal_reward", "verdict", "token_count")
+               "terminal_reward", "verdict", "token_count", "token_ids")
+
+
+def node_row(node) -> dict:
+    """A search node (workers.mcts.Node) as the row `tree_step_save` stores."""
+    return {"parent_key": node.parent_key, **{name: getattr(node, name) for name in NODE_FIELDS}}
 
 
 def trees_create(*, round, query_ids: Iterable[int], config: dict) -> int:
@@ -95,13 +101,14 @@ def _insert_nodes_orm(tree: SearchTree, new_nodes: list[dict]) -> int:
 
 _PG_INSERT = """
 INSERT INTO search_treenode (tree_id, parent_id, key, depth, ordinal, fragment, prior, visits, value_sum,
-                             is_terminal, terminal_reward, verdict, token_count)
+                             is_terminal, terminal_reward, verdict, token_count, token_ids)
 SELECT %(tree)s, parent.id, v.key, v.depth, v.ordinal, coalesce(v.fragment, ''), coalesce(v.prior, 1.0),
        coalesce(v.visits, 0), coalesce(v.value_sum, 0.0), coalesce(v.is_terminal, false), v.terminal_reward,
-       v.verdict, coalesce(v.token_count, 0)
+       v.verdict, coalesce(v.token_count, 0), decode(v.token_ids, 'hex')
 FROM jsonb_to_recordset(%(rows)s::jsonb)
      AS v(key text, parent_key text, depth int, ordinal int, fragment text, prior float8, visits int,
-          value_sum float8, is_terminal bool, terminal_reward float8, verdict jsonb, token_count int)
+          value_sum float8, is_terminal bool, terminal_reward float8, verdict jsonb, token_count int,
+          token_ids text)
 LEFT JOIN search_treenode parent ON parent.tree_id = %(tree)s AND parent.key = v.parent_key
 ON CONFLICT (tree_id, key) DO NOTHING
 """
@@ -117,9 +124,15 @@ def _insert_nodes_postgres(tree_id: int, new_nodes: list[dict]) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
         for level in _levels(new_nodes):
-            cursor.execute(_PG_INSERT, {"tree": tree_id, "rows": json.dumps(level)})
+            rows = [{**n, "token_ids": _hex_ids(n.get("token_ids"))} for n in level]
+            cursor.execute(_PG_INSERT, {"tree": tree_id, "rows": json.dumps(rows)})
             inserted += max(cursor.rowcount, 0)
     return inserted
+
+
+def _hex_ids(ids: list[int] | None) -> str | None:
+    """Token ids as the hex of their stored bytes (the INSERT decodes it into the bytea column)."""
+    return None if ids is None else ids_to_bytes(ids).hex()
 
 
 def tree_fail(*, tree_id: int, error: str) -> None:

@@ -13,7 +13,7 @@ from apps.catalog.models import Query
 from apps.curation.models import PreferencePair
 from apps.curation.services import pairs_create_from_tree
 from apps.search.models import SearchTree
-from apps.search.services import tree_fail, tree_rows, tree_step_save, trees_create
+from apps.search.services import node_row, tree_fail, tree_rows, tree_step_save, trees_create
 from workers.mcts import MCTSConfig, PairConfig, Tree, dedupe, extract_pairs, leaf_scorer, run_search
 from workers.select import SelectionConfig, choose, pass_rates, perplexities
 
@@ -124,7 +124,7 @@ def trees_search(*, round_id: int, tree_ids: list[int], progress: Progress | Non
 
     def on_step(step_index, steps, stats) -> None:
         for step in steps:
-            tree_step_save(tree_id=step.tree_id, new_nodes=[_node_row(n) for n in step.new_nodes],
+            tree_step_save(tree_id=step.tree_id, new_nodes=[node_row(n) for n in step.new_nodes],
                            updated_nodes=[{"key": c.key, "visits": c.visits, "value_sum": c.value_sum}
                                           for c in step.updated_nodes],
                            simulations_done=step.simulations_done, done=step.done)
@@ -158,13 +158,6 @@ def round_search_dispatch(*, round_id: int, shard_size: int = 64) -> list[str]:
         rnd.save(update_fields=["task_ids", "updated_at"])
     round_progress(round_id=round_id, stage="search", trees=len(tree_ids), shards=len(task_ids))
     return task_ids
-
-
-def _node_row(node) -> dict:
-    return {"key": node.key, "parent_key": node.parent_key, "depth": node.depth, "ordinal": node.ordinal,
-            "fragment": node.fragment, "prior": node.prior, "visits": node.visits, "value_sum": node.value_sum,
-            "is_terminal": node.is_terminal, "terminal_reward": node.terminal_reward, "verdict": node.verdict,
-            "token_count": node.token_count}
 
 
 # --- pair --------------------------------------------------------------------------------------
