@@ -3,6 +3,7 @@ from django.conf import settings
 from django.db import models
 
 from apps.rewards.deficiency import DEFICIENCY_CHOICES
+from apps.search.fields import TokenIdsField
 
 
 class PreferencePair(models.Model):
@@ -37,6 +38,12 @@ class PreferencePair(models.Model):
     chosen = models.TextField()
     rejected = models.TextField()
     original_chosen = models.TextField(blank=True, help_text="The chosen fragment before an edit.")
+    # The token ids the policy sampled (docs/token-ids.md): the prefix's (after the prompt's) and each fragment's.
+    # Null when the search's backend gave none; an edit of the chosen text drops chosen_ids (training then
+    # tokenises the edited text on its own, after the exact prompt + prefix ids).
+    prefix_ids = TokenIdsField()
+    chosen_ids = TokenIdsField()
+    rejected_ids = TokenIdsField()
     chosen_value = models.FloatField(default=0.0)
     rejected_value = models.FloatField(default=0.0)
     chosen_visits = models.PositiveIntegerField(default=0)

@@ -36,6 +36,7 @@ def pairs_create_from_tree(*, tree: SearchTree, candidates: list) -> int:
             project_id=tree.project_id, round_id=tree.round_id, query_id=tree.query_id, tree=tree,
             node_id=ids.get(c.node_key), chosen_node_id=ids.get(c.chosen_key), rejected_node_id=ids.get(c.rejected_key),
             prefix=c.prefix, chosen=c.chosen, rejected=c.rejected,
+            prefix_ids=c.prefix_ids, chosen_ids=c.chosen_ids, rejected_ids=c.rejected_ids,
             chosen_value=c.chosen_value, rejected_value=c.rejected_value,
             chosen_visits=c.chosen_visits, rejected_visits=c.rejected_visits, gap=c.gap,
             deficiency=c.deficiency or "", chosen_verdict=c.chosen_verdict, rejected_verdict=c.rejected_verdict,
@@ -49,7 +50,7 @@ def pairs_create_from_tree(*, tree: SearchTree, candidates: list) -> int:
 # --- review actions: every write carries the version it read; a stale one changes nothing -------------
 
 REVIEWED_FIELDS = ("status", "chosen", "rejected", "chosen_value", "rejected_value", "chosen_verdict",
-                   "rejected_verdict", "flag_note", "original_chosen", "deficiency")
+                   "rejected_verdict", "flag_note", "original_chosen", "deficiency", "chosen_ids", "rejected_ids")
 
 
 class StaleVersion(Exception):
@@ -108,9 +109,10 @@ def pair_flag(*, pair_id: int, version: int, user, note: str) -> PreferencePair:
 
 
 def pair_swap(*, pair_id: int, version: int, user) -> PreferencePair:
-    """Chosen becomes rejected and the reverse (values, verdicts and nodes too)."""
+    """Chosen becomes rejected and the reverse (values, verdicts, token ids and nodes too)."""
     def change(p):
         p.chosen, p.rejected = p.rejected, p.chosen
+        p.chosen_ids, p.rejected_ids = p.rejected_ids, p.chosen_ids
         p.chosen_value, p.rejected_value = p.rejected_value, p.chosen_value
         p.chosen_visits, p.rejected_visits = p.rejected_visits, p.chosen_visits
         p.chosen_verdict, p.rejected_verdict = p.rejected_verdict, p.chosen_verdict
@@ -122,13 +124,18 @@ def pair_swap(*, pair_id: int, version: int, user) -> PreferencePair:
 
 
 def pair_edit(*, pair_id: int, version: int, user, chosen: str) -> PreferencePair:
-    """Correct the chosen fragment; the checker re-scores prefix + edit (the verdict is kept on the pair)."""
+    """Correct the chosen fragment; the checker re-scores prefix + edit (the verdict is kept on the pair).
+
+    The sampled chosen ids no longer spell the text, so they are dropped: training tokenises the edited text on
+    its own after the pair's exact prompt + prefix ids (workers.train.preference), so no boundary merges."""
     if not chosen.strip():
         raise ValueError("the chosen fragment cannot be empty")
 
     def change(p):
         if not p.original_chosen:
             p.original_chosen = p.chosen
+        if chosen != p.chosen:
+            p.chosen_ids = None
         p.chosen = chosen
         tools = [t.as_openai() for t in p.query.ordered_tools()]
         p.chosen_verdict = (check(p.prefix + chosen, p.query.ground_truth, tools).as_dict()

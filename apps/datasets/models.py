@@ -2,6 +2,8 @@
 from django.conf import settings
 from django.db import models
 
+from apps.search.fields import TokenIdsField
+
 
 class ImmutableError(Exception):
     """Raised on an attempt to change a frozen snapshot."""
@@ -69,6 +71,10 @@ class SnapshotPair(_FrozenModel):
     # trained without an EOS after it: an EOS there would teach the policy to stop after the fragment.
     chosen_ends = models.BooleanField(default=True)
     rejected_ends = models.BooleanField(default=True)
+    # The pair's sampled token ids (docs/token-ids.md), copied as frozen; not in the content hash (the texts are).
+    prefix_ids = TokenIdsField()
+    chosen_ids = TokenIdsField()
+    rejected_ids = TokenIdsField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["snapshot", "ordinal"], name="snapshotpair_unique_ordinal")]

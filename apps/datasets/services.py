@@ -216,8 +216,9 @@ def snapshot_freeze(*, project, round: TrainingRound | None = None, filters: dic
             batch: list[SnapshotPair] = []
             count = 0
             for values in pairs.values_list("id", *_FROZEN_FIELDS, "chosen_node__is_terminal",
-                                            "rejected_node__is_terminal").iterator(chunk_size=FREEZE_BATCH):
-                *values, chosen_terminal, rejected_terminal = values
+                                            "rejected_node__is_terminal", "prefix_ids", "chosen_ids",
+                                            "rejected_ids").iterator(chunk_size=FREEZE_BATCH):
+                *values, chosen_terminal, rejected_terminal, prefix_ids, chosen_ids, rejected_ids = values
                 # no tree node (an imported or hand-made pair): the fragments are whole answers
                 chosen_ends, rejected_ends = chosen_terminal is not False, rejected_terminal is not False
                 pair_id, query_id, _, prefix, chosen, rejected, deficiency, gap, status = values
@@ -225,7 +226,8 @@ def snapshot_freeze(*, project, round: TrainingRound | None = None, filters: dic
                 batch.append(SnapshotPair(snapshot=snapshot, ordinal=count, pair_id=pair_id, query_id=query_id,
                                           prefix=prefix, chosen=chosen, rejected=rejected, deficiency=deficiency,
                                           gap=gap, status=status, chosen_ends=chosen_ends,
-                                          rejected_ends=rejected_ends))
+                                          rejected_ends=rejected_ends, prefix_ids=prefix_ids,
+                                          chosen_ids=chosen_ids, rejected_ids=rejected_ids))
                 count += 1
                 if len(batch) >= FREEZE_BATCH:
                     SnapshotPair.objects.bulk_create(batch)

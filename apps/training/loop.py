@@ -261,12 +261,27 @@ def _train_sft(rnd: TrainingRound, tick):
 def snapshot_training_rows(snapshot) -> list[dict]:
     """The rows a preference round trains on: the snapshot's trl export rows, so what is exported is what was
     trained (prompt = the policy's chat template + the shared assistant prefix; chosen / rejected fragments;
-    a fragment that stops mid-answer is trained without a closing EOS)."""
+    a fragment that stops mid-answer is trained without a closing EOS), plus the sampled token ids where the
+    pair has them (docs/token-ids.md): `prompt_ids` = the rendered chat prompt's ids (it ends the template's
+    assistant header, so tokenising it alone is boundary-safe) + the prefix's sampled ids, and `chosen_ids` /
+    `rejected_ids` (None after an edit of that side: training tokenises its text alone)."""
+    from apps.datasets.models import SnapshotPair
     from apps.datasets.services import snapshot_rows
 
-    return [{"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"],
-             "chosen_ends": row["metadata"]["chosen_ends"], "rejected_ends": row["metadata"]["rejected_ends"]}
-            for row in snapshot_rows(snapshot, "trl")]
+    frozen = {ordinal: (prefix, ids) for ordinal, prefix, *ids in SnapshotPair.objects.filter(snapshot=snapshot)
+              .exclude(prefix_ids=None).values_list("ordinal", "prefix", "prefix_ids", "chosen_ids", "rejected_ids")}
+    tokenizer = policy_tokenizer(snapshot.checkpoint) if frozen else None
+    rows = []
+    for row in snapshot_rows(snapshot, "trl"):
+        train = {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"],
+                 "chosen_ends": row["metadata"]["chosen_ends"], "rejected_ends": row["metadata"]["rejected_ends"]}
+        if row["metadata"]["ordinal"] in frozen:
+            prefix, (prefix_ids, chosen_ids, rejected_ids) = frozen[row["metadata"]["ordinal"]]
+            rendered = row["prompt"][:len(row["prompt"]) - len(prefix)]
+            train.update(prompt_ids=tokenizer(rendered, add_special_tokens=False)["input_ids"] + prefix_ids,
+                         chosen_ids=chosen_ids, rejected_ids=rejected_ids)
+        rows.append(train)
+    return rows
 
 
 def _train_preference(rnd: TrainingRound, tick):

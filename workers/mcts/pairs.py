@@ -35,6 +35,10 @@ class PairCandidate:
     chosen_verdict: dict | None
     rejected_verdict: dict | None
     dedup_key: str
+    # The sampled token ids (None where a node has none): the prefix's after the prompt's, and each fragment's.
+    prefix_ids: list[int] | None = None
+    chosen_ids: list[int] | None = None
+    rejected_ids: list[int] | None = None
 
 
 def word_overlap(first: str, second: str) -> float:
@@ -89,6 +93,7 @@ def pair_at(tree: Tree, node: Node, config: PairConfig) -> PairCandidate | None:
         rejected_span=span_in_fragment(rejected.verdict, len(prefix), rejected.fragment),
         chosen_verdict=chosen.verdict, rejected_verdict=rejected.verdict,
         dedup_key=dedup_key(tree.prompt, prefix, chosen.fragment, rejected.fragment),
+        prefix_ids=tree.path_ids(node), chosen_ids=chosen.token_ids, rejected_ids=rejected.token_ids,
     )
 
 
