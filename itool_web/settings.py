@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "apps.curation",
     "apps.training",
     "apps.datasets",
+    "apps.arms",
     # REST API (apps/api): DRF, token auth, filters, the OpenAPI schema and its docs page (assets vendored by
     # the sidecar package: no CDN)
     "rest_framework",

@@ -123,3 +123,22 @@ def datasets_snapshot_parquet(file_id: int) -> dict:
 
     file = snapshot_file_build(file_id=file_id)
     return {"file": file.pk, "status": file.status, "rows": file.rows, "sha256": file.sha256, "error": file.error}
+
+
+@shared_task(bind=True, name="training.arm_run", acks_late=True, time_limit=48 * HOUR,
+             soft_time_limit=48 * HOUR - 60)
+def training_arm_run(self, arm_run_id: int) -> dict:
+    """Train one arm of a round's comparison at the round's budget and evaluate it (apps.arms); a finished arm is
+    skipped, a failure marks its row failed with the reason."""
+    from apps.arms.models import ArmRun
+    from apps.arms.services import arm_fail, arm_run
+
+    if not ArmRun.objects.filter(pk=arm_run_id).exclude(status=ArmRun.Status.DONE).exists():
+        return {"skipped": True, "arm_run": arm_run_id}
+    try:
+        row = arm_run(arm_run_id=arm_run_id, progress=lambda p: self.update_state(state="PROGRESS", meta=p))
+    except Exception as exc:
+        arm_fail(arm_run_id=arm_run_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    return {"arm_run": row.pk, "arm": row.arm, "seed": row.seed, "status": row.status,
+            "checkpoint": row.checkpoint_id, "eval_run": row.eval_run_id}
