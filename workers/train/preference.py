@@ -233,7 +233,10 @@ def train_preference(model_path: str | Path, output_dir: str | Path, rows: Seque
     """Train the policy at `model_path` on `{"prompt", "chosen", "rejected"}` rows and save it to `output_dir`.
 
     Prompts are already rendered (chat template + the shared assistant prefix); chosen/rejected are the
-    continuations. TRL ends both with EOS; a row whose side stops mid-answer (`chosen_ends` / `rejected_ends`
+    continuations. A row may also carry the token ids the policy sampled (docs/token-ids.md): `prompt_ids`
+    (chat prompt + prefix) and `chosen_ids` / `rejected_ids`; with `prompt_ids`, TRL trains on exactly those
+    ids instead of tokenising the texts (a side without ids — an edited chosen — is tokenised on its own and
+    appended, so nothing merges across the prompt's end). Rows without ids take TRL's text path. TRL ends both with EOS; a row whose side stops mid-answer (`chosen_ends` / `rejected_ends`
     False — a non-terminal fragment of a step-level pair) trains without it. With
     `checkpoint_dir`, a checkpoint is written every `config.save_steps` steps and `resume=True` continues from
     the last one (from scratch when there is none yet). `progress` receives {"step", "max_steps", "loss", "epoch"}.
@@ -250,10 +253,12 @@ def train_preference(model_path: str | Path, output_dir: str | Path, rows: Seque
     with tempfile.TemporaryDirectory(prefix="itool-pref-") as scratch:
         args = trl_args(config, checkpoint_dir or scratch, save_checkpoints=checkpoint_dir is not None)
         log = TrainLog(progress)
-        trainer = ALGORITHMS[config.algorithm].trainer_class()(
+        trainer = _on_token_ids(ALGORITHMS[config.algorithm].trainer_class())(
             model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tokenizer,
             callbacks=[log.callback])
         quiet(trainer)
+        if config.algorithm in ("simpo", "orpo"):  # the rows' id columns, now in TRL's own (DPOTrainer's are these)
+            trainer.train_dataset = trainer.train_dataset.remove_columns(list(_ID_COLUMNS))
         trainer.train_dataset = _unfinished_without_eos(trainer.train_dataset, config.algorithm,
                                                         tokenizer.eos_token_id)
         counter = _TokenCounter(trainer.data_collator)
@@ -288,8 +293,75 @@ def _checked_rows(rows: Sequence[dict]) -> list[dict]:
         ends = {key: row.get(key, True) for key in ("chosen_ends", "rejected_ends")}
         if not all(isinstance(v, bool) for v in ends.values()):
             raise ValueError(f"row {index}: chosen_ends / rejected_ends must be true or false")
-        checked.append({**{key: row[key] for key in ("prompt", "chosen", "rejected")}, **ends})
+        ids = {key: _checked_ids(row.get(key), f"row {index}: {key}") for key in _ID_COLUMNS}
+        if (ids["chosen_ids"] or ids["rejected_ids"]) and not ids["prompt_ids"]:
+            raise ValueError(f"row {index}: chosen_ids / rejected_ids need the prompt_ids they continue")
+        checked.append({**{key: row[key] for key in ("prompt", "chosen", "rejected")}, **ends, **ids})
     return checked
+
+
+_ID_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
+
+
+def _checked_ids(value, where: str) -> list[int]:
+    """A row's token ids as a list ([] when absent)."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise ValueError(f"{where} must be a list of token ids (integers >= 0)")
+    return list(value)
+
+
+def _side_ids(example: dict, side: str, tokenizer) -> list[int]:
+    """A side's ids for a row with prompt ids, ending with EOS as TRL ends every side (stripped later for a side
+    that stops mid-answer): the sampled ids, or the side's text tokenised on its own (after an edit)."""
+    ids = list(example[f"{side}_ids"]) or tokenizer(example[side], add_special_tokens=False)["input_ids"]
+    return ids if ids and ids[-1] == tokenizer.eos_token_id else ids + [tokenizer.eos_token_id]
+
+
+def _on_token_ids(trainer_class):
+    """`trainer_class` taught to train rows that carry `prompt_ids` on exactly those ids.
+
+    TRL 1.16 tokenises prompt and completion itself: DPOTrainer in `_prepare_dataset` (prompt alone, then
+    prompt + completion, cut where they diverge, with the "not a prefix" warning), the CPO and ORPO trainers in
+    `tokenize_row`. The subclass builds the same columns from the ids for those rows and leaves the others to
+    TRL; nothing else of the trainers changes (collators, losses, truncation of the completion)."""
+    if hasattr(trainer_class, "tokenize_row"):  # CPO (SimPO) and ORPO
+        class WithTokenIds(trainer_class):
+            def tokenize_row(self, feature, model=None):
+                if not feature.get("prompt_ids"):
+                    return super().tokenize_row(feature, model)
+                prompt = list(feature["prompt_ids"])
+                batch = {"prompt_input_ids": prompt, "prompt_attention_mask": [1] * len(prompt)}
+                for side in ("chosen", "rejected"):
+                    answer = _side_ids(feature, side, self.processing_class)
+                    answer = answer[:max(0, self.max_length - len(prompt))]
+                    batch[f"{side}_input_ids"] = prompt + answer
+                    batch[f"{side}_attention_mask"] = [1] * (len(prompt) + len(answer))
+                    batch[f"{side}_labels"] = [-100] * len(prompt) + answer
+                return batch
+    else:  # DPOTrainer (DPO, IPO)
+        class WithTokenIds(trainer_class):
+            def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+                given = [i for i, ids in enumerate(dataset["prompt_ids"]) if ids]
+                if not given:
+                    return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+                import datasets
+
+                tokenizer = getattr(processing_class, "tokenizer", processing_class)
+                with_ids = dataset.select(given).map(lambda example: {
+                    "chosen_ids": _side_ids(example, "chosen", tokenizer),
+                    "rejected_ids": _side_ids(example, "rejected", tokenizer)})
+                if args.max_length is not None and args.truncation_mode == "keep_start":  # as TRL drops them
+                    with_ids = with_ids.filter(lambda example: len(example["prompt_ids"]) < args.max_length)
+                others = sorted(set(range(len(dataset))) - set(given))
+                if not others:
+                    return with_ids
+                text = super()._prepare_dataset(dataset.select(others), processing_class, args, dataset_name)
+                return datasets.concatenate_datasets([text.cast(with_ids.features), with_ids])
+    WithTokenIds.__name__ = WithTokenIds.__qualname__ = trainer_class.__name__
+    return WithTokenIds
 
 
 # The token columns each trainer builds for a side: DPOTrainer tokenises the completion apart (`chosen_ids`);
