@@ -72,7 +72,8 @@ def round_select(*, round_id: int, progress: Progress | None = None) -> dict:
         else:
             from apps.rewards.checker import Checker
 
-            checkers = [Checker(q.ground_truth, query_tools(q)) for q in queries]
+            # strict: a broken call attempt on a no-call query is a failure, not a right "no call"
+            checkers = [Checker(q.ground_truth, query_tools(q), rule="strict") for q in queries]
             scores = pass_rates(backend, prompts, checkers, config, tick)
     finally:
         backend.close()
@@ -334,7 +335,7 @@ def _reward_fn(kind: str, query: Query):
             raise StageError(f"query {query.external_id!r}: the solve_f1 reward needs executable tools and the "
                              "query's sub-answers; use reward 'checker'")
         return lambda text: float(solver(text).step_reward)
-    checker = Checker(query.ground_truth, query_tools(query))
+    checker = Checker(query.ground_truth, query_tools(query), rule="strict")  # never pays for a broken call
     return lambda text: float(checker(text).reward)
 
 
@@ -342,7 +343,13 @@ def _reward_fn(kind: str, query: Query):
 
 
 def round_evaluate(*, round_id: int, progress: Progress | None = None, check=None) -> dict:
-    """Score the round's output on the eval split; the round is done, with before/after figures."""
+    """Score the round's output on the eval split; the round is done, with before/after figures: strict and
+    BFCL-rule pass@1, per kind and kind group, and over-refusal, each change with its 95% paired bootstrap
+    interval over the eval queries both policies answered (`metrics["changes"]`)."""
+    from workers.evaluation import paired_changes
+
+    from .selectors import eval_results_paired
+
     rnd = TrainingRound.objects.select_related("project", "policy_in", "policy_out").get(pk=round_id)
     if rnd.state != S.EVALUATING or rnd.policy_out is None:
         raise StageError(f"round {rnd.number} is {rnd.state} with no trained checkpoint to evaluate")
@@ -355,23 +362,27 @@ def round_evaluate(*, round_id: int, progress: Progress | None = None, check=Non
         if progress:
             progress(p)
 
-    after = checkpoint_evaluate(checkpoint=rnd.policy_out, round=rnd, progress=tick, limit=limit)
-    before = _baseline(rnd, limit, after["n"], tick)
-    metrics = {"eval": after, "before": before, "pass_rate_change": after["pass_rate"] - before["pass_rate"]}
+    after = checkpoint_eval_run(checkpoint=rnd.policy_out, round=rnd, progress=tick, limit=limit)
+    before = _baseline(rnd, limit, after.n_queries, tick)
+    metrics = {"eval": after.metrics, "before": before.metrics, "eval_run": after.pk, "before_run": before.pk,
+               "pass_rate_change": after.metrics["pass_rate"] - before.metrics["pass_rate"],
+               "changes": paired_changes(eval_results_paired(before=before, after=after))}
     round_transition(round_id=round_id, to=S.DONE, metrics=metrics)
     return metrics
 
 
-def _baseline(rnd: TrainingRound, limit: int | None, n: int, tick) -> dict:
-    """The input policy's figures on the same eval queries: its finished EvalRun of the same size, or a new
-    one (so every round reports before and after on identical queries)."""
+def _baseline(rnd: TrainingRound, limit: int | None, n: int, tick):
+    """The input policy's EvalRun on the same eval queries: its finished run of the same size with every
+    per-query result stored, or a new one (so every round reports before and after on identical queries)."""
+    from django.db.models import Count, F
+
     from .models import EvalRun
 
     run = (EvalRun.objects.filter(checkpoint=rnd.policy_in, status=EvalRun.Status.DONE, split="eval", n_queries=n)
-           .order_by("-created_at").first())
+           .annotate(stored=Count("results")).filter(stored=F("n_queries")).order_by("-created_at").first())
     if run is not None:
-        return run.metrics
-    return checkpoint_evaluate(checkpoint=rnd.policy_in, progress=tick, limit=limit)
+        return run
+    return checkpoint_eval_run(checkpoint=rnd.policy_in, progress=tick, limit=limit)
 
 
 def round_warmup(*, round_id: int, config=None, progress: Progress | None = None) -> dict:
@@ -396,16 +407,24 @@ def round_warmup(*, round_id: int, config=None, progress: Progress | None = None
 
 def checkpoint_evaluate(*, checkpoint, round=None, progress: Progress | None = None, limit: int | None = None,
                         source: str | None = None) -> dict:
-    """Score a checkpoint on the project's eval split (greedy, checker-verified; Solve-F1 where the tools are
-    executable; pass rate per BFCL category for imported BFCL queries), or on its eval queries from one
-    `source` (e.g. "bfcl"); stored as an EvalRun."""
+    """The metrics of `checkpoint_eval_run` (same arguments)."""
+    return checkpoint_eval_run(checkpoint=checkpoint, round=round, progress=progress, limit=limit,
+                               source=source).metrics
+
+
+def checkpoint_eval_run(*, checkpoint, round=None, progress: Progress | None = None, limit: int | None = None,
+                        source: str | None = None):
+    """Score a checkpoint on the project's eval split (greedy, checker-verified by the strict and BFCL rules;
+    Solve-F1 where the tools are executable; pass rate per BFCL category for imported BFCL queries), or on its
+    eval queries from one `source` (e.g. "bfcl"); stored as an EvalRun (its metrics) with one EvalResult per
+    query (output and verdicts), which is returned."""
     from django.utils import timezone
 
     from apps.rewards.checker import Checker
     from apps.rewards.execution import solver_for
     from workers.evaluation import evaluate
 
-    from .models import EvalRun
+    from .models import EvalResult, EvalRun
 
     eval_queries = Query.objects.filter(project=checkpoint.project, split=Query.Split.EVAL, ground_truth__isnull=False)
     if source is not None:
@@ -427,14 +446,27 @@ def checkpoint_evaluate(*, checkpoint, round=None, progress: Progress | None = N
             progress({"stage": "evaluate", "done": done[0], "total": len(queries)})
 
     try:
-        metrics = evaluate(backend, [query_prompt(tokenizer, q) for q in queries],
-                           [Checker(q.ground_truth, query_tools(q)) for q in queries], [q.kind for q in queries],
-                           progress=tick, solvers=[solver_for(q.ordered_tools(), q.sub_answers) for q in queries],
-                           categories=[(q.metadata or {}).get("bfcl_category") for q in queries])
+        evaluation = evaluate(backend, [query_prompt(tokenizer, q) for q in queries],
+                              [Checker(q.ground_truth, query_tools(q)) for q in queries], [q.kind for q in queries],
+                              progress=tick, solvers=[solver_for(q.ordered_tools(), q.sub_answers) for q in queries],
+                              categories=[(q.metadata or {}).get("bfcl_category") for q in queries])
     except Exception as exc:
         EvalRun.objects.filter(pk=run.pk).update(status=EvalRun.Status.FAILED, error=str(exc)[:10_000])
         raise
     finally:
         backend.close()
-    EvalRun.objects.filter(pk=run.pk).update(status=EvalRun.Status.DONE, metrics=metrics, finished_at=timezone.now())
-    return metrics
+    with transaction.atomic():
+        EvalResult.objects.bulk_create(
+            [EvalResult(eval_run=run, query=queries[r.index], kind=r.kind, output=_storable(r.output), valid=r.valid,
+                        valid_bfcl=r.valid_bfcl, deficiency=r.deficiency, detail=_storable(r.detail), reward=r.reward,
+                        expects_call=r.expects_call) for r in evaluation.records],
+            batch_size=1000)
+        EvalRun.objects.filter(pk=run.pk).update(status=EvalRun.Status.DONE, metrics=evaluation.metrics,
+                                                 finished_at=timezone.now())
+    run.refresh_from_db()
+    return run
+
+
+def _storable(text: str) -> str:
+    """Model text as a database column takes it (PostgreSQL refuses NUL characters in text)."""
+    return text.replace("\x00", "\ufffd")

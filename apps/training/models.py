@@ -139,3 +139,28 @@ class EvalRun(models.Model):
 
     def __str__(self) -> str:
         return f"eval #{self.pk} of {self.checkpoint}"
+
+
+class EvalResult(models.Model):
+    """One eval query's answer in an EvalRun and its verdicts: strict (`valid`, `deficiency`, `detail`,
+    `reward`) and by BFCL's rule (`valid_bfcl`). The round page's failures browser reads these; two runs on the
+    same queries pair up by query for paired bootstrap intervals."""
+
+    eval_run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="results", db_index=False)
+    query = models.ForeignKey("catalog.Query", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=24, help_text="The query's kind (single, parallel, irrelevance, ...).")
+    output = models.TextField(blank=True, help_text="The policy's raw answer (untrusted text).")
+    valid = models.BooleanField(help_text="Right by the strict rule (pass@1).")
+    valid_bfcl = models.BooleanField(help_text="Right by BFCL's rule (a broken call on a no-call query passes).")
+    deficiency = models.CharField(max_length=24, blank=True, help_text="Strict verdict; empty when right.")
+    detail = models.TextField(blank=True)
+    reward = models.FloatField()
+    expects_call = models.BooleanField(default=True, help_text="The ground truth has calls.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["eval_run", "query"], name="evalresult_unique_query")]
+        indexes = [models.Index(fields=["eval_run", "kind", "deficiency", "id"], name="evalresult_run_kind_def"),
+                   models.Index(fields=["eval_run", "deficiency", "id"], name="evalresult_run_def")]
+
+    def __str__(self) -> str:
+        return f"eval #{self.eval_run_id} · query #{self.query_id}: {self.deficiency or 'right'}"

@@ -1,11 +1,14 @@
-"""Evaluation metrics on known answers: pass rate per kind, deficiency histogram, mean reward and Solve-F1
-(the answers' calls run for real in the sandbox)."""
+"""Evaluation metrics on known answers: strict and BFCL-rule pass rate per kind and per kind group,
+over-refusal, deficiency histogram, mean reward, Solve-F1 (the answers' calls run for real in the sandbox),
+and the per-query records."""
+import json
+
 import pytest
 
 from apps.rewards.checker import Checker
 from apps.rewards.execution import Solver, solver_for
 from apps.rewards.sandbox import SandboxLimits
-from workers.evaluation import evaluate
+from workers.evaluation import EvalRecord, evaluate
 from workers.llm.base import BaseBackend, Sample
 
 WEATHER = {"type": "function", "function": {
@@ -47,7 +50,7 @@ def test_pass_rate_by_kind_deficiencies_and_solve_f1():
     kinds = ["single", "single", "single", "irrelevance", "single"]
     solvers = [_solver({"get_weather": ["15"]})] * 3 + [_solver({}), None]
     backend = Answers(answers)
-    metrics = evaluate(backend, prompts, checkers, kinds, solvers=solvers)
+    metrics = evaluate(backend, prompts, checkers, kinds, solvers=solvers).metrics
     assert metrics["n"] == 5
     assert metrics["pass_rate"] == pytest.approx(3 / 5)
     assert metrics["by_kind"]["single"]["pass_rate"] == pytest.approx(2 / 4)
@@ -62,7 +65,7 @@ def test_pass_rate_by_kind_deficiencies_and_solve_f1():
 
 def test_without_solvers_there_is_no_solve_f1():
     metrics = evaluate(Answers({"p": "[get_weather(city='Paris')]"}), ["p"],
-                       [Checker([{"get_weather": {"city": ["Paris"]}}], [WEATHER])], ["single"])
+                       [Checker([{"get_weather": {"city": ["Paris"]}}], [WEATHER])], ["single"]).metrics
     assert metrics["pass_rate"] == 1.0
     assert "solve_f1" not in metrics and "solve_f1" not in metrics["by_kind"]["single"]
 
@@ -97,7 +100,57 @@ def test_pass_rate_per_bfcl_category_for_the_queries_that_have_one():
     answers = {"a": "[get_weather(city='Paris')]", "b": "[get_weather(city='Rome')]", "c": "[get_weather(city='Paris')]"}
     checker = Checker([{"get_weather": {"city": ["Paris"]}}], [WEATHER])
     metrics = evaluate(Answers(answers), ["a", "b", "c"], [checker] * 3, ["single"] * 3,
-                       categories=["simple_python", "simple_python", None])
-    assert metrics["by_category"] == {"simple_python": {"n": 2, "pass_rate": 0.5}}
+                       categories=["simple_python", "simple_python", None]).metrics
+    assert metrics["by_category"] == {"simple_python": {"n": 2, "pass_rate": 0.5, "pass_rate_bfcl": 0.5}}
     assert metrics["pass_rate"] == pytest.approx(2 / 3)
-    assert "by_category" not in evaluate(Answers(answers), ["a"], [checker], ["single"], categories=[None])
+    assert "by_category" not in evaluate(Answers(answers), ["a"], [checker], ["single"], categories=[None]).metrics
+
+
+PARIS = [{"get_weather": {"city": ["Paris"]}}]
+BROKEN = "[get_order_status(user_id=2084061', order_id='ORD-1')]"
+
+
+def test_strict_and_bfcl_pass_rates_over_refusal_groups_and_records():
+    # (kind, ground truth, answer)
+    cases = [
+        ("single", PARIS, "[get_weather(city='Paris')]"),  # right
+        ("single", PARIS, "Sorry, none of the available tools can help with that."),  # over-refusal
+        ("multiple", PARIS, "[get_weather(city='Lyon')]"),  # wrong value
+        ("parallel", PARIS, "I can't do that with the tools I have, sorry."),  # over-refusal
+        ("multi_hop", PARIS, "[get_weather(city='Paris'"),  # malformed: not a refusal
+        ("irrelevance", [], BROKEN),  # strict: malformed; BFCL: right
+        ("irrelevance", [], "Sorry, none of the available tools can help with that."),  # right by both rules
+        ("irrelevance", [], "[get_weather(city='Paris')]"),  # a call where none is right
+    ]
+    prompts = [f"p{i}" for i in range(len(cases))]
+    evaluation = evaluate(Answers({p: c[2] for p, c in zip(prompts, cases)}), prompts,
+                          [Checker(truth, [WEATHER]) for _, truth, _ in cases], [c[0] for c in cases])
+    m = evaluation.metrics
+    assert m["n"] == 8 and m["call_n"] == 5
+    assert m["pass_rate"] == pytest.approx(2 / 8) and m["pass_rate_bfcl"] == pytest.approx(3 / 8)
+    assert m["over_refusal"] == pytest.approx(2 / 5)  # no call on 2 of the 5 call queries; malformed is not one
+    assert m["by_kind"]["irrelevance"] == {"n": 3, "pass_rate": pytest.approx(1 / 3),
+                                           "pass_rate_bfcl": pytest.approx(2 / 3)}  # no over-refusal there
+    assert m["by_kind"]["single"] == {"n": 2, "pass_rate": 0.5, "pass_rate_bfcl": 0.5, "over_refusal": 0.5}
+    assert m["by_kind"]["parallel"]["over_refusal"] == 1.0 and m["by_kind"]["multi_hop"]["over_refusal"] == 0.0
+    assert m["groups"]["call_kinds"] == {"n": 5, "pass_rate": 0.2, "pass_rate_bfcl": 0.2, "over_refusal": 0.4}
+    assert m["groups"]["three_kinds"] == {"n": 4, "pass_rate": 0.25, "pass_rate_bfcl": 0.25, "over_refusal": 0.5}
+    assert m["deficiencies"] == {"no_call": 2, "malformed": 2, "wrong_value": 1, "call_on_irrelevant": 1}
+    assert "records" not in m and json.loads(json.dumps(m)) == m  # what an EvalRun stores: figures only
+
+    records = evaluation.records
+    assert [r.index for r in records] == list(range(8)) and all(isinstance(r, EvalRecord) for r in records)
+    gamed = records[5]
+    assert (gamed.kind, gamed.output, gamed.valid, gamed.valid_bfcl, gamed.deficiency) == (
+        "irrelevance", BROKEN, False, True, "malformed")
+    assert gamed.reward == -1.0 and "no call was expected" in gamed.detail and not gamed.expects_call
+    assert (records[1].deficiency, records[1].expects_call, records[1].valid_bfcl) == ("no_call", True, False)
+    assert records[0].valid and records[0].deficiency == "" and records[0].reward == 1.0
+    assert records[2].deficiency == "wrong_value" and "Lyon" in records[2].detail
+
+
+def test_no_queries_no_figures():
+    evaluation = evaluate(Answers({}), [], [], [])
+    assert evaluation.records == []
+    assert evaluation.metrics["n"] == 0 and evaluation.metrics["over_refusal"] is None
+    assert evaluation.metrics["groups"] == {} and evaluation.metrics["by_kind"] == {}

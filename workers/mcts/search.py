@@ -77,7 +77,7 @@ class CheckerScorer:
     """The verifiable reward (DESIGN.md default): the checker's graded reward in [-1, 1]."""
 
     def __init__(self, ground_truth, tools):
-        self.checker = Checker(ground_truth, tools)
+        self.checker = Checker(ground_truth, tools, rule="strict")  # a broken call never pays
 
     def __call__(self, response: str) -> LeafScore:
         verdict = self.checker(response)
@@ -97,7 +97,7 @@ class JudgeScorer:
     """
 
     def __init__(self, ground_truth, tools, judge: GradeJudge | None = None, scale: float = 4.0):
-        self.checker = Checker(ground_truth, tools)
+        self.checker = Checker(ground_truth, tools, rule="strict")  # a broken call never pays
         self.judge = judge
         self.scale = scale
 

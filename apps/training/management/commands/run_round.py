@@ -8,6 +8,7 @@ from apps.training.loop import (StageError, round_evaluate, round_pair, round_se
                                 trees_search)
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.services import round_create, round_transition
+from workers.evaluation import format_change
 
 STAGES = ("select", "search", "pair", "review", "train", "evaluate")
 FINAL = (TrainingRound.State.DONE, TrainingRound.State.FAILED, TrainingRound.State.CANCELLED)
@@ -97,17 +98,23 @@ class Command(BaseCommand):
             with self._bar("evaluate", "query") as bar:
                 out = self._stage(rnd, "evaluate", lambda: round_evaluate(
                     round_id=rnd.pk, progress=self._updater(bar, "done", "total")))
-            before, after = out["before"], out["eval"]
-            self.stdout.write(f"evaluate: pass@1 {before['pass_rate']:.1%} → {after['pass_rate']:.1%} "
-                              f"({out['pass_rate_change'] * 100:+.1f} points) on {after['n']} eval queries")
-            if after.get("solve_f1") is not None:
-                was = before.get("solve_f1")
-                self.stdout.write("evaluate: Solve-F1 " + (f"{was:.3f} → " if was is not None else "")
-                                  + f"{after['solve_f1']:.3f} on {after['solve_n']} queries with executable tools")
-            for kind, figures in after["by_kind"].items():
-                was = before["by_kind"].get(kind, {}).get("pass_rate")
-                self.stdout.write(f"  {kind:>18}: " + (f"{was:.0%} → " if was is not None else "")
-                                  + f"{figures['pass_rate']:.0%} (n={figures['n']})")
+            self._report(out)
+
+    def _report(self, out: dict) -> None:
+        """Every before → after figure with its paired bootstrap interval, then the deficiency histogram."""
+        before, after = out["before"], out["eval"]
+        self.stdout.write(f"evaluate: pass@1 {before['pass_rate']:.1%} → {after['pass_rate']:.1%} "
+                          f"({out['pass_rate_change'] * 100:+.1f} points) on {after['n']} eval queries")
+        for change in out.get("changes", []):
+            self.stdout.write(f"  {format_change(change)}")
+        if after.get("solve_f1") is not None:
+            was = before.get("solve_f1")
+            self.stdout.write("evaluate: Solve-F1 " + (f"{was:.3f} → " if was is not None else "")
+                              + f"{after['solve_f1']:.3f} on {after['solve_n']} queries with executable tools")
+        was, now = before.get("deficiencies", {}), after.get("deficiencies", {})
+        names = sorted(set(was) | set(now), key=lambda d: (-now.get(d, 0), d))
+        self.stdout.write("deficiencies before → after: "
+                          + (", ".join(f"{d} {was.get(d, 0)} → {now.get(d, 0)}" for d in names) or "none"))
 
     def _stage(self, rnd: TrainingRound, stage: str, run):
         """Run a stage in this process; a failure marks the round failed at that stage (resume with --resume)."""
