@@ -19,6 +19,7 @@ urlpatterns = [
     path("projects/<int:project_id>/pairs/", include("apps.curation.urls")),
     path("projects/<int:project_id>/trees/", include("apps.search.urls")),
     path("projects/<int:project_id>/rounds/", include("apps.training.urls")),
+    path("projects/<int:project_id>/rounds/<int:number>/arms/", include("apps.arms.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

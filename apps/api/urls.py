@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.routers import DefaultRouter
 
+from .arms import ArmRunViewSet
 from .auth import TokenObtainView
 from .catalog import ImportJobViewSet, ImportUploadView, QueryViewSet, ToolViewSet
 from .curation import PairEventList, PairViewSet
@@ -35,6 +36,7 @@ router.register("checkpoints", CheckpointViewSet, basename="checkpoint")
 router.register("rounds", RoundViewSet, basename="round")
 router.register("snapshots", SnapshotViewSet, basename="snapshot")
 router.register("snapshot-files", SnapshotFileViewSet, basename="snapshot-file")
+router.register("arm-runs", ArmRunViewSet, basename="arm-run")
 
 @csrf_exempt  # a POST to no endpoint is a 404 too, not a CSRF page
 def not_found(request, path=""):

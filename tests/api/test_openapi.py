@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, Phase, given, settings as hypothesis_setting
 from hypothesis.errors import Unsatisfiable
 from rest_framework.authtoken.models import Token
 
+from apps.arms.models import ArmRun
 from apps.catalog.models import ImportJob
 from apps.curation.models import PreferencePair
 from apps.datasets.services import snapshot_file_build, snapshot_file_request, snapshot_freeze
@@ -95,9 +96,10 @@ def api_world(db, settings, tmp_path, tiny_model_dir):
     snapshot = snapshot_freeze(project=project, round=rnd)
     parquet = snapshot_file_build(file_id=snapshot_file_request(snapshot=snapshot, fmt="openai").pk)
     job = ImportJob.objects.create(project=project, format="openai", file="imports/x.jsonl", created_by=admin)
+    arm_run = ArmRun.objects.create(round=rnd, arm="input")
     ids = {"pairs": pairs[1].pk, "rounds": rnd.pk, "snapshots": snapshot.pk, "trees": tree.pk, "tools": tool.pk,
            "queries": query.pk, "imports": job.pk, "projects": project.pk, "checkpoints": policy.pk,
-           "snapshot-files": parquet.pk, "project_id": project.pk, "tree_id": tree.pk, "pair_id": pairs[1].pk}
+           "snapshot-files": parquet.pk, "arm-runs": arm_run.pk, "project_id": project.pk, "tree_id": tree.pk, "pair_id": pairs[1].pk}
     return {"token": Token.objects.create(user=admin).key, "ids": ids}
 
 
