@@ -1,5 +1,6 @@
 """Round pages: the project's rounds compared (eval charts), one round (stage progress, the review gate, the
-loss curve, before/after figures), and the admin actions on it — new, launch, cancel, resume."""
+loss curve, before/after figures with paired bootstrap intervals, the failures browser of its eval answers), and
+the admin actions on it — new, launch, cancel, resume."""
 from __future__ import annotations
 
 import json
@@ -17,6 +18,7 @@ from .charts import line_chart
 from .forms import RoundForm
 from .lifecycle import FINAL, LaunchRefused, round_cancel, round_gate, round_launch, round_resume, rounds_reap
 from .models import EvalRun, TrainingRound
+from .selectors import eval_result_list
 from .services import InvalidTransition, round_create
 
 S = TrainingRound.State
@@ -109,6 +111,63 @@ def round_list(request, project):
     }, status=400 if form is not None and form.errors else 200)
 
 
+FAILURES_PAGE = 50
+
+
+class BadFilter(ValueError):
+    """A failures-browser parameter that is not one of the choices offered."""
+
+
+def round_failures(rnd: TrainingRound, params) -> dict | None:
+    """The failures browser: the round's eval answers after (or before) it, filtered by kind and deficiency,
+    `FAILURES_PAGE` per page by keyset on id (`cursor`), each beside the other policy's answer to the same query.
+    None when the round stored no per-query results. Raises BadFilter on a parameter outside the choices."""
+    run_ids = {"after": rnd.metrics.get("eval_run"), "before": rnd.metrics.get("before_run")}
+    runs = {r.pk: r for r in EvalRun.objects.filter(project=rnd.project, pk__in=[i for i in run_ids.values() if i])}
+    if run_ids["after"] not in runs:
+        return None
+    side = params.get("side") or "after"
+    if side not in ("after", "before") or run_ids[side] not in runs:
+        raise BadFilter(f"side must be after or before, got {side!r}")
+    figures = [rnd.metrics.get("eval") or {}, rnd.metrics.get("before") or {}]
+    kinds = sorted({k for f in figures for k in f.get("by_kind", {})})
+    deficiencies = sorted({d for f in figures for d in f.get("deficiencies", {})})
+    kind = params.get("kind") or ""
+    if kind and kind not in kinds:
+        raise BadFilter(f"kind must be one of {', '.join(kinds)}; got {kind!r}")
+    deficiency = params.get("deficiency") or ""  # "" = every failure, "none" = the right answers, "all" = all
+    if deficiency not in ("", "none", "all", *deficiencies):
+        raise BadFilter(f"deficiency must be one of {', '.join(['none', 'all', *deficiencies])}; got {deficiency!r}")
+    try:
+        cursor = int(params.get("cursor") or 0)
+    except ValueError:
+        raise BadFilter(f"cursor must be a whole number, got {params.get('cursor')!r}") from None
+    rows = eval_result_list(eval_run=runs[run_ids[side]], kind=kind or None,
+                            deficiency=None if deficiency in ("", "all") else deficiency,
+                            failed_only=deficiency == "")
+    matching = rows.count()
+    page = list(rows.filter(id__gt=cursor).select_related("query")[:FAILURES_PAGE + 1])
+    more = len(page) > FAILURES_PAGE
+    page = page[:FAILURES_PAGE]
+    other_side = "before" if side == "after" else "after"
+    others = {}
+    if run_ids[other_side] in runs:
+        others = {r.query_id: r for r in eval_result_list(eval_run=runs[run_ids[other_side]])
+                  .filter(query_id__in=[r.query_id for r in page])}
+    return {"side": side, "other_side": other_side, "kind": kind, "deficiency": deficiency, "kinds": kinds,
+            "deficiencies": deficiencies, "matching": matching, "cursor": cursor,
+            "next_cursor": page[-1].pk if more else None,
+            "rows": [{"result": r, "other": others.get(r.query_id)} for r in page]}
+
+
+def change_rows(rnd: TrainingRound) -> list[dict]:
+    """The round's before → after figures with their intervals, as the page shows them."""
+    return [{**c, "before_pct": f"{c['before']:.1%}", "after_pct": f"{c['after']:.1%}",
+             "diff_points": f"{c['diff'] * 100:+.1f}", "low_points": f"{c['low'] * 100:+.1f}",
+             "high_points": f"{c['high'] * 100:+.1f}", "confidence_pct": f"{c['confidence']:.0%}",
+             "lower_is_better": c["key"] == "over_refusal"} for c in rnd.metrics.get("changes", [])]
+
+
 @project_view(*MEMBERS)
 def round_detail(request, project, number: int):
     rounds_reap()  # a round whose worker died shows as failed (with the reason), resumable, not as running forever
@@ -120,6 +179,11 @@ def round_detail(request, project, number: int):
     kinds = sorted(set(after.get("by_kind", {})) | set(before.get("by_kind", {})))
     deficiencies = sorted(set(after.get("deficiencies", {})) | set(before.get("deficiencies", {})),
                           key=lambda d: -(after.get("deficiencies", {}).get(d, 0)))
+    failures_error = ""
+    try:
+        failures = round_failures(rnd, request.GET)
+    except BadFilter as exc:
+        failures, failures_error = None, str(exc)
     return render(request, "training/round_detail.html", {
         "project": project, "round": rnd, "is_admin": is_admin, "gate": gate, "status": round_status(rnd),
         "loss_chart": line_chart({"loss": losses}, title="Training loss", x_label="step", y_label="loss",
@@ -134,7 +198,8 @@ def round_detail(request, project, number: int):
         "skips_review": rnd.algorithm in (TrainingRound.Algorithm.GRPO, TrainingRound.Algorithm.SFT),
         "settings": [(label, json.dumps(value, sort_keys=True) if value else "defaults") for label, value in (
             ("Selection", rnd.selection), ("Search", rnd.search_config), ("Training and more", rnd.hyperparameters))],
-    })
+        "changes": change_rows(rnd), "failures": failures, "failures_error": failures_error,
+    }, status=400 if failures_error else 200)
 
 
 def _pct(value, sign: bool = False) -> str:

@@ -54,6 +54,9 @@ def test_scores_each_bfcl_category_and_stores_the_run(bfcl_project, capsys):
     assert passed == round(run.metrics["pass_rate"] * 10)
     for category, n in CATEGORIES.items():
         assert f"BFCL category {category}: " in out and f"(n={n})" in out
+    assert f"(BFCL rule {run.metrics['pass_rate_bfcl']:.1%}; over-refusal" in out
+    assert all(f["pass_rate_bfcl"] >= f["pass_rate"] for f in by_category.values())
+    assert run.results.count() == 10  # each answer stored with its verdicts
 
 
 def test_without_a_source_every_eval_query_counts_and_generated_ones_get_solve_f1(bfcl_project, capsys):

@@ -52,7 +52,9 @@ class Command(BaseCommand):
         finally:
             bar.close()
         self.stdout.write(f"checkpoint #{checkpoint.pk} {checkpoint.name!r}: pass@1 {metrics['pass_rate']:.1%} on "
-                          f"{metrics['n']} eval queries")
+                          f"{metrics['n']} eval queries (BFCL rule {metrics['pass_rate_bfcl']:.1%}"
+                          + (f"; over-refusal {metrics['over_refusal']:.1%} of {metrics['call_n']} call queries)"
+                             if metrics["over_refusal"] is not None else ")"))
         if metrics.get("solve_f1") is not None:
             self.stdout.write(f"  Solve-F1 {metrics['solve_f1']:.3f} on {metrics['solve_n']} queries with "
                               "executable tools")
