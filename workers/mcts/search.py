@@ -238,7 +238,8 @@ def expand(tree: Tree, leaf: Node, samples: list[Sample], scorer: LeafScorer, co
             same.visits += 1
             same.value_sum += score.reward
             continue
-        logprobs = list(sample.token_logprobs[:len(ids)]) if ids is not None else fragment_logprobs(sample, len(fragment))
+        logprobs = (list(sample.token_logprobs[:len(ids)]) if ids is not None
+                    else fragment_logprobs(sample, len(fragment)))
         merged[(fragment, terminal)] = tree.add_child(
             leaf, fragment=fragment, prior=fragment_prior(logprobs), visits=1, value_sum=score.reward,
             is_terminal=terminal, terminal_reward=score.reward if terminal else None, verdict=score.verdict,

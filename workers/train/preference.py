@@ -236,7 +236,8 @@ def train_preference(model_path: str | Path, output_dir: str | Path, rows: Seque
     continuations. A row may also carry the token ids the policy sampled (docs/token-ids.md): `prompt_ids`
     (chat prompt + prefix) and `chosen_ids` / `rejected_ids`; with `prompt_ids`, TRL trains on exactly those
     ids instead of tokenising the texts (a side without ids — an edited chosen — is tokenised on its own and
-    appended, so nothing merges across the prompt's end). Rows without ids take TRL's text path. TRL ends both with EOS; a row whose side stops mid-answer (`chosen_ends` / `rejected_ends`
+    appended, so nothing merges across the prompt's end). Rows without ids take TRL's text path.
+    TRL ends both with EOS; a row whose side stops mid-answer (`chosen_ends` / `rejected_ends`
     False — a non-terminal fragment of a step-level pair) trains without it. With
     `checkpoint_dir`, a checkpoint is written every `config.save_steps` steps and `resume=True` continues from
     the last one (from scratch when there is none yet). `progress` receives {"step", "max_steps", "loss", "epoch"}.
