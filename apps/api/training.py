@@ -1,27 +1,32 @@
 """Checkpoints and training rounds: read them, create a round (validated by the round form), launch, cancel or
-resume it (project admins), poll its status."""
+resume it (project admins), poll its status; evaluation runs and each eval query's answer and verdicts."""
 from __future__ import annotations
 
 import json
 
+import django_filters as filters
 from django.db import transaction
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import generics, mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.status import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_409_CONFLICT
 
+from apps.catalog.models import Query
 from apps.projects.permissions import ADMINS, project_with_role
+from apps.rewards.deficiency import DEFICIENCY_CHOICES
 from apps.training.forms import RoundForm
 from apps.training.lifecycle import LaunchRefused, round_cancel, round_gate, round_launch, round_resume
-from apps.training.models import Checkpoint, TrainingRound
+from apps.training.models import Checkpoint, EvalResult, EvalRun, TrainingRound
+from apps.training.selectors import eval_result_list
 from apps.training.services import round_create
 from apps.training.views import round_status
 
 from .fields import FiniteFloatField, IdField, JSONObjectField
-from .filters import CheckpointFilter, RoundFilter
-from .permissions import ProjectScopedMixin
+from .filters import BooleanFilter, CheckpointFilter, IdFilter, ProjectFilterSet, RoundFilter, StrictFilterSet
+from .permissions import ProjectScopedMixin, visible
 
 A = TrainingRound.Algorithm
 NEW_ROUND_ALGORITHMS = [c for c in A.choices if c[0] != A.SFT]  # round 0's SFT is made by `warmup`, not here
@@ -224,3 +229,72 @@ class RoundViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnl
     @action(detail=True, methods=["post"], filter_backends=[])
     def resume(self, request, pk=None):
         return self.lifecycle(request, round_resume)
+
+
+# --- evaluation runs and their per-query results ---------------------------------------------------------
+
+
+class EvalRunSerializer(serializers.ModelSerializer):
+    metrics = JSONObjectField(read_only=True, help_text="pass_rate (strict), pass_rate_bfcl, over_refusal, by_kind, "
+                                                        "groups, deficiencies, ... (docs/evaluation.md).")
+
+    class Meta:
+        model = EvalRun
+        fields = ["id", "project", "checkpoint", "round", "split", "status", "n_queries", "metrics", "error",
+                  "created_at", "finished_at"]
+        read_only_fields = fields
+
+
+class EvalRunFilter(ProjectFilterSet):
+    checkpoint = IdFilter(field_name="checkpoint_id")
+    round = IdFilter(field_name="round_id")
+    status = filters.ChoiceFilter(choices=EvalRun.Status.choices)
+
+    class Meta:
+        model = EvalRun
+        fields = ["project", "checkpoint", "round", "status"]
+
+
+class EvalRunViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
+    """Evaluation runs of your projects: a checkpoint scored on the eval split."""
+
+    queryset = EvalRun.objects.all()
+    serializer_class = EvalRunSerializer
+    filterset_class = EvalRunFilter
+
+
+class EvalResultSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EvalResult
+        fields = ["id", "eval_run", "query", "kind", "output", "valid", "valid_bfcl", "deficiency", "detail", "reward",
+                  "expects_call"]
+        read_only_fields = fields
+
+
+class EvalResultFilter(StrictFilterSet):
+    kind = filters.ChoiceFilter(choices=Query.Kind.choices)
+    deficiency = filters.ChoiceFilter(choices=[("none", "right answer"), *DEFICIENCY_CHOICES[1:]],
+                                      method="filter_deficiency", help_text="The strict verdict; none = right.")
+    valid = BooleanFilter(help_text="Right by the strict rule.")
+
+    class Meta:
+        model = EvalResult
+        fields = ["kind", "deficiency", "valid"]
+
+    def filter_deficiency(self, queryset, name, value):
+        return queryset.filter(deficiency="" if value == "none" else value)
+
+
+class EvalResultList(generics.ListAPIView):
+    """Each eval query's answer in the run and its verdicts (strict and BFCL-rule), in id order, a page at a time;
+    filter by kind, deficiency and validity."""
+
+    serializer_class = EvalResultSerializer
+    filterset_class = EvalResultFilter
+    queryset = EvalResult.objects.none()  # for the schema; the real one is the run's
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return EvalResult.objects.none()
+        run = get_object_or_404(visible(EvalRun.objects.all(), self.request.user), pk=self.kwargs["eval_run_id"])
+        return eval_result_list(eval_run=run)

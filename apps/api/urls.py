@@ -11,7 +11,7 @@ from .curation import PairEventList, PairViewSet
 from .datasets import SnapshotFileViewSet, SnapshotViewSet
 from .projects import ProjectViewSet
 from .search import TreeNodeList, TreeViewSet
-from .training import CheckpointViewSet, RoundViewSet
+from .training import CheckpointViewSet, EvalResultList, EvalRunViewSet, RoundViewSet
 
 
 class Router(DefaultRouter):
@@ -34,6 +34,7 @@ router.register("trees", TreeViewSet, basename="tree")
 router.register("pairs", PairViewSet, basename="pair")
 router.register("checkpoints", CheckpointViewSet, basename="checkpoint")
 router.register("rounds", RoundViewSet, basename="round")
+router.register("eval-runs", EvalRunViewSet, basename="eval-run")
 router.register("snapshots", SnapshotViewSet, basename="snapshot")
 router.register("snapshot-files", SnapshotFileViewSet, basename="snapshot-file")
 router.register("arm-runs", ArmRunViewSet, basename="arm-run")
@@ -50,6 +51,7 @@ urlpatterns = [
     path("projects/<int:project_id>/imports/", ImportUploadView.as_view(), name="project-imports"),
     path("trees/<int:tree_id>/nodes/", TreeNodeList.as_view(), name="tree-nodes"),
     path("pairs/<int:pair_id>/events/", PairEventList.as_view(), name="pair-events"),
+    path("eval-runs/<int:eval_run_id>/results/", EvalResultList.as_view(), name="eval-run-results"),
     *router.urls,
     re_path(r"^(?P<path>.*)$", not_found),
 ]
