@@ -18,7 +18,6 @@ from apps.curation.models import PreferencePair, ReviewEvent
 from apps.search.models import SearchTree
 from apps.search.services import tree_rows
 from apps.training.models import RoundQuery, TrainingRound
-from workers.mcts import Tree
 
 PREFERENCE_ARMS = ("step_pairs", "unreviewed", "whole_pairs")
 SFT_ARMS = ("rft", "sft")
@@ -93,18 +92,25 @@ class PairItem:
 
 
 def round_rollouts(rnd: TrainingRound) -> list[Rollout]:
-    """Every complete rollout of the round's finished search trees (terminal leaves), tree by tree."""
+    """Every complete rollout of the round's finished search trees (terminal leaves, by key), tree by tree."""
     rollouts = []
     for tree_row in SearchTree.objects.filter(round=rnd, status=SearchTree.Status.DONE).order_by("id"):
-        rows = tree_rows(tree=tree_row)
-        if not rows:
-            continue
-        tree = Tree.from_rows(tree_row.pk, "", rows, tree_row.simulations_done)
-        for node in sorted(tree.nodes.values(), key=lambda n: n.key):
-            if node.is_terminal and node.terminal_reward is not None:
-                rollouts.append(Rollout(tree_row.query_id, node.key, tree.path_text(node), node.terminal_reward,
-                                        bool((node.verdict or {}).get("valid"))))
+        nodes = {row["key"]: row for row in tree_rows(tree=tree_row)}
+        for key in sorted(nodes):
+            leaf = nodes[key]
+            if leaf["is_terminal"] and leaf["terminal_reward"] is not None:
+                rollouts.append(Rollout(tree_row.query_id, key, _path_text(nodes, leaf), leaf["terminal_reward"],
+                                        bool((leaf["verdict"] or {}).get("valid"))))
     return rollouts
+
+
+def _path_text(nodes: dict[str, dict], node: dict) -> str:
+    """The fragments from the root down to `node`, joined (as `workers.mcts.Tree.path_text`)."""
+    fragments = [node["fragment"]]
+    while node["parent_key"] is not None:
+        node = nodes[node["parent_key"]]
+        fragments.append(node["fragment"])
+    return "".join(reversed(fragments))
 
 
 def unreviewed_items(rnd: TrainingRound) -> list[PairItem]:

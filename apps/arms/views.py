@@ -41,7 +41,7 @@ def arms_page(request, project, number: int):
     table = arms_table(round=rnd)
     series = {row["arm"]: {kind: cell.get("interval") for kind, cell in row["cells"].items()} for row in table["arms"]}
     rows = [{**row, "ordered": [_cell(row["cells"].get(kind) or {}) for kind in table["kinds"]]}
-            for row in ([table["baseline"]] if table["baseline"] else []) + table["arms"]]
+            for row in ([table["baseline"]] if table["baseline"] else []) + table["arms"] if row["seeds"]]
     return render(request, "arms/arms.html", {
         "project": project, "round": rnd, "table": table, "rows": rows, "is_admin": request.project_role in ADMINS,
         "chart": interval_chart(table["kinds"], series, title="Change in strict pass@1 against the round's input "

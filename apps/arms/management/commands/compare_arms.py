@@ -42,13 +42,10 @@ class Command(BaseCommand):
         if opts["dispatch"]:
             self.stdout.write(f"{len(rows)} arm run(s) sent to the gpu queue")
             return
-        skipped = 0
         for row in rows:
             self._run(row)
-        if not rows:
-            skipped = 1
         self._table(rnd)
-        if skipped:
+        if not rows:
             self.stdout.write("every arm asked for had finished already: nothing trained")
 
     def _run(self, row) -> None:
