@@ -7,10 +7,10 @@ from apps.training import views
 from apps.training.models import Checkpoint, EvalResult, EvalRun, TrainingRound
 from tests.factories import MembershipFactory, QueryFactory, UserFactory
 
-EVAL = {"n": 6, "pass_rate": 0.5, "mean_reward": 0.1, "by_kind": {"single": {"n": 4, "pass_rate": 0.5},
+EVAL = {"n": 6, "pass_rate": 0.5, "pass_rate_bfcl": 0.6667, "over_refusal": 0.25, "mean_reward": 0.1, "by_kind": {"single": {"n": 4, "pass_rate": 0.5},
                                                                   "irrelevance": {"n": 2, "pass_rate": 0.5}},
         "deficiencies": {"wrong_value": 1, "no_call": 1, "malformed": 1}}
-BEFORE = {**EVAL, "pass_rate": 0.3, "deficiencies": {"wrong_value": 3, "call_on_irrelevant": 1}}
+BEFORE = {**EVAL, "pass_rate": 0.3, "pass_rate_bfcl": 0.3, "over_refusal": 0.0, "deficiencies": {"wrong_value": 3, "call_on_irrelevant": 1}}
 CHANGES = [
     {"key": "group:call_kinds", "label": "call kinds pass@1", "n": 4, "before": 0.25, "after": 0.5, "diff": 0.25,
      "low": 0.0, "high": 0.5, "confidence": 0.95, "resamples": 10000},
@@ -66,6 +66,7 @@ def test_changes_are_shown_with_their_intervals(client, evaluated_round):
     html = _page(client, rnd).content.decode()
     assert 'id="eval-changes"' in html and "call kinds pass@1" in html
     assert "25.0%" in html and "+25.0" in html and "+0.0 … +50.0" in html and "+0.0 … +75.0" in html
+    assert "BFCL-rule pass@1 30.0% → 66.7%" in html and "over-refusal (call queries answered without a call) 0.0% → 25.0%" in html
 
 
 def _rows(html):
