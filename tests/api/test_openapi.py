@@ -19,6 +19,7 @@ from apps.arms.models import ArmRun
 from apps.catalog.models import ImportJob
 from apps.curation.models import PreferencePair
 from apps.datasets.services import snapshot_file_build, snapshot_file_request, snapshot_freeze
+from apps.training.models import EvalResult, EvalRun
 from tests.factories import (CheckpointFactory, MembershipFactory, PairFactory, ProjectFactory, QueryFactory,
                              SearchTreeFactory, ToolFactory, TrainingRoundFactory, TreeNodeFactory, UserFactory)
 
@@ -43,6 +44,7 @@ def test_schema_is_served_and_describes_every_route(client, db):
         ("GET", "/api/v1/snapshots/{id}/export/"), ("GET", "/api/v1/checkpoints/"),
         ("GET", "/api/v1/snapshots/{id}/files/"), ("POST", "/api/v1/snapshots/{id}/files/"),
         ("GET", "/api/v1/snapshot-files/{id}/"), ("GET", "/api/v1/snapshot-files/{id}/download/"),
+        ("GET", "/api/v1/eval-runs/"), ("GET", "/api/v1/eval-runs/{id}/"), ("GET", "/api/v1/eval-runs/{eval_run_id}/results/"),
     }
     assert expected <= operations, expected - operations
     approve = schema["paths"]["/api/v1/pairs/{id}/approve/"]["post"]
@@ -97,9 +99,12 @@ def api_world(db, settings, tmp_path, tiny_model_dir):
     parquet = snapshot_file_build(file_id=snapshot_file_request(snapshot=snapshot, fmt="openai").pk)
     job = ImportJob.objects.create(project=project, format="openai", file="imports/x.jsonl", created_by=admin)
     arm_run = ArmRun.objects.create(round=rnd, arm="input")
+    eval_run = EvalRun.objects.create(project=project, checkpoint=policy, status="done", n_queries=1)
+    EvalResult.objects.create(eval_run=eval_run, query=query, kind="single", output="[get_weather(city='Paris')]",
+                              valid=True, valid_bfcl=True, reward=1.0)
     ids = {"pairs": pairs[1].pk, "rounds": rnd.pk, "snapshots": snapshot.pk, "trees": tree.pk, "tools": tool.pk,
            "queries": query.pk, "imports": job.pk, "projects": project.pk, "checkpoints": policy.pk,
-           "snapshot-files": parquet.pk, "arm-runs": arm_run.pk, "project_id": project.pk, "tree_id": tree.pk, "pair_id": pairs[1].pk}
+           "snapshot-files": parquet.pk, "arm-runs": arm_run.pk, "eval-runs": eval_run.pk, "eval_run_id": eval_run.pk, "project_id": project.pk, "tree_id": tree.pk, "pair_id": pairs[1].pk}
     return {"token": Token.objects.create(user=admin).key, "ids": ids}
 
 
