@@ -22,6 +22,9 @@ class SelectionConfig:
     batch_size: int = 16
     seed: int = 0
     max_queries: int | None = None  # cap on how many are selected (the weakest first); None = no cap
+    # Score only a seeded random sample of this many train queries (None = all): pass-rate selection samples k
+    # answers per query, so a large train split (the demo's 16,000) would cost more than the search itself.
+    candidates: int | None = None
 
     def __post_init__(self):
         if self.method not in ("perplexity", "pass_rate"):
@@ -37,6 +40,17 @@ class SelectionConfig:
                              f"{self.threshold!r}")
         if self.max_queries is not None and self.max_queries < 1:
             raise ValueError(f"max_queries must be at least 1, got {self.max_queries!r}")
+        if self.candidates is not None and self.candidates < 1:
+            raise ValueError(f"candidates must be at least 1, got {self.candidates!r}")
+
+
+def candidate_indices(n: int, config: SelectionConfig) -> list[int]:
+    """Which of `n` queries to score: all, or `config.candidates` of them drawn with `config.seed`, in order."""
+    if config.candidates is None or config.candidates >= n:
+        return list(range(n))
+    import random
+
+    return sorted(random.Random(config.seed).sample(range(n), config.candidates))
 
 
 def _batches(n: int, size: int):

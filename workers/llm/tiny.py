@@ -121,9 +121,12 @@ CHAT_TEMPLATE = _PY_KWARGS_MACRO + r"""
 {%- endif -%}
 """
 
-# Architecture presets. "small" is DESIGN.md's demo model (hidden 128, 4 layers, BPE vocab 1,024: about 1.2M
-# parameters with a 512-wide MLP; the 0.9M probe in DESIGN.md used a narrower one); "nano" is the
-# ~100k-parameter model the tests build in a few seconds (DESIGN.md: "a 107k-parameter Qwen2 builds in ~5 s").
+# Architecture presets. "small" is the demo's policy: 2 layers of width 128 and a 4,096-token BPE vocabulary,
+# 0.9M parameters. Measured on the demo's data (docs/experiments.md, "The demo policy"): at the same 1,500 steps a
+# 4,096 vocabulary (values such as city names and tickers become one or two tokens) took single + multiple +
+# parallel greedy pass@1 from 12% (1,024 vocabulary, DESIGN.md's probe) to 39%; two layers train twice as many
+# steps a minute as four. "nano" is the ~100k-parameter model the tests build in a few seconds (DESIGN.md: "a
+# 107k-parameter Qwen2 builds in ~5 s").
 SIZE_PRESETS: dict[str, dict[str, int]] = {
     "nano": {
         "vocab_size": 1024,
@@ -134,9 +137,9 @@ SIZE_PRESETS: dict[str, dict[str, int]] = {
         "intermediate_size": 128,
     },
     "small": {
-        "vocab_size": 1024,
+        "vocab_size": 4096,
         "hidden_size": 128,
-        "num_hidden_layers": 4,
+        "num_hidden_layers": 2,
         "num_attention_heads": 4,
         # No grouped-query attention at this size: expanding 2 KV heads to 4 copies the whole cache on
         # every decode step, which cost more than the attention itself in the batched search.
@@ -150,7 +153,7 @@ SIZE_PRESETS: dict[str, dict[str, int]] = {
 class TinyModelConfig:
     """How to build the tiny model. Architecture fields left as None come from the `size` preset."""
 
-    size: str = "small"  # "nano" (~100k parameters, tests) or "small" (~1.1M, demo); see SIZE_PRESETS
+    size: str = "small"  # "nano" (~100k parameters, tests) or "small" (~0.9M, demo); see SIZE_PRESETS
     seed: int = 0  # weight initialisation (torch.manual_seed); same seed and corpus → identical files
     vocab_size: int | None = None  # BPE target; 1,024 in DESIGN.md's probe. Fewer if the corpus runs out of merges
     min_frequency: int = 2  # a pair must occur this often to be merged (tokenizers' usual setting)

@@ -18,6 +18,13 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=float, default=defaults.epochs, help="Passes over each stage's data.")
         parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
         parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+        parser.add_argument("--max-steps", type=int, default=defaults.max_steps,
+                            help="Optimizer steps over all stages, shared out by their rows (-1: --epochs decide).")
+        parser.add_argument("--lr-scheduler", default=defaults.lr_scheduler_type,
+                            choices=("linear", "cosine", "constant", "constant_with_warmup"),
+                            help="Learning-rate schedule within each stage.")
+        parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps,
+                            help="Linear learning-rate warm-up at the start of each stage.")
         parser.add_argument("--lora", action="store_true", help="Train LoRA adapters (merged when saved).")
 
     def handle(self, *args, **opts):
@@ -30,12 +37,16 @@ class Command(BaseCommand):
         policy = Checkpoint.objects.filter(project=project, kind__in=["tiny", "base"]).order_by("-created_at").first()
         if policy is None:
             raise CommandError(f"project {project.name!r} has no base checkpoint: run build_tiny_model first")
+        try:
+            config = WarmupConfig(epochs=opts["epochs"], learning_rate=opts["learning_rate"],
+                                  batch_size=opts["batch_size"], lora=opts["lora"], max_steps=opts["max_steps"],
+                                  lr_scheduler_type=opts["lr_scheduler"], warmup_steps=opts["warmup_steps"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         rnd = TrainingRound.objects.filter(project=project, number=0).first() or round_create(
             project=project, algorithm="sft", policy=policy)
         if rnd.state != TrainingRound.State.DRAFT:
             raise CommandError(f"round 0 is {rnd.state}; start over with a new project")
-        config = WarmupConfig(epochs=opts["epochs"], learning_rate=opts["learning_rate"],
-                              batch_size=opts["batch_size"], lora=opts["lora"])
         bar = tqdm(desc="warm-up", unit="step", file=self.stderr, disable=None)
 
         def progress(p: dict) -> None:
