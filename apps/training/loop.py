@@ -15,7 +15,7 @@ from apps.curation.services import pairs_create_from_tree
 from apps.search.models import SearchTree
 from apps.search.services import node_row, tree_fail, tree_rows, tree_step_save, trees_create
 from workers.mcts import MCTSConfig, PairConfig, Tree, dedupe, extract_pairs, leaf_scorer, run_search
-from workers.select import SelectionConfig, choose, pass_rates, perplexities
+from workers.select import SelectionConfig, candidate_indices, choose, pass_rates, perplexities
 
 from .models import RoundQuery, TrainingRound
 from .policy import policy_backend, policy_tokenizer, query_prompt, query_tools
@@ -46,7 +46,8 @@ def _searchable(project) -> list[Query]:
 
 
 def round_select(*, round_id: int, progress: Progress | None = None) -> dict:
-    """Score every searchable train query under the round's policy; mark the weakest as selected."""
+    """Score the searchable train queries (all, or `candidates` of them) under the round's policy; mark the
+    weakest as selected."""
     rnd = _round(round_id)
     if rnd.state == S.DRAFT:
         round_transition(round_id=round_id, to=S.SELECTING)
@@ -56,6 +57,7 @@ def round_select(*, round_id: int, progress: Progress | None = None) -> dict:
         queries = [q for q in queries if q.reference_output]
     if not queries:
         raise StageError("no train query with a ground truth (and a reference answer) to select from")
+    queries = [queries[i] for i in candidate_indices(len(queries), config)]
     backend = policy_backend(rnd.policy_in)
     tokenizer = policy_tokenizer(rnd.policy_in)
     prompts = [query_prompt(tokenizer, q) for q in queries]
@@ -208,16 +210,9 @@ def round_train(*, round_id: int, progress: Progress | None = None, check=None) 
     elif rnd.state != S.TRAINING:
         raise StageError(f"round {rnd.number} is {rnd.state}, not training")
 
-    buckets = {"name": None, "offset": 0, "steps": 0}  # SFT restarts its step count at each bucket
-
     def tick(p: dict) -> None:
-        if p.get("bucket") and p["bucket"] != buckets["name"]:
-            buckets["offset"] += buckets["steps"] if buckets["name"] else 0
-            buckets["name"] = p["bucket"]
-        buckets["steps"] = p.get("max_steps") or buckets["steps"]
-        loss = p.get("loss")
-        point = ((buckets["offset"] + p["step"], loss)
-                 if loss is not None and p.get("step") is not None else None)
+        loss = p.get("loss")  # every trainer counts its steps from the start (the warm-up's stages run in one)
+        point = (p["step"], loss) if loss is not None and p.get("step") is not None else None
         round_progress(round_id=round_id, stage="train", loss_point=point,
                        **{k: v for k, v in p.items() if k in ("step", "max_steps", "loss", "epoch", "bucket",
                                                               "reward")})
