@@ -46,6 +46,8 @@ class WarmupConfig:
             raise ValueError(f"max_steps must be -1 (the epochs decide) or positive, got {self.max_steps!r}")
         if self.max_steps > 0 and self.max_steps_per_bucket > 0:
             raise ValueError("set max_steps (all stages) or max_steps_per_bucket (each stage), not both")
+        if not 0 < self.adam_beta2 < 1:
+            raise ValueError(f"adam_beta2 must be in (0, 1), got {self.adam_beta2!r}")
         if self.lr_scheduler_type not in ("linear", "cosine", "constant", "constant_with_warmup"):
             raise ValueError(f"lr_scheduler_type must be linear, cosine, constant or constant_with_warmup, got "
                              f"{self.lr_scheduler_type!r}")

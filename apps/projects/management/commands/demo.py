@@ -29,7 +29,7 @@ DEMO_SELECTION = {"method": "pass_rate", "k": 8, "min_rate": 0.125, "threshold":
                   "candidates": 3200}
 # The warm-up (round 0): a fixed step budget so its minutes do not grow with the data; a from-scratch model takes
 # a high learning rate with a cosine decay in each curriculum stage (docs/experiments.md, "The demo policy").
-DEMO_WARMUP = {"max_steps": 2500, "learning_rate": 1e-2, "lr_scheduler": "cosine", "warmup_steps": 30}
+DEMO_WARMUP = {"max_steps": 2500, "learning_rate": 1e-2, "lr_scheduler": "cosine", "warmup_steps": 30, "adam_beta2": 0.95}
 # Keep a pair only when most rollouts below its chosen fragment are right (iTool keeps chosen values ≥ −0.3,
 # which on the tiny policy keeps mostly "a well-formed wrong call beats a malformed one").
 DEMO_PAIRS = {"chosen_value_min": 0.5}

@@ -25,6 +25,8 @@ class Command(BaseCommand):
                             help="Learning-rate schedule within each stage.")
         parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps,
                             help="Linear learning-rate warm-up at the start of each stage.")
+        parser.add_argument("--adam-beta2", type=float, default=defaults.adam_beta2,
+                            help="AdamW's beta2 (0.95 suits a small model trained from scratch).")
         parser.add_argument("--lora", action="store_true", help="Train LoRA adapters (merged when saved).")
 
     def handle(self, *args, **opts):
@@ -40,7 +42,8 @@ class Command(BaseCommand):
         try:
             config = WarmupConfig(epochs=opts["epochs"], learning_rate=opts["learning_rate"],
                                   batch_size=opts["batch_size"], lora=opts["lora"], max_steps=opts["max_steps"],
-                                  lr_scheduler_type=opts["lr_scheduler"], warmup_steps=opts["warmup_steps"])
+                                  lr_scheduler_type=opts["lr_scheduler"], warmup_steps=opts["warmup_steps"],
+                                  adam_beta2=opts["adam_beta2"])
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         rnd = TrainingRound.objects.filter(project=project, number=0).first() or round_create(
