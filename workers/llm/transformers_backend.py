@@ -64,15 +64,10 @@ class _Row:
     finish_reason: str = ""
 
 
-def prompt_key(prompt: Prompt) -> str:
-    """A prompt as text for seeding: the text itself, or its token ids written out (never equal to a text
-    prompt's key, as a text cannot start with NUL + "ids:" ... in practice)."""
-    return prompt if isinstance(prompt, str) else "\x00ids:" + ",".join(map(str, prompt))
-
-
-def sample_seed(seed: int, prompt: Prompt, occurrence: int, sample_index: int) -> int:
-    """The generator seed of one sample: a hash of the call's seed, the prompt and the sample's place."""
-    key = f"{seed}\x00{occurrence}\x00{sample_index}\x00{prompt_key(prompt)}".encode()
+def sample_seed(seed: int, prompt: str, occurrence: int, sample_index: int) -> int:
+    """The generator seed of one sample: a hash of the call's seed, the prompt's text (a token-id prompt's
+    decoded text, so that it samples as the same prompt given as text) and the sample's place."""
+    key = f"{seed}\x00{occurrence}\x00{sample_index}\x00{prompt}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") & (2**63 - 1)
 
 
@@ -163,11 +158,11 @@ class TransformersBackend(BaseBackend):
         rows: list[_Row] = []
         seen: dict[str, int] = defaultdict(int)
         for i, prompt in enumerate(prompts):
-            key = prompt_key(prompt)
+            key = prompt if isinstance(prompt, str) else self.decode(prompt)
             occurrence = seen[key]
             seen[key] += 1
             for j in range(params.n):
-                rows.append(_Row(i, j, len(prompt_ids[i]), sample_seed(base_seed, prompt, occurrence, j)))
+                rows.append(_Row(i, j, len(prompt_ids[i]), sample_seed(base_seed, key, occurrence, j)))
         self.last_stats = {"prefill_tokens": 0, "generated_tokens": 0}
         for batch in self.plan(prompt_ids, params.n):
             self._run_batch(batch, rows, params)

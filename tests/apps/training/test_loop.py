@@ -75,9 +75,9 @@ def test_pairs_from_a_tree_are_stored_once(policy_round):
     good = built.add_child(root, fragment="[get_weather(city='Paris')]", visits=2, value_sum=2.0, is_terminal=True)
     bad = built.add_child(root, fragment="[get_weather(city='Lyon')]", visits=2, value_sum=0.4, is_terminal=True)
     from apps.search.services import tree_step_save
-    from apps.training.loop import _node_row
+    from apps.search.services import node_row
 
-    tree_step_save(tree_id=tree_id, new_nodes=[_node_row(n) for n in built.nodes.values()], updated_nodes=[],
+    tree_step_save(tree_id=tree_id, new_nodes=[node_row(n) for n in built.nodes.values()], updated_nodes=[],
                    simulations_done=1, done=True)
     candidate = PairCandidate(node_key=root.key, chosen_key=good.key, rejected_key=bad.key, prefix="",
                               chosen=good.fragment, rejected=bad.fragment, chosen_value=1.0, rejected_value=0.2,
