@@ -121,12 +121,10 @@ CHAT_TEMPLATE = _PY_KWARGS_MACRO + r"""
 {%- endif -%}
 """
 
-# Architecture presets. "small" is the demo's policy: 2 layers of width 128 and a 4,096-token BPE vocabulary,
-# 0.9M parameters. Measured on the demo's data (docs/experiments.md, "The demo policy"): at the same 1,500 steps a
-# 4,096 vocabulary (values such as city names and tickers become one or two tokens) took single + multiple +
-# parallel greedy pass@1 from 12% (1,024 vocabulary, DESIGN.md's probe) to 39%; two layers train twice as many
-# steps a minute as four. "nano" is the ~100k-parameter model the tests build in a few seconds (DESIGN.md: "a
-# 107k-parameter Qwen2 builds in ~5 s").
+# Architecture presets. "small" is the demo's policy: 2 layers of width 128 and a BPE vocabulary of up to 4,096
+# tokens (the demo's corpus runs out of merges seen twice at about 1,900: city names, tickers and most words
+# become one token), 0.77M parameters; docs/experiments.md ("The demo policy") has the runs behind it. "nano" is the ~100k-parameter model the tests build in a few seconds
+# (DESIGN.md: "a 107k-parameter Qwen2 builds in ~5 s").
 SIZE_PRESETS: dict[str, dict[str, int]] = {
     "nano": {
         "vocab_size": 1024,
