@@ -1,6 +1,5 @@
 """`run_round --project NAME [--until select|search|pair|review|train|evaluate] [--auto-approve] [--resume]`."""
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from apps.projects.models import Project
 from apps.training.lifecycle import LaunchRefused, round_auto_approve, round_fail, round_gate, round_launch, round_resume
@@ -8,6 +7,7 @@ from apps.training.loop import (StageError, round_evaluate, round_pair, round_se
                                 trees_search)
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.services import round_create, round_transition
+from itool_web.progress import progress_bar
 from workers.evaluation import format_change
 
 STAGES = ("select", "search", "pair", "review", "train", "evaluate")
@@ -158,7 +158,7 @@ class Command(BaseCommand):
         return round_create(project=project, policy=policy, algorithm=opts.get("algorithm") or A.SIMPO)
 
     def _bar(self, stage: str, unit: str):
-        return tqdm(desc=stage, unit=unit, file=self.stderr, disable=None)
+        return progress_bar(stage, unit, file=self.stderr)
 
     @staticmethod
     def _updater(bar, done_key: str, total_key: str):

@@ -1,11 +1,11 @@
 """`warmup --project NAME`: round 0, the easy-to-hard SFT of the tiny (or base) policy, then its eval score."""
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from apps.projects.models import Project
 from apps.training.loop import StageError, round_warmup
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.services import round_create
+from itool_web.progress import progress_bar
 from workers.train.sft import WarmupConfig
 
 
@@ -50,7 +50,7 @@ class Command(BaseCommand):
             project=project, algorithm="sft", policy=policy)
         if rnd.state != TrainingRound.State.DRAFT:
             raise CommandError(f"round 0 is {rnd.state}; start over with a new project")
-        bar = tqdm(desc="warm-up", unit="step", file=self.stderr, disable=None)
+        bar = progress_bar("warm-up", "step", file=self.stderr)
 
         def progress(p: dict) -> None:
             if p["stage"] == "train":
