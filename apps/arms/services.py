@@ -173,7 +173,8 @@ def arm_run(*, arm_run_id: int, progress: Progress | None = None) -> ArmRun:
                             progress=lambda p: report({"stage": "evaluate", **p}))
         run = EvalRun.objects.filter(checkpoint=row.checkpoint, status=EvalRun.Status.DONE).order_by("-pk").first()
     metrics = {**row.metrics, "eval": run.metrics}
-    ArmRun.objects.filter(pk=row.pk).update(status=ArmRun.Status.DONE, eval_run=run, metrics=metrics,
+    ArmRun.objects.filter(pk=row.pk).update(status=ArmRun.Status.DONE, checkpoint=row.checkpoint, eval_run=run,
+                                            metrics=metrics,
                                             progress={"stage": "done"}, finished_at=timezone.now(),
                                             updated_at=timezone.now())
     row.refresh_from_db()

@@ -21,8 +21,9 @@ def _eval(round_, checkpoint, query_ids, passed, deficiencies):
                "by_kind": {"single": {"n": n, "pass_rate": sum(passed) / n}}}
     run = EvalRun.objects.create(project=round_.project, checkpoint=checkpoint, round=round_, status="done",
                                  n_queries=n, metrics=metrics)
-    EvalResult.objects.bulk_create([EvalResult(eval_run=run, query_id=q, kind="single", valid=ok, valid_bfcl=ok, reward=1.0 if ok else -1,
-                                               deficiency="" if ok else "wrong_value") for q, ok in zip(query_ids, passed)])
+    EvalResult.objects.bulk_create([
+        EvalResult(eval_run=run, query_id=q, kind="single", valid=ok, valid_bfcl=ok, reward=1.0 if ok else -1.0,
+                   deficiency="" if ok else "wrong_value") for q, ok in zip(query_ids, passed)])
     return run
 
 

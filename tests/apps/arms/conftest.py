@@ -45,10 +45,11 @@ def build_tree(tree_row: SearchTree, answers: list[str]) -> None:
 
 @pytest.fixture
 def arms_round(project, tiny_model_dir) -> TrainingRound:
-    """Round 1 of `project` (input: the nano policy), in training: 6 generated single-call train queries selected (of the train split's),
-    6 eval queries. Each selected query's tree holds its right answer and a malformed one after a shared opening,
-    and a refusal; the last query's tree holds only two refusals (all its rollouts score the same). Pairs come
-    from the round's pair stage, all approved, frozen into the round's snapshot by its launch."""
+    """Round 1 of `project` (input: the nano policy), in training: 6 generated single-call train queries
+    selected (of the train split's), 6 eval queries. Each selected query's tree holds its right answer and a
+    malformed one after a shared opening, and a refusal; the last one's holds three refusals (all its rollouts
+    score the same). Pairs come from the round's pair stage, all approved, frozen into the round's snapshot by its
+    launch."""
     from apps.catalog.environment import EnvironmentConfig, generate_environment
 
     specs = generate_environment(EnvironmentConfig(seed=5, queries=60)).queries

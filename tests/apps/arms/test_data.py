@@ -131,7 +131,7 @@ def test_a_budget_that_cannot_be_known_or_matched_is_refused(arms_round):
 
 def test_fitting_cycles_or_subsamples_to_exactly_steps_times_batch():
     few, record = fitted(list(range(3)), Budget(4, 2, "test"), seed=0)
-    assert len(few) == 8 and set(few) == {0, 1, 2} and record["passes"] == pytest.approx(8 / 3)
+    assert len(few) == 8 and set(few) == {0, 1, 2} and record["passes"] == pytest.approx(8 / 3, abs=1e-4)
     assert sorted(few[:3]) == [0, 1, 2] and sorted(few[3:6]) == [0, 1, 2]  # whole shuffled passes first
     assert "cycled" in record["fitted"] and record["sequences"] == 8
     many, record = fitted(list(range(100)), Budget(4, 2, "test"), seed=0)

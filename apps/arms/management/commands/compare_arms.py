@@ -98,5 +98,5 @@ class Command(BaseCommand):
             refusal = row["over_refusal"]
             self.stdout.write(row["arm"].ljust(12) + str(row["seeds"]).rjust(6) + "".join(cells)
                               + ("—" if refusal is None else f"{refusal:.1%}").rjust(14))
-        self.stdout.write(f"cells: strict pass@1 (mean over seeds) and, against '{table['baseline']['arm'] if table['baseline'] else 'input'}', "
-                          f"the change in points [95% paired bootstrap interval]; column '{ALL}' = every eval query")
+        self.stdout.write("cells: strict pass@1 (mean over seeds) and, against 'input', the change in points "
+                          f"[95% paired bootstrap interval]; column '{ALL}' = every eval query")
