@@ -358,7 +358,7 @@ def round_evaluate(*, round_id: int, progress: Progress | None = None, check=Non
             progress(p)
 
     after = checkpoint_eval_run(checkpoint=rnd.policy_out, round=rnd, progress=tick, limit=limit)
-    before = _baseline(rnd, limit, after.n_queries, tick)
+    before = _baseline(rnd, after, limit, tick)
     metrics = {"eval": after.metrics, "before": before.metrics, "eval_run": after.pk, "before_run": before.pk,
                "pass_rate_change": after.metrics["pass_rate"] - before.metrics["pass_rate"],
                "changes": paired_changes(eval_results_paired(before=before, after=after))}
@@ -366,17 +366,22 @@ def round_evaluate(*, round_id: int, progress: Progress | None = None, check=Non
     return metrics
 
 
-def _baseline(rnd: TrainingRound, limit: int | None, n: int, tick):
-    """The input policy's EvalRun on the same eval queries: its finished run of the same size with every
-    per-query result stored, or a new one (so every round reports before and after on identical queries)."""
+def _baseline(rnd: TrainingRound, after, limit: int | None, tick):
+    """The input policy's EvalRun on the same eval queries as `after`: its newest finished run whose stored
+    answers cover exactly those queries, or a new one (so every round reports before and after on identical
+    queries)."""
     from django.db.models import Count, F
 
     from .models import EvalRun
+    from .selectors import eval_outcomes
 
-    run = (EvalRun.objects.filter(checkpoint=rnd.policy_in, status=EvalRun.Status.DONE, split="eval", n_queries=n)
-           .annotate(stored=Count("results")).filter(stored=F("n_queries")).order_by("-created_at").first())
-    if run is not None:
-        return run
+    queries = set(eval_outcomes(eval_run=after))
+    runs = (EvalRun.objects.filter(checkpoint=rnd.policy_in, status=EvalRun.Status.DONE, split="eval",
+                                   n_queries=after.n_queries)
+            .annotate(stored=Count("results")).filter(stored=F("n_queries")).order_by("-created_at"))
+    for run in runs[:5]:
+        if set(eval_outcomes(eval_run=run)) == queries:
+            return run
     return checkpoint_eval_run(checkpoint=rnd.policy_in, progress=tick, limit=limit)
 
 

@@ -90,6 +90,24 @@ def test_baseline_is_reused_only_when_its_answers_are_stored(eval_project):
     assert EvalRun.objects.filter(checkpoint=before).count() == 2  # no third run: the stored one was reused
 
 
+def test_baseline_on_other_queries_is_not_reused(eval_project):
+    from tests.factories import QueryFactory
+
+    project, before, after = eval_project
+    stored = checkpoint_eval_run(checkpoint=before)
+    # the newest run of the same size, but one of its queries is not in today's eval set
+    other = EvalRun.objects.create(project=project, checkpoint=before, status="done", split="eval",
+                                   n_queries=stored.n_queries, metrics=stored.metrics)
+    rows = list(EvalResult.objects.filter(eval_run=stored).order_by("id"))
+    stranger = QueryFactory(project=project, split="train")
+    EvalResult.objects.bulk_create([EvalResult(eval_run=other, query=stranger if i == 0 else r.query, kind=r.kind,
+                                               valid=r.valid, valid_bfcl=r.valid_bfcl, deficiency=r.deficiency,
+                                               reward=r.reward, expects_call=r.expects_call)
+                                    for i, r in enumerate(rows)])
+    metrics = round_evaluate(round_id=_evaluating_round(project, before, after).pk)
+    assert metrics["before_run"] == stored.pk
+
+
 class Scripted(BaseBackend):
     """A policy that answers every prompt with `answer(prompt)`."""
 
