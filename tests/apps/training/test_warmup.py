@@ -45,3 +45,20 @@ def test_warmup_trains_registers_and_evaluates(project_with_policy, tiny_model_d
 def test_warmup_needs_a_policy(project):
     with pytest.raises(CommandError, match="no base checkpoint"):
         call_command("warmup", project=project.name)
+
+
+def test_warmup_step_budget_and_eval_limit(project_with_policy):
+    call_command("warmup", project=project_with_policy.name, max_steps=4, batch_size=4, eval_limit=3,
+                 lr_scheduler="cosine", adam_beta2=0.95)
+    rnd = TrainingRound.objects.get(project=project_with_policy, number=0)
+    assert sum(b["steps"] for b in rnd.policy_out.config["buckets"]) == 4
+    assert rnd.policy_out.config["config"]["adam_beta2"] == 0.95
+    assert EvalRun.objects.get(checkpoint=rnd.policy_out).n_queries == 3 == rnd.metrics["eval"]["n"]
+
+
+@pytest.mark.parametrize("opts, message", [({"eval_limit": 0}, "--eval-limit must be at least 1"),
+                                           ({"max_steps": 0}, "max_steps must be -1")])
+def test_bad_warmup_options_write_nothing(project_with_policy, opts, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("warmup", project=project_with_policy.name, **opts)
+    assert not TrainingRound.objects.filter(project=project_with_policy).exists()

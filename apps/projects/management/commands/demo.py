@@ -108,7 +108,8 @@ class Command(BaseCommand):
                              output=str(settings.CHECKPOINT_DIR / project.name / "tiny"))
         if not TrainingRound.objects.filter(project=project, number=0, state=TrainingRound.State.DONE).exists():
             with self._phase("round 0: warm-up SFT + eval"):
-                call_command("warmup", project=project.name, **{**DEMO_WARMUP, "max_steps": opts["warmup_steps"]})
+                call_command("warmup", project=project.name, eval_limit=opts["eval_queries"],
+                             **{**DEMO_WARMUP, "max_steps": opts["warmup_steps"]})
         selection = {**DEMO_SELECTION, "max_queries": opts["search_queries"]}
         hyperparameters = {"train": DEMO_SIMPO, "pairs": DEMO_PAIRS, "eval_limit": opts["eval_queries"]}
         if not TrainingRound.objects.filter(project=project, number=1).exists():

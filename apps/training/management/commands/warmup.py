@@ -27,6 +27,8 @@ class Command(BaseCommand):
                             help="Linear learning-rate warm-up at the start of each stage.")
         parser.add_argument("--adam-beta2", type=float, default=defaults.adam_beta2,
                             help="AdamW's beta2 (0.95 suits a small model trained from scratch).")
+        parser.add_argument("--eval-limit", type=int, default=None,
+                            help="Score the warmed-up policy on the first N eval queries (default: all).")
         parser.add_argument("--lora", action="store_true", help="Train LoRA adapters (merged when saved).")
 
     def handle(self, *args, **opts):
@@ -39,6 +41,8 @@ class Command(BaseCommand):
         policy = Checkpoint.objects.filter(project=project, kind__in=["tiny", "base"]).order_by("-created_at").first()
         if policy is None:
             raise CommandError(f"project {project.name!r} has no base checkpoint: run build_tiny_model first")
+        if opts["eval_limit"] is not None and opts["eval_limit"] < 1:
+            raise CommandError(f"--eval-limit must be at least 1, got {opts['eval_limit']}")
         try:
             config = WarmupConfig(epochs=opts["epochs"], learning_rate=opts["learning_rate"],
                                   batch_size=opts["batch_size"], lora=opts["lora"], max_steps=opts["max_steps"],
@@ -50,6 +54,9 @@ class Command(BaseCommand):
             project=project, algorithm="sft", policy=policy)
         if rnd.state != TrainingRound.State.DRAFT:
             raise CommandError(f"round 0 is {rnd.state}; start over with a new project")
+        if opts["eval_limit"] is not None:
+            rnd.hyperparameters = {**rnd.hyperparameters, "eval_limit": opts["eval_limit"]}
+            rnd.save(update_fields=["hyperparameters", "updated_at"])
         bar = progress_bar("warm-up", "step", file=self.stderr)
 
         def progress(p: dict) -> None:
