@@ -25,7 +25,7 @@ def _nodes(tree_tag: str) -> list[dict]:
                 row = {"key": f"{parent['key']}.{ordinal}", "parent_key": parent["key"], "depth": depth,
                        "ordinal": ordinal, "fragment": f"city='Paris{ordinal}', ", "prior": 0.4, "visits": 1,
                        "value_sum": 0.2, "is_terminal": depth == DEPTH, "verdict": {"valid": ordinal == 0},
-                       "token_count": 4}
+                       "token_count": 4, "token_ids": [101, 2045, 77, 9]}
                 rows.append(row)
                 nxt.append(row)
         frontier = nxt
