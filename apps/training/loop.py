@@ -399,10 +399,10 @@ def round_warmup(*, round_id: int, config=None, progress: Progress | None = None
         round_transition(round_id=round_id, to=S.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
     rnd = TrainingRound.objects.select_related("policy_out").get(pk=round_id)
-    after = checkpoint_evaluate(checkpoint=rnd.policy_out, round=rnd, progress=progress,
-                                limit=rnd.hyperparameters.get("eval_limit"))
-    round_transition(round_id=round_id, to=S.DONE, metrics={"eval": after})
-    return {**trained, "eval": after}
+    run = checkpoint_eval_run(checkpoint=rnd.policy_out, round=rnd, progress=progress,
+                              limit=rnd.hyperparameters.get("eval_limit"))
+    round_transition(round_id=round_id, to=S.DONE, metrics={"eval": run.metrics, "eval_run": run.pk})
+    return {**trained, "eval": run.metrics}
 
 
 def checkpoint_evaluate(*, checkpoint, round=None, progress: Progress | None = None, limit: int | None = None,

@@ -154,7 +154,7 @@ def round_failures(rnd: TrainingRound, params) -> dict | None:
     if run_ids[other_side] in runs:
         others = {r.query_id: r for r in eval_result_list(eval_run=runs[run_ids[other_side]])
                   .filter(query_id__in=[r.query_id for r in page])}
-    return {"side": side, "other_side": other_side, "kind": kind, "deficiency": deficiency, "kinds": kinds,
+    return {"side": side, "other_side": other_side, "has_before": run_ids["before"] in runs, "kind": kind, "deficiency": deficiency, "kinds": kinds,
             "deficiencies": deficiencies, "matching": matching, "cursor": cursor,
             "next_cursor": page[-1].pk if more else None,
             "rows": [{"result": r, "other": others.get(r.query_id)} for r in page]}

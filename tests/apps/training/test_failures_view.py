@@ -133,3 +133,13 @@ def test_rounds_without_stored_answers_have_no_browser_and_outsiders_none_at_all
     assert 'id="failures"' not in html and 'id="eval-changes"' not in html and 'id="eval-by-kind"' in html
     client.force_login(UserFactory(username="stranger"))
     assert _page(client, rnd).status_code in (403, 404)
+
+
+def test_a_warm_up_round_browses_its_answers_without_a_before(client, evaluated_round, project):
+    rnd, user = evaluated_round
+    client.force_login(user)
+    warmup = TrainingRound.objects.create(project=project, number=0, state="done", algorithm="sft",
+                                          metrics={"eval": EVAL, "eval_run": rnd.metrics["eval_run"]})
+    html = _page(client, warmup).content.decode()
+    assert len(_rows(html)) == 3 and "not evaluated" in html and 'value="before"' not in html
+    assert _page(client, warmup, side="before").status_code == 400
