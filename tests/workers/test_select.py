@@ -51,3 +51,16 @@ def test_pass_rate_floor_keeps_only_the_queries_solved_sometimes():
 def test_a_floor_at_or_over_the_threshold_is_refused(bad):
     with pytest.raises(ValueError, match="min_rate"):
         SelectionConfig(method="pass_rate", **bad)
+
+
+def test_candidates_are_a_seeded_sample_in_order():
+    from workers.select import SelectionConfig, candidate_indices
+
+    picked = candidate_indices(100, SelectionConfig(method="pass_rate", candidates=10, seed=3))
+    assert len(picked) == 10 == len(set(picked)) and picked == sorted(picked) and max(picked) < 100
+    assert picked == candidate_indices(100, SelectionConfig(method="pass_rate", candidates=10, seed=3))
+    assert picked != candidate_indices(100, SelectionConfig(method="pass_rate", candidates=10, seed=4))
+    assert candidate_indices(5, SelectionConfig(candidates=10)) == [0, 1, 2, 3, 4]
+    assert candidate_indices(5, SelectionConfig()) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="candidates must be at least 1"):
+        SelectionConfig(candidates=0)

@@ -58,6 +58,17 @@ def test_select_search_pair(policy_round):
     assert result["pairs"] == PreferencePair.objects.filter(round=policy_round).count()
 
 
+def test_select_scores_only_the_candidates(policy_round):
+    TrainingRound.objects.filter(pk=policy_round.pk).update(
+        selection={"method": "perplexity", "ratio": 0.5, "candidates": 5, "seed": 1})
+    out = round_select(round_id=policy_round.pk)
+    scored = RoundQuery.objects.filter(round=policy_round)
+    assert out["scored"] == scored.count() == 5 and out["selected"] == 3
+    again = RoundQuery.objects.filter(round=policy_round).values_list("query_id", flat=True)
+    round_select(round_id=policy_round.pk)  # same seed: the same sample
+    assert set(RoundQuery.objects.filter(round=policy_round).values_list("query_id", flat=True)) == set(again)
+
+
 def test_stages_refuse_to_run_out_of_order(policy_round):
     with pytest.raises(StageError, match="no selected queries"):
         round_search_prepare(round_id=policy_round.pk)

@@ -154,13 +154,25 @@ def test_model_and_tokenizer_load_back_with_from_pretrained(tiny_model_dir, toke
     assert model(input_ids=ids).logits.shape == (1, ids.shape[1], len(tokenizer))
 
 
-def test_small_preset_is_about_a_million_parameters():
+def test_small_preset_is_the_demos_two_layer_model():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
     config = TinyModelConfig(size="small")
-    assert (config.hidden_size, config.num_hidden_layers, config.intermediate_size) == (128, 4, 512)
-    d, layers, ffn, vocab, kv = 128, 4, 512, 1024, 2 * 128 // 4
+    assert (config.hidden_size, config.num_hidden_layers, config.intermediate_size, config.vocab_size) == (
+        128, 2, 512, 4096)
+    d, layers, ffn, kv = 128, 2, 512, 128  # four KV heads of 32: no grouped-query attention at this size
     attention = d * d + d + 2 * (d * kv + kv) + d * d
-    expected = vocab * d + layers * (attention + 3 * d * ffn + 2 * d) + d
-    assert 900_000 <= expected <= 1_200_000
+
+    def parameters(vocab: int) -> int:
+        return vocab * d + layers * (attention + 3 * d * ffn + 2 * d) + d
+
+    # the demo's corpus gives a 1,903-token vocabulary: the 769,280-parameter model `make demo` prints
+    assert parameters(1903) == 769_280
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=1903, hidden_size=d, num_hidden_layers=layers,
+                                         num_attention_heads=4, num_key_value_heads=4, intermediate_size=ffn,
+                                         tie_word_embeddings=True))
+    assert model.num_parameters() == parameters(1903)
+    assert parameters(config.vocab_size) <= 1_100_000  # the full 4,096 tokens stay near a million
 
 
 def test_config_rejects_unknown_size_and_bad_shapes():
