@@ -159,7 +159,9 @@ def _render_checkpoint(*, project, round: TrainingRound | None, checkpoint: Chec
         return round.policy_in
     if checkpoint is not None:
         return checkpoint
-    return Checkpoint.objects.filter(project=project).order_by("-created_at", "-pk").first()
+    from apps.training.selectors import checkpoint_latest
+
+    return checkpoint_latest(project=project)
 
 
 def _content_hasher(checkpoint_id: int | None):

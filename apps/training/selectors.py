@@ -1,11 +1,19 @@
-"""Reads of evaluation results: per-query outcomes of a run (for paired bootstraps) and the failures browser."""
+"""Reads of checkpoints and evaluation results: the project's newest policy, per-query outcomes of a run (for
+paired bootstraps) and the failures browser."""
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from .models import EvalResult, EvalRun
+from .models import Checkpoint, EvalResult, EvalRun
 
 FAILURES_PAGE_MAX = 200  # rows per page of the failures browser (and the API's page-size cap)
+
+
+def checkpoint_latest(*, project) -> Checkpoint | None:
+    """The project's newest checkpoint of its loop — not an arm's (a controlled comparison's side branch, whose
+    config names its arm), which no round continues from."""
+    return (Checkpoint.objects.filter(project=project).exclude(config__has_key="arm")
+            .order_by("-created_at", "-pk").first())
 
 
 def eval_outcomes(*, eval_run: EvalRun) -> dict[int, bool]:

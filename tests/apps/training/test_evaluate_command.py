@@ -85,3 +85,13 @@ def test_bad_options_are_refused_and_store_nothing(bfcl_project, options, messag
 def test_unknown_project(db):
     with pytest.raises(CommandError, match="no project named 'nope'"):
         call_command("evaluate", project="nope")
+
+
+def test_latest_checkpoint_is_never_an_arms(project, tmp_path):
+    from apps.training.models import Checkpoint
+    from apps.training.selectors import checkpoint_latest
+
+    loop = Checkpoint.objects.create(project=project, name="round 1", path=str(tmp_path), kind="preference")
+    Checkpoint.objects.create(project=project, name="arm sft seed 0", path=str(tmp_path), kind="sft",
+                              config={"arm": "sft", "seed": 0})
+    assert checkpoint_latest(project=project) == loop

@@ -68,6 +68,8 @@ def test_round_page_shows_gate_and_buttons_by_role(client, project, people, poli
     client.force_login(people["admin"])
     html = client.get(url).content.decode()
     assert 'id="launch"' in html and 'id="cancel"' in html
+    arms = reverse("arms:arms", args=[project.pk, 1])
+    assert f'href="{arms}" id="arms-link"' in html and client.get(arms).status_code == 200
 
 
 def test_refused_launch_says_why_on_the_page(client, project, people, policy):

@@ -6,6 +6,7 @@ from tqdm import tqdm
 from apps.projects.models import Project
 from apps.training.loop import StageError, checkpoint_evaluate
 from apps.training.models import Checkpoint
+from apps.training.selectors import checkpoint_latest
 
 
 class Command(BaseCommand):
@@ -29,7 +30,7 @@ class Command(BaseCommand):
             raise CommandError(f"--limit must be at least 1, got {opts['limit']}")
         checkpoints = Checkpoint.objects.filter(project=project)
         if opts["checkpoint"] == "latest":
-            checkpoint = checkpoints.order_by("-created_at", "-id").first()
+            checkpoint = checkpoint_latest(project=project)
             if checkpoint is None:
                 raise CommandError(f"project {project.name!r} has no checkpoint: run build_tiny_model or a round")
         else:

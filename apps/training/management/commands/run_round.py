@@ -5,7 +5,8 @@ from apps.projects.models import Project
 from apps.training.lifecycle import LaunchRefused, round_auto_approve, round_fail, round_gate, round_launch, round_resume
 from apps.training.loop import (StageError, round_evaluate, round_pair, round_search_prepare, round_select, round_train,
                                 trees_search)
-from apps.training.models import Checkpoint, TrainingRound
+from apps.training.models import TrainingRound
+from apps.training.selectors import checkpoint_latest
 from apps.training.services import round_create, round_transition
 from itool_web.progress import progress_bar
 from workers.evaluation import format_change
@@ -151,7 +152,7 @@ class Command(BaseCommand):
             self.stderr.write(f"round {last.number} failed ({last.error}); starting a new round "
                               "(use --resume to continue the failed one)")
         policy = (last.policy_out if last is not None and last.policy_out else None) or \
-            Checkpoint.objects.filter(project=project).order_by("-created_at").first()
+            checkpoint_latest(project=project)
         if policy is None:
             raise CommandError(f"project {project.name!r} has no checkpoint: run build_tiny_model (or register a "
                                "base model) first")
