@@ -3,6 +3,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from apps.projects.models import Membership, Project
+from workers.llm.base import BaseBackend, Sample
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -144,3 +145,15 @@ class CheckpointFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"checkpoint-{n}")
     path = "/nonexistent/checkpoint"
     kind = "tiny"
+
+
+class AnsweringBackend(BaseBackend):
+    """A policy that answers every prompt with `answer(prompt)`, `n` times (a stand-in generation backend)."""
+
+    name = "answering"
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def generate(self, prompts, params):
+        return [[Sample(text=self.answer(p), finish_reason="stop") for _ in range(params.n)] for p in prompts]

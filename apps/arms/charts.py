@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from apps.training.charts import PALETTE, _ticks
+from apps.training.charts import PALETTE, _ticks, svg_head
 
 
 def interval_chart(groups: list[str], series: dict[str, dict[str, dict | None]], *, title: str, y_label: str,
@@ -15,10 +15,7 @@ def interval_chart(groups: list[str], series: dict[str, dict[str, dict | None]],
     points = [(g, name, iv) for name, by_group in series.items() for g, iv in by_group.items() if iv and g in groups]
     left, right, top, bottom = 56, 16, 28, 64
     plot_w, plot_h = width - left - right, height - top - bottom
-    id_attr = f' id="{escape(element_id)}"' if element_id else ""
-    head = (f'<svg class="chart" role="img"{id_attr} viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
-            f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>')
+    head = svg_head(title, width, height, left, element_id)
     if not points:
         return mark_safe(head + f'<text x="{left}" y="{top + plot_h / 2}" class="chart-empty">no intervals yet</text></svg>')
     values = [v for _, _, iv in points for v in (iv["low"], iv["high"], iv["diff"])] + [0.0]

@@ -13,6 +13,14 @@ from django.utils.safestring import SafeString, mark_safe
 PALETTE = ("#2f6fdf", "#1f9d55", "#d9480f", "#7048e8", "#c2255c", "#0c8599", "#e67700", "#495057")
 
 
+
+def svg_head(title: str, width: int, height: int, left: int, element_id: str = "") -> str:
+    """The opening of a chart: the <svg> element (with its accessible title) and the visible title."""
+    id_attr = f' id="{escape(element_id)}"' if element_id else ""
+    return (f'<svg class="chart" role="img"{id_attr} viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+            f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>')
+
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     if high <= low:
         return [low]
@@ -44,10 +52,7 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: st
     series = {name: pts for name, pts in series.items() if pts}
     left, right, top, bottom = 56, 16, 28, 44
     plot_w, plot_h = width - left - right, height - top - bottom
-    id_attr = f' id="{escape(element_id)}"' if element_id else ""
-    head = (f'<svg class="chart" role="img"{id_attr} viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
-            f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>')
+    head = svg_head(title, width, height, left, element_id)
     if not series:
         return mark_safe(head + f'<text x="{left}" y="{top + plot_h / 2}" class="chart-empty">no data yet</text></svg>')
     xs = [x for pts in series.values() for x, _ in pts]

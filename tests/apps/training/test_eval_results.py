@@ -13,7 +13,7 @@ from apps.training import loop
 from apps.training.loop import checkpoint_eval_run, round_evaluate
 from apps.training.models import Checkpoint, EvalResult, EvalRun, TrainingRound
 from apps.training.selectors import eval_outcomes, eval_result_list
-from workers.llm.base import BaseBackend, Sample
+from tests.factories import AnsweringBackend
 
 REFUSAL = "Sorry, none of the available tools can help with that."
 
@@ -108,18 +108,6 @@ def test_baseline_on_other_queries_is_not_reused(eval_project):
     assert metrics["before_run"] == stored.pk
 
 
-class Scripted(BaseBackend):
-    """A policy that answers every prompt with `answer(prompt)`."""
-
-    name = "scripted"
-
-    def __init__(self, answer):
-        self.answer = answer
-
-    def generate(self, prompts, params):
-        return [[Sample(text=self.answer(p), finish_reason="stop") for _ in range(params.n)] for p in prompts]
-
-
 @pytest.fixture
 def scripted_policies(eval_project, monkeypatch, tiny_model_dir):
     """`before` refuses every query; `after` gives the reference answer to every call query and, on the
@@ -136,7 +124,7 @@ def scripted_policies(eval_project, monkeypatch, tiny_model_dir):
         return query.reference_output if query.ground_truth else "[get_order_status(user_id=2084061', order_id='"
 
     answers = {before.pk: lambda p: REFUSAL, after.pk: after_answer}
-    monkeypatch.setattr(loop, "policy_backend", lambda checkpoint: Scripted(answers[checkpoint.pk]))
+    monkeypatch.setattr(loop, "policy_backend", lambda checkpoint: AnsweringBackend(answers[checkpoint.pk]))
     return project, before, after, queries
 
 

@@ -12,23 +12,11 @@ from apps.training.loop import _reward_fn, round_select
 from apps.training.models import Checkpoint, RoundQuery
 from apps.training.policy import query_tools
 from apps.training.services import round_create
-from workers.llm.base import BaseBackend, Sample
+from tests.factories import AnsweringBackend
 from workers.select import SelectionConfig, pass_rates
 
 BROKEN = "[get_order_status(user_id=2084061', order_id='ORD-1')]"
 REFUSAL = "Sorry, none of the available tools can help with that."
-
-
-class Scripted(BaseBackend):
-    """Answers every prompt with `answer(prompt)`, `n` times."""
-
-    name = "scripted"
-
-    def __init__(self, answer):
-        self.answer = answer
-
-    def generate(self, prompts, params):
-        return [[Sample(text=self.answer(p), finish_reason="stop") for _ in range(params.n)] for p in prompts]
 
 
 @pytest.fixture
@@ -54,14 +42,14 @@ def test_pass_rate_selection_counts_a_broken_attempt_as_a_failure(queries):
     no_call = [q for q in queries if not q.ground_truth]
     checkers = [Checker(q.ground_truth, query_tools(q)) for q in no_call]
     config = SelectionConfig(method="pass_rate", k=2)
-    assert pass_rates(Scripted(lambda p: BROKEN), ["p"] * len(no_call), checkers, config) == [0.0] * len(no_call)
-    assert pass_rates(Scripted(lambda p: REFUSAL), ["p"] * len(no_call), checkers, config) == [1.0] * len(no_call)
+    assert pass_rates(AnsweringBackend(lambda p: BROKEN), ["p"] * len(no_call), checkers, config) == [0.0] * len(no_call)
+    assert pass_rates(AnsweringBackend(lambda p: REFUSAL), ["p"] * len(no_call), checkers, config) == [1.0] * len(no_call)
 
 
 def test_round_select_scores_broken_attempts_on_no_call_queries_zero(queries, project, tiny_model_dir, monkeypatch):
     policy = Checkpoint.objects.create(project=project, name="nano", path=str(tiny_model_dir), kind="tiny")
     rnd = round_create(project=project, policy=policy, selection={"method": "pass_rate", "k": 2, "threshold": 0.5})
-    monkeypatch.setattr(loop, "policy_backend", lambda checkpoint: Scripted(lambda p: BROKEN))
+    monkeypatch.setattr(loop, "policy_backend", lambda checkpoint: AnsweringBackend(lambda p: BROKEN))
     round_select(round_id=rnd.pk)
     scored = {rq.query_id: rq for rq in RoundQuery.objects.filter(round=rnd)}
     no_call = [q for q in queries if not q.ground_truth and q.ground_truth is not None]
