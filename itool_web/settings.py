@@ -180,7 +180,7 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- Generation -------------------------------------------------------------------------------
 # Which backend samples from the policy: transformers (local, default), vllm (GPU extra), or openai
-# (any OpenAI-compatible completions server: `vllm serve`, SGLang, TGI). See README "Scaling out".
+# (any OpenAI-compatible completions server: `vllm serve`, SGLang, TGI). See docs/scaling.md.
 GENERATION_BACKEND = env("GENERATION_BACKEND", default="transformers")
 GENERATION_DEVICE = env("GENERATION_DEVICE", default="cpu")  # transformers: cpu, cuda, cuda:1 ...
 # torch threads while generating (transformers); 0 = torch's default. A tiny model's ops are too small to

@@ -19,7 +19,7 @@ from apps.training.lifecycle import FINAL
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.services import round_create
 
-# The demo rounds' settings for the tiny policy; README "Does a round help?" has the figures behind each.
+# The demo rounds' settings for the tiny policy; docs/experiments.md has the figures behind each.
 # SimPO with iTool's β 2.5 and γ 0.5, plus an SFT term on the chosen fragment (TRL's cpo_alpha: CPO-SimPO).
 DEMO_SIMPO = {"epochs": 3, "batch_size": 8, "learning_rate": 2e-4, "sft_weight": 1.0}
 # Search the queries the policy solves sometimes (1 to 7 of 8 samples right): their trees hold right and wrong
