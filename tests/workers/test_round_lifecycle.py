@@ -3,6 +3,7 @@ GRPO round from draft (select → train → evaluate, no search or review), and 
 SIGKILL that is reaped (failed, with the reason) and resumed from its last trainer checkpoint."""
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from apps.training.lifecycle import round_launch, round_resume, rounds_reap
 from apps.training.models import Checkpoint, EvalRun, TrainingRound
 from apps.training.services import round_create, round_transition
 from tests.factories import ProjectFactory
+from workers.train.preference import last_checkpoint
 
 S = TrainingRound.State
 
@@ -116,7 +118,8 @@ def test_killed_training_worker_is_reaped_and_resumes_from_its_checkpoint(worker
     assert rounds_reap(stalled_after=timedelta(seconds=0)) == [rnd.pk]
     rnd.refresh_from_db()
     assert rnd.state == S.FAILED and "train worker sent no progress" in rnd.error
-    saved = max(int(p.name.split("-")[1]) for p in scratch.glob("checkpoint-*"))
+    # the kill may land mid-save: the newest *complete* checkpoint is the one a resume must start from
+    saved = int(Path(last_checkpoint(scratch)).name.split("-")[1])
 
     workers.start("gpu,cpu", name="second")
     round_resume(round_id=rnd.pk)
