@@ -1,7 +1,8 @@
 """Tool calls out of raw model text: Python call lists, JSON objects, <tool_call> tags, OpenAI tool_calls.
 
 Never raises on model output: text that is no call is `no_call`, text shaped like a call that does not
-parse is `malformed`, each with a message and the character span at fault.
+parse is `malformed`, each with a message and the character span at fault. Given the offered tools' names,
+Python call lists also read names that are no Python identifier (ToolACE's `[Market Trends API(...)]`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import math
 import operator
 import re
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import count
 
 Span = tuple[int, int]
 
@@ -114,8 +118,12 @@ def render_call_list(calls: list[dict]) -> str:
     return f"[{', '.join(parts)}]"
 
 
-def parse_output(output) -> ParseResult:
-    """Parse a model's answer: raw text, or an already structured OpenAI message / list of calls."""
+def parse_output(output, tool_names: Iterable[str] = ()) -> ParseResult:
+    """Parse a model's answer: raw text, or an already structured OpenAI message / list of calls.
+
+    `tool_names` are the offered tools' names: those that are no Python name (spaces, `/`, `-`, parentheses…)
+    are then read as call names in a Python call list (see `_parse_named_calls`); plain names need nothing.
+    """
     if not isinstance(output, str):
         try:
             output = json.dumps(output, ensure_ascii=False)
@@ -124,14 +132,14 @@ def parse_output(output) -> ParseResult:
     if len(output) > _MAX_TEXT:
         return ParseResult("malformed", error=f"output of {len(output)} characters is over {_MAX_TEXT}")
     try:
-        return _parse_text(output)
+        return _parse_text(output, call_names(tool_names))
     except CallSyntaxError as exc:
         return ParseResult("malformed", error=str(exc), span=exc.span)
     except (RecursionError, MemoryError, ValueError, TypeError, OverflowError) as exc:
         return ParseResult("malformed", error=f"could not parse: {type(exc).__name__}")
 
 
-def _parse_text(text: str) -> ParseResult:
+def _parse_text(text: str, names: tuple[str, ...] = ()) -> ParseResult:
     if "<tool_call>" in text:
         return ParseResult("calls", _parse_tags(text), format="tool_call_tag")
     start = len(text) - len(text.lstrip())
@@ -147,6 +155,8 @@ def _parse_text(text: str) -> ParseResult:
     if body.startswith("{") or re.match(r"^\[\s*\{", body):
         calls, fmt = _parse_json(body, start)
         return ParseResult("calls", calls, format=fmt)
+    if names and (calls := _parse_named_calls(body, start, names)) is not None:
+        return ParseResult("calls", calls, format="python")
     if _CALL_START_RE.match(body):
         try:
             return ParseResult("calls", parse_python_calls(body, start), format="python")
@@ -413,6 +423,150 @@ def _fast_calls(body: str, offset: int) -> list[ParsedCall] | None:
             arg_spans[key] = (offset + base + arg.start(2), offset + base + arg.end(2))
         calls.append(ParsedCall(name, arguments, (offset + call.start(), offset + call.end()), arg_spans))
     return calls
+
+
+# --- call names that are no Python name (ToolACE) -------------------------------------------------
+# ToolACE keeps its tools' names as their sources wrote them: `Market Trends API`, `products/list`,
+# `Detrended Price Oscillator (DPO)`, `Get Agent's Active Listings`. Python's parser cannot read
+# `[Market Trends API(x=1)]`, so where such a name stands as a call's name it is swapped for a placeholder name
+# of the same length (every span stays right), the text is parsed as any call list, and the name is put back.
+# An offered name is swapped wherever it opens a call; any other run of words before `(` (a misspelt or
+# invented tool) is swapped too, but then the text must parse or it is read as before (prose, most likely).
+
+_OPEN_PAREN_RE = re.compile(r"\s*+\(")
+_LOOSE_NAME_RE = re.compile(r"""[^\s()\[\]{}=,'"\\]++(?:[ \t]++[^\s()\[\]{}=,'"\\]++)*+(?=\s*+\()""")
+_WORD_RE = re.compile(r"\w+")
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def is_python_name(name: str) -> bool:
+    """A (dotted) name Python's parser reads as a call's name: `f`, `math.factorial`."""
+    return all(part.isidentifier() and not iskeyword(part) for part in name.split("."))
+
+
+@lru_cache(maxsize=1024)
+def _exotic(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({n for n in names if isinstance(n, str) and n and not is_python_name(n)},
+                        key=lambda n: (-len(n), n)))
+
+
+def call_names(tool_names: Iterable[str]) -> tuple[str, ...]:
+    """The offered names that need the swap, longest first (`Market Trends API` is tried before `API`)."""
+    names = tuple(tool_names or ())
+    return _exotic(names) if names else ()
+
+
+def _parse_named_calls(body: str, offset: int, names: tuple[str, ...]) -> list[ParsedCall] | None:
+    """Calls from a call list whose call names include names that are no Python name; None when there are
+    none, or when only unoffered ones were swapped and the text still does not parse (then it is read as
+    usual). A list that opens an offered name's call and does not parse is malformed (CallSyntaxError)."""
+    sites = _name_sites(body, names)
+    if not sites:
+        return None
+    taken = set(_WORD_RE.findall(body))  # a placeholder must not read as anything already in the text
+    placeholder_of: dict[str, str] = {}
+    pieces, last = [], 0
+    for start, name, _ in sites:
+        if name not in placeholder_of:
+            placeholder = next((p for p in _placeholders(len(name)) if p not in taken), None)
+            if placeholder is None:
+                return None
+            taken.add(placeholder)
+            placeholder_of[name] = placeholder
+        pieces += [body[last:start], placeholder_of[name]]
+        last = start + len(name)
+    pieces.append(body[last:])
+    try:
+        calls = parse_python_calls("".join(pieces), offset)
+    except CallSyntaxError:
+        if any(offered for _, _, offered in sites):
+            raise
+        return None
+    name_of = {placeholder: name for name, placeholder in placeholder_of.items()}
+    for call in calls:
+        call.name = name_of.get(call.name, call.name)
+    return calls
+
+
+def _name_sites(body: str, names: tuple[str, ...]) -> list[tuple[int, str, bool]]:
+    """(start, name, offered) of each call name that is no Python name, at the call list's top level (after
+    `[` and after each top-level comma; a bare call at the start). Strings are skipped; text that is no
+    call list (an unclosed string, a stray closing bracket) gives none."""
+    listed = body.startswith("[")
+    top = 1 if listed else 0  # bracket depth at which call names stand
+    depth, i, expect = top, top, True
+    sites = []
+    while i < len(body):
+        char = body[i]
+        if expect:
+            if char.isspace():
+                i += 1
+                continue
+            expect = False
+            site = _name_at(body, i, names)
+            if site is not None:
+                sites.append((i, *site))
+                i += len(site[0])
+                continue
+        if char in "'\"":
+            end = _string_end(body, i)
+            if end is None:
+                return []
+            i = end
+            continue
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth < 0:
+                return []
+        elif char == "," and depth == top:
+            expect = True
+        i += 1
+    return sites
+
+
+def _name_at(body: str, i: int, names: tuple[str, ...]) -> tuple[str, bool] | None:
+    for name in names:
+        if body.startswith(name, i) and _OPEN_PAREN_RE.match(body, i + len(name)):
+            return name, True
+    loose = _LOOSE_NAME_RE.match(body, i)
+    if loose and not is_python_name(loose.group()):
+        return loose.group(), False
+    return None
+
+
+def _string_end(body: str, i: int) -> int | None:
+    """Where the string literal opening at `i` ends (just past its closing quote); None if it never does."""
+    quote = body[i] * 3 if body.startswith(body[i] * 3, i) else body[i]
+    j = i + len(quote)
+    while j < len(body):
+        if body[j] == "\\":
+            j += 2
+        elif body.startswith(quote, j):
+            return j + len(quote)
+        elif body[j] == "\n" and len(quote) == 1:
+            return None
+        else:
+            j += 1
+    return None
+
+
+def _placeholders(length: int) -> Iterator[str]:
+    """Python names of exactly `length` characters: `_0__`, `_1__`, … (single letters for length 1)."""
+    if length == 1:
+        yield from "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+        return
+    for k in count():
+        tag = ""
+        while True:
+            k, digit = divmod(k, 36)
+            tag = _BASE36[digit] + tag
+            if not k:
+                break
+        if len(tag) + 1 > length:
+            return
+        yield ("_" + tag).ljust(length, "_")
 
 
 class _Positions:
