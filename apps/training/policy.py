@@ -1,6 +1,9 @@
 """The policy a round samples from: a generation backend for a checkpoint, and the prompts it continues."""
 from __future__ import annotations
 
+import threading
+import time
+
 from django.conf import settings
 
 from apps.catalog.models import Query
@@ -23,10 +26,33 @@ def policy_backend(checkpoint: Checkpoint) -> BaseBackend:
                        api_key=settings.OPENAI_API_KEY or None)
 
 
-def policy_tokenizer(checkpoint: Checkpoint):
-    from transformers import AutoTokenizer
+# transformers imports its names lazily, and those first imports are not thread-safe: two threads resolving names at
+# once (a trl export's tokenizer while another request imports a model class) can each hold one half of an import
+# cycle between its modules, and Python then hands one of them a half-made module ("cannot import name
+# 'AutoTokenizer'"). Tokenizer loads take one lock (they also import the tokenizer's own class on first use), and a
+# load that meets a half-made module imported by a thread outside this lock is tried again once that import had
+# time to finish (waits of 0.05, 0.1, ... 1.6 s).
+_TOKENIZER_LOAD = threading.Lock()
+_LOAD_ATTEMPTS = 6
 
-    return AutoTokenizer.from_pretrained(checkpoint.path)
+
+def _half_imported(exc: Exception) -> bool:
+    """An import that met another thread's unfinished one (transformers wraps it as "Failed to import ...")."""
+    return isinstance(exc, ImportError) or (isinstance(exc, RuntimeError) and "Failed to import" in str(exc))
+
+
+def policy_tokenizer(checkpoint: Checkpoint):
+    """The checkpoint's tokenizer (and chat template); safe to call from several threads of a fresh process."""
+    with _TOKENIZER_LOAD:
+        for attempt in range(_LOAD_ATTEMPTS):
+            try:
+                from transformers import AutoTokenizer
+
+                return AutoTokenizer.from_pretrained(checkpoint.path)
+            except (ImportError, RuntimeError) as exc:
+                if not _half_imported(exc) or attempt == _LOAD_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * 2 ** attempt)
 
 
 def query_tools(query: Query) -> list[dict]:
