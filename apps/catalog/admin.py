@@ -12,7 +12,7 @@ from itool_web.admin_display import pretty_json, shorten
 
 from .importers import FORMATS
 from .models import ImportJob, Query, QueryTool, Tool
-from .services import import_job_enqueue
+from .services import import_job_enqueue, import_jobs_reap
 
 
 @admin.register(Tool)
@@ -89,8 +89,16 @@ class ImportJobAdmin(admin.ModelAdmin):
     list_display = ["id", "original_name", "project", "format", "split", "status", "progress_bar", "created_at"]
     list_filter = ["status", "format", "project"]
     readonly_fields = ["status", "progress_bar", "counts_display", "error", "task_id", "created_by",
-                       "started_at", "finished_at"]
+                       "started_at", "heartbeat_at", "finished_at"]
     add_form_template = "admin/catalog/importjob/add_form.html"
+
+    def changelist_view(self, request, extra_context=None):
+        import_jobs_reap()  # a job whose worker died shows as failed, with the reason, not as running forever
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        import_jobs_reap()
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

@@ -4,6 +4,7 @@ Pure Python (no Django): `services.records_write` stores them.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .difficulty import difficulty_bucket, difficulty_score
@@ -11,6 +12,9 @@ from .schema import SchemaError, sha256_of, tool_from_any
 
 KINDS = ("single", "parallel", "multiple", "parallel_multiple", "multi_hop", "irrelevance", "missing_info")
 ROLES = ("system", "user", "assistant", "tool")
+MAX_NAME_LENGTH = 255  # Query.external_id and Tool.name hold this many characters
+MAX_JSON_DEPTH = 100  # deeper values are refused: no real record nests so deep, and databases refuse some
+NUL_MESSAGE = "contains a NUL character (\\u0000), which the database cannot store"
 
 
 class RecordError(ValueError):
@@ -31,6 +35,15 @@ class ToolSpec:
     description: str
     parameters: dict
     implementation: str = ""
+    origin: str = field(default="tool", compare=False, repr=False)  # where it was read, for error messages
+
+    def __post_init__(self):
+        if len(self.name) > MAX_NAME_LENGTH:
+            raise RecordError(f"{self.origin}.name", f"{len(self.name)} characters long: at most {MAX_NAME_LENGTH} fit")
+        parts = {"name": self.name, "description": self.description, "parameters": self.parameters,
+                 "implementation": self.implementation}
+        if problem := json_problem(parts):
+            raise RecordError(f"{self.origin}{problem[0]}", problem[1])
 
     @classmethod
     def parse(cls, obj, field: str = "tools[0]", implementation: str = "") -> ToolSpec:
@@ -39,7 +52,9 @@ class ToolSpec:
             name, description, parameters = tool_from_any(obj, field)
         except SchemaError as exc:
             raise RecordError(exc.field, exc.message) from None
-        return cls(name, description, parameters, implementation)
+        if obj.get("type") == "function" and isinstance(obj.get("function"), dict):
+            field = f"{field}.function"
+        return cls(name, description, parameters, implementation, origin=field)
 
     def as_openai(self) -> dict:
         """The tool in OpenAI `tools=[...]` form (as `Tool.as_openai` gives a stored one)."""
@@ -75,9 +90,10 @@ class QuerySpec:
             validate_ground_truth(self.ground_truth, self.tools)
         if not isinstance(self.sub_answers, dict):
             raise RecordError("sub_answers", "expected an object of tool name → answers")
+        validate_external_id(self.external_id)
         for name in ("messages", "ground_truth", "reference_output", "sub_answers", "final_answer", "metadata"):
-            if _has_nul(getattr(self, name)):
-                raise RecordError(name, "contains a NUL character (\\u0000), which the database cannot store")
+            if problem := json_problem(getattr(self, name)):
+                raise RecordError(f"{name}{problem[0]}", problem[1])
         if self.difficulty is None:
             self.difficulty = difficulty_score(
                 kind=self.kind, ground_truth=self.ground_truth, n_tools=len(self.tools)
@@ -102,14 +118,101 @@ class QuerySpec:
         )
 
 
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def validate_external_id(external_id) -> None:
+    """An id the Query.external_id column can hold: a non-empty string of at most 255 characters, no NUL."""
+    if not isinstance(external_id, str) or not external_id:
+        raise RecordError("id", "missing or empty")
+    if len(external_id) > MAX_NAME_LENGTH:
+        raise RecordError("id", f"makes an external id of {len(external_id)} characters ({external_id[:40]}…): "
+                                f"at most {MAX_NAME_LENGTH} fit")
+    if "\x00" in external_id:
+        raise RecordError("id", NUL_MESSAGE)
+
+
+def json_problem(value, max_depth: int = MAX_JSON_DEPTH) -> tuple[str, str] | None:
+    """(path, what is wrong) for the first part of a JSON value the database cannot store — a NUL character
+    in a string or key, NaN or Infinity, nesting deeper than `max_depth` — or None. Paths read
+    `[0].content`, `.parameters.properties.city` (relative to the value)."""
+    stack = [(value, "", 0, "")]
+    while stack:
+        item, path, depth, anchor = stack.pop()
+        anchor = path if depth <= 2 else anchor  # too deep is said of the field, not of its 100th level
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path, NUL_MESSAGE
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return path, f"{item} is no JSON number (NaN and Infinity cannot be stored)"
+        elif isinstance(item, (dict, list)):
+            if depth >= max_depth:
+                return anchor, f"nested deeper than {max_depth} levels"
+            children = []
+            for key, child in (item.items() if isinstance(item, dict) else enumerate(item)):
+                where = f"{path}[{key}]" if isinstance(item, list) else f"{path}.{key}"
+                if isinstance(key, str) and "\x00" in key:
+                    return where.replace("\x00", "\\u0000"), NUL_MESSAGE
+                children.append((child, where, depth + 1, anchor))
+            stack.extend(reversed(children))  # depth first, in document order
+    return None
+
+
+def documented_default(prop: dict) -> list:
+    """The default a parameter's schema documents, as a value of the parameter's type ([] when there is none
+    or it does not convert: "10" for an integer becomes 10, "true" for a boolean True)."""
+    if not isinstance(prop, dict) or prop.get("default") in (None, ""):
+        return []
+    value, kind = prop["default"], prop.get("type")
+    try:
+        if kind == "integer" and not isinstance(value, bool):
+            number = float(value)
+            return [int(number)] if number.is_integer() else []
+        if kind == "number" and not isinstance(value, bool):
+            return [value if isinstance(value, (int, float)) else float(value)]
+        if kind == "boolean":
+            if isinstance(value, bool):
+                return [value]
+            return {"true": [True], "false": [False]}.get(str(value).strip().lower(), [])
+        if kind == "string":
+            return [value if isinstance(value, str) else str(value)] if not isinstance(value, (dict, list)) else []
+        if kind == "array":
+            return [value] if isinstance(value, list) else []
+        if kind == "object":
+            return [value] if isinstance(value, dict) else []
+    except (TypeError, ValueError, OverflowError):
+        return []
+    return [value] if kind is None else []
+
+
+def ground_truth_from_calls(calls: list[dict], tools: list[ToolSpec]) -> list[dict]:
+    """BFCL possible answers from one reference answer (`[{"name", "arguments"}]`): each value passed is the
+    right one; each optional parameter the reference leaves out may be left out (`""`) or given its documented
+    default, as BFCL's possible answers list them."""
+    by_name = {tool.name: tool for tool in tools}
+    truth = []
+    for call in calls:
+        tool = by_name.get(call["name"])
+        properties = tool.parameters.get("properties", {}) if tool is not None else {}
+        answer = {param: _acceptable(value, properties.get(param)) for param, value in call["arguments"].items()}
+        if tool is not None:
+            required = set(tool.parameters.get("required") or [])
+            for param, prop in properties.items():
+                if param not in answer and param not in required:
+                    answer[param] = ["", *documented_default(prop)]
+        truth.append({call["name"]: answer})
+    return truth
+
+
+def _acceptable(value, prop) -> list:
+    """The acceptable values for one passed value. An object is written as BFCL writes nested answers —
+    each key with its list of acceptable values — as is each object in a list of objects."""
+    prop = prop if isinstance(prop, dict) else {}
+    kind, items = prop.get("type"), prop.get("items")
+    if isinstance(value, dict) and kind in ("object", None):
+        return [{key: [item] for key, item in value.items()}]
+    if (kind == "array" and isinstance(items, dict) and items.get("type") == "object" and isinstance(value, list)
+            and all(isinstance(item, dict) for item in value)):
+        return [[{key: [v] for key, v in item.items()} for item in value]]
+    return [value]
 
 
 def _dedupe_tools(tools: list[ToolSpec]) -> list[ToolSpec]:

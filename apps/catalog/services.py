@@ -1,11 +1,15 @@
-"""Writes to the catalog: records in (all-or-nothing), import jobs run."""
+"""Writes to the catalog: records in (all-or-nothing), import jobs run, stalled import jobs reaped."""
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
-from django.db import transaction
+from django.conf import settings
+from django.db import models, transaction
 from django.utils import timezone
 
 from apps.projects.models import Project
@@ -16,26 +20,48 @@ from .models import ImportJob, Query, QueryTool, Tool
 from .records import QuerySpec, RecordError, ToolSpec
 
 BATCH = 500  # queries per bulk insert
+HEARTBEAT_SECONDS = 5.0  # a running import job's row is touched at least this often (the reaper reads it)
+IMPORT_STALL_MINUTES = 30  # default of settings.IMPORT_STALL_MINUTES: a job silent this long has died
 
 ProgressFn = Callable[[int, int], None]  # (done, total) in bytes
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class ImportCounts:
-    read: int = 0
+    read: int = 0  # records read (a file's records when imported from a file, else the queries given)
     created: int = 0
     unchanged: int = 0
     tools_created: int = 0
     by_kind: dict = field(default_factory=dict)
+    call_turns: int = 0  # conversation formats (ToolACE): assistant turns with calls…
+    no_call_turns: int = 0  # …and without
+    skipped: dict = field(default_factory=dict)  # turns that made no query, by reason
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "read": self.read,
             "created": self.created,
             "unchanged": self.unchanged,
             "tools_created": self.tools_created,
             "by_kind": self.by_kind,
         }
+        if self.call_turns or self.no_call_turns or self.skipped:
+            out.update(call_turns=self.call_turns, no_call_turns=self.no_call_turns, skipped=self.skipped)
+        return out
+
+    def summary(self) -> str:
+        """One line for people: what was read, made and skipped."""
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.by_kind.items())) or "none"
+        text = (f"{self.read} records read: {self.created} queries created, {self.unchanged} already present, "
+                f"{self.tools_created} tools created (kinds: {kinds})")
+        if self.call_turns or self.no_call_turns or self.skipped:
+            text += f"; assistant turns: {self.call_turns} with calls, {self.no_call_turns} without"
+            skipped = sum(self.skipped.values())
+            if skipped:
+                reasons = "; ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items(), key=lambda r: -r[1]))
+                text += f"; {skipped} skipped ({reasons})"
+        return text
 
 
 class _ToolCache:
@@ -140,27 +166,41 @@ def import_file(
     split: str = Query.Split.TRAIN,
     answers_path: str | Path | None = None,
     progress: ProgressFn | None = None,
+    name: str | None = None,
 ) -> ImportCounts:
-    """Import one file in a given format (see `importers`); raises RecordError naming line and field."""
+    """Import one file in a given format (see `importers`); raises RecordError naming line and field.
+
+    `name` is the file's original name when it is stored under another (an upload)."""
     importer = get_importer(fmt)
-    records = importer.read(Path(path), answers_path=Path(answers_path) if answers_path else None, progress=progress)
-    return records_write(project=project, records=records, source=importer.name, split=split)
+    records = importer.read(Path(path), answers_path=Path(answers_path) if answers_path else None, progress=progress,
+                            name=name)
+    counts = records_write(project=project, records=records, source=importer.name, split=split)
+    report = importer.report
+    counts.read = report.records
+    counts.call_turns, counts.no_call_turns, counts.skipped = report.call_turns, report.no_call_turns, report.skipped
+    return counts
 
 
 def import_job_run(*, job_id: int) -> ImportJob:
-    """Run an ImportJob (from the admin upload form): progress on the row, the reason on failure."""
+    """Run an ImportJob (from the admin upload form or REST): progress and a heartbeat on the row, the counts
+    when done. Whatever goes wrong — a bad record, an unreadable file, a bug — the job ends failed with the
+    reason (nothing is written: the import is one transaction), never left running."""
     job = ImportJob.objects.select_related("project").get(pk=job_id)
     if job.status == ImportJob.Status.DONE:
         return job  # a redelivered task has nothing left to do
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING, started_at=timezone.now(), error="")
-
-    last = [0]
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING, started_at=timezone.now(),
+                                               heartbeat_at=timezone.now(), error="")
+    last = {"done": -1, "at": time.monotonic()}
 
     def progress(done: int, total: int) -> None:
-        # one UPDATE per ~1% keeps the progress bar live without slowing the import
-        if done - last[0] >= max(1, total // 100) or done == total:
-            last[0] = done
-            ImportJob.objects.filter(pk=job.pk).update(progress_done=done, progress_total=total)
+        # one UPDATE per ~1% of the bytes, or per HEARTBEAT_SECONDS, keeps the bar and the heartbeat live
+        # without slowing the import
+        now = time.monotonic()
+        if (done - last["done"] >= max(1, total // 100) or (done == total and last["done"] != total)
+                or now - last["at"] >= HEARTBEAT_SECONDS):
+            last.update(done=done, at=now)
+            ImportJob.objects.filter(pk=job.pk).update(progress_done=done, progress_total=total,
+                                                       heartbeat_at=timezone.now())
 
     try:
         counts = import_file(
@@ -170,17 +210,50 @@ def import_job_run(*, job_id: int) -> ImportJob:
             split=job.split,
             answers_path=job.answers_file.path if job.answers_file else None,
             progress=progress,
+            name=job.original_name or None,
         )
     except (RecordError, OSError, ValueError) as exc:
-        ImportJob.objects.filter(pk=job.pk).update(
-            status=ImportJob.Status.FAILED, error=str(exc), finished_at=timezone.now()
-        )
+        _import_job_fail(job.pk, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a job must end failed with the reason, whatever the reason
+        log.exception("import job %s failed", job.pk)
+        _import_job_fail(job.pk, f"unexpected error: {type(exc).__name__}: {exc}")
     else:
         ImportJob.objects.filter(pk=job.pk).update(
-            status=ImportJob.Status.DONE, counts=counts.as_dict(), finished_at=timezone.now()
+            status=ImportJob.Status.DONE, counts=counts.as_dict(), finished_at=timezone.now(), error=""
         )
     job.refresh_from_db()
     return job
+
+
+def _import_job_fail(job_id: int, error: str) -> None:
+    error = error.replace("\x00", "\\u0000")  # the reason may quote the bad input; PostgreSQL refuses NUL
+    ImportJob.objects.filter(pk=job_id).update(status=ImportJob.Status.FAILED, error=error,
+                                               finished_at=timezone.now())
+
+
+def import_jobs_reap(*, stalled_after: timedelta | None = None, now=None) -> list[int]:
+    """Mark failed every running import job whose worker sent no heartbeat for `stalled_after` (default
+    settings.IMPORT_STALL_MINUTES, 30): it died — killed, out of memory, machine lost. Nothing of it was
+    written (an import is one transaction); it can be uploaded again. Jobs still waiting in the queue are
+    not touched. Returns the ids."""
+    if stalled_after is None:
+        stalled_after = timedelta(minutes=getattr(settings, "IMPORT_STALL_MINUTES", IMPORT_STALL_MINUTES))
+    now = now or timezone.now()
+    reaped = []
+    stalled = ImportJob.objects.filter(status=ImportJob.Status.RUNNING).filter(
+        models.Q(heartbeat_at__lt=now - stalled_after)
+        | models.Q(heartbeat_at__isnull=True, started_at__lt=now - stalled_after)
+    )
+    for job in stalled:
+        since = job.heartbeat_at or job.started_at
+        updated = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(
+            status=ImportJob.Status.FAILED, finished_at=now,
+            error=f"the import worker sent no progress since {since:%Y-%m-%d %H:%M:%S} UTC (over "
+                  f"{int(stalled_after.total_seconds())} s): it died or lost its connection; nothing was "
+                  "imported — upload the file again")
+        if updated:
+            reaped.append(job.pk)
+    return reaped
 
 
 def import_job_enqueue(job_id: int) -> None:

@@ -6,8 +6,8 @@ parameter outside the schema or the answer; Python type rules (an int is accepte
 for a tuple-typed list, one level of element types checked); strings compared after BFCL's
 normalisation (case, spaces and `,./-_*^` ignored); parallel calls matched in any order, greedily, as
 BFCL does; `""` among acceptable values marks a parameter that may be left out; `[]` means no call is
-right. Tool names that are no Python name (ToolACE's `Market Trends API`) are read as call names where they
-match an offered tool (see parsing.py). On top, each failure is named (a Deficiency), explained, located in the raw text, and graded.
+right. Tool and parameter names that are no Python name (ToolACE's `Market Trends API`, `from`) are read
+where they match an offered tool's (see parsing.py). On top, each failure is named (a Deficiency), explained, located in the raw text, and graded.
 
 Two rules for a malformed call attempt where no call is right (`rule=`): "strict" (the default; search,
 selection, GRPO and the headline pass@1) scores it `malformed` as on any other query; "bfcl" follows BFCL's
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from apps.catalog.schema import SchemaError, tool_from_any
 
 from .deficiency import Deficiency as D
-from .parsing import ParsedCall, ParseResult, Span, call_names, parse_output
+from .parsing import ParsedCall, ParseResult, Span, call_names, names_in_tools, parse_output
 
 # Graded reward of a failed answer, by what went wrong (a right answer scores 1.0). Calls that are
 # right in a multi-call answer earn part of the way up to REWARD_PARTIAL_MAX.
@@ -112,10 +112,11 @@ class Checker:
         self.rule = _rule(rule)
         self.error: _Failure | None = None
         self.expected: list[_ExpectedCall] = []
-        self.call_names: tuple[str, ...] = ()  # offered names that are no Python name (ToolACE's `Market Trends API`)
+        # offered names that are no Python name (ToolACE's `Market Trends API`, a parameter named `from`)
+        self.call_names: tuple[str, ...] = ()
         try:
             schemas = _schemas(tools)
-            self.call_names = call_names(schemas)
+            self.call_names = call_names(names_in_tools(schemas))
             self.expected = [_ExpectedCall.prepare(name, params, schemas) for name, params in _answers(ground_truth)]
         except _Failure as exc:
             self.error = exc

@@ -2,7 +2,7 @@
 
 Never raises on model output: text that is no call is `no_call`, text shaped like a call that does not
 parse is `malformed`, each with a message and the character span at fault. Given the offered tools' names,
-Python call lists also read names that are no Python identifier (ToolACE's `[Market Trends API(...)]`).
+Python call lists also read names that are no Python name (ToolACE's `[Market Trends API(from="2024")]`).
 """
 from __future__ import annotations
 
@@ -81,6 +81,23 @@ class ParsedCall:
     def as_json(self) -> dict:
         return {"name": self.name, "arguments": jsonable(self.arguments)}
 
+    def rename(self, names: dict[str, str]) -> None:
+        """Put back names that were swapped for placeholders to be parsed (the call's and its arguments')."""
+        self.name = names.get(self.name, self.name)
+        if not any(key in names for key in self.arguments):
+            return
+        self.arguments = {names.get(key, key): value for key, value in self.arguments.items()}
+        if self._arg_spans is not None:
+            self._arg_spans = {names.get(key, key): span for key, span in self._arg_spans.items()}
+        elif self._locate is not None:
+            locate = self._locate
+
+            def renamed():
+                span, spans = locate()
+                return span, {names.get(key, key): where for key, where in spans.items()}
+
+            self._locate = renamed
+
     def __repr__(self) -> str:
         return f"ParsedCall({self.name!r}, {self.arguments!r})"
 
@@ -118,11 +135,12 @@ def render_call_list(calls: list[dict]) -> str:
     return f"[{', '.join(parts)}]"
 
 
-def parse_output(output, tool_names: Iterable[str] = ()) -> ParseResult:
+def parse_output(output, names: Iterable[str] = ()) -> ParseResult:
     """Parse a model's answer: raw text, or an already structured OpenAI message / list of calls.
 
-    `tool_names` are the offered tools' names: those that are no Python name (spaces, `/`, `-`, parentheses…)
-    are then read as call names in a Python call list (see `_parse_named_calls`); plain names need nothing.
+    `names` are the names the offered tools use, their own and their parameters' (`names_in_tools`): those
+    that are no Python name (spaces, `/`, parentheses, keywords such as `from`) are then read where they stand
+    in a Python call list (see `_parse_named_calls`); plain names need nothing.
     """
     if not isinstance(output, str):
         try:
@@ -132,7 +150,7 @@ def parse_output(output, tool_names: Iterable[str] = ()) -> ParseResult:
     if len(output) > _MAX_TEXT:
         return ParseResult("malformed", error=f"output of {len(output)} characters is over {_MAX_TEXT}")
     try:
-        return _parse_text(output, call_names(tool_names))
+        return _parse_text(output, call_names(names))
     except CallSyntaxError as exc:
         return ParseResult("malformed", error=str(exc), span=exc.span)
     except (RecursionError, MemoryError, ValueError, TypeError, OverflowError) as exc:
@@ -425,15 +443,18 @@ def _fast_calls(body: str, offset: int) -> list[ParsedCall] | None:
     return calls
 
 
-# --- call names that are no Python name (ToolACE) -------------------------------------------------
-# ToolACE keeps its tools' names as their sources wrote them: `Market Trends API`, `products/list`,
-# `Detrended Price Oscillator (DPO)`, `Get Agent's Active Listings`. Python's parser cannot read
-# `[Market Trends API(x=1)]`, so where such a name stands as a call's name it is swapped for a placeholder name
-# of the same length (every span stays right), the text is parsed as any call list, and the name is put back.
-# An offered name is swapped wherever it opens a call; any other run of words before `(` (a misspelt or
-# invented tool) is swapped too, but then the text must parse or it is read as before (prose, most likely).
+# --- names that are no Python name (ToolACE) ------------------------------------------------------
+# ToolACE keeps its tools' names as their sources wrote them — `Market Trends API`, `products/list`,
+# `Detrended Price Oscillator (DPO)`, `Get Agent's Active Listings` — and some parameters are Python keywords
+# (`from`, `to`… `from` is one). Python's parser cannot read `[Market Trends API(x=1)]` or `f(from="2024")`, so
+# where such a name stands as a call's name or an argument's, it is swapped for a placeholder name of the
+# same length (every span stays right), the text is parsed as any call list, and the names are put back.
+# The offered names (tools' and parameters') are swapped wherever they stand so; any other run of words
+# before `(` at a call's place (a misspelt or invented tool) is swapped too, but then the text must parse,
+# or it is read as before (prose, most likely).
 
 _OPEN_PAREN_RE = re.compile(r"\s*+\(")
+_ASSIGN_RE = re.compile(r"\s*+=(?!=)")
 _LOOSE_NAME_RE = re.compile(r"""[^\s()\[\]{}=,'"\\]++(?:[ \t]++[^\s()\[\]{}=,'"\\]++)*+(?=\s*+\()""")
 _WORD_RE = re.compile(r"\w+")
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -444,22 +465,32 @@ def is_python_name(name: str) -> bool:
     return all(part.isidentifier() and not iskeyword(part) for part in name.split("."))
 
 
+def names_in_tools(schemas) -> list[str]:
+    """The names offered tools use — their own and their parameters' — from {name: parameters schema}."""
+    names = list(schemas)
+    for params in schemas.values():
+        properties = params.get("properties") if isinstance(params, dict) else None
+        if isinstance(properties, dict):
+            names.extend(properties)
+    return names
+
+
 @lru_cache(maxsize=1024)
 def _exotic(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted({n for n in names if isinstance(n, str) and n and not is_python_name(n)},
                         key=lambda n: (-len(n), n)))
 
 
-def call_names(tool_names: Iterable[str]) -> tuple[str, ...]:
-    """The offered names that need the swap, longest first (`Market Trends API` is tried before `API`)."""
-    names = tuple(tool_names or ())
+def call_names(names: Iterable[str]) -> tuple[str, ...]:
+    """The names that need the swap, longest first (`Market Trends API` is tried before `API`)."""
+    names = tuple(names or ())
     return _exotic(names) if names else ()
 
 
 def _parse_named_calls(body: str, offset: int, names: tuple[str, ...]) -> list[ParsedCall] | None:
-    """Calls from a call list whose call names include names that are no Python name; None when there are
-    none, or when only unoffered ones were swapped and the text still does not parse (then it is read as
-    usual). A list that opens an offered name's call and does not parse is malformed (CallSyntaxError)."""
+    """Calls from a call list whose call or argument names include names that are no Python name; None when
+    there are none, or when only unoffered names were swapped and the text still does not parse (then it is
+    read as usual). A list naming offered names that does not parse is malformed (CallSyntaxError)."""
     sites = _name_sites(body, names)
     if not sites:
         return None
@@ -484,17 +515,18 @@ def _parse_named_calls(body: str, offset: int, names: tuple[str, ...]) -> list[P
         return None
     name_of = {placeholder: name for name, placeholder in placeholder_of.items()}
     for call in calls:
-        call.name = name_of.get(call.name, call.name)
+        call.rename(name_of)
     return calls
 
 
 def _name_sites(body: str, names: tuple[str, ...]) -> list[tuple[int, str, bool]]:
-    """(start, name, offered) of each call name that is no Python name, at the call list's top level (after
-    `[` and after each top-level comma; a bare call at the start). Strings are skipped; text that is no
-    call list (an unclosed string, a stray closing bracket) gives none."""
-    listed = body.startswith("[")
-    top = 1 if listed else 0  # bracket depth at which call names stand
-    depth, i, expect = top, top, True
+    """(start, name, offered) of each name to swap: call names at the call list's top level (after `[` and
+    each top-level comma; a bare call at the start) and argument names inside those calls (after `(` and
+    each comma). Strings are skipped; text that is no call list (an unclosed string, a stray closing
+    bracket) gives none."""
+    top = 1 if body.startswith("[") else 0  # bracket depth at which call names stand
+    depth, i = top, top
+    expect = "call"  # the kind of name that may start here: "call", "arg" or ""
     sites = []
     while i < len(body):
         char = body[i]
@@ -502,8 +534,8 @@ def _name_sites(body: str, names: tuple[str, ...]) -> list[tuple[int, str, bool]
             if char.isspace():
                 i += 1
                 continue
-            expect = False
-            site = _name_at(body, i, names)
+            site = _name_at(body, i, names, expect)
+            expect = ""
             if site is not None:
                 sites.append((i, *site))
                 i += len(site[0])
@@ -515,24 +547,28 @@ def _name_sites(body: str, names: tuple[str, ...]) -> list[tuple[int, str, bool]
             i = end
             continue
         if char in "([{":
+            if char == "(" and depth == top:
+                expect = "arg"
             depth += 1
         elif char in ")]}":
             depth -= 1
             if depth < 0:
                 return []
-        elif char == "," and depth == top:
-            expect = True
+        elif char == ",":
+            expect = "call" if depth == top else "arg" if depth == top + 1 else ""
         i += 1
     return sites
 
 
-def _name_at(body: str, i: int, names: tuple[str, ...]) -> tuple[str, bool] | None:
+def _name_at(body: str, i: int, names: tuple[str, ...], kind: str) -> tuple[str, bool] | None:
+    follows = _OPEN_PAREN_RE if kind == "call" else _ASSIGN_RE
     for name in names:
-        if body.startswith(name, i) and _OPEN_PAREN_RE.match(body, i + len(name)):
+        if body.startswith(name, i) and follows.match(body, i + len(name)):
             return name, True
-    loose = _LOOSE_NAME_RE.match(body, i)
-    if loose and not is_python_name(loose.group()):
-        return loose.group(), False
+    if kind == "call":
+        loose = _LOOSE_NAME_RE.match(body, i)
+        if loose and not is_python_name(loose.group()):
+            return loose.group(), False
     return None
 
 

@@ -61,9 +61,11 @@ def _language_types_as_strings(schema):
 class BfclImporter(BaseImporter):
     name = "bfcl"
 
-    def read(self, path: Path, *, answers_path: Path | None = None, progress=None):
-        # An importer instance reads one file: the category and its answers are per-file context.
-        self.category = category_of(path)
+    def read(self, path: Path, *, answers_path: Path | None = None, progress=None, name: str | None = None):
+        # An importer instance reads one file: the category and its answers are per-file context. The
+        # category comes from the original name: an upload is stored as BFCL_v4_parallel_RxfqXHK.json
+        # when BFCL_v4_parallel.json was uploaded before.
+        self.category = category_of(Path(name) if name else path)
         self.answers = self._answers(path, answers_path, self.category)
         yield from super().read(path, progress=progress)
 

@@ -1,13 +1,19 @@
-"""FTRL: `{"messages", "tools", "codes", "unsolved_set", "answer"}`, tools with Python implementations.
+"""FTRL: `{"messages", "tools", "codes", "unsolved_set", "answer", "data_source", "split"}`, tools with Python
+implementations.
 
-FTRL records carry no call-level ground truth: they are scored by executing the calls (Solve-P/R/F1),
-so `ground_truth` stays empty (unknown) and the unsolved set becomes the query's sub-answers.
+FTRL's own files (read by its `data_sample.py` and verl's `rl_dataset.py`) hold `tools`, `codes` and
+`unsolved_set` as JSON *strings*; records with those fields decoded are read alike. FTRL records carry no
+call-level ground truth: they are scored by executing the calls (Solve-P/R/F1), so `ground_truth` stays
+empty (unknown) and the unsolved set becomes the query's sub-answers. `data_source`, FTRL's own `split` and
+`solve_rate` (sampled records) are kept in the query's metadata; the import's split is the one asked for.
 """
 from __future__ import annotations
 
 from ..records import QuerySpec, RecordError, ToolSpec
 from ..schema import sha256_of
-from .base import BaseImporter, require
+from .base import BaseImporter, decoded_json, record_id, require
+
+_METADATA_TEXT = {"data_source": "data_source", "split": "ftrl_split"}  # record key → metadata key
 
 
 class FtrlImporter(BaseImporter):
@@ -15,9 +21,9 @@ class FtrlImporter(BaseImporter):
 
     def records_from(self, obj: dict, line: int) -> list[QuerySpec]:
         messages = require(obj, "messages", list)
-        raw_tools = require(obj, "tools", list)
-        codes = require(obj, "codes", dict)
-        unsolved = require(obj, "unsolved_set", dict)
+        raw_tools = decoded_json(obj, "tools", list)
+        codes = decoded_json(obj, "codes", dict)
+        unsolved = decoded_json(obj, "unsolved_set", dict)
         answer = obj.get("answer", "")
         if answer is None:
             answer = ""
@@ -27,14 +33,8 @@ class FtrlImporter(BaseImporter):
         for i, raw in enumerate(raw_tools):
             spec = ToolSpec.parse(raw, f"tools[{i}]")
             code = codes.get(spec.name, "")
-            if not isinstance(code, str):
-                raise RecordError(f"codes.{spec.name}", "expected Python source as a string")
-            if code:
-                try:
-                    compile(code, f"<{spec.name}>", "exec")
-                except SyntaxError as exc:
-                    raise RecordError(f"codes.{spec.name}", f"not valid Python: {exc.msg} (line {exc.lineno})") from None
-            tools.append(ToolSpec(spec.name, spec.description, spec.parameters, code))
+            tools.append(ToolSpec(spec.name, spec.description, spec.parameters, _checked_code(spec.name, code),
+                                  origin=spec.origin))
         names = {t.name for t in tools}
         for name in codes:
             if name not in names:
@@ -48,12 +48,45 @@ class FtrlImporter(BaseImporter):
         kind = obj.get("kind") or ("multi_hop" if n_sub > 1 else "single")
         return [
             QuerySpec(
-                external_id=f"ftrl:{obj.get('id') or sha256_of(obj)[:24]}",
+                external_id=f"ftrl:{record_id(obj) or sha256_of(obj)[:24]}",
                 messages=messages,
                 tools=tools,
                 ground_truth=None,
                 kind=kind,
                 sub_answers=unsolved,
                 final_answer=answer,
+                metadata=_metadata(obj),
             )
         ]
+
+
+def _checked_code(name: str, code) -> str:
+    if not isinstance(code, str):
+        raise RecordError(f"codes.{name}", "expected Python source as a string")
+    if "\x00" in code:
+        raise RecordError(f"codes.{name}", "contains a NUL character (\\u0000), which the database cannot store")
+    if code:
+        try:
+            compile(code, f"<{name}>", "exec")
+        except SyntaxError as exc:
+            raise RecordError(f"codes.{name}", f"not valid Python: {exc.msg} (line {exc.lineno})") from None
+        except (ValueError, RecursionError, MemoryError) as exc:
+            raise RecordError(f"codes.{name}", f"not valid Python: {type(exc).__name__}") from None
+    return code
+
+
+def _metadata(obj: dict) -> dict:
+    metadata = {}
+    for key, target in _METADATA_TEXT.items():
+        value = obj.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise RecordError(key, f"expected a string, got {type(value).__name__}")
+        metadata[target] = value
+    solve_rate = obj.get("solve_rate")
+    if solve_rate is not None:
+        if isinstance(solve_rate, bool) or not isinstance(solve_rate, (int, float)):
+            raise RecordError("solve_rate", f"expected a number, got {type(solve_rate).__name__}")
+        metadata["solve_rate"] = solve_rate
+    return metadata

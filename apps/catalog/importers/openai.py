@@ -1,13 +1,16 @@
-"""OpenAI chat form: `{"messages", "tools", "expected": [tool_calls]}`; an empty `expected` means no call."""
+"""OpenAI chat form: `{"messages", "tools", "expected": [tool_calls]}`; an empty `expected` means no call.
+
+The expected calls are one right answer: optional parameters they leave out may be left out or given their
+documented default (`ground_truth_from_calls`)."""
 from __future__ import annotations
 
 import json
 
 from apps.rewards.parsing import render_call_list
 
-from ..records import QuerySpec, RecordError, ToolSpec
+from ..records import QuerySpec, RecordError, ToolSpec, ground_truth_from_calls
 from ..schema import sha256_of
-from .base import BaseImporter, require
+from .base import BaseImporter, record_id, require
 
 
 def parse_tool_call(call, field: str) -> dict:
@@ -49,10 +52,10 @@ class OpenAIImporter(BaseImporter):
         kind = obj.get("kind") or kind_of(calls, len(tools))
         return [
             QuerySpec(
-                external_id=f"openai:{obj.get('id') or sha256_of(obj)[:24]}",
+                external_id=f"openai:{record_id(obj) or sha256_of(obj)[:24]}",
                 messages=messages,
                 tools=tools,
-                ground_truth=[{c["name"]: {k: [v] for k, v in c["arguments"].items()}} for c in calls],
+                ground_truth=ground_truth_from_calls(calls, tools),
                 kind=kind,
                 reference_output=render_call_list(calls) if calls else "",
             )

@@ -41,8 +41,4 @@ class Command(BaseCommand):
             bar.close()
         if created:
             self.stdout.write(f"Created project {project.name!r}.")
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.by_kind.items())) or "none"
-        self.stdout.write(
-            f"{counts.read} records read: {counts.created} queries created, {counts.unchanged} already present, "
-            f"{counts.tools_created} tools created (kinds: {kinds})"
-        )
+        self.stdout.write(counts.summary())
