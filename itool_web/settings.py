@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "itool_web.security.SecurityHeadersMiddleware",  # before WhiteNoise: static files get the headers too
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -134,7 +135,11 @@ FILE_UPLOAD_HANDLERS = ["apps.catalog.uploads.LimitedTemporaryFileUploadHandler"
 # serve the API, so that they share one count; the default cache is per process.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 API_THROTTLE_RATE = env("API_THROTTLE_RATE", default="6000/hour") or None  # per user (one token each); "" = off
-API_AUTH_THROTTLE_RATE = env("API_AUTH_THROTTLE_RATE", default="30/minute") or None  # token requests, per IP
+# Password checks per client address, one count for the token endpoint, /accounts/login/ and /admin/login/
+API_AUTH_THROTTLE_RATE = env("API_AUTH_THROTTLE_RATE", default="30/minute") or None
+# The client address of a request: REMOTE_ADDR with 0 (the default: nothing a client sends is trusted). Behind
+# N reverse proxies that each append to X-Forwarded-For, set N: the address N entries from the end is used.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an unauthenticated request gets 401 with `WWW-Authenticate: Token`
@@ -149,6 +154,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "NUM_PROXIES": NUM_PROXIES,  # unset, DRF keys throttles on the client's own X-Forwarded-For
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "iTool Web API",
@@ -173,6 +179,26 @@ SPECTACULAR_SETTINGS = {
         "CheckpointKindEnum": "apps.training.models.Checkpoint.Kind",
     },
 }
+
+# --- Security headers (itool_web/security.py and Django's SecurityMiddleware) ------------------------------
+# Scripts only from this site's own files: no inline script, no on* attributes, no javascript: links, no eval.
+# Styles from its files too; style="" attributes are allowed (server-rendered widths and colours: they run nothing).
+CONTENT_SECURITY_POLICY = env("CONTENT_SECURITY_POLICY", default="; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self'", "style-src-attr 'unsafe-inline'",
+    "img-src 'self' data:", "font-src 'self'", "connect-src 'self'", "object-src 'none'", "base-uri 'none'",
+    "form-action 'self'", "frame-ancestors 'none'"]))
+PERMISSIONS_POLICY = env("PERMISSIONS_POLICY", default="camera=(), microphone=(), geolocation=(), payment=(), usb=()")
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Served over HTTPS: set these (off by default: the demo serves plain HTTP on 127.0.0.1).
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):  # only behind a proxy that sets it (and strips the client's)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/projects/"

@@ -20,14 +20,12 @@ from apps.curation import selectors
 from apps.curation.actions import ACTIONS
 from apps.curation.models import PreferencePair, ReviewEvent
 from apps.curation.services import StaleVersion
-from apps.curation.views import MAX_FRAGMENT_CHARS
 from apps.projects.permissions import MEMBERS, project_with_role, require_pair_action
+from itool_web.validation import MAX_FRAGMENT_CHARS, MAX_VERSION
 
 from .fields import JSONObjectField
 from .filters import EventFilter, PairFilter
 from .permissions import ProjectScopedMixin, visible
-
-MAX_VERSION = 2**31 - 1
 
 # --- output --------------------------------------------------------------------------------------------
 

@@ -6,26 +6,9 @@ import math
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-MAX_ID = 2**63 - 1  # the largest bigint primary key; larger numbers are refused as input, not sent to the database
+from itool_web.validation import MAX_ID, storable_json_error
 
-
-def storable_json_error(value, path: str = "") -> str | None:
-    """Why `value` cannot be stored in a JSON column (PostgreSQL refuses NUL characters in jsonb, and JSON has
-    no NaN or infinity), or None when it can."""
-    if isinstance(value, str):
-        return f"{path or 'value'}: contains a NUL character (\\u0000)" if "\x00" in value else None
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{path or 'value'}: {value} is not a finite number"
-    if isinstance(value, dict):
-        for key, item in value.items():
-            error = storable_json_error(key, f"{path}[key]") or storable_json_error(item, f"{path}.{key}".lstrip("."))
-            if error:
-                return error
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            if error := storable_json_error(item, f"{path}[{i}]"):
-                return error
-    return None
+__all__ = ["MAX_ID", "FiniteFloatField", "IdField", "JSONObjectField", "StorableJSONField", "storable_json_error"]
 
 
 class StorableJSONField(serializers.JSONField):

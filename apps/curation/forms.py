@@ -1,9 +1,11 @@
-"""Input forms of the review pages: the bulk view's filters, and the selected pairs of a bulk action."""
+"""Input forms of the review pages: the bulk view's filters, a review action's fields, and the selected pairs of
+a bulk action. Their bounds are the REST API's (itool_web.validation): the two refuse the same input."""
 from __future__ import annotations
 
 from django import forms
 
 from apps.rewards.deficiency import DEFICIENCY_CHOICES
+from itool_web.validation import MAX_FRAGMENT_CHARS, MAX_VERSION, parse_id, parse_version
 
 from .models import PreferencePair
 from .selectors import SORTS, PairFilters
@@ -41,6 +43,27 @@ class PairFilterForm(forms.Form):
             sort=sort if sort in SORTS else "uncertainty")
 
 
+_VERSION_MESSAGE = f"send the version of the pair you read (a whole number from 1 to {MAX_VERSION})"
+
+
+class ReviewInputForm(forms.Form):
+    """The fields of a review action posted from a pair's page: the version read, and the text of an edit or a
+    note (no NUL characters: the database cannot store them; Django's CharField refuses them, as DRF's does)."""
+
+    version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, error_messages={
+        key: _VERSION_MESSAGE for key in ("required", "invalid", "min_value", "max_value")})
+    chosen = forms.CharField(required=False, strip=False, max_length=MAX_FRAGMENT_CHARS)
+    note = forms.CharField(required=False, strip=False, max_length=MAX_FRAGMENT_CHARS)
+
+    def __init__(self, *args, needs_version: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["version"].required = needs_version
+
+    def error_message(self) -> str:
+        """The errors as one line for the 400 page or the JSON answer: `field: message; …`."""
+        return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in self.errors.items())
+
+
 def parse_bulk_selection(post) -> tuple[str, dict[int, int]]:
     """(action, {pair id: version read}) from a bulk form: `action` and `pair` values "id:version".
     Raises ValueError with a message for the 400 page."""
@@ -49,10 +72,11 @@ def parse_bulk_selection(post) -> tuple[str, dict[int, int]]:
         raise ValueError(f"bulk action must be one of {', '.join(BULK_ACTIONS)}")
     selected: dict[int, int] = {}
     for value in post.getlist("pair"):
-        pair_id, _, version = value.partition(":")
-        if not (pair_id.isdigit() and version.isdigit()):
-            raise ValueError(f"bad pair selection {value!r}: expected id:version")
-        selected[int(pair_id)] = int(version)
+        raw_id, _, raw_version = value.partition(":")
+        pair_id, version = parse_id(raw_id), parse_version(raw_version)
+        if pair_id is None or version is None:
+            raise ValueError(f"bad pair selection {value[:40]!r}: expected id:version (whole numbers)")
+        selected[pair_id] = version
     if not selected:
         raise ValueError("select at least one pair")
     if len(selected) > BULK_MAX_PAIRS:

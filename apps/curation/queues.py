@@ -6,6 +6,8 @@ from urllib.parse import urlencode
 
 from django.http import QueryDict
 
+from itool_web.validation import parse_id
+
 from . import selectors, services
 from .models import PreferencePair
 
@@ -21,8 +23,7 @@ class ReviewQueue:
     def from_params(cls, params: QueryDict) -> "ReviewQueue":
         """Read `queue` and `round` from GET or POST data; unknown or malformed values fall back to defaults."""
         kind = ADJUDICATE if params.get("queue") == ADJUDICATE else PENDING
-        round_id = params.get("round", "")
-        return cls(kind, int(round_id) if round_id.isdigit() else None)
+        return cls(kind, parse_id(params.get("round", "")))
 
     @property
     def query_string(self) -> str:

@@ -21,12 +21,11 @@ from apps.projects.permissions import (MEMBERS, actable_pair_ids, can_adjudicate
 from . import selectors
 from .actions import ACTIONS, NAVIGATION_KEYS
 from .display import branch, edit_diff, pair_branches
-from .forms import PairFilterForm, parse_bulk_selection
+from .forms import PairFilterForm, ReviewInputForm, parse_bulk_selection
 from .paging import keyset_page
 from .queues import ADJUDICATE, ReviewQueue
 from .services import StaleVersion, pair_bulk_review
 
-MAX_FRAGMENT_CHARS = 20_000
 PAGE_SIZE = 50
 
 
@@ -101,23 +100,19 @@ def pair_action(request, project, pair_id: int, action: str):
     review_action = ACTIONS[action]
     pair = get_object_or_404(selectors.pairs_in_project(project=project).only("pk", "status", "reviewed_by", "version"),
                              pk=pair_id)
-    version = None
-    if review_action.needs_version:
-        raw_version = request.POST.get("version", "")
-        if not raw_version.isdigit():
-            return bad_request(request, "version: send the version of the pair you read (a whole number)")
-        version = int(raw_version)
-        if version > pair.version:
-            return bad_request(request, f"version: pair #{pair.pk} has no version {version} yet")
+    form = ReviewInputForm(request.POST, needs_version=review_action.needs_version)
+    if not form.is_valid():
+        return bad_request(request, form.error_message())
+    version = form.cleaned_data["version"]
+    if version is not None and version > pair.version:
+        return bad_request(request, f"version: pair #{pair.pk} has no version {version} yet")
     if review_action.decides and (version is None or version == pair.version):
         # A write at an older version is refused by the service (409, showing the change), whatever the role;
         # versions only grow, so such a write can never land unchecked.
         require_pair_action(user=request.user, role=request.project_role, pair=pair)
-    if any(len(request.POST.get(name, "")) > MAX_FRAGMENT_CHARS for name in ("chosen", "note")):
-        return bad_request(request, f"chosen and note are limited to {MAX_FRAGMENT_CHARS} characters")
     queue = _queue_for(request, request.POST)
     try:
-        result = review_action.run(pair.pk, version, request.user, request.POST)
+        result = review_action.run(pair.pk, version, request.user, form.cleaned_data)
     except StaleVersion as stale:
         return conflict_response(request, project, review_action.name, stale, queue)
     except ValueError as error:
@@ -159,9 +154,10 @@ def conflict_response(request, project, action: str, stale: StaleVersion, queue:
 def pair_score(request, project, pair_id: int):
     """The checker's verdict on an edit of the chosen fragment, live while typing (nothing is saved)."""
     pair = get_object_or_404(selectors.pairs_for_focus(project=project), pk=pair_id)
-    chosen = request.POST.get("chosen", "")
-    if len(chosen) > MAX_FRAGMENT_CHARS:
-        return bad_request(request, f"chosen is limited to {MAX_FRAGMENT_CHARS} characters")
+    form = ReviewInputForm(request.POST, needs_version=False)
+    if not form.is_valid():
+        return bad_request(request, form.error_message())
+    chosen = form.cleaned_data["chosen"]
     verdict = selectors.pair_score_edit(pair=pair, chosen=chosen)
     edited = branch(side="edit", text=chosen, other=pair.chosen, prefix=pair.prefix, verdict=verdict)
     original, _ = edit_diff(pair.chosen, chosen)

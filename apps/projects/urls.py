@@ -7,6 +7,6 @@ app_name = "projects"
 
 urlpatterns = [
     path("", views.project_list, name="list"),
-    path("<int:project_id>/", views.project_dashboard, name="dashboard"),
-    path("<int:project_id>/guidelines/", views.project_guidelines, name="guidelines"),
+    path("<id:project_id>/", views.project_dashboard, name="dashboard"),
+    path("<id:project_id>/guidelines/", views.project_guidelines, name="guidelines"),
 ]

@@ -11,12 +11,11 @@ from django.views.decorators.http import require_http_methods
 from apps.curation import selectors as curation_selectors
 from apps.curation.agreement import project_agreement
 
+from .forms import GuidelinesForm
 from .guidelines import guidelines_html
 from .permissions import MEMBERS, can_adjudicate, can_edit_guidelines, project_view
 from .selectors import projects_for_user
 from .services import StaleGuidelines, project_guidelines_set, project_guidelines_version
-
-MAX_GUIDELINES_CHARS = 100_000
 
 
 @login_required
@@ -51,13 +50,13 @@ def project_guidelines(request, project):
     if request.method == "POST":
         if not can_edit:
             raise PermissionDenied("Editing the guidelines needs the admin role.")
-        text = request.POST.get("guidelines", "")
-        if len(text) > MAX_GUIDELINES_CHARS:
-            return render(request, "error.html", {"status": 400, "message":
-                          f"guidelines are limited to {MAX_GUIDELINES_CHARS} characters"}, status=400)
+        form = GuidelinesForm(request.POST)
+        if not form.is_valid():
+            return render(request, "error.html", {"status": 400, "message": form.error_message()}, status=400)
+        text = form.cleaned_data["guidelines"]
         try:
             project_guidelines_set(project_id=project.pk, guidelines=text,
-                                   read_version=request.POST.get("read_version", ""))
+                                   read_version=form.cleaned_data["read_version"])
         except StaleGuidelines as stale:
             context.update(project=stale.current, text=text, conflict=True,
                            read_version=project_guidelines_version(stale.current))

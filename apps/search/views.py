@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, render
 
 from apps.curation.selectors import pairs_in_project
 from apps.projects.permissions import MEMBERS, project_view
+from itool_web.validation import parse_id
 
 from .selectors import tree_outline, trees_in_project
 
@@ -13,8 +14,8 @@ from .selectors import tree_outline, trees_in_project
 def tree_detail(request, project, tree_id: int):
     tree = get_object_or_404(trees_in_project(project=project), pk=tree_id)
     pair, marks = None, {}
-    if request.GET.get("pair", "").isdigit():
-        pair = pairs_in_project(project=project).filter(tree=tree, pk=int(request.GET["pair"])).only(
+    if (pair_id := parse_id(request.GET.get("pair", ""))) is not None:
+        pair = pairs_in_project(project=project).filter(tree=tree, pk=pair_id).only(
             "pk", "node", "chosen_node", "rejected_node").first()
     if pair is not None:
         marks = {node_id: mark for node_id, mark in ((pair.node_id, "parent"), (pair.chosen_node_id, "chosen"),
