@@ -1,15 +1,19 @@
-"""Runs a query's tool implementations on parsed calls in a locked-down child process (FTRL's execution reward).
+"""Runs a query's tool implementations on parsed calls in locked-down processes (FTRL's execution reward).
 
-Each batch of calls runs in a fresh `python -I -S -B apps/rewards/_sandbox_child.py`: empty environment, a
+Each batch of calls runs under a fresh `python -I -S -B apps/rewards/_sandbox_child.py`: empty environment, a
 fresh temp dir as working directory (removed afterwards), its own session, and where this machine permits
-(root, or unprivileged user namespaces) its own empty network namespace. The child locks itself down further
-(rlimits, Landlock, seccomp, an audit hook: see _sandbox_child.py) before it runs any tool code. Here the
-parent enforces the wall-clock limit, caps what it reads, and kills the child's whole process group.
-If the child dies during a call, that call fails and a fresh child runs the calls after it.
+(root, or unprivileged user namespaces) its own empty network namespace and its own mount namespace. That
+child runs no tool code: it forks one process per call, which locks itself down (rlimits, a tmpfs temp dir,
+an unprivileged user, Landlock, seccomp, an audit hook: see _sandbox_child.py) before the tool code runs,
+and kills it at the call's wall-clock limit. Here the parent re-checks and re-caps every result it reads,
+kills the child's whole process group when it is done, and kills it earlier if it stops answering; the call
+then fails and a fresh child runs the calls after it. docs/sandbox.md says what this guarantees and under
+which privileges.
 """
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import selectors
 import shutil
@@ -22,27 +26,40 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
+from apps.rewards._sandbox_child import clean_result
+
 CHILD_SCRIPT = Path(__file__).with_name("_sandbox_child.py")
+# The child's command line: it reads the child script's code, compiled here, from stdin, then runs it (which
+# reads the request that follows). Compiling the script in every child took ~15 ms of its ~45 ms start-up.
+CHILD_BOOT = ("import marshal, sys; stdin = sys.stdin.buffer; "
+              "exec(marshal.loads(stdin.read(int(stdin.readline()))), {'__name__': '__main__'})")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # tool code may not read the app's files (settings, keys)
 ERROR_OUTPUT = "an error occurred when calling {name}: {error}"  # FTRL: "an error occured when call NAME: ERR"
 STDERR_BYTES = 4096  # kept from the child's stderr to explain a crash
+# The child kills a call's process at its wall limit; the parent kills the child only if it has not answered
+# this long after that (a child stuck or starved on a busy machine).
+BACKSTOP_SECONDS = 1.0
 _AUDIT_HOOK = True  # tests switch it off to check the kernel barriers on their own
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Per-call limits; a batch of n calls shares one process."""
+    """Per-call limits: each call runs in a process and a temp dir of its own."""
 
     cpu_seconds: int = 2  # CPU per call; FTRL's tools are look-ups that take milliseconds, a loop is a bug
     wall_seconds: float = 5.0  # per call, child startup included; FTRL's func_set_timeout(10), halved: rollouts wait
     memory_mb: int = 256  # address space of the child; the interpreter takes ~30 MB, tool data a few MB
     output_bytes: int = 64_000  # output fed back per call, ~16k tokens: more would swamp the model's context
     file_mb: int = 16  # largest file a tool may write in its temp dir (RLIMIT_FSIZE)
+    # All a call may write in its temp dir, a tmpfs of this size (so it is memory, not disk); issue 14 saw one
+    # call write 645 MB in 1.5 s. FTRL's tools write nothing: this leaves room for scratch files.
+    disk_mb: int = 64
+    files: int = 1000  # files and dirs a call may create (the tmpfs's inodes); issue 14 saw 16,600 a second
     open_files: int = 32  # RLIMIT_NOFILE; the interpreter itself holds about six
 
     def __post_init__(self):
         for name, minimum in (("cpu_seconds", 1), ("memory_mb", 64), ("output_bytes", 1), ("file_mb", 1),
-                              ("open_files", 16)):
+                              ("disk_mb", 1), ("files", 1), ("open_files", 16)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ValueError(f"SandboxLimits.{name} must be an int >= {minimum}, got {value!r}")
@@ -83,12 +100,20 @@ def sandbox_barriers(limits: SandboxLimits = SandboxLimits()) -> tuple[str, ...]
 
 
 @cache
-def _network_namespace() -> tuple[str, ...]:
-    """A command prefix giving the child an empty network namespace (a loopback that is down), if permitted."""
+def _child_code() -> bytes:
+    """The child script's code object, marshalled: compiled once per worker process."""
+    return marshal.dumps(compile(CHILD_SCRIPT.read_bytes(), str(CHILD_SCRIPT), "exec"))
+
+
+@cache
+def _namespaces() -> tuple[str, ...]:
+    """A command prefix giving the child an empty network namespace (a loopback that is down) and its own mount
+    namespace (private propagation: its mounts stay its own), or the first of these this machine permits."""
     unshare, true = shutil.which("unshare"), shutil.which("true")
     if not unshare or not true:
         return ()
-    for prefix in ((unshare, "--net"), (unshare, "--net", "--map-root-user")):
+    for prefix in ((unshare, "--net", "--mount"), (unshare, "--net", "--mount", "--map-root-user"),
+                   (unshare, "--net"), (unshare, "--net", "--map-root-user")):
         try:
             if subprocess.run([*prefix, true], capture_output=True, timeout=10).returncode == 0:
                 return prefix
@@ -104,16 +129,18 @@ def _run_batch(implementations: dict, calls: list[dict],
     When the child dies, the call it was running gets the failure, so at least one outcome comes back."""
     with tempfile.TemporaryDirectory(prefix="itool-sandbox-") as workdir:
         workdir = os.path.realpath(workdir)  # the child's path checks are lexical: no symlink in the prefix
+        code = _child_code()
         request = json.dumps({"limits": asdict(limits), "implementations": implementations, "calls": calls,
-                              "private_dirs": [str(PROJECT_ROOT)], "audit_hook": _AUDIT_HOOK}).encode()
-        namespace = _network_namespace()
+                              "private_dirs": [str(PROJECT_ROOT)], "audit_hook": _AUDIT_HOOK,
+                              "host_mount_namespace": os.stat("/proc/self/ns/mnt").st_ino}).encode()
+        namespace = _namespaces()
         proc = subprocess.Popen(
-            [*namespace, sys.executable, "-I", "-S", "-B", str(CHILD_SCRIPT)],
+            [*namespace, sys.executable, "-I", "-S", "-B", "-c", CHILD_BOOT, str(CHILD_SCRIPT)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=workdir, env={"HOME": workdir, "TMPDIR": workdir}, start_new_session=True,
         )
         try:
-            barriers, outcomes = _collect(proc, request, calls, limits)
+            barriers, outcomes = _collect(proc, b"%d\n" % len(code) + code + request, calls, limits)
         finally:
             _kill_group(proc)
         return (("netns",) if namespace else ()) + barriers, outcomes
@@ -130,7 +157,7 @@ def _collect(proc: subprocess.Popen, request: bytes, calls: list[dict],
     barriers, outcomes, pending, stderr = (), [], b"", b""
     failure = None  # (reason, error) that ends the batch early
     call_started = time.monotonic()
-    deadline = call_started + limits.wall_seconds
+    deadline = call_started + limits.wall_seconds + BACKSTOP_SECONDS
     with selectors.DefaultSelector() as selector:
         selector.register(proc.stdout, selectors.EVENT_READ)
         selector.register(proc.stderr, selectors.EVENT_READ)
@@ -153,9 +180,9 @@ def _collect(proc: subprocess.Popen, request: bytes, calls: list[dict],
                 if not barriers and isinstance(message.get("barriers"), list):
                     barriers = tuple(str(barrier) for barrier in message["barriers"])
                 elif message.get("index") == len(outcomes) and len(outcomes) < len(calls):
-                    outcomes.append(_outcome(calls[len(outcomes)], message))
+                    outcomes.append(_outcome(calls[len(outcomes)], message, limits))
                     call_started = time.monotonic()
-                    deadline = call_started + limits.wall_seconds
+                    deadline = call_started + limits.wall_seconds + BACKSTOP_SECONDS
                 else:
                     failure = ("crashed", "the sandbox sent an unreadable result")
                     break
@@ -183,16 +210,18 @@ def _parse(line: bytes) -> dict:
     return message if isinstance(message, dict) else {}
 
 
-def _outcome(call: dict, message: dict) -> CallOutcome:
+def _outcome(call: dict, message: dict, limits: SandboxLimits) -> CallOutcome:
+    """A call's outcome from the child's message, re-checked and re-capped: the parent trusts no length or type."""
     name = str(call.get("name"))
     seconds = message.get("seconds")
-    seconds = float(seconds) if isinstance(seconds, (int, float)) else 0.0
-    if message.get("ok") is True:
-        return CallOutcome(name=name, ok=True, output=str(message.get("output", "")),
-                           truncated=message.get("truncated") is True, seconds=seconds)
-    error = str(message.get("error", "unknown error"))
+    seconds = float(seconds) if type(seconds) in (int, float) and 0 <= seconds < 1e6 else 0.0
+    result = clean_result(message, limits.output_bytes)
+    if result["ok"]:
+        return CallOutcome(name=name, ok=True, output=result["output"], truncated=result["truncated"],
+                           seconds=seconds)
+    error = result["error"]
     return CallOutcome(name=name, ok=False, output=ERROR_OUTPUT.format(name=name, error=error), error=error,
-                       reason=str(message.get("reason", "exception")), seconds=seconds)
+                       reason=result["reason"], killed=result.get("killed") is True, seconds=seconds)
 
 
 def _exit_status(proc: subprocess.Popen, deadline: float) -> int | None:
@@ -227,6 +256,12 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+    for _ in range(200):  # a call's process orphaned by the kill is reaped by init: wait for that, 1 s at most
+        try:
+            os.killpg(proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            break
+        time.sleep(0.005)
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         try:
             stream.close()
