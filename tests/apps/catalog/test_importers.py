@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from apps.catalog.importers.bfcl import category_of
+from apps.catalog.importers.bfcl import KIND_BY_CATEGORY, NO_ANSWER, category_of
 from apps.catalog.models import Query, QueryTool, Tool
 from apps.catalog.records import RecordError
 from apps.catalog.services import import_file
@@ -141,6 +141,27 @@ def test_bfcl_real_categories(project, bfcl_data, category, kind):
         assert q.ground_truth == answers[first["id"]]
     stored_types = {json.dumps(t.parameters) for t in Tool.objects.all()}
     assert not any('"type": "dict"' in s or '"type": "float"' in s or '"type": "tuple"' in s for s in stored_types)
+
+
+@pytest.mark.parametrize("category", sorted(KIND_BY_CATEGORY))
+def test_bfcl_every_single_turn_category_imports_exactly(project, bfcl_data, category):
+    """Every record, its question and its possible answers as the files have them (the ToolACE name and
+    default rules never touch BFCL's data)."""
+    path = bfcl_data / f"BFCL_v4_{category}.json"
+    records = [json.loads(line) for line in path.open() if line.strip()]
+    counts = import_file(project=project, path=path, fmt="bfcl", split="eval")
+    assert counts.created == len(records) == Query.objects.count()
+    answers = {}
+    if category not in NO_ANSWER:
+        answers = {json.loads(line)["id"]: json.loads(line)["ground_truth"]
+                   for line in (bfcl_data / "possible_answer" / path.name).open() if line.strip()}
+    stored = {q.external_id: q for q in Query.objects.all()}
+    for record in records:
+        query = stored[f"bfcl:{record['id']}"]
+        assert query.messages == record["question"][0]
+        expected = answers.get(record["id"], [] if category != "live_relevance" else None)
+        assert query.ground_truth == expected, record["id"]
+        assert query.kind == KIND_BY_CATEGORY[category]
 
 
 def test_reimport_changes_nothing(project, tmp_path):
