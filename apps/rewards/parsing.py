@@ -455,6 +455,9 @@ def _fast_calls(body: str, offset: int) -> list[ParsedCall] | None:
 
 _OPEN_PAREN_RE = re.compile(r"\s*+\(")
 _ASSIGN_RE = re.compile(r"\s*+=(?!=)")
+_ARGS_START_RE = re.compile(r"\s*+(?:\)|[^\W\d]\w*+\s*+=(?!=))")
+_LITERAL_START_RE = re.compile(r"""\s*+["'\[{\d-]""")
+_SPACES_RE = re.compile(r"\s*+")
 _LOOSE_NAME_RE = re.compile(r"""[^\s()\[\]{}=,'"\\]++(?:[ \t]++[^\s()\[\]{}=,'"\\]++)*+(?=\s*+\()""")
 _WORD_RE = re.compile(r"\w+")
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -561,15 +564,30 @@ def _name_sites(body: str, names: tuple[str, ...]) -> list[tuple[int, str, bool]
 
 
 def _name_at(body: str, i: int, names: tuple[str, ...], kind: str) -> tuple[str, bool] | None:
-    follows = _OPEN_PAREN_RE if kind == "call" else _ASSIGN_RE
+    if kind == "arg":
+        return next(((name, True) for name in names
+                     if body.startswith(name, i) and _ASSIGN_RE.match(body, i + len(name))), None)
+    # A call's parenthesis must open like arguments (`)`, `name=`, a literal for an offered name): prose such
+    # as "SEC Filings (the documents companies file) are…" or "I cannot help (sorry)" stays prose.
     for name in names:
-        if body.startswith(name, i) and follows.match(body, i + len(name)):
-            return name, True
-    if kind == "call":
-        loose = _LOOSE_NAME_RE.match(body, i)
-        if loose and not is_python_name(loose.group()):
+        if body.startswith(name, i) and (paren := _OPEN_PAREN_RE.match(body, i + len(name))):
+            if _opens_arguments(body, paren.end(), names, literal=True):
+                return name, True
+    loose = _LOOSE_NAME_RE.match(body, i)
+    if loose and not is_python_name(loose.group()):
+        paren = _OPEN_PAREN_RE.match(body, loose.end())
+        if _opens_arguments(body, paren.end(), names, literal=False):
             return loose.group(), False
     return None
+
+
+def _opens_arguments(body: str, i: int, names: tuple[str, ...], literal: bool) -> bool:
+    """Whether the text after a call's `(` reads as arguments: `)`, `name=` (a Python name or an offered
+    one), or — when `literal` — a value (a positional argument, which the call then ignores)."""
+    if _ARGS_START_RE.match(body, i) or (literal and _LITERAL_START_RE.match(body, i)):
+        return True
+    i = _SPACES_RE.match(body, i).end()
+    return any(body.startswith(name, i) and _ASSIGN_RE.match(body, i + len(name)) for name in names)
 
 
 def _string_end(body: str, i: int) -> int | None:

@@ -62,6 +62,18 @@ def test_spans_point_into_the_original_text():
 def test_an_unoffered_name_with_spaces_is_a_call_to_that_name():
     result = parse_output('[Market Trend API(trend_type="X")]', NAMES)  # misspelt: no such tool
     assert [c.name for c in result.calls] == ["Market Trend API"]
+    assert [c.name for c in parse_output("[Weather Now()]", NAMES).calls] == ["Weather Now"]
+
+
+def test_parameters_named_like_python_keywords():
+    names = call_names(["Financial Fundamentals API", "shareuid", "from", "to", "start date"])
+    text = '[Financial Fundamentals API(shareuid=6789, from="2025-01-01", to="2025-12-31", start date=1)]'
+    (call,) = parse_output(text, names).calls
+    assert call.arguments == {"shareuid": 6789, "from": "2025-01-01", "to": "2025-12-31", "start date": 1}
+    assert text[slice(*call.arg_spans["from"])] == '"2025-01-01"'
+    assert parse_output('[get_news(from="x")]').status == "malformed"  # without the names: as before
+    assert parse_output('[get_news(from="x", page=2)]', ["get_news", "from", "page"]).calls[0].arguments == {
+        "from": "x", "page": 2}
 
 
 @pytest.mark.parametrize("text", [
@@ -79,6 +91,9 @@ def test_a_broken_call_to_an_offered_name_is_malformed(text):
     "Sorry, the Market Trends API cannot tell you that.", "[get_weather(city='Paris')]",
     "[math.factorial(number=5)]", '{"name": "Market Trends API", "arguments": {"trend_type": "X"}}',
     "[Market Trends API is down]", "Some words (and more) here",
+    # prose that opens with a tool's name, or with words, and a parenthesis
+    "SEC Filings (the documents companies file) are public.", "Market Trends API (my favourite) is down",
+    "I cannot help (sorry)", "Thanks a lot (really)", "[Market Trends API (see above)]",
 ])
 def test_other_text_reads_as_without_names(text):
     with_names, without = parse_output(text, NAMES), parse_output(text)
