@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,25 @@ def chromium_path() -> str | None:
     candidates = [os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
                   shutil.which("chromium-browser")]
     return next((c for c in candidates if c and Path(c).exists()), None)
+
+
+def wait_until(page, expression: str, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Wait until a JavaScript expression is true in the page. Not page.wait_for_function: that evaluates its
+    predicate with `new Function` inside the page, which the pages' Content-Security-Policy (no 'unsafe-eval')
+    refuses; page.evaluate goes through DevTools, which the policy does not govern."""
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            if page.evaluate(expression):
+                return
+        except Error as error:  # a navigation replaced the page under the evaluation: ask the new one
+            if "context was destroyed" not in str(error):
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout_ms} ms: {expression}")
+        page.wait_for_timeout(25)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ import pytest
 
 from apps.curation.models import PreferencePair, ReviewEvent
 
+from .conftest import wait_until
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 
@@ -26,11 +28,11 @@ READY = "document.readyState === 'complete' && document.querySelector('main[data
 
 
 def wait_for_pair(page, pair_id: int) -> None:
-    page.wait_for_function(f"{READY} === '{pair_id}'")
+    wait_until(page, f"{READY} === '{pair_id}'")
 
 
 def wait_for_other_pair(page, pair_id: int) -> None:
-    page.wait_for_function(f"{READY} && {READY} !== '{pair_id}'")
+    wait_until(page, f"{READY} && {READY} !== '{pair_id}'")
 
 
 def events(pair, *actions) -> list[tuple[str, str, int]]:

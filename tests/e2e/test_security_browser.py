@@ -93,7 +93,7 @@ def test_pages_work_under_the_policy_with_no_violation(review_data, open_session
     page.locator("#content-main").wait_for()
     s.goto("/admin/catalog/importjob/add/")
     page.locator("#importjob_form").wait_for()
-    page.wait_for_function("document.readyState === 'complete'")
+    page.wait_for_load_state("load")
     s.goto("/api/docs/")
     page.locator(".swagger-ui .information-container").wait_for()  # rendered by the bundle and its start-up file
     assert page.locator(".opblock").count() > 10
