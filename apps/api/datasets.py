@@ -102,6 +102,10 @@ EXPORT_PARAMETERS = [
                                  "sharegpt (iTool / LLaMA-Factory) rows."),
     OpenApiParameter("span", str, enum=list(SPANS), default="fragment",
                      description="trl only: the shared prefix in the prompt (fragment) or in both completions."),
+    OpenApiParameter("complete", bool, default=False,
+                     description="Complete each side that stops mid-answer by its best finished rollout in the "
+                                 "search tree, so every chosen/rejected is a whole answer; rows that cannot be are "
+                                 "left out (docs/exports.md)."),
 ]
 
 
@@ -165,15 +169,20 @@ class SnapshotViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.Read
             check_format(fmt, span)
         except ValueError as error:
             raise ValidationError({"format" if fmt not in FORMATS else "span": [str(error)]}) from None
-        etag = f'"{snapshot.content_hash}-{fmt}-{span}"'
+        complete = request.query_params.get("complete", "false").lower()
+        if complete not in ("true", "false", "1", "0"):
+            raise ValidationError({"complete": [f"expected true or false, got {complete!r}"]})
+        complete = complete in ("true", "1")
+        etag = f'"{snapshot.content_hash}-{fmt}-{span}{"-complete" if complete else ""}"'
         headers = {"ETag": etag, "X-Content-Hash": snapshot.content_hash}
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
             return HttpResponse(status=304, headers=headers)
         try:
-            lines = snapshot_export(snapshot, fmt, span)  # checks everything before the first byte
+            lines = snapshot_export(snapshot, fmt, span, complete=complete)  # checks all before the first byte
         except (ValueError, OSError) as error:  # no checkpoint for trl, or its tokenizer cannot be read
             raise ValidationError({"format": [str(error)]}) from None
-        name = f"snapshot-{snapshot.pk}-{fmt}{'-' + span if fmt == 'trl' else ''}.jsonl"
+        name = (f"snapshot-{snapshot.pk}-{fmt}{'-' + span if fmt == 'trl' else ''}"
+                f"{'-complete' if complete else ''}.jsonl")
         return StreamingHttpResponse(lines, content_type=NDJSON, headers={
             **headers, "Content-Disposition": content_disposition_header(as_attachment=True, filename=name)})
 

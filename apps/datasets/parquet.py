@@ -39,8 +39,11 @@ SCHEMAS = {
             ("snapshot_id", pa.int64()), ("snapshot_hash", pa.string()), ("ordinal", pa.int64()),
             ("pair_id", pa.int64()), ("query_id", pa.int64()), ("query_external_id", pa.string()),
             ("deficiency", pa.string()), ("gap", pa.float64()), ("status", pa.string()),
-            ("chosen_ends", pa.bool_()), ("rejected_ends", pa.bool_()),
+            ("chosen_ends", pa.bool_()), ("rejected_ends", pa.bool_()), ("completed", pa.bool_()),
         ])),
+        # the sampled token ids (apps.datasets.rows.trl_ids); null where the pair has none
+        ("prompt_ids", pa.list_(pa.int64())), ("chosen_ids", pa.list_(pa.int64())),
+        ("rejected_ids", pa.list_(pa.int64())),
     ]),
     "openai": pa.schema([
         ("input", pa.struct([("messages", pa.json_()), ("tools", pa.json_())])),

@@ -24,9 +24,10 @@ from apps.training.models import Checkpoint, TrainingRound
 from apps.training.policy import policy_tokenizer, query_prompt
 from itool_web.batching import batched
 
+from .completion import CompletionStats, complete_chunk
 from .models import DatasetSnapshot, SnapshotFile, SnapshotPair
 from .parquet import write_parquet
-from .rows import ITEM_FIELDS, LINES, check_format, query_fields, render_row
+from .rows import ITEM_FIELDS, LINES, ROW_FIELDS, check_format, query_fields, render_row
 
 FROZEN_STATUSES = (PreferencePair.Status.APPROVED.value, PreferencePair.Status.EDITED.value)
 FILTER_KEYS = ("status", "round", "deficiency", "min_gap", "max_gap", "kind")
@@ -311,17 +312,20 @@ def _snapshot_tokenizer(snapshot: DatasetSnapshot):
 
 
 def snapshot_rows(snapshot: DatasetSnapshot, fmt: str, span: str = "fragment", *,
-                  chunk_size: int = EXPORT_CHUNK) -> Iterator[dict]:
+                  chunk_size: int = EXPORT_CHUNK, complete: bool = False,
+                  stats: CompletionStats | None = None) -> Iterator[dict]:
     """The snapshot's rows in `fmt`, in order, read `chunk_size` at a time (a server-side cursor on
     PostgreSQL) with their queries fetched per chunk: memory stays flat whatever the size. The format is
-    checked and the tokenizer loaded (once) before this returns, so errors come before the first row."""
+    checked and the tokenizer loaded (once) before this returns, so errors come before the first row.
+    With `complete`, each side that stops mid-answer is completed by its best finished rollout
+    (`apps.datasets.completion`; rows that cannot be are left out, counted in `stats`)."""
     tokenizer = _export_tokenizer(snapshot, fmt, span)
-    return _rendered(snapshot, fmt, span, tokenizer, chunk_size)
+    return _rendered(snapshot, fmt, span, tokenizer, chunk_size, _completer(complete, stats))
 
 
 class _Item(NamedTuple):
     """What a row reads of a frozen item: its fields as a plain tuple (a model instance per row costs more
-    than rendering the row). After the snapshot and its id, the fields of `rows.ITEM_FIELDS` in its order."""
+    than rendering the row). After the snapshot and its id, the fields of `rows.ROW_FIELDS` in its order."""
 
     snapshot: DatasetSnapshot
     snapshot_id: int
@@ -336,9 +340,13 @@ class _Item(NamedTuple):
     status: str
     chosen_ends: bool
     rejected_ends: bool
+    prefix_ids: list[int] | None
+    chosen_ids: list[int] | None
+    rejected_ids: list[int] | None
+    completed: bool
 
 
-assert _Item._fields[2:] == ITEM_FIELDS
+assert _Item._fields[2:] == ROW_FIELDS
 _QUERY_ID = ITEM_FIELDS.index("query_id")
 
 
@@ -347,12 +355,21 @@ def _export_tokenizer(snapshot: DatasetSnapshot, fmt: str, span: str):
     return _snapshot_tokenizer(snapshot) if fmt == "trl" else None
 
 
-def _items(snapshot, chunk_size, per_query) -> Iterator[tuple[tuple, object]]:
-    """(an item's fields in `ITEM_FIELDS` order, `per_query(query)`) in order, `chunk_size` items per fetch;
+def _completer(complete: bool, stats: CompletionStats | None):
+    """How each chunk's item tuples become row tuples: completed (`complete`), or as they are (not completed)."""
+    if not complete:
+        return lambda batch: [(*value, False) for value in batch]
+    stats = stats if stats is not None else CompletionStats()
+    return lambda batch: complete_chunk(batch, stats)
+
+
+def _items(snapshot, chunk_size, per_query, completer) -> Iterator[tuple[tuple, object]]:
+    """(a row's fields in `ROW_FIELDS` order, `per_query(query)`) in order, `chunk_size` items per fetch;
     `per_query` is called once per query and chunk (a query's items are adjacent)."""
     values = snapshot.items.order_by("ordinal").values_list(*ITEM_FIELDS).iterator(chunk_size=chunk_size)
     tools = _Tools()
     for batch in batched(values, chunk_size):
+        batch = completer(list(batch))
         queries = _queries({value[_QUERY_ID] for value in batch}, tools)
         made: dict[int, object] = {}
         for value in batch:
@@ -363,31 +380,42 @@ def _items(snapshot, chunk_size, per_query) -> Iterator[tuple[tuple, object]]:
             yield value, found
 
 
-def _rendered(snapshot, fmt, span, tokenizer, chunk_size) -> Iterator[dict]:
+def _prompt(tokenizer, query) -> tuple[str, list[int]] | tuple[None, None]:
+    """The query's prompt rendered by the policy's chat template, and its token ids (None, None without a
+    tokenizer: formats other than trl)."""
+    if tokenizer is None:
+        return None, None
+    prompt = query_prompt(tokenizer, query)
+    return prompt, tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
+def _rendered(snapshot, fmt, span, tokenizer, chunk_size, completer) -> Iterator[dict]:
     """The rows in order; per query and chunk, the prompt is rendered and the query's fields made once."""
 
     def per_query(query):
-        return query, query_prompt(tokenizer, query) if tokenizer is not None else None, query_fields(fmt, query)
+        return query, *_prompt(tokenizer, query), query_fields(fmt, query)
 
-    for value, (query, prompt, shared) in _items(snapshot, chunk_size, per_query):
-        yield render_row(fmt, _Item(snapshot, snapshot.pk, *value), query, prompt=prompt, span=span, shared=shared)
+    for value, (query, prompt, prompt_ids, shared) in _items(snapshot, chunk_size, per_query, completer):
+        yield render_row(fmt, _Item(snapshot, snapshot.pk, *value), query, prompt=prompt, span=span, shared=shared,
+                         prompt_ids=prompt_ids)
 
 
 def trl_rows(snapshot: DatasetSnapshot, span: str = "fragment") -> Iterator[dict]:
     """The trl rows training reads, the same the trl export writes: `{"prompt", "chosen", "rejected",
-    "metadata"}`."""
+    "metadata", "prompt_ids", "chosen_ids", "rejected_ids"}`."""
     return snapshot_rows(snapshot, "trl", span)
 
 
-def snapshot_export(snapshot: DatasetSnapshot, fmt: str, span: str = "fragment") -> Iterator[bytes]:
+def snapshot_export(snapshot: DatasetSnapshot, fmt: str, span: str = "fragment", *, complete: bool = False,
+                    stats: CompletionStats | None = None) -> Iterator[bytes]:
     """The snapshot as JSON Lines, one bytes object per row (UTF-8, `\\n`-terminated); the same bytes on
     every export. ValueError (before anything is yielded) for an unknown format or span, or a trl export
-    of a snapshot without a checkpoint."""
+    of a snapshot without a checkpoint. `complete` and `stats` as for `snapshot_rows`."""
     tokenizer = _export_tokenizer(snapshot, fmt, span)
-    return _lines(snapshot, fmt, span, tokenizer)
+    return _lines(snapshot, fmt, span, tokenizer, _completer(complete, stats))
 
 
-def _lines(snapshot, fmt, span, tokenizer) -> Iterator[bytes]:
+def _lines(snapshot, fmt, span, tokenizer, completer) -> Iterator[bytes]:
     # Outside a transaction Django declares its PostgreSQL server-side cursor WITH HOLD, and the server then
     # materialises the whole result before the first row (measured: ~0.8 s and the rows' size in temp space per
     # million pairs). A stream does nothing else on its connection: it reads in a transaction of its own, where
@@ -397,11 +425,11 @@ def _lines(snapshot, fmt, span, tokenizer) -> Iterator[bytes]:
     line = lines.line
 
     def per_query(query):
-        return lines.query_part(query, query_prompt(tokenizer, query) if tokenizer is not None else None)
+        return lines.query_part(query, *_prompt(tokenizer, query))
 
     own = connection.vendor == "postgresql" and connection.get_autocommit()
     with transaction.atomic() if own else nullcontext():
-        for values, part in _items(snapshot, EXPORT_CHUNK, per_query):
+        for values, part in _items(snapshot, EXPORT_CHUNK, per_query, completer):
             yield line(part, values)
 
 

@@ -5,6 +5,7 @@ The CLI (`run_round`) calls them in-process with progress bars; Celery tasks cal
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from django.db import transaction
@@ -86,9 +87,24 @@ def round_select(*, round_id: int, progress: Progress | None = None) -> dict:
             [RoundQuery(round=rnd, query=q, score=s, selected=c) for q, s, c in zip(queries, scores, chosen)],
             batch_size=2000,
         )
-    summary = {"stage": "select", "scored": len(queries), "selected": sum(chosen), "method": config.method}
+    summary = {"stage": "select", "scored": len(queries), "selected": sum(chosen), "method": config.method,
+               "reason": None if any(chosen) else selection_empty_reason(scores, config)}
     round_progress(round_id=round_id, **summary)
     return summary
+
+
+def selection_empty_reason(scores: list[float], config: SelectionConfig) -> str:
+    """Why a selection kept no query, and what to change."""
+    if config.method != "pass_rate":
+        return f"none of the {len(scores)} queries scored"
+    never = sum(score < config.min_rate for score in scores)
+    always = sum(score >= config.threshold for score in scores)
+    window = f"pass rate in [{config.min_rate:.1%}, {config.threshold:.1%}) over {config.k} samples"
+    advice = ("the policy solves none of them: warm it up longer (round 0) or lower selection min_rate"
+              if never >= always else "the policy solves them all: raise selection threshold or k, or add harder "
+                                      "queries")
+    return (f"none of the {len(scores)} scored queries has a {window} ({never} below, {always} at or above): "
+            f"{advice}")
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -105,7 +121,8 @@ def round_search_prepare(*, round_id: int) -> list[int]:
         round_transition(round_id=round_id, to=S.SEARCHING)
     selected = RoundQuery.objects.filter(round=rnd, selected=True).values_list("query_id", flat=True)
     if not selected.exists():
-        raise StageError(f"round {rnd.number} has no selected queries: run the select stage first")
+        why = rnd.progress.get("reason") if rnd.progress.get("stage") == "select" else None
+        raise StageError(f"round {rnd.number} has no selected queries: {why or 'run the select stage first'}")
     trees_create(round=rnd, query_ids=list(selected), config=search_config(rnd).as_dict())
     return list(SearchTree.objects.filter(round=rnd).exclude(status=SearchTree.Status.DONE)
                 .order_by("id").values_list("id", flat=True))
@@ -177,16 +194,70 @@ def round_pair(*, round_id: int, config: PairConfig | None = None, progress: Pro
     config = config or PairConfig(**rnd.hyperparameters.get("pairs", {}))
     created = 0
     trees = list(SearchTree.objects.filter(round=rnd).order_by("id"))
+    outcomes: Counter = Counter()
     for i, row in enumerate(trees, start=1):
         tree = Tree.from_rows(row.pk, "", tree_rows(tree=row), row.simulations_done)
-        created += pairs_create_from_tree(tree=row, candidates=dedupe(extract_pairs(tree, config)))
+        candidates = dedupe(extract_pairs(tree, config))
+        if not candidates:
+            outcomes[tree_without_pairs(tree, config)] += 1
+        created += pairs_create_from_tree(tree=row, candidates=candidates)
         if progress:
             progress({"stage": "pair", "done": i, "total": len(trees), "pairs": created})
     round_transition(round_id=round_id, to=S.REVIEWING)
     total = PreferencePair.objects.filter(round=rnd).count()
-    summary = {"stage": "pair", "trees": len(trees), "pairs": total}
+    summary = {"stage": "pair", "trees": len(trees), "pairs": total,
+               "reason": None if total else no_pairs_reason(outcomes, len(trees), config,
+                                                            SelectionConfig(**rnd.selection).method)}
     round_progress(round_id=round_id, **summary)
     return summary
+
+
+# Why a tree gave no pair (`tree_without_pairs`), most telling first.
+NEVER_RIGHT, ALWAYS_RIGHT, ONE_ANSWER, FILTERED = "never right", "always right", "one answer", "filtered"
+
+
+def tree_without_pairs(tree: Tree, config: PairConfig) -> str:
+    """Why a searched tree gave no pair: its rollouts all scored the same (never right / always right), every
+    sample gave the same fragments (no node with two children), or its sibling pairs all failed the filter."""
+    values = [node.value for node in tree.nodes.values() if node.visits]
+    if values and max(values) - min(values) < 1e-9:
+        return ALWAYS_RIGHT if min(values) >= 1.0 - 1e-9 else NEVER_RIGHT
+    if not any(len(tree.children_of(node)) >= 2 for node in tree.nodes.values()):
+        return ONE_ANSWER
+    return FILTERED
+
+
+def no_pairs_reason(outcomes: dict[str, int], trees: int, config: PairConfig, method: str) -> str:
+    """One sentence on why a round's search gave no pair (`outcomes`: trees by `tree_without_pairs`), and what to
+    try."""
+    if not trees:
+        return "the round searched no tree"
+    outcomes = Counter(outcomes)
+    same = {label: outcomes[label] for label in (NEVER_RIGHT, ALWAYS_RIGHT) if outcomes[label]}
+    if sum(same.values()) == trees:
+        head = f"all {trees} trees' rollouts scored the same ({', '.join(f'{n} {k}' for k, n in same.items())})"
+    else:
+        parts = [f"{n} scored every rollout the same ({k})" for k, n in same.items()]
+        if outcomes[ONE_ANSWER]:
+            parts.append(f"{outcomes[ONE_ANSWER]} sampled the same fragments every time (no branch)")
+        if outcomes[FILTERED]:
+            parts.append(f"{outcomes[FILTERED]} had branches of different values, but no sibling pair passed the "
+                         f"filter (gap ≥ {config.gap_min:g}, chosen value ≥ {config.chosen_value_min:g}, word "
+                         f"overlap ≤ {config.overlap_max:g})")
+        head = f"of {trees} trees, " + "; ".join(parts)
+    top = max(outcomes, key=lambda k: (outcomes[k], k))
+    if top == NEVER_RIGHT:
+        advice = ("the policy never solves these queries — try selection pass_rate with min_rate > 0 (queries it "
+                  "solves sometimes)" if method != "pass_rate" else
+                  "the policy never solves these queries — warm it up longer (round 0) or search wider "
+                  "(search width, simulations)")
+    elif top == ALWAYS_RIGHT:
+        advice = "the policy always solves these queries — select harder ones (selection threshold below 1)"
+    elif top == ONE_ANSWER:
+        advice = "the policy samples one answer — search wider (search width) or sample hotter (search temperature)"
+    else:
+        advice = "loosen the pair filter (pairs: gap_min, chosen_value_min)"
+    return f"{head}: {advice}"
 
 
 # --- train: warm-up SFT (round 0), preference optimisation on the snapshot, or GRPO online --------------
@@ -257,25 +328,17 @@ def _train_sft(rnd: TrainingRound, tick):
 def snapshot_training_rows(snapshot) -> list[dict]:
     """The rows a preference round trains on: the snapshot's trl export rows, so what is exported is what was
     trained (prompt = the policy's chat template + the shared assistant prefix; chosen / rejected fragments;
-    a fragment that stops mid-answer is trained without a closing EOS), plus the sampled token ids where the
-    pair has them (docs/token-ids.md): `prompt_ids` = the rendered chat prompt's ids (it ends the template's
-    assistant header, so tokenising it alone is boundary-safe) + the prefix's sampled ids, and `chosen_ids` /
-    `rejected_ids` (None after an edit of that side: training tokenises its text alone)."""
-    from apps.datasets.models import SnapshotPair
+    a fragment that stops mid-answer is trained without a closing EOS), with the sampled token ids the rows
+    carry (docs/token-ids.md): `prompt_ids` = the rendered chat prompt's ids + the prefix's sampled ids,
+    `chosen_ids` / `rejected_ids` (None after an edit of that side: training tokenises its text alone)."""
     from apps.datasets.services import snapshot_rows
 
-    frozen = {ordinal: (prefix, ids) for ordinal, prefix, *ids in SnapshotPair.objects.filter(snapshot=snapshot)
-              .exclude(prefix_ids=None).values_list("ordinal", "prefix", "prefix_ids", "chosen_ids", "rejected_ids")}
-    tokenizer = policy_tokenizer(snapshot.checkpoint) if frozen else None
     rows = []
     for row in snapshot_rows(snapshot, "trl"):
         train = {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"],
                  "chosen_ends": row["metadata"]["chosen_ends"], "rejected_ends": row["metadata"]["rejected_ends"]}
-        if row["metadata"]["ordinal"] in frozen:
-            prefix, (prefix_ids, chosen_ids, rejected_ids) = frozen[row["metadata"]["ordinal"]]
-            rendered = row["prompt"][:len(row["prompt"]) - len(prefix)]
-            train.update(prompt_ids=tokenizer(rendered, add_special_tokens=False)["input_ids"] + prefix_ids,
-                         chosen_ids=chosen_ids, rejected_ids=rejected_ids)
+        if row["prompt_ids"] is not None:
+            train.update(prompt_ids=row["prompt_ids"], chosen_ids=row["chosen_ids"], rejected_ids=row["rejected_ids"])
         rows.append(train)
     return rows
 

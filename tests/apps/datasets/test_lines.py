@@ -1,6 +1,6 @@
 """The export's JSON Lines written from pre-encoded pieces (`rows.LINES`) are byte for byte the generic
 `encode_row(render_row(...))`, on awkward values: unicode, quotes, backslashes, control characters, empty
-strings, no pair, floats that print in odd ways, both spans."""
+strings, no pair, floats that print in odd ways, token ids present, absent or dropped by an edit, both spans."""
 import itertools
 import json
 import math
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from apps.datasets.rows import FORMATS, ITEM_FIELDS, LINES, SPANS, encode_row, query_fields, render_row
+from apps.datasets.rows import FORMATS, LINES, ROW_FIELDS, SPANS, encode_row, query_fields, render_row
 from apps.datasets.services import snapshot_export, snapshot_freeze, snapshot_rows
 from tests.factories import QueryFactory, ToolFactory
 
@@ -38,6 +38,9 @@ QUERIES = [
         {"role": "tool", "tool_call_id": "c1", "content": "\x1f"}]),
 ]
 PROMPTS = ["<|im_start|>user\nWetter in Köln?<|im_end|>\n<|im_start|>assistant\n", ""]
+PROMPT_IDS = [[5, 6, 7], None]
+# (prefix_ids, chosen_ids, rejected_ids): all sampled, an edited chosen, none (a text-only backend), an empty prefix
+IDS = [([1, 2], [3], [4, 0]), ([1], None, [2]), (None, None, None), ([], [9, 9], [8])]
 
 
 def _items():
@@ -48,18 +51,20 @@ def _items():
         values = dict(ordinal=k * 1000, pair_id=None if k % 3 == 0 else 10 ** k, query_id=0, prefix=next(texts),
                       chosen=next(texts), rejected=next(texts), deficiency=["", "wrong_value", 'odd "kind"'][k % 3],
                       gap=gap, status="approved" if k % 2 else "edited", chosen_ends=k % 2 == 0,
-                      rejected_ends=k % 4 == 0)
+                      rejected_ends=k % 4 == 0, completed=k % 3 == 1)
+        values.update(zip(("prefix_ids", "chosen_ids", "rejected_ids"), IDS[k % len(IDS)]))
         yield snapshot, SimpleNamespace(snapshot=snapshot, snapshot_id=snapshot.pk, **values), tuple(
-            values[name] for name in ITEM_FIELDS)
+            values[name] for name in ROW_FIELDS)
 
 
 @pytest.mark.parametrize("fmt,span", [(fmt, span) for fmt in FORMATS for span in SPANS])
 def test_lines_are_the_generic_encoding_of_the_rows(fmt, span):
     checked = 0
-    for (snapshot, item, values), (query, prompt) in itertools.product(_items(), zip(QUERIES, PROMPTS)):
+    for (snapshot, item, values), (query, prompt, ids) in itertools.product(_items(), zip(QUERIES, PROMPTS,
+                                                                                            PROMPT_IDS)):
         lines = LINES[fmt](snapshot=snapshot, span=span)
-        part = lines.query_part(query, prompt if fmt == "trl" else None)
-        generic = encode_row(render_row(fmt, item, query, prompt=prompt, span=span,
+        part = lines.query_part(query, prompt if fmt == "trl" else None, ids)
+        generic = encode_row(render_row(fmt, item, query, prompt=prompt, span=span, prompt_ids=ids,
                                         shared=query_fields(fmt, query) if fmt != "trl" else None))
         assert lines.line(part, values) == generic, (fmt, span, values)
         checked += 1
@@ -78,8 +83,8 @@ def test_the_generic_encoding_is_the_canonical_json_of_awkward_values():
     assert decoded["metadata"]["pair_id"] is None and decoded["metadata"]["gap"] == 0.1
     assert decoded["prompt"] == PROMPTS[0] + item.prefix and decoded["chosen"] == item.chosen
     nan = [v for _, i, v in _items() if isinstance(i.gap, float) and math.isnan(i.gap)][0]
-    assert b'"gap": NaN' in LINES["trl"](snapshot=snapshot).line(("\"p\"", '"query_external_id": "", "query_id": 1'),
-                                                                 nan)
+    assert b'"gap": NaN' in LINES["trl"](snapshot=snapshot).line(
+        ("\"p\"", '"query_external_id": "", "query_id": 1', None), nan)
 
 
 def test_a_trl_line_needs_the_prompt():

@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.datasets import parquet, services
 from apps.datasets.models import SnapshotFile
 from apps.datasets.parquet import read_rows, write_parquet
-from apps.datasets.rows import FORMATS
+from apps.datasets.rows import FORMATS, openai_messages
 from apps.datasets.services import (snapshot_export, snapshot_file_build, snapshot_file_request, snapshot_freeze)
 from itool_web.celery import app as celery_app
 from tests.factories import CheckpointFactory, QueryFactory, ToolFactory, UserFactory
@@ -97,10 +97,11 @@ def test_the_task_writes_a_parquet_file_that_reads_back_as_the_json_lines_rows(
     loaded = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
     assert [dict(row) for row in loaded] == expected  # the same dicts, nested values and all
     if fmt == "trl":
-        assert loaded.column_names == ["prompt", "chosen", "rejected", "metadata"]
+        assert loaded.column_names == ["prompt", "chosen", "rejected", "metadata", "prompt_ids", "chosen_ids",
+                                       "rejected_ids"]
         assert expected[0]["metadata"]["pair_id"] is None and "Köln" in loaded[1]["chosen"]
     if fmt == "openai":
-        assert loaded[0]["input"]["messages"] == MULTI_TURN
+        assert loaded[0]["input"]["messages"] == openai_messages(MULTI_TURN)
         assert loaded[0]["input"]["tools"][1]["function"]["parameters"]["properties"]["threshold"]["default"] == 0.25
 
 
@@ -111,7 +112,7 @@ def test_plain_pyarrow_sees_typed_columns_and_json_text(snapshot, media):
     assert str(table.schema.field("metadata").type.field("gap").type) == "double"
     assert [m["gap"] for m in table.column("metadata").to_pylist()] == [r["metadata"]["gap"] for r in jsonl_rows(snapshot, "trl")]
     raw = pq.read_table(openai.file.path).column("input").to_pylist()[0]
-    assert json.loads(raw["messages"]) == MULTI_TURN  # JSON text for any Parquet reader
+    assert json.loads(raw["messages"]) == openai_messages(MULTI_TURN)  # JSON text for any Parquet reader
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -7,7 +7,6 @@ from apps.datasets.rows import openai_row, render_row, sharegpt_conversations, s
 from apps.datasets.services import snapshot_freeze, snapshot_rows, trl_rows
 from apps.training.policy import policy_tokenizer, query_prompt
 from tests.factories import QueryFactory
-from workers.llm.tiny import render_conversation
 
 # The tiny tokenizer's template over QueryFactory's query: ChatML, tools listed compactly, assistant header.
 PROMPT = ("<|im_start|>system\nTools:\nget_weather(city)<|im_end|>\n"
@@ -35,7 +34,8 @@ def test_trl_row_fragment_span(frozen):
         "metadata": {"snapshot_id": snapshot.pk, "snapshot_hash": snapshot.content_hash, "ordinal": 0,
                      "pair_id": pair.pk, "query_id": item.query_id, "query_external_id": item.query.external_id,
                      "deficiency": "wrong_value", "gap": pair.gap, "status": "approved",
-                     "chosen_ends": True, "rejected_ends": True},
+                     "chosen_ends": True, "rejected_ends": True, "completed": False},
+        "prompt_ids": None, "chosen_ids": None, "rejected_ids": None,  # the factory's pair has no sampled ids
     }
     # the prompt is exactly the policy's own rendering (what search sampled from) + the shared prefix
     assert row["prompt"] == query_prompt(policy_tokenizer(snapshot.checkpoint), item.query) + item.prefix
@@ -70,8 +70,9 @@ def test_sharegpt_row(frozen):
     row = next(snapshot_rows(snapshot, "sharegpt"))
     assert row == {
         "conversations": [{"from": "human", "value": "What is the weather in Paris?"}],
-        "chosen": {"from": "gpt", "value": "[get_weather(city='Paris')]"},
-        "rejected": {"from": "gpt", "value": "[get_weather(city='Lyon')]"},
+        # whole call answers: LLaMA-Factory's function_call turns, JSON {"name", "arguments"}
+        "chosen": {"from": "function_call", "value": '{"arguments": {"city": "Paris"}, "name": "get_weather"}'},
+        "rejected": {"from": "function_call", "value": '{"arguments": {"city": "Lyon"}, "name": "get_weather"}'},
         "tools": json.dumps([WEATHER_TOOL], sort_keys=True),
     }
     assert json.loads(row["tools"]) == [WEATHER_TOOL]  # a JSON string, as LLaMA-Factory's tools column is
@@ -90,22 +91,22 @@ MULTI_TURN = [
 
 
 def test_sharegpt_conversations_follow_llama_factory_roles(project, make_pair):
-    """system first; then human/observation at even places and gpt at odd ones, ending on an observation
-    (a preference row's conversations have an odd length); earlier calls written as the policy writes them."""
+    """system first; then human/observation at even places and gpt/function_call at odd ones, ending on an
+    observation (a preference row's conversations have an odd length); earlier calls as a function_call turn whose
+    value is the JSON LLaMA-Factory's FunctionFormatter reads (a list for parallel calls)."""
     turns = sharegpt_conversations(MULTI_TURN)
     assert turns == [
         {"from": "system", "value": "You answer weather questions."},
         {"from": "human", "value": "Weather in Paris and Rome, then pick the warmer?"},
-        {"from": "gpt", "value": "[get_weather(city='Paris'), get_weather(city='Rome')]"},
+        {"from": "function_call", "value": json.dumps([{"arguments": {"city": "Paris"}, "name": "get_weather"},
+                                                       {"arguments": {"city": "Rome"}, "name": "get_weather"}],
+                                                      ensure_ascii=False)},
         {"from": "observation", "value": "Paris: 18°C\nRome: 24°C"},
     ]
     after_system = turns[1:]
     assert len(after_system) % 2 == 1
     assert all(t["from"] in (("human", "observation") if i % 2 == 0 else ("gpt", "function_call"))
                for i, t in enumerate(after_system))
-    # the gpt turn is the text the policy's chat template puts in that assistant turn
-    rendered = render_conversation(MULTI_TURN, tools=None, add_generation_prompt=False)
-    assert f"<|im_start|>assistant\n{turns[2]['value']}<|im_end|>" in rendered
 
     pair = make_pair("approved", query=QueryFactory(project=project, messages=MULTI_TURN),
                      prefix="It is warmer in ", chosen="Rome.", rejected="Paris.")
@@ -114,7 +115,12 @@ def test_sharegpt_conversations_follow_llama_factory_roles(project, make_pair):
     assert row["conversations"] == turns
     assert row["chosen"] == {"from": "gpt", "value": "It is warmer in Rome."}
     openai = next(snapshot_rows(snapshot, "openai"))
-    assert openai["input"]["messages"] == MULTI_TURN and pair.prefix in openai["preferred_output"][0]["content"]
+    # OpenAI's schema: every call's arguments a JSON string (the record had an object for c2)
+    calls = [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+             {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]
+    assert openai["input"]["messages"] == [*MULTI_TURN[:2], {"role": "assistant", "content": None,
+                                                              "tool_calls": calls}, *MULTI_TURN[3:]]
+    assert pair.prefix in openai["preferred_output"][0]["content"]
 
 
 def test_unknown_formats_and_spans_name_the_choices(frozen):

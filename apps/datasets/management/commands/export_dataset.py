@@ -1,5 +1,5 @@
 """`export_dataset --project NAME --snapshot ID|latest --format trl|openai|sharegpt [--span fragment|completion]
---output PATH|-`: a snapshot as JSON Lines."""
+[--complete] --output PATH|-`: a snapshot as JSON Lines (docs/exports.md)."""
 import hashlib
 import os
 import tempfile
@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from apps.datasets.completion import CompletionStats
 from apps.datasets.models import DatasetSnapshot
 from apps.datasets.rows import FORMATS, SPANS
 from apps.datasets.services import snapshot_export, snapshot_latest
@@ -23,6 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--format", required=True, choices=FORMATS)
         parser.add_argument("--span", default="fragment", choices=SPANS,
                             help="trl only: the shared prefix in the prompt (fragment) or in both completions.")
+        parser.add_argument("--complete", action="store_true",
+                            help="Complete each side that stops mid-answer by its best finished rollout in the search "
+                                 "tree, so every chosen/rejected is a whole answer (rows that cannot be are left out "
+                                 "and counted).")
         parser.add_argument("--output", required=True, help="File to write, or - for stdout.")
 
     def handle(self, *args, **opts):
@@ -30,8 +35,9 @@ class Command(BaseCommand):
         if project is None:
             raise CommandError(f"no project named {opts['project']!r}")
         snapshot = self._snapshot(project, opts["snapshot"])
+        stats = CompletionStats()
         try:
-            lines = snapshot_export(snapshot, opts["format"], opts["span"])
+            lines = snapshot_export(snapshot, opts["format"], opts["span"], complete=opts["complete"], stats=stats)
         except (ValueError, OSError) as exc:  # no checkpoint, or its tokenizer cannot be loaded
             raise CommandError(f"snapshot #{snapshot.pk}: {exc}") from None
 
@@ -57,8 +63,11 @@ class Command(BaseCommand):
         self.stderr.write(
             f"exported {rows} rows ({size} bytes, sha256 {digest.hexdigest()}) of snapshot #{snapshot.pk} "
             f"{snapshot.name!r} (content hash {snapshot.content_hash}) as {opts['format']}"
-            f"{' span=' + opts['span'] if opts['format'] == 'trl' else ''} to {opts['output']}"
+            f"{' span=' + opts['span'] if opts['format'] == 'trl' else ''}"
+            f"{' complete' if opts['complete'] else ''} to {opts['output']}"
         )
+        if opts["complete"]:
+            self.stderr.write(f"complete: {stats.summary()}")
 
     def _snapshot(self, project, ref: str) -> DatasetSnapshot:
         if ref == "latest":
