@@ -132,7 +132,8 @@ def _run_batch(implementations: dict, calls: list[dict],
         code = _child_code()
         request = json.dumps({"limits": asdict(limits), "implementations": implementations, "calls": calls,
                               "private_dirs": [str(PROJECT_ROOT)], "audit_hook": _AUDIT_HOOK,
-                              "host_mount_namespace": os.stat("/proc/self/ns/mnt").st_ino}).encode()
+                              "host_mount_namespace": os.stat("/proc/self/ns/mnt").st_ino,
+                              "started": time.monotonic()}).encode()  # the first call's wall time starts here
         namespace = _namespaces()
         proc = subprocess.Popen(
             [*namespace, sys.executable, "-I", "-S", "-B", "-c", CHILD_BOOT, str(CHILD_SCRIPT)],
