@@ -62,6 +62,8 @@ class RoundStatusSerializer(serializers.Serializer):
     stage = serializers.CharField(allow_null=True, help_text="select, search, pair, train or evaluate.")
     progress = JSONObjectField(help_text="The stage's figures (counts, step, ...); the loss curve left out.")
     error = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_null=True, help_text="Why the last stage gave nothing (no query selected, "
+                                                              "no pair from the search) and what to try; else null.")
     finished = serializers.BooleanField()
     updated_at = serializers.DateTimeField()
     policy_in = serializers.IntegerField(allow_null=True)

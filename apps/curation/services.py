@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -65,8 +66,10 @@ def _snapshot(pair: PreferencePair) -> dict:
     return {name: getattr(pair, name) for name in REVIEWED_FIELDS}
 
 
-def _review(*, pair_id: int, version: int, user, action: str, change, note: str = "") -> PreferencePair:
-    """Lock the pair, check the version, apply `change(pair)`, bump the version, record the event."""
+def _review(*, pair_id: int, version: int, user, action: str, change, note: str = "",
+            decision: bool = True) -> PreferencePair:
+    """Lock the pair, check the version, apply `change(pair)`, bump the version, record the event (and, with
+    `decision`, the user's decision on their assignment)."""
     with transaction.atomic():
         pair = PreferencePair.objects.select_for_update().get(pk=pair_id)
         if pair.version != version:
@@ -75,7 +78,8 @@ def _review(*, pair_id: int, version: int, user, action: str, change, note: str 
         change(pair)
         pair.version += 1
         pair.reviewed_by, pair.reviewed_at = user, timezone.now()
-        _record_decision(pair, user, action)
+        if decision:
+            _record_decision(pair, user, action)
         pair.save()
         after = _snapshot(pair)
         ReviewEvent.objects.create(
@@ -89,6 +93,30 @@ def _review(*, pair_id: int, version: int, user, action: str, change, note: str 
 
 def pair_approve(*, pair_id: int, version: int, user) -> PreferencePair:
     return _review(pair_id=pair_id, version=version, user=user, action=ReviewEvent.Action.APPROVE,
+                   change=lambda p: setattr(p, "status", PreferencePair.Status.APPROVED))
+
+
+# The account automatic approvals (`run_round --auto-approve`, a round created with auto_approve) are recorded
+# under, so the audit trail and the reviewers' figures say "(auto-approve)" rather than a person or "(deleted user)".
+# Not a name a person can register (Django's username validator refuses parentheses); inactive, no usable password.
+AUTO_REVIEWER = "(auto-approve)"
+
+
+def auto_reviewer():
+    """The automatic reviewer's account, made on first use."""
+    user, created = get_user_model().objects.get_or_create(username=AUTO_REVIEWER, defaults={"is_active": False})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+def pair_auto_approve(*, pair_id: int, version: int, note: str, reviewer=None) -> PreferencePair:
+    """Approve a pair without a person: the event is the automatic reviewer's, with `note` saying why (e.g.
+    "run_round --auto-approve"). Not a person's decision: no assignment is recorded, so it counts in no agreement
+    figure. `reviewer` is `auto_reviewer()` when the caller has it already."""
+    return _review(pair_id=pair_id, version=version, user=reviewer or auto_reviewer(),
+                   action=ReviewEvent.Action.APPROVE, note=note, decision=False,
                    change=lambda p: setattr(p, "status", PreferencePair.Status.APPROVED))
 
 

@@ -96,6 +96,9 @@ def round_gate(rnd: TrainingRound) -> GateStatus:
         reason = f"{trainable} approved, the gate needs {rnd.gate_value:g} ({figures})"
     if ok and rnd.algorithm != A.GRPO and trainable == 0:
         ok, reason = False, f"no approved pair to train on ({figures})"
+    if not total and rnd.algorithm != A.GRPO:
+        why = rnd.progress.get("reason")  # the pair stage's account of why the search gave none
+        reason = "the round has no pairs to review" + (f": {why}" if why else "")
     return GateStatus(ok, reason, total, c["pending"], c["flagged"], c["approved"], c["edited"], c["rejected"])
 
 
@@ -183,16 +186,19 @@ def _who(user) -> str:
     return user.get_username() if _is_user(user) else "system"
 
 
-def round_auto_approve(*, round_id: int, user=None) -> int:
-    """Approve every pending pair of the round (the `--auto-approve` path: no human review); returns how
-    many. Each approval goes through the review service, so it is versioned and audited like a person's."""
-    from apps.curation.services import StaleVersion, pair_approve
+def round_auto_approve(*, round_id: int, reason: str = "round setting auto_approve") -> int:
+    """Approve every pending pair of the round (no human review); returns how many. Each approval goes through
+    the review service, versioned and audited as the automatic reviewer's ("(auto-approve)"), `reason` in its
+    note."""
+    from apps.curation.services import StaleVersion, auto_reviewer, pair_auto_approve
 
+    reviewer = auto_reviewer()
     approved = 0
     for pair_id, version in (PreferencePair.objects.filter(round_id=round_id, status=PreferencePair.Status.PENDING)
                              .values_list("pk", "version").iterator()):
         try:
-            pair_approve(pair_id=pair_id, version=version, user=user if _is_user(user) else None)
+            pair_auto_approve(pair_id=pair_id, version=version, note=f"automatic approval: {reason}",
+                              reviewer=reviewer)
             approved += 1
         except StaleVersion:  # someone reviewed it meanwhile: theirs stands
             pass

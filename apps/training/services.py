@@ -30,6 +30,47 @@ class InvalidTransition(ValueError):
     """A state change the lifecycle does not allow; the message says what is allowed."""
 
 
+# --- the settings a round gets when nobody gives any (run_round) -------------------------------------------
+# What the demo learned on the tiny policy (docs/experiments.md); `round_defaults` picks them by the policy a round
+# trains. The engines' own defaults are the papers' (iTool: perplexity selection of the hardest 30%, chosen value
+# ≥ −0.3); on a young policy those select queries it never solves, whose trees score every rollout the same and
+# give no pairs.
+# Round 0 of a tiny policy trained from scratch: a fixed step budget, a high learning rate with a cosine decay in
+# each curriculum stage, AdamW β2 0.95 (the demo's warm-up; it trains 2,500 steps on 16,000 queries — a small
+# project needs fewer to learn the call format).
+TINY_WARMUP = {"max_steps": 600, "learning_rate": 1e-2, "lr_scheduler_type": "cosine", "warmup_steps": 30,
+               "adam_beta2": 0.95}
+# Search the queries the policy solves sometimes (1 to 7 of 8 samples right): their trees hold right and wrong
+# branches side by side. Pass rates on at most 3,200 train queries drawn at random; at most 256 searched.
+SELECTION = {"method": "pass_rate", "k": 8, "min_rate": 0.125, "threshold": 1.0, "max_tokens": 96,
+             "candidates": 3200, "max_queries": 256}
+# Keep a pair only when most rollouts below its chosen fragment are right.
+PAIRS = {"chosen_value_min": 0.5}
+# SimPO (iTool's β 2.5, γ 0.5) plus an SFT term on the chosen fragment, at the tiny policy's learning rate.
+TINY_SIMPO = {"epochs": 3, "batch_size": 8, "learning_rate": 2e-4, "sft_weight": 1.0}
+
+
+def policy_root(policy: Checkpoint | None) -> Checkpoint | None:
+    """The checkpoint a policy was trained from at the start (itself when it has no parent)."""
+    seen = set()
+    while policy is not None and policy.parent_id is not None and policy.pk not in seen:
+        seen.add(policy.pk)
+        policy = policy.parent
+    return policy
+
+
+def round_defaults(*, policy: Checkpoint | None, algorithm: str) -> dict:
+    """`round_create` keyword arguments for a round nobody configured: the warm-up's settings for round 0 (sft),
+    else pass-rate selection of the queries the policy solves sometimes and the demo's pair filter, with the
+    tiny policy's SimPO settings when the policy grew from a tiny model. Real (base) policies keep the trainers'
+    defaults."""
+    tiny = getattr(policy_root(policy), "kind", None) == Checkpoint.Kind.TINY
+    if algorithm == TrainingRound.Algorithm.SFT:
+        return {"hyperparameters": {"warmup": dict(TINY_WARMUP) if tiny else {}}}
+    train = dict(TINY_SIMPO) if tiny and algorithm == TrainingRound.Algorithm.SIMPO else {}
+    return {"selection": dict(SELECTION), "hyperparameters": {"train": train, "pairs": dict(PAIRS)}}
+
+
 def round_create(*, project, algorithm: str = TrainingRound.Algorithm.SIMPO, policy: Checkpoint | None = None,
                  selection: dict | None = None, search_config: dict | None = None, hyperparameters: dict | None = None,
                  created_by=None) -> TrainingRound:

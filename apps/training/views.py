@@ -33,7 +33,7 @@ def round_status(rnd: TrainingRound) -> dict:
     """What the round page polls, and what the API and CLI report: state, stage and its figures."""
     progress = {k: v for k, v in rnd.progress.items() if k != "losses"}
     return {"id": rnd.pk, "number": rnd.number, "state": rnd.state, "algorithm": rnd.algorithm,
-            "stage": progress.get("stage"), "progress": progress, "error": rnd.error,
+            "stage": progress.get("stage"), "progress": progress, "error": rnd.error, "reason": progress.get("reason"),
             "finished": rnd.state in FINAL, "updated_at": rnd.updated_at.isoformat(),
             "policy_in": rnd.policy_in_id, "policy_out": rnd.policy_out_id, "snapshot": rnd.snapshot_id,
             "pass_rate": (rnd.metrics.get("eval") or {}).get("pass_rate"),

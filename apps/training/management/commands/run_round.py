@@ -5,9 +5,9 @@ from apps.projects.models import Project
 from apps.training.lifecycle import LaunchRefused, round_auto_approve, round_fail, round_gate, round_launch, round_resume
 from apps.training.loop import (StageError, round_evaluate, round_pair, round_search_prepare, round_select, round_train,
                                 trees_search)
-from apps.training.models import TrainingRound
+from apps.training.models import Checkpoint, TrainingRound
 from apps.training.selectors import checkpoint_latest
-from apps.training.services import round_create, round_transition
+from apps.training.services import round_create, round_defaults, round_transition
 from itool_web.progress import progress_bar
 from workers.evaluation import format_change
 
@@ -20,32 +20,51 @@ A = TrainingRound.Algorithm
 
 class Command(BaseCommand):
     help = ("Run the project's current round headless, stage by stage, up to --until (the round goes on from "
-            "the state it is in; a new draft round is made when the last one is finished).")
+            "the state it is in; a new draft round is made when the last one is finished). On a project without "
+            "rounds it first runs round 0, the warm-up SFT, then goes on with round 1.")
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
-        parser.add_argument("--until", default="pair", choices=STAGES)
+        parser.add_argument("--until", choices=STAGES,
+                            help="The last stage to run (default: pair; evaluate with --auto-approve).")
         parser.add_argument("--auto-approve", action="store_true",
-                            help="Approve every pending pair of the round (no human review), then train.")
+                            help="Approve every pending pair of the round (no human review), then train and "
+                                 "evaluate; fails with the reason when there is nothing to train on.")
         parser.add_argument("--resume", action="store_true", help="Resume the last round if it failed.")
         parser.add_argument("--algorithm", choices=[a for a in A.values if a != A.SFT],
-                            help="Algorithm of a new round (default: simpo).")
+                            help="Algorithm of a new round (default: simpo); round 0 is always the warm-up SFT.")
 
     def handle(self, *args, **opts):
         try:
             project = Project.objects.get(name=opts["project"])
         except Project.DoesNotExist:
             raise CommandError(f"no project named {opts['project']!r}") from None
+        until = STAGES.index(opts["until"] or ("evaluate" if opts["auto_approve"] else "pair"))
         rnd = self._current_round(project, opts)
-        self.stdout.write(f"round {rnd.number} of {project.name} ({rnd.state}, {rnd.get_algorithm_display()}), "
-                          f"policy {rnd.policy_in}")
-        until = STAGES.index(opts["until"])
         try:
+            if rnd.algorithm == A.SFT and rnd.number == 0 and rnd.state not in FINAL:
+                # the warm-up has no select, search, pair or review: it trains and is evaluated, whatever --until
+                # says of the round after it, which this run then goes on with
+                self._announce(rnd)
+                self._run(rnd, STAGES.index("evaluate"), False)
+                rnd.refresh_from_db()
+                self.stdout.write(self.style.SUCCESS(f"round 0 (warm-up) is {rnd.state}"))
+                if rnd.state != S.DONE:
+                    raise CommandError(f"round 0 (warm-up) is {rnd.state}: {rnd.error or 'see its page'}")
+                rnd = self._current_round(project, opts)
+            self._announce(rnd)
             self._run(rnd, until, opts["auto_approve"])
         except (StageError, LaunchRefused) as exc:
             raise CommandError(str(exc)) from None
         rnd.refresh_from_db()
+        if opts["auto_approve"] and until == STAGES.index("evaluate") and rnd.state != S.DONE:
+            raise CommandError(f"round {rnd.number} is {rnd.state}, not done: "
+                               f"{rnd.error or rnd.progress.get('reason') or 'see its page'}")
         self.stdout.write(self.style.SUCCESS(f"round {rnd.number} is {rnd.state}"))
+
+    def _announce(self, rnd: TrainingRound) -> None:
+        self.stdout.write(f"round {rnd.number} of {rnd.project.name} ({rnd.state}, {rnd.get_algorithm_display()}), "
+                          f"policy {rnd.policy_in}")
 
     def _run(self, rnd: TrainingRound, until: int, auto_approve: bool) -> None:
         def reached(stage: str) -> bool:
@@ -60,7 +79,8 @@ class Command(BaseCommand):
             with self._bar("select", "query") as bar:
                 out = self._stage(rnd, "select", lambda: round_select(round_id=rnd.pk,
                                                                      progress=self._updater(bar, "done", "total")))
-            self.stdout.write(f"select: {out['selected']} of {out['scored']} queries selected ({out['method']})")
+            self.stdout.write(f"select: {out['selected']} of {out['scored']} queries selected ({out['method']})"
+                              + (f" — {out['reason']}" if out.get("reason") else ""))
             rnd.refresh_from_db()
             if rnd.algorithm == A.GRPO:
                 if not reached("train"):
@@ -75,11 +95,13 @@ class Command(BaseCommand):
             with self._bar("pair", "tree") as bar:
                 out = self._stage(rnd, "pair", lambda: round_pair(round_id=rnd.pk,
                                                                  progress=self._updater(bar, "done", "total")))
-            self.stdout.write(f"pair: {out['pairs']} pairs from {out['trees']} trees")
+            self.stdout.write(f"pair: {out['pairs']} pairs from {out['trees']} trees"
+                              + (f" — {out['reason']}" if out.get("reason") else ""))
             rnd.refresh_from_db()
         if reached("review") and rnd.state == S.REVIEWING:
             if auto_approve:
-                self.stdout.write(f"review: {round_auto_approve(round_id=rnd.pk)} pending pairs approved (--auto-approve)")
+                approved = round_auto_approve(round_id=rnd.pk, reason="run_round --auto-approve")
+                self.stdout.write(f"review: {approved} pending pairs approved by (auto-approve)")
             gate = round_gate(rnd)
             self.stdout.write(f"review gate ({rnd.get_gate_display()}): {'holds' if gate.ok else 'does not hold'} — "
                               f"{gate.reason}")
@@ -151,12 +173,21 @@ class Command(BaseCommand):
         if last is not None and last.state == S.FAILED:
             self.stderr.write(f"round {last.number} failed ({last.error}); starting a new round "
                               "(use --resume to continue the failed one)")
-        policy = (last.policy_out if last is not None and last.policy_out else None) or \
-            checkpoint_latest(project=project)
+        if last is None:  # a fresh project starts with round 0, the warm-up SFT of its base policy
+            policy = (Checkpoint.objects.filter(project=project, kind__in=[Checkpoint.Kind.TINY, Checkpoint.Kind.BASE])
+                      .order_by("-created_at").first())
+            if policy is None:
+                raise CommandError(f"project {project.name!r} has no base checkpoint: run build_tiny_model (or "
+                                   "register a base model) first")
+            return round_create(project=project, policy=policy, algorithm=A.SFT,
+                                **round_defaults(policy=policy, algorithm=A.SFT))
+        policy = (last.policy_out if last.policy_out else None) or checkpoint_latest(project=project)
         if policy is None:
             raise CommandError(f"project {project.name!r} has no checkpoint: run build_tiny_model (or register a "
                                "base model) first")
-        return round_create(project=project, policy=policy, algorithm=opts.get("algorithm") or A.SIMPO)
+        algorithm = opts.get("algorithm") or A.SIMPO
+        return round_create(project=project, policy=policy, algorithm=algorithm,
+                            **round_defaults(policy=policy, algorithm=algorithm))
 
     def _bar(self, stage: str, unit: str):
         return progress_bar(stage, unit, file=self.stderr)
