@@ -48,7 +48,7 @@ class SandboxLimits:
 
     cpu_seconds: int = 2  # CPU per call; FTRL's tools are look-ups that take milliseconds, a loop is a bug
     wall_seconds: float = 5.0  # per call, child startup included; FTRL's func_set_timeout(10), halved: rollouts wait
-    memory_mb: int = 256  # address space of the child; the interpreter takes ~30 MB, tool data a few MB
+    memory_mb: int = 256  # address space of a call's process; the interpreter takes ~30 MB, tool data a few MB
     output_bytes: int = 64_000  # output fed back per call, ~16k tokens: more would swamp the model's context
     file_mb: int = 16  # largest file a tool may write in its temp dir (RLIMIT_FSIZE)
     # All a call may write in its temp dir, a tmpfs of this size (so it is memory, not disk); issue 14 saw one
@@ -203,7 +203,7 @@ def _collect(proc: subprocess.Popen, request: bytes, calls: list[dict],
 
 
 def _parse(line: bytes) -> dict:
-    """One protocol line as a dict; {} for anything else (only tool code can garble the protocol)."""
+    """One protocol line as a dict; {} for anything else (a child that died mid-line)."""
     try:
         message = json.loads(line)
     except (ValueError, RecursionError):
