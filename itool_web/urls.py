@@ -26,7 +26,7 @@ urlpatterns = [
     path("projects/<id:project_id>/pairs/", include("apps.curation.urls")),
     path("projects/<id:project_id>/trees/", include("apps.search.urls")),
     path("projects/<id:project_id>/rounds/", include("apps.training.urls")),
-    path("projects/<id:project_id>/rounds/<id:number>/arms/", include("apps.arms.urls")),
+    path("projects/<id:project_id>/rounds/<int:number>/arms/", include("apps.arms.urls")),
     path("admin/login/", password_checks_limited(admin.site.login)),  # before admin.site.urls: it wins
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.api.urls")),
