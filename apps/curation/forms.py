@@ -46,18 +46,31 @@ class PairFilterForm(forms.Form):
 _VERSION_MESSAGE = f"send the version of the pair you read (a whole number from 1 to {MAX_VERSION})"
 
 
+# The text each review action reads besides the version (as the REST API's bodies: apps/api/curation.py).
+ACTION_TEXT_FIELDS = {"reject": ("note",), "flag": ("note",), "edit": ("chosen",)}
+
+
 class ReviewInputForm(forms.Form):
     """The fields of a review action posted from a pair's page: the version read, and the text of an edit or a
-    note (no NUL characters: the database cannot store them; Django's CharField refuses them, as DRF's does)."""
+    note (no NUL characters: the database cannot store them; Django's CharField refuses them, as DRF's does).
+    Only the fields the action reads are checked: what it ignores, the API ignores too."""
 
     version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, error_messages={
         key: _VERSION_MESSAGE for key in ("required", "invalid", "min_value", "max_value")})
     chosen = forms.CharField(required=False, strip=False, max_length=MAX_FRAGMENT_CHARS)
     note = forms.CharField(required=False, strip=False, max_length=MAX_FRAGMENT_CHARS)
 
-    def __init__(self, *args, needs_version: bool = True, **kwargs):
+    def __init__(self, *args, needs_version: bool = True, text_fields: tuple[str, ...] = (), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["version"].required = needs_version
+        for name in ("chosen", "note"):
+            if name not in text_fields:
+                del self.fields[name]
+        if not needs_version:
+            del self.fields["version"]
+
+    @classmethod
+    def for_action(cls, data, action) -> "ReviewInputForm":
+        return cls(data, needs_version=action.needs_version, text_fields=ACTION_TEXT_FIELDS.get(action.name, ()))
 
     def error_message(self) -> str:
         """The errors as one line for the 400 page or the JSON answer: `field: message; …`."""

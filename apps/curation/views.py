@@ -100,10 +100,10 @@ def pair_action(request, project, pair_id: int, action: str):
     review_action = ACTIONS[action]
     pair = get_object_or_404(selectors.pairs_in_project(project=project).only("pk", "status", "reviewed_by", "version"),
                              pk=pair_id)
-    form = ReviewInputForm(request.POST, needs_version=review_action.needs_version)
+    form = ReviewInputForm.for_action(request.POST, review_action)
     if not form.is_valid():
         return bad_request(request, form.error_message())
-    version = form.cleaned_data["version"]
+    version = form.cleaned_data.get("version")
     if version is not None and version > pair.version:
         return bad_request(request, f"version: pair #{pair.pk} has no version {version} yet")
     if review_action.decides and (version is None or version == pair.version):
@@ -154,7 +154,7 @@ def conflict_response(request, project, action: str, stale: StaleVersion, queue:
 def pair_score(request, project, pair_id: int):
     """The checker's verdict on an edit of the chosen fragment, live while typing (nothing is saved)."""
     pair = get_object_or_404(selectors.pairs_for_focus(project=project), pk=pair_id)
-    form = ReviewInputForm(request.POST, needs_version=False)
+    form = ReviewInputForm(request.POST, needs_version=False, text_fields=("chosen",))
     if not form.is_valid():
         return bad_request(request, form.error_message())
     chosen = form.cleaned_data["chosen"]

@@ -136,6 +136,8 @@ AGREEMENT_CASES = [
     *[(action, {"version": 1, **data}) for action, data in NUL_INPUTS],
     ("flag", {"version": 1, "note": "x" * 20_001}), ("flag", {"version": 1, "note": "x" * 20_000}),
     ("edit", {"version": 1, "chosen": "   "}), ("edit", {"version": 1, "chosen": "city='paris')]"}),
+    # what an action does not read is not checked by either
+    ("approve", {"version": 1, "note": "x\x00"}), ("skip", {"version": "²"}), ("swap", {"version": 1, "chosen": "\x00"}),
 ]
 
 
