@@ -93,7 +93,7 @@ def test_admin_launches_arms_watches_and_reads_the_table(review_data, arms_page_
     page.locator("#arms-chart .interval").first.wait_for()
     table = page.locator("#arms-table").inner_text()
     assert "step_pairs" in table and "75%" in table and "+50.0 points" in table
-    assert page.locator("#arms-chart .interval").count() == 4  # 2 arms × (all, single)
+    assert page.locator("#arms-chart .interval").count() == 6  # 2 arms × (all, call kinds, single)
     assert "wrong_value 1.0" in page.locator("#arms-deficiencies").inner_text()
     s.shot("41-arms-table")
 

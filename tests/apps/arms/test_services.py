@@ -7,11 +7,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.arms.models import ArmRun
-from apps.arms.selectors import arms_table
+from apps.arms.selectors import arms_table, column_rate
 from apps.arms.services import ArmsRefused, arms_launch
 from apps.curation.models import PreferencePair
 from apps.search.models import TreeNode
 from apps.training.models import Checkpoint, EvalRun, TrainingRound
+from workers.evaluation import KIND_GROUPS
 
 
 def _nothing_written(rnd, checkpoints: int) -> bool:
@@ -126,10 +127,26 @@ def test_compare_arms_trains_each_kind_of_arm_at_the_round_budget(arms_round, ca
     interval = cell["interval"]
     assert interval["n"] == n and interval["low"] <= interval["diff"] <= interval["high"]
     assert interval["diff"] == pytest.approx(cell["pass_rate"] - table["baseline"]["cells"]["all"]["pass_rate"])
-    assert "over-refusal" in out and "whole_pairs" in out
+    # the call kinds pooled: the figure a round is judged by, with its own interval over those queries alone
+    call = [r.valid for r in runs["whole_pairs"].eval_run.results.all() if r.kind in KIND_GROUPS["call_kinds"]]
+    assert call and table["kinds"][1] == "call_kinds"
+    pooled = table["arms"][0]["cells"]["call_kinds"]
+    assert pooled["pass_rate"] == pytest.approx(sum(call) / len(call)) and pooled["n"] == len(call)
+    assert pooled["interval"]["n"] == len(call)
+    assert "over-refusal" in out and "whole_pairs" in out and "call_kinds" in out
 
     # again: every arm has finished, nothing is trained or evaluated
     checkpoints, evals = Checkpoint.objects.count(), EvalRun.objects.count()
     call_command("compare_arms", project=arms_round.project.name, round=1, arms="whole_pairs,rft,grpo")
     assert "nothing trained" in capsys.readouterr().out
     assert (Checkpoint.objects.count(), EvalRun.objects.count()) == (checkpoints, evals)
+
+
+def test_a_group_column_pools_its_kinds_queries_not_their_rates():
+    metrics = {"pass_rate": 0.5, "n": 100, "by_kind": {
+        "single": {"pass_rate": 0.8, "n": 10}, "parallel": {"pass_rate": 0.2, "n": 40},
+        "irrelevance": {"pass_rate": 0.76, "n": 50}}}
+    assert column_rate(metrics, "all") == (0.5, 100)
+    assert column_rate(metrics, "call_kinds") == (pytest.approx((8 + 8) / 50), 50)  # not (0.8 + 0.2) / 2
+    assert column_rate(metrics, "irrelevance") == (0.76, 50)
+    assert column_rate(metrics, "multi_hop") is None

@@ -3,10 +3,11 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from apps.arms.data import TRAINED_ARMS
-from apps.arms.selectors import ALL, arms_table
+from apps.arms.selectors import ALL, CALL_KINDS, arms_table
 from apps.arms.services import ArmsRefused, arm_fail, arm_run, arms_launch
 from apps.projects.models import Project
 from apps.training.models import TrainingRound
+from workers.evaluation import KIND_GROUPS
 
 
 class Command(BaseCommand):
@@ -84,7 +85,7 @@ class Command(BaseCommand):
     def _table(self, rnd) -> None:
         table = arms_table(round=rnd)
         kinds = table["kinds"]
-        self.stdout.write("arm".ljust(12) + "seeds".rjust(6) + "".join(k[:17].rjust(19) for k in kinds)
+        self.stdout.write("arm".ljust(12) + "seeds".rjust(6) + "".join(k[:18].rjust(21) for k in kinds)
                           + "over-refusal".rjust(14))
         for row in ([table["baseline"]] if table["baseline"] else []) + table["arms"]:
             cells = []
@@ -94,9 +95,10 @@ class Command(BaseCommand):
                 text = "—" if rate is None else f"{rate:.1%}"
                 if interval:
                     text += f" {interval['diff'] * 100:+.1f}[{interval['low'] * 100:+.0f},{interval['high'] * 100:+.0f}]"
-                cells.append(text.rjust(19))
+                cells.append(text.rjust(21))
             refusal = row["over_refusal"]
             self.stdout.write(row["arm"].ljust(12) + str(row["seeds"]).rjust(6) + "".join(cells)
                               + ("—" if refusal is None else f"{refusal:.1%}").rjust(14))
         self.stdout.write("cells: strict pass@1 (mean over seeds) and, against 'input', the change in points "
-                          f"[95% paired bootstrap interval]; column '{ALL}' = every eval query")
+                          f"[95% paired bootstrap interval]; column '{ALL}' = every eval query, '{CALL_KINDS}' = "
+                          f"{' + '.join(KIND_GROUPS[CALL_KINDS])}")
