@@ -33,6 +33,13 @@ def _text(page: Path) -> str:
     return page.read_text(encoding="utf-8")
 
 
+def _code(text: str) -> str:
+    """The page's code: fenced blocks and inline `spans`, one per line (commands are looked for only there)."""
+    fenced = re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.M | re.S)
+    inline = re.findall(r"`([^`\n]+)`", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S))
+    return "\n".join([*fenced, *inline])
+
+
 def _outside_code_fences(text: str) -> str:
     return re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
 
@@ -71,7 +78,7 @@ def _options(name: str) -> set[str]:
 def test_every_manage_command_shown_exists_with_its_flags(page):
     commands = get_commands()
     wrong = []
-    for name, rest in MANAGE.findall(_text(page)):
+    for name, rest in MANAGE.findall(_code(_text(page))):
         if name not in commands:
             wrong.append(f"manage.py {name}: no such command")
             continue
@@ -85,18 +92,20 @@ def test_every_manage_command_shown_exists_with_its_flags(page):
 @pytest.mark.parametrize("page", PAGES, ids=_page_id)
 def test_every_make_target_shown_exists(page):
     targets = set(re.findall(r"^([a-z][\w-]*):", _text(ROOT / "Makefile"), re.M))
-    missing = sorted({t for t in MAKE.findall(_text(page)) if t not in targets})
+    missing = sorted({t for t in MAKE.findall(_code(_text(page))) if t not in targets})
     assert not missing, f"{_page_id(page)} shows make targets the Makefile lacks: {missing}"
 
 
 def test_the_checks_catch_a_broken_link_an_unknown_command_and_a_wrong_flag(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("# Title\n[gone](missing.md) [bad anchor](#nowhere) [ok](#title)\n"
-                    "`python manage.py no_such_command`\n`python manage.py run_round --project p --no-such-flag`\n")
+    page.write_text("# Title\n[gone](missing.md) [bad anchor](#nowhere) [ok](#title)\nmake sure of it\n"
+                    "`python manage.py no_such_command`\n```\npython manage.py run_round --project p --no-such-flag\n"
+                    "make nonesuch\n```\n")
     links = [t for t in LINK.findall(_text(page))]
     assert links == ["missing.md", "#nowhere", "#title"]
     assert _anchors(page) == {"title"}
-    found = MANAGE.findall(_text(page))
-    assert [name for name, _ in found] == ["no_such_command", "run_round"]
+    found = MANAGE.findall(_code(_text(page)))
+    assert sorted(name for name, _ in found) == ["no_such_command", "run_round"]
+    assert MAKE.findall(_code(_text(page))) == ["nonesuch"]  # prose ("make sure") is not a command
     assert "no_such_command" not in get_commands()
     assert "--no-such-flag" not in _options("run_round") and "--project" in _options("run_round")
