@@ -172,7 +172,8 @@ def openai_messages(messages: list[dict], names=()) -> list[dict]:
     """The query's messages in OpenAI's chat form: assistant calls as `tool_calls` with ids (`call_<n>` where the
     record had none; calls written as text become `tool_calls` when tool results answer them), each tool result
     with the `tool_call_id` of the call it answers (its own when that matches, else the next unanswered call of
-    the assistant turn before it, in order). A tool result with no call to answer becomes a user message."""
+    the assistant turn before it that no later result names, in order). A tool result with no call to answer
+    becomes a user message."""
     out: list[dict] = []
     open_ids: list[str] = []  # the last assistant turn's calls not answered yet
     made = 0
@@ -198,7 +199,13 @@ def openai_messages(messages: list[dict], names=()) -> list[dict]:
             open_ids = [c["id"] for c in tool_calls]
         elif role == "tool":
             own = message.get("tool_call_id")
-            call_id = own if own in open_ids else open_ids[0] if open_ids else None
+            claimed = set()  # ids the next tool results give as their own: kept for them
+            for later in messages[index + 1:]:
+                if later.get("role") != "tool":
+                    break
+                claimed.add(later.get("tool_call_id"))
+            free = [c for c in open_ids if c not in claimed] or open_ids
+            call_id = own if own in open_ids else free[0] if free else None
             if call_id is None:
                 out.append({"role": "user", "content": _text(message.get("content"))})
                 continue

@@ -10,7 +10,7 @@ from tests.factories import CheckpointFactory, ProjectFactory, QueryFactory, Tra
 from .conftest import client_for
 
 ROW_KEYS = {
-    "trl": {"prompt", "chosen", "rejected", "metadata"},
+    "trl": {"prompt", "chosen", "rejected", "metadata", "prompt_ids", "chosen_ids", "rejected_ids"},
     "openai": {"input", "preferred_output", "non_preferred_output"},
     "sharegpt": {"conversations", "chosen", "rejected", "tools"},
 }
@@ -120,7 +120,20 @@ def test_trl_spans_put_the_prefix_in_the_prompt_or_the_completions(api, project,
     assert fragment["metadata"]["snapshot_hash"] == snapshot["content_hash"]
 
 
-@pytest.mark.parametrize("query, field", [("format=parquet", "format"), ("", "format"), ("format=trl&span=all", "span")])
+def test_complete_exports_are_their_own_variant(api, project, reviewed_round):
+    """`complete=true`: whole answers (these pairs' sides end already: the same rows), its own ETag and file name."""
+    snapshot = api("admin").post("/api/v1/snapshots/", {"project": project.pk, "round": reviewed_round.pk},
+                                 format="json").json()
+    client = api("annotator")
+    url = f"/api/v1/snapshots/{snapshot['id']}/export/?format=sharegpt"
+    plain, complete = client.get(url), client.get(url + "&complete=true")
+    assert complete.status_code == 200 and complete["ETag"] != plain["ETag"]
+    assert complete["Content-Disposition"].endswith(f'snapshot-{snapshot["id"]}-sharegpt-complete.jsonl"')
+    assert read(complete) == read(plain)
+
+
+@pytest.mark.parametrize("query, field", [("format=parquet", "format"), ("", "format"), ("format=trl&span=all", "span"),
+                                          ("format=trl&complete=maybe", "complete")])
 def test_a_bad_export_format_is_400(api, project, reviewed_round, query, field):
     snapshot = api("admin").post("/api/v1/snapshots/", {"project": project.pk, "round": reviewed_round.pk},
                                  format="json").json()

@@ -32,11 +32,14 @@ def fresh_project(project, tiny_model_dir, monkeypatch):
     call_command("generate_environment", project=project.name, seed=0, queries=60)
     Checkpoint.objects.create(project=project, name="tiny", path=str(tiny_model_dir), kind="tiny")
     monkeypatch.setattr(services, "TINY_WARMUP", QUICK_WARMUP)
-    monkeypatch.setitem(services.SELECTION, "max_tokens", 48)
+    # sampling costs on a shared 2-core machine: fewer samples, shorter, from half the train queries
+    for key, value in {"max_tokens": 32, "k": 4, "candidates": 24}.items():
+        monkeypatch.setitem(services.SELECTION, key, value)
     return project
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_the_quick_start_warms_up_first_then_yields_pairs_or_says_why(fresh_project, capsys):
     project = fresh_project
     try:
