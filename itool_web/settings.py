@@ -217,6 +217,11 @@ OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
 OPENAI_MODEL = env("OPENAI_MODEL", default="")  # default: the checkpoint's path as the served model name
 VLLM_TENSOR_PARALLEL_SIZE = env.int("VLLM_TENSOR_PARALLEL_SIZE", default=1)
 
+# --- Training launch (workers/train/launch.py, docs/scaling.md) ---------------------------------
+# Processes `accelerate launch` starts per training job; an accelerate config file (DDP, FSDP, DeepSpeed) for GPUs.
+TRAIN_NUM_PROCESSES = env.int("TRAIN_NUM_PROCESSES", default=1)
+TRAIN_ACCELERATE_CONFIG = env("TRAIN_ACCELERATE_CONFIG", default="")
+
 # --- Celery ---------------------------------------------------------------------------------
 # Default: kombu's filesystem transport, which needs no server yet delivers across processes.
 _BROKER_DIR = DATA_DIR / "broker"
