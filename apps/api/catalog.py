@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from apps.catalog.importers import FORMATS, get_importer
 from apps.catalog.models import ImportJob, Query, QueryTool, Tool
 from apps.catalog.records import RecordError
-from apps.catalog.services import import_job_enqueue, records_write
+from apps.catalog.services import import_job_enqueue, import_jobs_reap, records_write
 from apps.projects.permissions import ADMINS, project_with_role
 
 from .fields import IdField, JSONObjectField
@@ -141,6 +141,14 @@ class ImportJobViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
     queryset = ImportJob.objects.select_related("created_by")
     serializer_class = ImportJobSerializer
     filterset_class = ImportJobFilter
+
+    def list(self, request, *args, **kwargs):
+        import_jobs_reap()  # a job whose worker died reads as failed with the reason, not running forever
+        return super().list(request, *args, **kwargs)
+
+    def retrieve(self, request, *args, **kwargs):
+        import_jobs_reap()
+        return super().retrieve(request, *args, **kwargs)
 
 
 class ImportUploadView(GenericAPIView):

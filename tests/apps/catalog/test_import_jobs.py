@@ -114,6 +114,28 @@ def test_the_admin_pages_reap(client, project):
     assert job.status == "failed"
 
 
+def test_the_rest_import_pages_reap(project):
+    from django.core.cache import cache
+    from rest_framework.test import APIClient
+
+    from tests.factories import MembershipFactory
+
+    cache.clear()  # throttle counters
+    user = UserFactory(username="admin")
+    MembershipFactory(project=project, user=user, role="admin")
+    client = APIClient()
+    client.force_authenticate(user)
+    stalled = dict(status="running", started_at=timezone.now() - timedelta(hours=2),
+                   heartbeat_at=timezone.now() - timedelta(hours=2))
+    job = make_job(project, "a.jsonl", "{}\n", **stalled)
+    assert client.get(f"/api/v1/imports/{job.pk}/").json()["status"] == "failed"
+    other = make_job(project, "b.jsonl", "{}\n", **stalled)
+    assert client.get("/api/v1/imports/", {"project": project.pk}).status_code == 200
+    other.refresh_from_db()
+    assert other.status == "failed"
+    cache.clear()
+
+
 def test_a_reaped_job_can_run_again(project):
     job = make_job(project, "a.jsonl", json.dumps(openai_record([])) + "\n", status="running",
                    started_at=timezone.now() - timedelta(hours=2))
