@@ -570,9 +570,9 @@ def _name_at(body: str, i: int, names: tuple[str, ...], kind: str) -> tuple[str,
     # A call's parenthesis must open like arguments (`)`, `name=`, a literal for an offered name): prose such
     # as "SEC Filings (the documents companies file) are…" or "I cannot help (sorry)" stays prose.
     for name in names:
-        if body.startswith(name, i) and (paren := _OPEN_PAREN_RE.match(body, i + len(name))):
-            if _opens_arguments(body, paren.end(), names, literal=True):
-                return name, True
+        paren = _OPEN_PAREN_RE.match(body, i + len(name)) if body.startswith(name, i) else None
+        if paren and _opens_arguments(body, paren.end(), names, literal=True):
+            return name, True
     loose = _LOOSE_NAME_RE.match(body, i)
     if loose and not is_python_name(loose.group()):
         paren = _OPEN_PAREN_RE.match(body, loose.end())

@@ -125,8 +125,8 @@ def test_the_rest_import_pages_reap(project):
     MembershipFactory(project=project, user=user, role="admin")
     client = APIClient()
     client.force_authenticate(user)
-    stalled = dict(status="running", started_at=timezone.now() - timedelta(hours=2),
-                   heartbeat_at=timezone.now() - timedelta(hours=2))
+    stalled = {"status": "running", "started_at": timezone.now() - timedelta(hours=2),
+               "heartbeat_at": timezone.now() - timedelta(hours=2)}
     job = make_job(project, "a.jsonl", "{}\n", **stalled)
     assert client.get(f"/api/v1/imports/{job.pk}/").json()["status"] == "failed"
     other = make_job(project, "b.jsonl", "{}\n", **stalled)
