@@ -50,83 +50,132 @@ def storable(value):
 
 def tree_step_save(*, tree_id: int, new_nodes: list[dict], updated_nodes: list[dict], simulations_done: int,
                    done: bool = False) -> None:
-    """Store one search step of one tree in a single transaction: new nodes (parents before children),
-    the visits and values that changed, and the step count. A step either lands whole or not at all, so
-    a worker killed mid-step resumes from the last whole step; re-inserted keys are ignored."""
-    new_nodes = [storable(n) for n in new_nodes]
+    """Store one search step of one tree (see `trees_steps_save`)."""
+    trees_steps_save(steps=[{"tree_id": tree_id, "new_nodes": new_nodes, "updated_nodes": updated_nodes,
+                             "simulations_done": simulations_done, "done": done}])
+
+
+def trees_steps_save(*, steps: list[dict]) -> None:
+    """Store one search step of each of several trees — {"tree_id", "new_nodes" (parents before children),
+    "updated_nodes" (the visits and values that changed), "simulations_done", "done"} — in a single
+    transaction with a fixed number of statements whatever the number of trees (one INSERT per depth, one
+    UPDATE of the changed nodes, one of the trees). The steps land whole or not at all, so a worker killed
+    mid-step resumes from the last whole step; a step older than what its tree has stored (a redelivered task)
+    is skipped, and re-inserted keys are ignored."""
+    if not steps:
+        return
     with transaction.atomic():
-        tree = SearchTree.objects.select_for_update().get(pk=tree_id)
-        if simulations_done < tree.simulations_done:
-            return  # an older run of this step (a redelivered task) has nothing to add
-        if connection.vendor == "postgresql":
-            inserted = _insert_nodes_postgres(tree.pk, new_nodes)
-        else:
-            inserted = _insert_nodes_orm(tree, new_nodes)
-        if updated_nodes:
-            stored = {n.key: n for n in TreeNode.objects.filter(tree=tree, key__in=[u["key"] for u in updated_nodes])}
-            for change in updated_nodes:
-                node = stored[change["key"]]
-                node.visits, node.value_sum = change["visits"], change["value_sum"]
-            TreeNode.objects.bulk_update(stored.values(), ["visits", "value_sum"], batch_size=2000)
-        valid = sum(1 for n in new_nodes if n.get("is_terminal") and (n.get("verdict") or {}).get("valid"))
-        SearchTree.objects.filter(pk=tree.pk).update(
-            simulations_done=simulations_done,
-            node_count=F("node_count") + inserted,
-            valid_leaves=F("valid_leaves") + valid,
-            status=SearchTree.Status.DONE if done else SearchTree.Status.RUNNING,
-            finished_at=timezone.now() if done else None,
-        )
+        stored = dict(SearchTree.objects.select_for_update().filter(pk__in=[s["tree_id"] for s in steps])
+                      .order_by("pk").values_list("pk", "simulations_done"))
+        missing = sorted({s["tree_id"] for s in steps} - set(stored))
+        if missing:
+            raise SearchTree.DoesNotExist(f"no search tree with id {missing[0]}")
+        steps = [s for s in steps if s["simulations_done"] >= stored[s["tree_id"]]]
+        if not steps:
+            return  # older runs of these steps have nothing to add
+        new_nodes = [(s["tree_id"], storable(n)) for s in steps for n in s["new_nodes"]]
+        inserted = (_insert_nodes_postgres(new_nodes) if connection.vendor == "postgresql"
+                    else _insert_nodes_orm(new_nodes))
+        changes = {(s["tree_id"], u["key"]): u for s in steps for u in s["updated_nodes"]}
+        updated = _update_from_values(
+            TreeNode._meta.db_table, "visits = v.visits, value_sum = v.value_sum",
+            "{t}.tree_id = v.tree AND {t}.key = v.key", ("tree", "key", "visits", "value_sum"),
+            [(tree_id, key, u["visits"], u["value_sum"]) for (tree_id, key), u in changes.items()])
+        if updated != len(changes):  # a change to a node never stored: the step is wrong, store none of it
+            known = set(TreeNode.objects.filter(tree_id__in={t for t, _ in changes}, key__in={k for _, k in changes})
+                        .values_list("tree_id", "key"))
+            tree_id, key = min(set(changes) - known)
+            raise KeyError(f"tree {tree_id} has no node {key!r} to update")
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        _update_from_values(
+            SearchTree._meta.db_table,
+            "simulations_done = v.simulations_done, node_count = node_count + v.inserted, "
+            "valid_leaves = valid_leaves + v.valid, status = v.status, finished_at = "
+            + ("CAST(v.finished_at AS timestamptz)" if connection.vendor == "postgresql" else "v.finished_at"),
+            "{t}.id = v.id", ("id", "simulations_done", "inserted", "valid", "status", "finished_at"),
+            [(s["tree_id"], s["simulations_done"], inserted.get(s["tree_id"], 0),
+              sum(1 for n in s["new_nodes"] if n.get("is_terminal") and (n.get("verdict") or {}).get("valid")),
+              SearchTree.Status.DONE if s.get("done") else SearchTree.Status.RUNNING, now if s.get("done") else None)
+             for s in steps])
 
 
-def _levels(new_nodes: list[dict]):
-    """New nodes by depth, shallowest first: a parent is stored before its children."""
-    for depth in sorted({n["depth"] for n in new_nodes}):
-        yield [n for n in new_nodes if n["depth"] == depth]
+def _update_from_values(table: str, assignments: str, match: str, columns: tuple[str, ...], rows: list[tuple],
+                        chunk: int = 500) -> int:
+    """UPDATE `table` from a VALUES list (one statement per `chunk` rows; PostgreSQL and SQLite ≥ 3.33 alike):
+    `assignments` and `match` name the list's columns as v.<column>, `match` the table as {t}. Returns the
+    number of rows updated."""
+    count = 0
+    names = ", ".join(f"column{i + 1} AS {name}" for i, name in enumerate(columns))
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            cursor.execute(f"UPDATE {table} SET {assignments} FROM (SELECT {names} FROM (VALUES "
+                           f"{', '.join([one] * len(part))}) AS x) AS v WHERE {match.format(t=table)}",
+                           [value for row in part for value in row])
+            count += max(cursor.rowcount, 0)
+    return count
 
 
-def _insert_nodes_orm(tree: SearchTree, new_nodes: list[dict]) -> int:
-    before = TreeNode.objects.filter(tree=tree).count()
-    wanted = {n["parent_key"] for n in new_nodes if n.get("parent_key")}
-    ids = dict(TreeNode.objects.filter(tree=tree, key__in=wanted).values_list("key", "id")) if wanted else {}
+def _levels(new_nodes: list[tuple[int, dict]]):
+    """(tree id, node) pairs by depth, shallowest first: a parent is stored before its children."""
+    for depth in sorted({n["depth"] for _, n in new_nodes}):
+        yield [(t, n) for t, n in new_nodes if n["depth"] == depth]
+
+
+def _insert_nodes_orm(new_nodes: list[tuple[int, dict]]) -> dict[int, int]:
+    """Insert the nodes level by level; returns {tree id: rows that were new}."""
+    inserted: dict[int, int] = {}
+    if not new_nodes:
+        return inserted
+    tree_ids = {t for t, _ in new_nodes}
+    keys = {n["key"] for _, n in new_nodes} | {n["parent_key"] for _, n in new_nodes if n.get("parent_key")}
+    ids = {(t, k): i for t, k, i in TreeNode.objects.filter(tree_id__in=tree_ids, key__in=keys)
+           .values_list("tree_id", "key", "id")}
     for level in _levels(new_nodes):
+        fresh = [(t, n) for t, n in level if (t, n["key"]) not in ids]
         TreeNode.objects.bulk_create(
-            [TreeNode(tree=tree, parent_id=ids.get(n.get("parent_key")), **{k: n[k] for k in NODE_FIELDS if k in n})
-             for n in level],
-            ignore_conflicts=True,
-            batch_size=2000,
-        )
-        ids.update(TreeNode.objects.filter(tree=tree, key__in=[n["key"] for n in level]).values_list("key", "id"))
-    return TreeNode.objects.filter(tree=tree).count() - before
+            [TreeNode(tree_id=t, parent_id=ids.get((t, n.get("parent_key"))),
+                      **{k: n[k] for k in NODE_FIELDS if k in n}) for t, n in fresh],
+            ignore_conflicts=True, batch_size=2000)
+        made = TreeNode.objects.filter(tree_id__in={t for t, _ in fresh}, key__in={n["key"] for _, n in fresh})
+        for t, k, i in made.values_list("tree_id", "key", "id"):
+            if (t, k) not in ids:
+                ids[(t, k)] = i
+                inserted[t] = inserted.get(t, 0) + 1
+    return inserted
 
 
 _PG_INSERT = """
 INSERT INTO search_treenode (tree_id, parent_id, key, depth, ordinal, fragment, prior, visits, value_sum,
                              is_terminal, terminal_reward, verdict, token_count, token_ids)
-SELECT %(tree)s, parent.id, v.key, v.depth, v.ordinal, coalesce(v.fragment, ''), coalesce(v.prior, 1.0),
+SELECT v.tree, parent.id, v.key, v.depth, v.ordinal, coalesce(v.fragment, ''), coalesce(v.prior, 1.0),
        coalesce(v.visits, 0), coalesce(v.value_sum, 0.0), coalesce(v.is_terminal, false), v.terminal_reward,
        v.verdict, coalesce(v.token_count, 0), decode(v.token_ids, 'hex')
 FROM jsonb_to_recordset(%(rows)s::jsonb)
-     AS v(key text, parent_key text, depth int, ordinal int, fragment text, prior float8, visits int,
+     AS v(tree int, key text, parent_key text, depth int, ordinal int, fragment text, prior float8, visits int,
           value_sum float8, is_terminal bool, terminal_reward float8, verdict jsonb, token_count int,
           token_ids text)
-LEFT JOIN search_treenode parent ON parent.tree_id = %(tree)s AND parent.key = v.parent_key
+LEFT JOIN search_treenode parent ON parent.tree_id = v.tree AND parent.key = v.parent_key
 ON CONFLICT (tree_id, key) DO NOTHING
+RETURNING tree_id
 """
 
 
-def _insert_nodes_postgres(tree_id: int, new_nodes: list[dict]) -> int:
-    """One INSERT … SELECT per depth from the level sent as one JSON document (parsed by the server,
-    not adapted value by value), parents joined by key. Returns how many rows were new.
+def _insert_nodes_postgres(new_nodes: list[tuple[int, dict]]) -> dict[int, int]:
+    """One INSERT … SELECT per depth from the level (all trees) sent as one JSON document (parsed by the
+    server, not adapted value by value), parents joined by tree and key. Returns {tree id: rows that were new}.
 
     The step's commit does not wait for the WAL flush: a database crash can lose the last steps, which
     the resumable search simply redoes; it cannot lose part of a step."""
-    inserted = 0
+    inserted: dict[int, int] = {}
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
         for level in _levels(new_nodes):
-            rows = [{**n, "token_ids": _hex_ids(n.get("token_ids"))} for n in level]
-            cursor.execute(_PG_INSERT, {"tree": tree_id, "rows": json.dumps(rows)})
-            inserted += max(cursor.rowcount, 0)
+            rows = [{**n, "tree": t, "token_ids": _hex_ids(n.get("token_ids"))} for t, n in level]
+            cursor.execute(_PG_INSERT, {"rows": json.dumps(rows)})
+            for (tree_id,) in cursor.fetchall():
+                inserted[tree_id] = inserted.get(tree_id, 0) + 1
     return inserted
 
 

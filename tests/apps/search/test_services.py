@@ -3,7 +3,7 @@ import pytest
 
 from apps.catalog.models import Query
 from apps.search.models import SearchTree, TreeNode
-from apps.search.services import tree_rows, tree_step_save, trees_create
+from apps.search.services import tree_rows, tree_step_save, trees_create, trees_steps_save
 from apps.training.services import round_create
 
 
@@ -64,3 +64,45 @@ def test_nul_characters_sampled_by_the_model_are_storable(tree):
     tree_step_save(tree_id=tree.pk, new_nodes=step, updated_nodes=[], simulations_done=1)
     stored = TreeNode.objects.get(key="a")
     assert stored.fragment == "[f(x='a\ufffdb')]" and stored.verdict["detail"] == "got 'a\ufffdb'"
+
+
+def test_one_step_of_many_trees_lands_in_one_call_like_tree_by_tree(project):
+    queries = [Query.objects.create(project=project, external_id=f"q{i}", source="x", messages=[],
+                                    content_hash=f"c{i}") for i in range(3)]
+    rnd = round_create(project=project)
+    trees_create(round=rnd, query_ids=[q.pk for q in queries], config={"simulations": 2})
+    a, b, c = SearchTree.objects.order_by("id")
+
+    def first(tree):
+        return {"tree_id": tree.pk, "new_nodes": [node("root", None, 0, 0, "", visits=1),
+                                                  node("x", "root", 1, 0, f"[f{tree.pk}(", value=0.5)],
+                "updated_nodes": [], "simulations_done": 1, "done": False}
+
+    trees_steps_save(steps=[first(a), first(b), first(c)])
+    trees_steps_save(steps=[
+        {"tree_id": a.pk, "new_nodes": [node("x0", "x", 2, 0, "v=1)]", value=1.0, terminal=True, valid=True),
+                                        node("x1", "x", 2, 1, "v=2)]", value=-1.0, terminal=True, valid=False)],
+         "updated_nodes": [{"key": "root", "visits": 3, "value_sum": 0.5}, {"key": "x", "visits": 3, "value_sum": 0.5}],
+         "simulations_done": 2, "done": True},
+        {"tree_id": b.pk, "new_nodes": [node("x0", "x", 2, 0, "w=3)]", value=1.0, terminal=True, valid=True)],
+         "updated_nodes": [{"key": "root", "visits": 2, "value_sum": 1.0}], "simulations_done": 2, "done": False},
+        first(c),  # a redelivered older step of c: nothing new
+    ])
+    a, b, c = SearchTree.objects.order_by("id")
+    assert (a.status, a.simulations_done, a.node_count, a.valid_leaves) == ("done", 2, 4, 1) and a.finished_at
+    assert (b.status, b.simulations_done, b.node_count, b.valid_leaves) == ("running", 2, 3, 1) and not b.finished_at
+    assert (c.simulations_done, c.node_count) == (1, 2)
+    rows = {r["key"]: r for r in tree_rows(tree=a)}
+    assert rows["x1"]["parent_key"] == "x" and (rows["root"]["visits"], rows["x"]["value_sum"]) == (3, 0.5)
+    assert TreeNode.objects.get(tree=b, key="x0").parent == TreeNode.objects.get(tree=b, key="x")
+    assert (TreeNode.objects.get(tree=b, key="root").visits, TreeNode.objects.get(tree=c, key="root").visits) == (2, 1)
+
+    # one bad change in the batch: none of the batch lands
+    with pytest.raises(KeyError, match="no node 'missing'"):
+        trees_steps_save(steps=[
+            {"tree_id": b.pk, "new_nodes": [node("y", "root", 1, 1, "z")], "updated_nodes": [],
+             "simulations_done": 3, "done": False},
+            {"tree_id": c.pk, "new_nodes": [], "updated_nodes": [{"key": "missing", "visits": 1, "value_sum": 0}],
+             "simulations_done": 2, "done": False}])
+    assert not TreeNode.objects.filter(tree=b, key="y").exists()
+    assert SearchTree.objects.get(pk=b.pk).simulations_done == 2

@@ -1,0 +1,153 @@
+"""The search's bookkeeping ceiling: the batched search (`run_search`) with a backend that answers instantly
+from fixed samples, so what is timed is what a GPU engine cannot speed up — selecting leaves and expanding
+trees in memory, the checker scoring every rollout, and storing each step (`tree_step_save`) in the configured
+database. Printed: nodes/s of the bookkeeping alone and the share of each part; the goal is ≥ 20,000 nodes/s
+per worker on PostgreSQL, so that an engine producing a few thousand nodes/s loses < 20% to bookkeeping.
+
+Run it on both databases: `make bench` (SQLite by default) and
+`DATABASE_URL=postgres://postgres@127.0.0.1:5432/test python -m benchmarks mcts_overhead`."""
+from __future__ import annotations
+
+import random
+import re
+import time
+import uuid
+
+from django.db import connection
+
+from apps.catalog.environment import EnvironmentConfig, generate_environment
+from apps.catalog.models import Query
+from apps.projects.models import Project
+from apps.search.models import SearchTree, TreeNode
+from apps.search.services import node_row, tree_step_save, trees_steps_save
+from workers.llm.base import BaseBackend, Sample, SamplingParams
+from workers.mcts import MCTSConfig, Tree, leaf_scorer, run_search
+
+TREES = 256
+CONFIG = MCTSConfig()  # iTool's settings: 5 simulations × 3 samples, depth 3
+CHARS_PER_TOKEN = 3  # the fixed samples' token count (for the priors): about a BPE token's characters
+
+
+def _variant(answer: str, where: int, rng: random.Random) -> str:
+    """`answer` with one character of one argument value changed: a wrong value, as a policy writes one."""
+    starts = [m.end() for m in re.finditer(r"=\s*'?", answer)]
+    if not starts:
+        return answer + " "
+    i = starts[where % len(starts)]
+    if i >= len(answer):
+        return answer
+    old = answer[i]
+    new = str((int(old) + 1) % 10) if old.isdigit() else rng.choice([c for c in "abcdefgh" if c != old.lower()])
+    return answer[:i] + new + answer[i + 1:]
+
+
+class InstantBackend(BaseBackend):
+    """Answers each prompt at once with continuations of its tree's fixed answers (the reference and two wrong
+    variants) that extend the prompt's path; the time spent here is measured and left out."""
+
+    name = "instant"
+
+    def __init__(self, answers: dict[str, list[str]]):
+        self.answers = answers  # root prompt → full answers
+        self.roots = sorted(answers, key=len, reverse=True)
+        self.seconds = 0.0
+
+    def generate(self, prompts, params: SamplingParams) -> list[list[Sample]]:
+        start = time.perf_counter()
+        out = []
+        for p_index, prompt in enumerate(prompts):
+            root = next(r for r in self.roots if prompt.startswith(r))
+            path = prompt[len(root):]
+            candidates = [a[len(path):] for a in self.answers[root] if a.startswith(path)] or ["')]"]
+            samples = []
+            for i in range(params.n):
+                text = candidates[(i + p_index) % len(candidates)]
+                samples.append(Sample(text=text, token_logprobs=[-0.4] * max(1, len(text) // CHARS_PER_TOKEN),
+                                      finish_reason="stop"))
+            out.append(samples)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+class TimedScorer:
+    """A leaf scorer whose calls are timed (the checker's share)."""
+
+    def __init__(self, scorer, clock: list[float]):
+        self.scorer, self.clock = scorer, clock
+
+    def __call__(self, text: str):
+        start = time.perf_counter()
+        try:
+            return self.scorer(text)
+        finally:
+            self.clock[0] += time.perf_counter() - start
+
+    def __getattr__(self, name):
+        return getattr(self.scorer, name)
+
+
+def _search(picked, batched: bool, rng: random.Random) -> dict:
+    """One search of the picked queries' trees; seconds of each part."""
+    tag = uuid.uuid4().hex[:8]
+    project = Project.objects.create(name=f"bench-mcts-overhead-{tag}")
+    try:
+        Query.objects.bulk_create([Query(project=project, external_id=f"q{i}", source="bench", messages=q.messages,
+                                         content_hash=f"{tag}-{i}") for i, q in enumerate(picked)])
+        queries = list(Query.objects.filter(project=project).order_by("id"))
+        SearchTree.objects.bulk_create([SearchTree(project=project, query=q) for q in queries])
+        tree_rows = list(SearchTree.objects.filter(project=project).order_by("id"))
+        trees, scorers, answers = [], [], {}
+        checker_clock = [0.0]
+        for row, q in zip(tree_rows, picked):
+            tools = [t.as_openai() for t in q.tools]
+            # a distinct root prompt per tree (the instant backend finds a prompt's tree by its root)
+            prompt = f"<|tree {row.pk}|>{q.messages[-1]['content']}\n<|assistant|>"
+            answers[prompt] = [q.reference_output, _variant(q.reference_output, 0, rng),
+                               _variant(q.reference_output, 1, rng)]
+            trees.append(Tree.new(row.pk, prompt))
+            scorers.append(TimedScorer(leaf_scorer(CONFIG, q.ground_truth, tools), checker_clock))
+        backend = InstantBackend(answers)
+        persist = [0.0]
+
+        def on_step(step_index, steps, stats) -> None:  # what apps.training.loop.trees_search stores each step
+            start = time.perf_counter()
+            rows = [{"tree_id": step.tree_id, "new_nodes": [node_row(n) for n in step.new_nodes],
+                     "updated_nodes": [{"key": c.key, "visits": c.visits, "value_sum": c.value_sum}
+                                       for c in step.updated_nodes],
+                     "simulations_done": step.simulations_done, "done": step.done} for step in steps]
+            if batched:
+                trees_steps_save(steps=rows)
+            else:
+                for row in rows:
+                    tree_step_save(**row)
+            persist[0] += time.perf_counter() - start
+
+        start = time.perf_counter()
+        run_search(trees, backend, scorers, CONFIG, on_step=on_step)
+        total = time.perf_counter() - start
+        stored = TreeNode.objects.filter(tree__project=project).count()
+    finally:
+        project.delete()
+    nodes = sum(len(t) - 1 for t in trees)
+    assert stored == nodes + len(trees), f"stored {stored} rows for {nodes} nodes + {len(trees)} roots"
+    bookkeeping = total - backend.seconds
+    return {"nodes": nodes, "bookkeeping": bookkeeping, "backend": backend.seconds, "checker": checker_clock[0],
+            "persistence": persist[0], "search": bookkeeping - checker_clock[0] - persist[0]}
+
+
+def main() -> None:
+    env = generate_environment(EnvironmentConfig(seed=0, queries=600))
+    picked = [q for q in env.queries if q.ground_truth and q.reference_output.startswith("[")][:TREES]
+    print(f"database: {connection.vendor}; {len(picked)} trees, {CONFIG.simulations} simulations x {CONFIG.width} "
+          f"samples, depth {CONFIG.max_depth}; an instant backend (its time left out)")
+    results = {}
+    for label, batched in (("each tree's step saved alone", False), ("one step of all trees saved at once", True)):
+        r = results[label] = _search(picked, batched, random.Random(0))
+        print(f"{label}: {r['nodes'] / r['bookkeeping']:,.0f} nodes/s of bookkeeping ({r['nodes']:,} nodes, "
+              f"{r['bookkeeping']:.2f} s)")
+        for part, key in (("selection + expansion (in memory)", "search"), ("checker", "checker"),
+                          ("step persistence", "persistence")):
+            print(f"  {part:<34} {r[key] / r['bookkeeping']:6.1%}  ({r['nodes'] / r[key]:,.0f} nodes/s alone)")
+    alone, together = results.values()
+    print(f"batched step persistence: {(together['nodes'] / together['bookkeeping']) / (alone['nodes'] / alone['bookkeeping']):.1f}x "
+          f"the bookkeeping nodes/s of per-tree saves (goal: 20,000 nodes/s on PostgreSQL)")
