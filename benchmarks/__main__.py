@@ -14,8 +14,8 @@ def main(argv: list[str]) -> None:
     from benchmarks import checker, export, generation, importer, mcts, mcts_overhead, review, sandbox, train, tree_writes
 
     suites = {"importer": importer.main, "checker": checker.main, "tree_writes": tree_writes.main,
-              "generation": generation.main, "mcts": mcts.main, "mcts_overhead": mcts_overhead.main, "review": review.main, "sandbox": sandbox.main, "train": train.main,
-              "export": export.main}
+              "generation": generation.main, "mcts": mcts.main, "mcts_overhead": mcts_overhead.main,
+              "review": review.main, "sandbox": sandbox.main, "train": train.main, "export": export.main}
     for name in argv or list(suites):
         if name not in suites:
             sys.exit(f"unknown benchmark {name!r}; expected one of {', '.join(suites)}")
