@@ -15,11 +15,13 @@ from pathlib import Path
 
 from workers.train.preference import (
     TrainLog,
+    across_ranks,
     field_type_problems,
     last_checkpoint,
     load_policy,
+    per_device,
     quiet,
-    save_policy,
+    save_trained,
     training_arguments,
     trimmed,
 )
@@ -111,6 +113,8 @@ class GRPOResult:
     tokens_per_second: float
     losses: list[float] = field(default_factory=list)  # logged training losses (trimmed)
     rewards: list[float] = field(default_factory=list)  # mean reward of each generation batch (trimmed)
+    world_size: int = 1  # processes that trained together (workers/train/launch.py); counts are over all of them
+    prompts_seen: int = 0  # distinct prompts whose completions were scored in this call, over all processes
 
 
 class _RoutedReward:
@@ -122,23 +126,27 @@ class _RoutedReward:
         self.rewards = rewards
         self.batch_means: list[float] = []
         self.scored, self.total = 0, 0.0
+        self.prompts: set[int] = set()  # which prompts' completions were scored
 
     def __call__(self, prompts: list[str], completions: list[str], idx: list[int], **_) -> list[float]:
         scores = [float(self.rewards[i](completion)) for i, completion in zip(idx, completions, strict=True)]
         self.batch_means.append(sum(scores) / len(scores))
         self.scored += len(scores)
         self.total += sum(scores)
+        self.prompts.update(idx)
         return scores
 
 
 def train_grpo(model_path: str | Path, output_dir: str | Path, prompts: Sequence[str],
                rewards: Sequence[Callable[[str], float]], config: GRPOParams = GRPOParams(),
                progress: Callable[[dict], None] | None = None,
-               checkpoint_dir: str | Path | None = None, resume: bool = False) -> GRPOResult:
+               checkpoint_dir: str | Path | None = None, resume: bool = False,
+               progress_tokens: bool = False) -> GRPOResult:
     """GRPO on rendered `prompts`, `rewards[i](completion)` scoring a completion of `prompts[i]`; saves to `output_dir`.
 
-    `progress` receives {"step", "max_steps", "loss", "epoch", "reward"} (reward: the logged batch mean).
-    Checkpoints and `resume` work as in `train_preference`.
+    `progress` receives {"step", "max_steps", "loss", "epoch", "reward"} (reward: the logged batch mean; plus
+    "tokens_per_second" with `progress_tokens`). Checkpoints and `resume` work as in `train_preference`; so does
+    `config.batch_size` on several processes (prompts per step over all of them).
     """
     start = time.perf_counter()
     if not isinstance(config, GRPOParams):
@@ -163,10 +171,14 @@ def train_grpo(model_path: str | Path, output_dir: str | Path, prompts: Sequence
         common = training_arguments(config, checkpoint_dir or scratch, save_checkpoints=checkpoint_dir is not None)
         args = GRPOConfig(
             num_generations=config.num_generations, max_completion_length=config.max_completion_length,
-            per_device_train_batch_size=config.batch_size * config.num_generations, num_train_epochs=config.epochs,
+            per_device_train_batch_size=per_device(config.batch_size * config.num_generations,
+                                                   "batch_size x num_generations"),
+            num_train_epochs=config.epochs,
             beta=config.beta, temperature=config.temperature, entropy_coef=config.entropy_coef,
             loss_type=config.loss_type, **common)
-        log = TrainLog(progress, extra=("reward",))
+        trainer = None
+        log = TrainLog(progress, extra=("reward",),  # TRL counts tokens over all processes
+                       tokens=(lambda: trainer.state.num_input_tokens_seen) if progress_tokens else None)
         trainer = GRPOTrainer(
             model=model, reward_funcs=[routed], args=args, processing_class=tokenizer, callbacks=[log.callback],
             train_dataset=datasets.Dataset.from_list([{"prompt": p, "idx": i} for i, p in enumerate(prompts)]))
@@ -176,14 +188,18 @@ def train_grpo(model_path: str | Path, output_dir: str | Path, prompts: Sequence
         output = trainer.train(resume_from_checkpoint=checkpoint)
         seconds = time.perf_counter() - train_start
         tokens = int(trainer.state.num_input_tokens_seen - log.start_tokens)  # TRL counts prompt + completion
-        save_policy(trainer.model, tokenizer, output_dir, config.lora)
+        save_trained(trainer, tokenizer, output_dir, config.lora)
+        per_rank = across_ranks(trainer, (routed.scored, routed.total, routed.batch_means, sorted(routed.prompts)))
     losses = log.losses or [output.training_loss]
-    means = routed.batch_means or [float("nan")]  # nan: nothing was generated (resumed at the last step)
+    scored, total = sum(r[0] for r in per_rank), sum(r[1] for r in per_rank)
+    # each process scores an equal share of every generation batch: the batch's mean is the mean of the shares
+    means = [sum(shares) / len(shares) for shares in zip(*(r[2] for r in per_rank))] or [float("nan")]  # nan:
+    # nothing was generated (resumed at the last step)
     return GRPOResult(
         algorithm="grpo", prompts=len(prompts), steps=output.global_step,
-        resumed_from_step=log.start_step, completions=routed.scored, first_loss=losses[0], last_loss=losses[-1],
+        resumed_from_step=log.start_step, completions=scored, first_loss=losses[0], last_loss=losses[-1],
         first_reward=means[0], last_reward=means[-1],
-        mean_reward=routed.total / routed.scored if routed.scored else float("nan"), seconds=seconds,
+        mean_reward=total / scored if scored else float("nan"), seconds=seconds,
         total_seconds=time.perf_counter() - start, tokens=tokens,
         tokens_per_second=tokens / seconds if seconds > 0 else 0.0, losses=trimmed(losses),
-        rewards=trimmed(means))
+        rewards=trimmed(means), world_size=len(per_rank), prompts_seen=len({i for r in per_rank for i in r[3]}))

@@ -8,6 +8,7 @@ The helpers below the table (loading, logging, saving) are shared with `workers.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 import typing
@@ -203,7 +204,7 @@ def config_for(algorithm: str, overrides: dict | None = None) -> PreferenceParam
 def trl_args(params: PreferenceParams, output_dir: str | Path, save_checkpoints: bool = False):
     """The TRL config object `train_preference` trains with (exposed so a bare TRL run can use the same)."""
     common = training_arguments(params, output_dir, save_checkpoints)
-    common.update(num_train_epochs=params.epochs, per_device_train_batch_size=params.batch_size,
+    common.update(num_train_epochs=params.epochs, per_device_train_batch_size=per_device(params.batch_size),
                   max_length=params.max_length, warmup_steps=params.warmup_ratio)
     return ALGORITHMS[params.algorithm].trl_args(params, common)
 
@@ -224,12 +225,16 @@ class PreferenceResult:
     tokens: int  # prompt + chosen + rejected tokens of the pairs trained on in this call (each pass counted)
     tokens_per_second: float  # tokens / seconds
     losses: list[float] = field(default_factory=list)  # logged training losses, at most MAX_LOGGED_LOSSES
+    world_size: int = 1  # processes that trained together (workers/train/launch.py); counts are over all of them
+    examples_seen: int = 0  # pairs batched in this call, over all processes (rows x epochs when nothing is lost)
+    distinct_examples_seen: int = 0  # ... of which distinct (by their token ids)
 
 
 def train_preference(model_path: str | Path, output_dir: str | Path, rows: Sequence[dict],
                      config: PreferenceParams = SimPOParams(),
                      progress: Callable[[dict], None] | None = None,
-                     checkpoint_dir: str | Path | None = None, resume: bool = False) -> PreferenceResult:
+                     checkpoint_dir: str | Path | None = None, resume: bool = False,
+                     progress_tokens: bool = False) -> PreferenceResult:
     """Train the policy at `model_path` on `{"prompt", "chosen", "rejected"}` rows and save it to `output_dir`.
 
     Prompts are already rendered (chat template + the shared assistant prefix); chosen/rejected are the
@@ -240,7 +245,9 @@ def train_preference(model_path: str | Path, output_dir: str | Path, rows: Seque
     TRL ends both with EOS; a row whose side stops mid-answer (`chosen_ends` / `rejected_ends`
     False — a non-terminal fragment of a step-level pair) trains without it. With
     `checkpoint_dir`, a checkpoint is written every `config.save_steps` steps and `resume=True` continues from
-    the last one (from scratch when there is none yet). `progress` receives {"step", "max_steps", "loss", "epoch"}.
+    the last one (from scratch when there is none yet). `progress` receives {"step", "max_steps", "loss", "epoch"}
+    (and "tokens_per_second" since the previous report, with `progress_tokens`). Launched on several processes
+    (workers/train/launch.py), `config.batch_size` stays the pairs per step over all of them.
     """
     start = time.perf_counter()
     if not isinstance(config, PreferenceParams) or not config.algorithm:
@@ -253,7 +260,8 @@ def train_preference(model_path: str | Path, output_dir: str | Path, rows: Seque
     tokenizer, model = load_policy(model_path, config)
     with tempfile.TemporaryDirectory(prefix="itool-pref-") as scratch:
         args = trl_args(config, checkpoint_dir or scratch, save_checkpoints=checkpoint_dir is not None)
-        log = TrainLog(progress)
+        counter = None
+        log = TrainLog(progress, tokens=(lambda: counter.tokens * world_size()) if progress_tokens else None)
         trainer = _on_token_ids(ALGORITHMS[config.algorithm].trainer_class())(
             model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tokenizer,
             callbacks=[log.callback])
@@ -268,13 +276,16 @@ def train_preference(model_path: str | Path, output_dir: str | Path, rows: Seque
         train_start = time.perf_counter()
         output = trainer.train(resume_from_checkpoint=checkpoint)
         seconds = time.perf_counter() - train_start
-        save_policy(trainer.model, tokenizer, output_dir, config.lora)
+        save_trained(trainer, tokenizer, output_dir, config.lora)
+        per_rank = across_ranks(trainer, (counter.tokens, counter.examples, sorted(counter.fingerprints)))
+    tokens = sum(t for t, _, _ in per_rank)
     losses = log.losses or [output.training_loss]
     return PreferenceResult(
         algorithm=config.algorithm, examples=len(rows), steps=output.global_step, resumed_from_step=log.start_step,
         first_loss=losses[0], last_loss=losses[-1], seconds=seconds, total_seconds=time.perf_counter() - start,
-        tokens=counter.tokens, tokens_per_second=counter.tokens / seconds if seconds > 0 else 0.0,
-        losses=trimmed(losses))
+        tokens=tokens, tokens_per_second=tokens / seconds if seconds > 0 else 0.0, losses=trimmed(losses),
+        world_size=len(per_rank), examples_seen=sum(n for _, n, _ in per_rank),
+        distinct_examples_seen=len({f for _, _, seen in per_rank for f in seen}))
 
 
 def _checked_rows(rows: Sequence[dict]) -> list[dict]:
@@ -395,18 +406,24 @@ def _unfinished_without_eos(dataset, algorithm: str, eos_id: int):
 
 
 class _TokenCounter:
-    """Wraps the trainer's collator and counts the prompt + chosen + rejected tokens of every batch it builds."""
+    """Wraps the trainer's collator and counts the prompt + chosen + rejected tokens of every batch it builds, and
+    the pairs (with a fingerprint of each, so pairs lost or doubled across processes show)."""
 
     def __init__(self, collate):
-        self.collate, self.tokens = collate, 0
+        self.collate, self.tokens, self.examples = collate, 0, 0
+        self.fingerprints: set[int] = set()
 
     def __call__(self, features: list[dict]):
         for f in features:
             if "prompt_ids" in f:  # DPOTrainer: the three parts tokenised apart
                 self.tokens += len(f["prompt_ids"]) + len(f["chosen_ids"]) + len(f["rejected_ids"])
+                ids = (*f["prompt_ids"], -1, *f["chosen_ids"], -1, *f["rejected_ids"])
             else:  # CPO / ORPO trainers: chosen and rejected sequences each include the prompt
                 self.tokens += (len(f["chosen_input_ids"]) + len(f["rejected_input_ids"])
                                 - len(f["prompt_input_ids"]))
+                ids = (*f["chosen_input_ids"], -1, *f["rejected_input_ids"])
+            self.examples += 1
+            self.fingerprints.add(hash(ids))  # ints and tuples of ints hash the same in every process
         return self.collate(features)
 
 
@@ -429,6 +446,30 @@ def training_arguments(params, output_dir: str | Path, save_checkpoints: bool) -
         bf16=cuda and torch.cuda.is_bf16_supported(),
         gradient_checkpointing=False,  # TRL turns it on by default; it only pays off for large models
     )
+
+
+def world_size() -> int:
+    """Processes training together: WORLD_SIZE as `accelerate launch` (or torchrun) sets it; 1 in-process."""
+    return int(os.environ.get("WORLD_SIZE") or 1)
+
+
+def per_device(batch: int, what: str = "batch_size") -> int:
+    """A step's `batch` shared over the processes: each takes an equal part, so a step trains on the same number
+    of examples however many processes run it (and one process reproduces the in-process run)."""
+    processes = world_size()
+    if batch % processes:
+        raise ValueError(f"{what} {batch} does not split evenly over {processes} processes: use a multiple of "
+                         f"{processes}")
+    return batch // processes
+
+
+def across_ranks(trainer, value) -> list:
+    """`value` from every process, in rank order ([value] in a single process)."""
+    if trainer.accelerator.num_processes == 1:
+        return [value]
+    from accelerate.utils import gather_object
+
+    return gather_object([value])
 
 
 def load_policy(model_path: str | Path, params):
@@ -465,6 +506,24 @@ def save_policy(model, tokenizer, output_dir: str | Path, lora: bool) -> None:
     tokenizer.save_pretrained(output_dir)
 
 
+def save_trained(trainer, tokenizer, output_dir: str | Path, lora: bool) -> None:
+    """Save the trained policy once. In-process as `save_policy`; across processes the main one writes: a LoRA
+    policy merged there (DDP: every process holds the whole model), a full one through `trainer.save_model`, which
+    gathers FSDP / ZeRO-3 shards first. The others wait until it is written."""
+    accelerator = trainer.accelerator
+    if accelerator.num_processes == 1:
+        save_policy(trainer.model, tokenizer, output_dir, lora)
+        return
+    if lora:
+        if accelerator.is_main_process:
+            save_policy(accelerator.unwrap_model(trainer.model), tokenizer, output_dir, lora)
+    else:
+        trainer.save_model(str(output_dir))
+        if accelerator.is_main_process:
+            tokenizer.save_pretrained(output_dir)
+    accelerator.wait_for_everyone()
+
+
 def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
     """The newest complete `checkpoint-N` the trainer wrote under `checkpoint_dir`, or None (nothing saved yet).
 
@@ -484,9 +543,11 @@ def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
 
 class TrainLog:
     """A TrainerCallback collecting the logged losses and forwarding {"step", "max_steps", "loss", "epoch"} (plus
-    the `extra` logged values present) to `progress`."""
+    the `extra` logged values present, and "tokens_per_second" since the previous report when `tokens` counts the
+    tokens trained so far) to `progress`."""
 
-    def __init__(self, progress: Callable[[dict], None] | None, extra: Sequence[str] = ()):
+    def __init__(self, progress: Callable[[dict], None] | None, extra: Sequence[str] = (),
+                 tokens: Callable[[], int] | None = None):
         from transformers import TrainerCallback
 
         outer = self
@@ -494,6 +555,7 @@ class TrainLog:
         class Callback(TrainerCallback):
             def on_train_begin(self, args, state, control, **kwargs):  # after a resume's state is loaded
                 outer.start_step, outer.start_tokens = state.global_step, state.num_input_tokens_seen
+                outer.mark = (time.perf_counter(), outer.tokens() if outer.tokens else 0)
 
             def on_log(self, args, state, control, logs=None, **kwargs):
                 if not logs or "loss" not in logs:  # the end-of-training summary has train_loss, not loss
@@ -502,12 +564,23 @@ class TrainLog:
                 if outer.progress:
                     outer.progress({"step": state.global_step, "max_steps": state.max_steps,
                                     "loss": float(logs["loss"]), "epoch": float(state.epoch or 0.0),
-                                    **{key: float(logs[key]) for key in outer.extra if key in logs}})
+                                    **{key: float(logs[key]) for key in outer.extra if key in logs},
+                                    **outer.token_rate()})
 
         self.start_step, self.start_tokens = 0, 0  # where this call's training began (> 0 after a resume)
         self.losses: list[float] = []
-        self.progress, self.extra = progress, tuple(extra)
+        self.progress, self.extra, self.tokens = progress, tuple(extra), tokens
+        self.mark = (time.perf_counter(), 0)  # (time, tokens) when training began
         self.callback = Callback()
+
+
+    def token_rate(self) -> dict:
+        """Tokens per second since this call's training began (a rate over the whole run so far: the data loader
+        builds a batch ahead of the step, so a rate between two reports would swing)."""
+        if self.tokens is None:
+            return {}
+        (began, before), now = self.mark, time.perf_counter()
+        return {"tokens_per_second": (self.tokens() - before) / (now - began) if now > began else 0.0}
 
 
 def trimmed(values: list[float], limit: int = MAX_LOGGED_LOSSES) -> list[float]:

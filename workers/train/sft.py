@@ -193,6 +193,8 @@ def warmup_sft(model_path: str | Path, output_dir: str | Path, examples: Mapping
     from transformers.utils import logging as hf_logging
     from trl import SFTConfig
 
+    from workers.train.preference import per_device, save_trained
+
     datasets.disable_progress_bars()  # progress goes through `progress`, not a bar per dataset pass
     hf_logging.disable_progress_bar()
 
@@ -236,7 +238,8 @@ def warmup_sft(model_path: str | Path, output_dir: str | Path, examples: Mapping
     log = _LossLog(progress, stage_ends)
     with tempfile.TemporaryDirectory(prefix="itool-sft-") as scratch:
         args = SFTConfig(
-            output_dir=scratch, max_steps=total, per_device_train_batch_size=config.batch_size,
+            # the curriculum is cut into steps of batch_size examples; several processes share each step
+            output_dir=scratch, max_steps=total, per_device_train_batch_size=per_device(config.batch_size),
             learning_rate=config.learning_rate, warmup_steps=config.warmup_steps,
             lr_scheduler_type=config.lr_scheduler_type,
             weight_decay=config.weight_decay, adam_beta2=config.adam_beta2, max_length=config.max_length,
@@ -253,18 +256,13 @@ def warmup_sft(model_path: str | Path, output_dir: str | Path, examples: Mapping
         trainer.remove_callback(PrinterCallback)  # losses reach the caller through `progress` instead
         start = time.perf_counter()
         output = trainer.train()
-        model = trainer.model
+        save_trained(trainer, tokenizer, output_dir, config.lora)
     results, begun = [], start
     for ((bucket, ids), steps), (_, end) in zip(zip(stages, budgets), stage_ends):
         ended = log.step_times.get(end, time.perf_counter())
         losses = log.losses.get(bucket) or [output.training_loss]
         results.append(BucketResult(bucket, len(ids), steps, losses[0], losses[-1], ended - begun))
         begun = ended
-    if config.lora:
-        model = model.merge_and_unload()
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
     return results
 
 
