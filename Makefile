@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 PORT   ?= 8000
 BFCL_EVAL = bfcl-eval==2026.3.23
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,10 @@ test: setup
 
 bench: setup
 	ITOOL_DATA_DIR=$(CURDIR)/var/bench $(BIN)/python -m benchmarks
+
+# On a CUDA machine: every GPU path once (docs/gpu.md). Without CUDA it says so and exits 0.
+gpu-check: setup
+	$(BIN)/python -m workers.gpu_check
 
 clean:
 	rm -rf var/test var/bench .pytest_cache
