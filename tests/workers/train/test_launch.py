@@ -3,6 +3,7 @@ cancel, kill -> resume, failures and bad input."""
 import json
 import signal
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -176,6 +177,22 @@ def test_input_that_cannot_start_a_job_is_refused_with_the_reason(case, message,
     with pytest.raises(LaunchError, match=message):
         run_job(spec, on_start=started.append, **kwargs)
     assert not started
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[3] / "configs" / "accelerate").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_the_shipped_accelerate_configs_load_as_accelerate_reads_them(path, tmp_path, rows):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(path))
+    assert config.distributed_type.value in ("MULTI_GPU", "FSDP", "DEEPSPEED") and config.mixed_precision == "bf16"
+    assert config.num_processes % config.num_machines == 0
+    if not torch.cuda.is_available():  # read and checked by the launcher up to the GPUs it asks for
+        spec = spec_file(tmp_path, algorithm="simpo", policy_path="/p", output_dir="/out", rows=rows)
+        with pytest.raises(LaunchError, match="needs GPUs"):
+            run_job(spec, accelerate_config=path)
 
 
 # --- launched jobs (each starts accelerate, torch and TRL in 1-3 processes: tens of seconds on a busy CPU) ------------
