@@ -239,6 +239,28 @@ def test_a_grpo_job_on_two_processes_scores_every_prompt(tiny_model_dir, grpo_pr
 
 
 @pytest.mark.slow
+def test_the_warm_up_on_two_processes_keeps_its_curriculum(tiny_model_dir, tiny_queries, tokenizer, tmp_path):
+    answered = [q for q in tiny_queries if q["reference_output"]][:16]
+    examples = {bucket: [{"prompt": render_prompt(tokenizer, q["messages"], q["tools"]),
+                          "completion": q["reference_output"]} for q in part]
+                for bucket, part in (("easy", answered[:8]), ("medium", answered[8:]))}
+    fields = {"algorithm": "sft", "policy_path": str(tiny_model_dir), "examples": examples,
+              "config": {"batch_size": 4, "max_steps": 4, "logging_steps": 1, "learning_rate": 1e-3}}
+    updates = []
+    job = run_job(spec_file(tmp_path, output_dir=str(tmp_path / "out"), **fields), updates.append,
+                  num_processes=2, env=ONE_THREAD)
+    alone_updates = []
+    alone = run_spec(JobSpec(output_dir=str(tmp_path / "alone"), **fields), progress=alone_updates.append)
+
+    assert job["world_size"] == 2
+    assert [(b["bucket"], b["steps"]) for b in job["result"]["buckets"]] == [("easy", 1), ("medium", 3)]
+    assert [(u["step"], u["bucket"]) for u in updates] == [(u["step"], u["bucket"]) for u in alone_updates]
+    # the same examples in every step as in one process; the loss is each half's token mean, averaged
+    assert job["result"]["final_loss"] == pytest.approx(alone["final_loss"], rel=0.05)
+    AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+
+
+@pytest.mark.slow
 def test_one_process_through_the_launcher_matches_the_in_process_run(tiny_model_dir, rows, tmp_path):
     fields = {"algorithm": "dpo", "policy_path": str(tiny_model_dir), "rows": rows, "config": QUICK}
     launched = run_job(spec_file(tmp_path, output_dir=str(tmp_path / "launched"), **fields), env=ONE_THREAD)
