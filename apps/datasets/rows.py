@@ -1,7 +1,7 @@
 """Export row formats: one frozen snapshot item rendered as a trl, openai or sharegpt row (a JSON-able dict).
 
 Pure functions: they read the item, its query (messages and tools prefetched) and, for trl, the prompt the
-policy's chat template made; they touch neither the database nor a tokenizer. The preference training builds its
+policy's chat template made and its token ids; they touch neither the database nor a tokenizer. The preference training builds its
 rows with `trl_row` (`apps.datasets.services.snapshot_rows`); the JSON Lines export writes the same rows' canonical
 JSON from pre-encoded pieces (`LINES`, below: byte for byte `encode_row` of these dicts), so what is exported is
 what was trained.
