@@ -125,6 +125,8 @@ MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(DATA_DIR / "media")))
 CHECKPOINT_DIR = Path(env("CHECKPOINT_DIR", default=str(DATA_DIR / "checkpoints")))
 # A running stage whose worker sent no progress for this long is marked failed (its worker died); resumable.
 ROUND_STALL_MINUTES = env.int("ROUND_STALL_MINUTES", default=30)
+# An import job whose worker sent no heartbeat for this long has died: it is marked failed when import jobs are read.
+IMPORT_STALL_MINUTES = env.int("IMPORT_STALL_MINUTES", default=30)
 
 # Uploads larger than this are refused before they are written anywhere (bytes; default 1 GiB).
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=1 << 30)

@@ -21,7 +21,6 @@ from .records import QuerySpec, RecordError, ToolSpec
 
 BATCH = 500  # queries per bulk insert
 HEARTBEAT_SECONDS = 5.0  # a running import job's row is touched at least this often (the reaper reads it)
-IMPORT_STALL_MINUTES = 30  # default of settings.IMPORT_STALL_MINUTES: a job silent this long has died
 
 ProgressFn = Callable[[int, int], None]  # (done, total) in bytes
 log = logging.getLogger(__name__)
@@ -237,7 +236,7 @@ def import_jobs_reap(*, stalled_after: timedelta | None = None, now=None) -> lis
     written (an import is one transaction); it can be uploaded again. Jobs still waiting in the queue are
     not touched. Returns the ids."""
     if stalled_after is None:
-        stalled_after = timedelta(minutes=getattr(settings, "IMPORT_STALL_MINUTES", IMPORT_STALL_MINUTES))
+        stalled_after = timedelta(minutes=settings.IMPORT_STALL_MINUTES)
     now = now or timezone.now()
     reaped = []
     stalled = ImportJob.objects.filter(status=ImportJob.Status.RUNNING).filter(
