@@ -17,22 +17,16 @@ from apps.projects.models import Project
 from apps.projects.services import demo_users_create
 from apps.training.lifecycle import FINAL
 from apps.training.models import Checkpoint, TrainingRound
-from apps.training.services import round_create
+from apps.training.services import PAIRS, SELECTION, TINY_SIMPO, round_create
 
-# The demo rounds' settings for the tiny policy; docs/experiments.md has the figures behind each.
-# SimPO with iTool's β 2.5 and γ 0.5, plus an SFT term on the chosen fragment (TRL's cpo_alpha: CPO-SimPO).
-DEMO_SIMPO = {"epochs": 3, "batch_size": 8, "learning_rate": 2e-4, "sft_weight": 1.0}
-# Search the queries the policy solves sometimes (1 to 7 of 8 samples right): their trees hold right and wrong
-# branches side by side. The highest perplexities are mostly queries it never solves, whose trees do not.
-# Pass rates are measured on 3,200 train queries drawn at random (scoring all 16,000 would cost more than the search).
-DEMO_SELECTION = {"method": "pass_rate", "k": 8, "min_rate": 0.125, "threshold": 1.0, "max_tokens": 96,
-                  "candidates": 3200}
+# The demo rounds' settings for the tiny policy are the ones `run_round` gives a tiny policy (apps.training.services:
+# SimPO + an SFT term, pass-rate selection of the queries it solves sometimes, the pair filter); docs/experiments.md
+# has the figures behind each. The demo picks how many queries each round searches (--search-queries).
+DEMO_SIMPO, DEMO_PAIRS = TINY_SIMPO, PAIRS
+DEMO_SELECTION = {k: v for k, v in SELECTION.items() if k != "max_queries"}
 # The warm-up (round 0): a fixed step budget so its minutes do not grow with the data; a from-scratch model takes
 # a high learning rate with a cosine decay in each curriculum stage (docs/experiments.md, "The demo policy").
 DEMO_WARMUP = {"max_steps": 2500, "learning_rate": 1e-2, "lr_scheduler": "cosine", "warmup_steps": 30, "adam_beta2": 0.95}
-# Keep a pair only when most rollouts below its chosen fragment are right (iTool keeps chosen values ≥ −0.3,
-# which on the tiny policy keeps mostly "a well-formed wrong call beats a malformed one").
-DEMO_PAIRS = {"chosen_value_min": 0.5}
 
 
 class Command(BaseCommand):
