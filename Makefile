@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 PORT   ?= 8000
 BFCL_EVAL = bfcl-eval==2026.3.23
 
-.PHONY: setup demo test test-fast bench gpu-check clean
+.PHONY: setup demo test test-fast lint bench gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,11 @@ demo: setup
 
 test: setup
 	ITOOL_DATA_DIR=$(CURDIR)/var/test $(BIN)/pytest
+
+# ruff's lint and format check (pyproject.toml); `ruff format .` and `ruff check --fix .` repair most of it.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: setup
 	ITOOL_DATA_DIR=$(CURDIR)/var/bench $(BIN)/python -m benchmarks
