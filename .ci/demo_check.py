@@ -1,4 +1,5 @@
 """Logs in to a running demo as admin and checks that the demo project is browsable in the admin."""
+
 import re
 import sys
 import urllib.parse
@@ -16,8 +17,9 @@ def get(path: str) -> str:
 
 page = get("/admin/login/")
 token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
-data = urllib.parse.urlencode({"username": user, "password": password, "csrfmiddlewaretoken": token,
-                               "next": "/admin/"}).encode()
+data = urllib.parse.urlencode(
+    {"username": user, "password": password, "csrfmiddlewaretoken": token, "next": "/admin/"}
+).encode()
 request = urllib.request.Request(base + "/admin/login/", data=data, headers={"Referer": base + "/admin/login/"})
 home = opener.open(request, timeout=30).read().decode()
 assert "Log out" in home or "logout" in home, "login failed"
@@ -29,7 +31,7 @@ tools = get("/admin/catalog/tool/")
 assert "get_current_weather" in tools and "lookup_ticker" in tools, "generated tools not listed"
 rounds = get("/admin/training/traininground/")
 assert "reviewing" in rounds and "done" in rounds, "rounds 0 and 1 done and round 2 reviewing expected"
-project_id = re.search(r'/admin/projects/project/(\d+)/change/', projects)[1]
+project_id = re.search(r"/admin/projects/project/(\d+)/change/", projects)[1]
 round_pages = get(f"/projects/{project_id}/rounds/")
 assert 'id="pass-rate-chart"' in round_pages and "<polyline" in round_pages, "no pass@1 chart on the rounds page"
 round1 = get(f"/projects/{project_id}/rounds/1/")
@@ -40,5 +42,7 @@ pairs = get("/admin/curation/preferencepair/?status__exact=pending")
 assert "pair #" in pairs or "field-chosen_short" in pairs, "no pending pairs listed"
 css = opener.open(base + "/static/admin/css/base.css", timeout=30)
 assert css.status == 200, "static files not served"
-print("demo pages OK: login, projects, queries, tools, rounds (chart, round 1 before/after, REST), pending pairs, "
-      "static files")
+print(
+    "demo pages OK: login, projects, queries, tools, rounds (chart, round 1 before/after, REST), pending pairs, "
+    "static files"
+)

@@ -1,4 +1,5 @@
 """`python -m benchmarks [name ...]`: run the benchmarks (all by default) against the configured database."""
+
 import os
 import sys
 
@@ -11,11 +12,31 @@ def main(argv: list[str]) -> None:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
-    from benchmarks import checker, export, generation, importer, mcts, mcts_overhead, review, sandbox, train, tree_writes
+    from benchmarks import (
+        checker,
+        export,
+        generation,
+        importer,
+        mcts,
+        mcts_overhead,
+        review,
+        sandbox,
+        train,
+        tree_writes,
+    )
 
-    suites = {"importer": importer.main, "checker": checker.main, "tree_writes": tree_writes.main,
-              "generation": generation.main, "mcts": mcts.main, "mcts_overhead": mcts_overhead.main,
-              "review": review.main, "sandbox": sandbox.main, "train": train.main, "export": export.main}
+    suites = {
+        "importer": importer.main,
+        "checker": checker.main,
+        "tree_writes": tree_writes.main,
+        "generation": generation.main,
+        "mcts": mcts.main,
+        "mcts_overhead": mcts_overhead.main,
+        "review": review.main,
+        "sandbox": sandbox.main,
+        "train": train.main,
+        "export": export.main,
+    }
     for name in argv or list(suites):
         if name not in suites:
             sys.exit(f"unknown benchmark {name!r}; expected one of {', '.join(suites)}")

@@ -2,6 +2,7 @@
 
 The checker runs on every search leaf, so it should be at least as fast as BFCL's (ratio >= 1.0).
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -22,6 +22,7 @@ EXPORT_BENCH_PROCESSES (server processes, default the CPUs this process may use)
 server process, default 8). The server runs with API_THROTTLE_RATE off: one token's 100 clients would be throttled.
 Everything created (a project `bench-export-<random>`, its rows, a user, files) is deleted at the end.
 """
+
 from __future__ import annotations
 
 import gc
@@ -159,7 +160,8 @@ def _load() -> str:
     if _cpu_times:
         delta = [now - before for now, before in zip(times, _cpu_times)]
         busy = sum(delta) - delta[3] - delta[4]  # not idle, not iowait
-        text += f"; since the last report CPU busy {busy / max(1, sum(delta)):.0%}, stolen {delta[7] / max(1, sum(delta)):.0%}"
+        total = max(1, sum(delta))
+        text += f"; since the last report CPU busy {busy / total:.0%}, stolen {delta[7] / total:.0%}"
     _cpu_times[:] = times
     return text
 
@@ -173,57 +175,108 @@ def _tiny_checkpoint(project, folder: Path) -> Checkpoint:
     from workers.llm.tiny import TinyModelConfig, build_tiny_model, corpus_from_records
 
     specs = generate_environment(EnvironmentConfig(seed=0, queries=60)).queries
-    records = [{"messages": q.messages, "tools": [t.as_openai() for t in q.tools],
-                "reference_output": q.reference_output} for q in specs]
+    records = [
+        {"messages": q.messages, "tools": [t.as_openai() for t in q.tools], "reference_output": q.reference_output}
+        for q in specs
+    ]
     build_tiny_model(corpus_from_records(records), folder, TinyModelConfig(size="nano", seed=0))
     return Checkpoint.objects.create(project=project, name="bench-tiny", path=str(folder))
 
 
 def seed(*, project, round_, user, n_pairs: int, per_query: int, tag: str) -> int:
     """Tools, ⌈n/per_query⌉ queries with two tools each, then n approved/edited pairs; returns the query count."""
-    tools = Tool.objects.bulk_create([Tool(
-        project=project, name=f"tool_{k}", schema_hash=f"bench-{k}", description=f"Bench tool {k}: a forecast.",
-        parameters={"type": "object", "properties": {
-            "city": {"type": "string", "description": "City name"},
-            "unit": {"type": "string", "enum": ["celsius", "kelvin"]},
-            "days": {"type": "integer", "minimum": 1, "maximum": 7}}, "required": ["city"]})
-        for k in range(TOOLS)])
+    Tool.objects.bulk_create(
+        [
+            Tool(
+                project=project,
+                name=f"tool_{k}",
+                schema_hash=f"bench-{k}",
+                description=f"Bench tool {k}: a forecast.",
+                parameters={
+                    "type": "object",
+                    "properties": {
+                        "city": {"type": "string", "description": "City name"},
+                        "unit": {"type": "string", "enum": ["celsius", "kelvin"]},
+                        "days": {"type": "integer", "minimum": 1, "maximum": 7},
+                    },
+                    "required": ["city"],
+                },
+            )
+            for k in range(TOOLS)
+        ]
+    )
     tool_ids = list(Tool.objects.filter(project=project).order_by("id").values_list("id", flat=True))
     n_queries = math.ceil(n_pairs / per_query)
     if connection.vendor == "postgresql":
         with transaction.atomic(), connection.cursor() as cursor:
             for start in range(0, n_queries, CHUNK):
-                cursor.execute(PG_QUERIES_SQL, {"project": project.pk, "tag": tag, "start": start,
-                                                "stop": min(start + CHUNK, n_queries) - 1})
+                cursor.execute(
+                    PG_QUERIES_SQL,
+                    {"project": project.pk, "tag": tag, "start": start, "stop": min(start + CHUNK, n_queries) - 1},
+                )
             cursor.execute(PG_QUERY_TOOLS_SQL, {"project": project.pk, "tools": tool_ids})
         query_ids = list(Query.objects.filter(project=project).order_by("id").values_list("id", flat=True))
         with connection.cursor() as cursor:
             for start in range(0, n_pairs, CHUNK):
                 with transaction.atomic():
-                    cursor.execute(PG_PAIRS_SQL, {
-                        "project": project.pk, "round": round_.pk, "queries": query_ids, "per_query": per_query,
-                        "user": user.pk, "tag": tag, "start": start, "stop": min(start + CHUNK, n_pairs) - 1})
+                    cursor.execute(
+                        PG_PAIRS_SQL,
+                        {
+                            "project": project.pk,
+                            "round": round_.pk,
+                            "queries": query_ids,
+                            "per_query": per_query,
+                            "user": user.pk,
+                            "tag": tag,
+                            "start": start,
+                            "stop": min(start + CHUNK, n_pairs) - 1,
+                        },
+                    )
             for table in (QUERY, QUERY_TOOL, PAIR):
                 cursor.execute(f"VACUUM (ANALYZE) {table}")
         return n_queries
     rng = random.Random(0)
-    Query.objects.bulk_create([Query(
-        project=project, external_id=f"bench-{i}", source="bench", content_hash=f"{tag}{i}",
-        messages=[{"role": "user", "content": f"What is the weather in Paris on day {i}, in celsius?"}],
-        ground_truth=[{"get_weather": {"city": ["Paris"]}}]) for i in range(n_queries)], batch_size=2000)
+    Query.objects.bulk_create(
+        [
+            Query(
+                project=project,
+                external_id=f"bench-{i}",
+                source="bench",
+                content_hash=f"{tag}{i}",
+                messages=[{"role": "user", "content": f"What is the weather in Paris on day {i}, in celsius?"}],
+                ground_truth=[{"get_weather": {"city": ["Paris"]}}],
+            )
+            for i in range(n_queries)
+        ],
+        batch_size=2000,
+    )
     query_ids = list(Query.objects.filter(project=project).order_by("id").values_list("id", flat=True))
-    QueryTool.objects.bulk_create([QueryTool(query_id=q, tool_id=tool_ids[(q + j) % TOOLS], position=j)
-                                   for q in query_ids for j in range(2)], batch_size=2000)
+    QueryTool.objects.bulk_create(
+        [QueryTool(query_id=q, tool_id=tool_ids[(q + j) % TOOLS], position=j) for q in query_ids for j in range(2)],
+        batch_size=2000,
+    )
     for lo in range(0, n_pairs, 2000):
-        PreferencePair.objects.bulk_create([PreferencePair(
-            project=project, round=round_, query_id=query_ids[i // per_query],
-            prefix='[{"name": "get_weather", "arguments": {"city": "Paris", "unit": ',
-            chosen=f'"celsius", "days": {i % 7 + 1}}}}}]', rejected=f'"kelvin", "days": "{i % 7 + 1}"}}}}]',
-            chosen_value=0.9, rejected_value=0.5, gap=0.1 + 0.8 * rng.random(),
-            deficiency="wrong_type" if i % SMALL_EVERY < per_query else "wrong_value",
-            status="edited" if i % 100 < 15 else "approved", version=2, reviewed_by=user,
-            dedup_key=uuid.uuid5(uuid.NAMESPACE_OID, f"{tag}{i}").hex * 2)
-            for i in range(lo, min(lo + 2000, n_pairs))])
+        PreferencePair.objects.bulk_create(
+            [
+                PreferencePair(
+                    project=project,
+                    round=round_,
+                    query_id=query_ids[i // per_query],
+                    prefix='[{"name": "get_weather", "arguments": {"city": "Paris", "unit": ',
+                    chosen=f'"celsius", "days": {i % 7 + 1}}}}}]',
+                    rejected=f'"kelvin", "days": "{i % 7 + 1}"}}}}]',
+                    chosen_value=0.9,
+                    rejected_value=0.5,
+                    gap=0.1 + 0.8 * rng.random(),
+                    deficiency="wrong_type" if i % SMALL_EVERY < per_query else "wrong_value",
+                    status="edited" if i % 100 < 15 else "approved",
+                    version=2,
+                    reviewed_by=user,
+                    dedup_key=uuid.uuid5(uuid.NAMESPACE_OID, f"{tag}{i}").hex * 2,
+                )
+                for i in range(lo, min(lo + 2000, n_pairs))
+            ]
+        )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return n_queries
@@ -246,9 +299,24 @@ class Run:
 def raw_read(snapshot) -> int:
     """Baseline floor: the snapshot's rows read through a server-side cursor, nothing rendered."""
     rows = 0
-    for _ in (SnapshotPair.objects.filter(snapshot=snapshot).order_by("ordinal")
-              .values_list("ordinal", "pair_id", "query_id", "prefix", "chosen", "rejected", "deficiency", "gap",
-                           "status", "chosen_ends", "rejected_ends").iterator(chunk_size=2000)):
+    for _ in (
+        SnapshotPair.objects.filter(snapshot=snapshot)
+        .order_by("ordinal")
+        .values_list(
+            "ordinal",
+            "pair_id",
+            "query_id",
+            "prefix",
+            "chosen",
+            "rejected",
+            "deficiency",
+            "gap",
+            "status",
+            "chosen_ends",
+            "rejected_ends",
+        )
+        .iterator(chunk_size=2000)
+    ):
         rows += 1
     return rows
 
@@ -257,8 +325,12 @@ def naive_full_load(snapshot, limit: int) -> tuple[int, int]:
     """Baseline the streaming export replaces: every item (with its query and tools) loaded into a list, one
     json.dumps per row into one body in memory. Rows as the openai export makes them, keys unsorted."""
     tools = Prefetch("query__query_tools", queryset=QueryTool.objects.select_related("tool").order_by("position"))
-    items = list(SnapshotPair.objects.filter(snapshot=snapshot).select_related("query")
-                 .prefetch_related(tools).order_by("ordinal")[:limit])
+    items = list(
+        SnapshotPair.objects.filter(snapshot=snapshot)
+        .select_related("query")
+        .prefetch_related(tools)
+        .order_by("ordinal")[:limit]
+    )
     body = "".join(json.dumps(openai_row(item, item.query), ensure_ascii=False) + "\n" for item in items).encode()
     return len(items), len(body)
 
@@ -275,8 +347,11 @@ def render_cost(snapshot, sample: int = 2000) -> float:
     """Microseconds per trl prompt render (the policy's chat template over one query's messages and tools)."""
     tokenizer = policy_tokenizer(snapshot.checkpoint)
     tools = Prefetch("query_tools", queryset=QueryTool.objects.select_related("tool").order_by("position"))
-    ids = list(SnapshotPair.objects.filter(snapshot=snapshot, ordinal__lt=sample * 50)
-               .values_list("query_id", flat=True).distinct()[:sample])
+    ids = list(
+        SnapshotPair.objects.filter(snapshot=snapshot, ordinal__lt=sample * 50)
+        .values_list("query_id", flat=True)
+        .distinct()[:sample]
+    )
     queries = list(Query.objects.filter(pk__in=ids).prefetch_related(tools))
     start = time.process_time()
     for query in queries:
@@ -299,12 +374,23 @@ def measure(snapshot, small, *, n_queries: int, naive_max: int) -> None:
     n = snapshot.pair_count
     # warm: the tokenizer (and transformers) loaded, the template compiled, pyarrow's Parquet writer loaded — once
     # per process, not per export
-    warm = Run(lambda: [stream(snapshot_export(small, "trl"))] + [
-        snapshot_file_build(file_id=SnapshotFile.objects.create(snapshot=small, format=fmt).pk) for fmt in FORMATS])
-    print(f"\nwarm-up (the small snapshot as trl JSON Lines and as Parquet): RSS +{warm.rss:.0f} MB once per process "
-          "(transformers, the tokenizer, pyarrow's Parquet writer)")
-    print(f"\nexport of {n:,} pairs over {n_queries:,} queries ({_load()}); rates in pairs/s of wall time and of "
-          f"this process's CPU time; ratio = CPU rate / the raw read's:")
+    warm = Run(
+        lambda: (
+            [stream(snapshot_export(small, "trl"))]
+            + [
+                snapshot_file_build(file_id=SnapshotFile.objects.create(snapshot=small, format=fmt).pk)
+                for fmt in FORMATS
+            ]
+        )
+    )
+    print(
+        f"\nwarm-up (the small snapshot as trl JSON Lines and as Parquet): RSS +{warm.rss:.0f} MB once per process "
+        "(transformers, the tokenizer, pyarrow's Parquet writer)"
+    )
+    print(
+        f"\nexport of {n:,} pairs over {n_queries:,} queries ({_load()}); rates in pairs/s of wall time and of "
+        f"this process's CPU time; ratio = CPU rate / the raw read's:"
+    )
     print(f"  {'what':<46} {'wall/s':>9} {'CPU/s':>9} {'MB/s':>7} {'seconds':>7} {'RSS+MB':>7}  {'ratio':>6}")
     raw = Run(lambda: raw_read(snapshot))
     raw_rate = n / max(raw.cpu, 1e-9)
@@ -315,16 +401,27 @@ def measure(snapshot, small, *, n_queries: int, naive_max: int) -> None:
         rows, size = run.result
         assert rows == n, (fmt, rows, n)
         rates[(fmt, span)] = run
-        goal = "ok" if rows / run.wall >= GOAL_PAIRS_S and run.rss < GOAL_RSS_MB else (
-            "RSS ok, rate MISSED" if run.rss < GOAL_RSS_MB else "MISSED")
-        _line(f"snapshot_export {fmt}{' ' + span if fmt == 'trl' else ''} (JSON Lines)", rows, size, run, raw_rate,
-              f"{_size(size)}; goal {goal}")
+        goal = (
+            "ok"
+            if rows / run.wall >= GOAL_PAIRS_S and run.rss < GOAL_RSS_MB
+            else ("RSS ok, rate MISSED" if run.rss < GOAL_RSS_MB else "MISSED")
+        )
+        _line(
+            f"snapshot_export {fmt}{' ' + span if fmt == 'trl' else ''} (JSON Lines)",
+            rows,
+            size,
+            run,
+            raw_rate,
+            f"{_size(size)}; goal {goal}",
+        )
     per_render = render_cost(snapshot)
     trl = rates[("trl", "fragment")]
     render_s = n_queries * per_render / 1e6
-    print(f"  trl prompts: {per_render:,.0f} µs of CPU per render × {n_queries:,} distinct queries = {render_s:.1f} s, "
-          f"{render_s / trl.cpu:.0%} of the trl export's CPU time; the rest runs at "
-          f"{n / max(1e-9, trl.cpu - render_s):,.0f} pairs per CPU-second")
+    print(
+        f"  trl prompts: {per_render:,.0f} µs of CPU per render × {n_queries:,} distinct queries = {render_s:.1f} s, "
+        f"{render_s / trl.cpu:.0%} of the trl export's CPU time; the rest runs at "
+        f"{n / max(1e-9, trl.cpu - render_s):,.0f} pairs per CPU-second"
+    )
 
     print(f"\nParquet files (the datasets.snapshot_parquet task's body, in this process; {_load()}):")
     for fmt in ("openai", "sharegpt", "trl"):
@@ -336,16 +433,28 @@ def measure(snapshot, small, *, n_queries: int, naive_max: int) -> None:
             continue
         jsonl = rates.get((fmt, "fragment"))
         ratio = f", {file.bytes / jsonl.result[1]:.3f}× the JSON Lines" if jsonl else ""
-        _line(f"snapshot_file_build {fmt} (Parquet, zstd)", file.rows, None, run, raw_rate,
-              f"{_size(file.bytes)}{ratio}; sha256 {file.sha256[:12]}")
+        _line(
+            f"snapshot_file_build {fmt} (Parquet, zstd)",
+            file.rows,
+            None,
+            run,
+            raw_rate,
+            f"{_size(file.bytes)}{ratio}; sha256 {file.sha256[:12]}",
+        )
 
     limit = min(n, naive_max)  # last: its freed heap would hide what the streaming exports allocate
     naive = Run(lambda: naive_full_load(snapshot, limit))
     rows, size = naive.result
     openai = rates[("openai", "fragment")]
-    _line("baseline: naive full load + json.dumps (openai)", rows, size, naive, raw_rate,
-          f"{rows:,} rows; the streaming openai export: ×{(n / openai.wall) / (rows / naive.wall):.2f} its wall rate, "
-          f"RSS +{openai.rss:.0f} MB against +{naive.rss:,.0f} MB (~{naive.rss / rows * 1e6:,.0f} MB per million)")
+    _line(
+        "baseline: naive full load + json.dumps (openai)",
+        rows,
+        size,
+        naive,
+        raw_rate,
+        f"{rows:,} rows; the streaming openai export: ×{(n / openai.wall) / (rows / naive.wall):.2f} its wall rate, "
+        f"RSS +{openai.rss:.0f} MB against +{naive.rss:,.0f} MB (~{naive.rss / rows * 1e6:,.0f} MB per million)",
+    )
 
 
 # --- load over HTTP -------------------------------------------------------------------------------------
@@ -383,8 +492,9 @@ def _get(url: str, token: str, stats: Stats | None, timeout: float = 120) -> tup
     except OSError:
         status, body = 0, b""
     if stats is not None:
-        stats.record(status, (time.perf_counter() - start) * 1000, (ttfb or time.perf_counter() - start) * 1000,
-                     len(body))
+        stats.record(
+            status, (time.perf_counter() - start) * 1000, (ttfb or time.perf_counter() - start) * 1000, len(body)
+        )
     return status, body
 
 
@@ -411,22 +521,29 @@ def _clients(n: int, seconds: float, work, pids: list[int]) -> tuple[float, floa
 
 def _report(name: str, stats: Stats, elapsed: float, server_cpu: float, goal: float | None = None) -> None:
     p95 = percentile(stats.latencies, 0.95)
-    verdict = "" if goal is None else f"  {'ok' if p95 <= goal and not stats.errors else 'MISSED'} (p95 ≤ {goal:.0f} ms)"
-    print(f"  {name}: {stats.requests:,} requests in {elapsed:.0f}s ({stats.requests / elapsed:,.1f}/s, "
-          f"{stats.bytes / MB / elapsed:,.1f} MB/s); latency p50 {percentile(stats.latencies, 0.5):,.0f} ms, "
-          f"p95 {p95:,.0f} ms, p99 {percentile(stats.latencies, 0.99):,.0f} ms; first byte p50 "
-          f"{percentile(stats.first_byte, 0.5):,.0f} ms, p95 {percentile(stats.first_byte, 0.95):,.0f} ms; server CPU "
-          f"{server_cpu / elapsed:.2f} cores, {server_cpu / max(1, stats.requests) * 1000:,.1f} ms per request; "
-          f"errors {stats.errors} {dict(sorted(stats.codes.items()))}" + verdict)
+    verdict = (
+        "" if goal is None else f"  {'ok' if p95 <= goal and not stats.errors else 'MISSED'} (p95 ≤ {goal:.0f} ms)"
+    )
+    print(
+        f"  {name}: {stats.requests:,} requests in {elapsed:.0f}s ({stats.requests / elapsed:,.1f}/s, "
+        f"{stats.bytes / MB / elapsed:,.1f} MB/s); latency p50 {percentile(stats.latencies, 0.5):,.0f} ms, "
+        f"p95 {p95:,.0f} ms, p99 {percentile(stats.latencies, 0.99):,.0f} ms; first byte p50 "
+        f"{percentile(stats.first_byte, 0.5):,.0f} ms, p95 {percentile(stats.first_byte, 0.95):,.0f} ms; server CPU "
+        f"{server_cpu / elapsed:.2f} cores, {server_cpu / max(1, stats.requests) * 1000:,.1f} ms per request; "
+        f"errors {stats.errors} {dict(sorted(stats.codes.items()))}" + verdict
+    )
 
 
-def load_runs(*, project, snapshot, small, token: str, seconds: float, clients: int, processes: int, threads: int,
-              think: float) -> None:
+def load_runs(
+    *, project, snapshot, small, token: str, seconds: float, clients: int, processes: int, threads: int, think: float
+) -> None:
     with serve(processes=processes, threads=threads, env={"API_THROTTLE_RATE": ""}) as server:
         base, pids = server.base, server.pids
-        print(f"\nloopback HTTP: {server.processes} server process{'es' if server.processes > 1 else ''} × "
-              f"{server.threads} threads (one DB connection each) on one port (SO_REUSEPORT), {cores()} CPUs; "
-              f"{clients} clients in this process, {seconds:.0f}s per run, token auth, throttling off ({_load()})")
+        print(
+            f"\nloopback HTTP: {server.processes} server process{'es' if server.processes > 1 else ''} × "
+            f"{server.threads} threads (one DB connection each) on one port (SO_REUSEPORT), {cores()} CPUs; "
+            f"{clients} clients in this process, {seconds:.0f}s per run, token auth, throttling off ({_load()})"
+        )
 
         # the pair list: first pages and the pages after them (keyset cursors), both statuses
         first = {s: f"{base}/api/v1/pairs/?project={project.pk}&status={s}" for s in ("approved", "edited")}
@@ -434,6 +551,7 @@ def load_runs(*, project, snapshot, small, token: str, seconds: float, clients: 
         def lister(stats: Stats, pause: float):
             """A client reading pages; between two requests it pauses pause × 0.5–1.5 (random, so that the clients
             do not fall into step), after a random start within the first pause."""
+
             def work(k, deadline):
                 rng = random.Random(k)
                 url = first[rng.choice(list(first))]
@@ -445,6 +563,7 @@ def load_runs(*, project, snapshot, small, token: str, seconds: float, clients: 
                     url = nxt if nxt and rng.random() < 0.8 else first[rng.choice(list(first))]
                     if pause:
                         time.sleep(max(0.0, min(deadline - time.perf_counter(), pause * rng.uniform(0.5, 1.5))))
+
             return work
 
         label = f"GET /api/v1/pairs/?project&status ({snapshot.pair_count:,} pairs in the project)"
@@ -452,11 +571,19 @@ def load_runs(*, project, snapshot, small, token: str, seconds: float, clients: 
         _report(f"{label}, 1 client, no pause", stats, *_clients(1, min(seconds, 10), lister(stats, 0), pids))
         if think > 0:
             stats = Stats()
-            _report(f"{label}, {clients} clients pausing {think / 2:g}–{think * 1.5:g} s (mean {think:g} s) between "
-                    f"requests", stats, *_clients(clients, seconds, lister(stats, think), pids), GOAL_P95_MS)
+            _report(
+                f"{label}, {clients} clients pausing {think / 2:g}–{think * 1.5:g} s (mean {think:g} s) between "
+                f"requests",
+                stats,
+                *_clients(clients, seconds, lister(stats, think), pids),
+                GOAL_P95_MS,
+            )
         stats = Stats()
-        _report(f"{label}, {clients} clients, no pause (saturation: the most the server answers, for information)",
-                stats, *_clients(clients, seconds, lister(stats, 0), pids))
+        _report(
+            f"{label}, {clients} clients, no pause (saturation: the most the server answers, for information)",
+            stats,
+            *_clients(clients, seconds, lister(stats, 0), pids),
+        )
 
         # the export endpoint: whole downloads of a small snapshot by every client at once
         stats = Stats()
@@ -466,8 +593,12 @@ def load_runs(*, project, snapshot, small, token: str, seconds: float, clients: 
             while time.perf_counter() < deadline:
                 _get(url, token, stats)
 
-        _report(f"GET /api/v1/snapshots/{{id}}/export/?format=openai, {small.pair_count:,}-pair snapshot, whole "
-                f"body, {clients} clients, no pause", stats, *_clients(clients, seconds, exporter, pids))
+        _report(
+            f"GET /api/v1/snapshots/{{id}}/export/?format=openai, {small.pair_count:,}-pair snapshot, whole "
+            f"body, {clients} clients, no pause",
+            stats,
+            *_clients(clients, seconds, exporter, pids),
+        )
 
         # the big one over the wire: one client, the server's memory watched (every process warmed first: the
         # tokenizer; the kernel spreads connections, so a few requests reach them all)
@@ -477,13 +608,16 @@ def load_runs(*, project, snapshot, small, token: str, seconds: float, clients: 
             stats = Stats()
             with PeakRSS(pids) as rss:
                 start = time.perf_counter()
-                status, body = _get(f"{base}/api/v1/snapshots/{snapshot.pk}/export/?format={fmt}", token, stats,
-                                    timeout=3600)
+                status, body = _get(
+                    f"{base}/api/v1/snapshots/{snapshot.pk}/export/?format={fmt}", token, stats, timeout=3600
+                )
                 took = time.perf_counter() - start
             rows = body.count(b"\n")
-            print(f"  one client, the {snapshot.pair_count:,}-pair snapshot as {fmt}: status {status}, {rows:,} rows, "
-                  f"{len(body) / MB:,.0f} MB in {took:.1f}s = {rows / took:,.0f} pairs/s, first byte after "
-                  f"{stats.first_byte[0]:,.0f} ms; server RSS +{rss.growth_mb:.0f} MB")
+            print(
+                f"  one client, the {snapshot.pair_count:,}-pair snapshot as {fmt}: status {status}, {rows:,} rows, "
+                f"{len(body) / MB:,.0f} MB in {took:.1f}s = {rows / took:,.0f} pairs/s, first byte after "
+                f"{stats.first_byte[0]:,.0f} ms; server RSS +{rss.growth_mb:.0f} MB"
+            )
             del body
 
 
@@ -496,13 +630,18 @@ def _cleanup(project, user, folder: Path) -> None:
     if project.pk:
         snapshots = DatasetSnapshot.objects.filter(project=project)
         with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {ITEM} WHERE snapshot_id IN (SELECT id FROM {DatasetSnapshot._meta.db_table} "
-                           "WHERE project_id = %s)", [project.pk])
+            cursor.execute(
+                f"DELETE FROM {ITEM} WHERE snapshot_id IN (SELECT id FROM {DatasetSnapshot._meta.db_table} "
+                "WHERE project_id = %s)",
+                [project.pk],
+            )
         snapshots.delete()  # before the checkpoint they are rendered with (PROTECT)
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {PAIR} WHERE project_id = %s", [project.pk])
-            cursor.execute(f"DELETE FROM {QUERY_TOOL} WHERE query_id IN (SELECT id FROM {QUERY} WHERE project_id = %s)",
-                           [project.pk])
+            cursor.execute(
+                f"DELETE FROM {QUERY_TOOL} WHERE query_id IN (SELECT id FROM {QUERY} WHERE project_id = %s)",
+                [project.pk],
+            )
             cursor.execute(f"DELETE FROM {QUERY} WHERE project_id = %s", [project.pk])
         project.delete()
     if user is not None and user.pk:
@@ -531,10 +670,12 @@ def main() -> None:
         Membership.objects.create(project=project, user=user, role=Membership.Role.ADMIN)
         token = Token.objects.create(user=user).key
         checkpoint = _tiny_checkpoint(project, folder / "tiny")
-        round_ = TrainingRound.objects.create(project=project, number=1, state=TrainingRound.State.REVIEWING,
-                                              policy_in=checkpoint)
-        print(f"database: {connection.vendor}; project {project.name}; {target:,} pairs, {per_query} per query; "
-              f"{_load()}")
+        round_ = TrainingRound.objects.create(
+            project=project, number=1, state=TrainingRound.State.REVIEWING, policy_in=checkpoint
+        )
+        print(
+            f"database: {connection.vendor}; project {project.name}; {target:,} pairs, {per_query} per query; {_load()}"
+        )
         start = time.perf_counter()
         n_queries = seed(project=project, round_=round_, user=user, n_pairs=target, per_query=per_query, tag=tag)
         took = time.perf_counter() - start
@@ -544,18 +685,30 @@ def main() -> None:
         with PeakRSS() as rss:
             snapshot = snapshot_freeze(project=project, round=round_, created_by=user)
         took = time.perf_counter() - start
-        print(f"froze snapshot #{snapshot.pk}: {snapshot.pair_count:,} pairs in {took:.1f}s "
-              f"({snapshot.pair_count / took:,.0f} pairs/s, RSS +{rss.growth_mb:.0f} MB)")
-        small = snapshot_freeze(project=project, filters={"deficiency": ["wrong_type"]}, checkpoint=checkpoint,
-                                name="small")
+        print(
+            f"froze snapshot #{snapshot.pk}: {snapshot.pair_count:,} pairs in {took:.1f}s "
+            f"({snapshot.pair_count / took:,.0f} pairs/s, RSS +{rss.growth_mb:.0f} MB)"
+        )
+        small = snapshot_freeze(
+            project=project, filters={"deficiency": ["wrong_type"]}, checkpoint=checkpoint, name="small"
+        )
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(f"VACUUM (ANALYZE) {ITEM}")
 
         measure(snapshot, small, n_queries=n_queries, naive_max=naive_max)
         if seconds > 0 and clients > 0:
-            load_runs(project=project, snapshot=snapshot, small=small, token=token, seconds=seconds,
-                      clients=clients, processes=processes, threads=threads, think=think)
+            load_runs(
+                project=project,
+                snapshot=snapshot,
+                small=small,
+                token=token,
+                seconds=seconds,
+                clients=clients,
+                processes=processes,
+                threads=threads,
+                think=think,
+            )
         print(f"\ndone ({_load()})")
     finally:
         _cleanup(project, user, folder)

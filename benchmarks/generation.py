@@ -5,6 +5,7 @@ being the rendered query plus the fragments above it, `width` samples per node. 
 row prefills its whole prompt; with reuse each group of prompts sharing a prefix runs it once, each distinct
 prompt runs its suffix once, and the n samples share the result.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -25,8 +26,7 @@ REPEATS = 3  # best of, against noise from other processes
 def _queries() -> list[dict]:
     env = generate_environment(EnvironmentConfig(seed=0, queries=200))
     return [
-        {"messages": q.messages, "reference_output": q.reference_output,
-         "tools": [t.as_openai() for t in q.tools]}
+        {"messages": q.messages, "reference_output": q.reference_output, "tools": [t.as_openai() for t in q.tools]}
         for q in env.queries
     ]
 
@@ -60,9 +60,11 @@ def main() -> None:
         params = SamplingParams(n=WIDTH, max_tokens=MAX_TOKENS, temperature=1.0, seed=0)
         backend.generate(prompts[:2], params)  # warm-up
         prompt_tokens = sum(len(backend.encode(p)) for p in prompts) / len(prompts)
-        print(f"small tiny model ({backend.model.num_parameters():,} parameters), 1 thread; "
-              f"{len(prompts)} node prompts ({TREES} trees x {NODES_PER_TREE} nodes, ~{prompt_tokens:.0f} tokens), "
-              f"{WIDTH} samples each, {MAX_TOKENS} new tokens")
+        print(
+            f"small tiny model ({backend.model.num_parameters():,} parameters), 1 thread; "
+            f"{len(prompts)} node prompts ({TREES} trees x {NODES_PER_TREE} nodes, ~{prompt_tokens:.0f} tokens), "
+            f"{WIDTH} samples each, {MAX_TOKENS} new tokens"
+        )
         runs = {}
         for label, reuse, min_shared in (
             ("no reuse (every row prefills its prompt)", False, 16),
@@ -72,10 +74,14 @@ def main() -> None:
             backend.prefix_reuse, backend.min_shared_prefix = reuse, min_shared
             seconds, stats, results = _measure(backend, prompts, params)
             runs[label] = (seconds, stats, results)
-            print(f"  {label:<42} {stats['generated_tokens'] / seconds:8.0f} generated tokens/s "
-                  f"({seconds:.3f} s; {stats['prefill_tokens']:,} prompt tokens run)")
+            print(
+                f"  {label:<42} {stats['generated_tokens'] / seconds:8.0f} generated tokens/s "
+                f"({seconds:.3f} s; {stats['prefill_tokens']:,} prompt tokens run)"
+            )
         baseline_seconds, _, baseline = runs["no reuse (every row prefills its prompt)"]
         for label, (seconds, _, results) in list(runs.items())[1:]:
             same = [[s.text for s in r] for r in results] == [[s.text for s in r] for r in baseline]
-            print(f"  {label}: {baseline_seconds / seconds:.2f}x the tokens/s of no reuse "
-                  f"({'same' if same else 'DIFFERENT'} samples)")
+            print(
+                f"  {label}: {baseline_seconds / seconds:.2f}x the tokens/s of no reuse "
+                f"({'same' if same else 'DIFFERENT'} samples)"
+            )

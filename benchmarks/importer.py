@@ -1,4 +1,5 @@
 """Import throughput: the bulk, all-or-nothing importer against a naive one-row-at-a-time ORM loop."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,18 @@ from apps.projects.models import Project
 
 N_RECORDS = 5000
 TOOLS = [
-    {"type": "function", "function": {"name": f"tool_{i}", "description": f"Tool number {i}.", "parameters": {
-        "type": "object", "properties": {"x": {"type": "integer"}, "label": {"type": "string"}},
-        "required": ["x"]}}}
+    {
+        "type": "function",
+        "function": {
+            "name": f"tool_{i}",
+            "description": f"Tool number {i}.",
+            "parameters": {
+                "type": "object",
+                "properties": {"x": {"type": "integer"}, "label": {"type": "string"}},
+                "required": ["x"],
+            },
+        },
+    }
     for i in range(20)
 ]
 
@@ -28,12 +38,17 @@ def _write_file(path: Path, n: int) -> None:
         for i in range(n):
             tools = [TOOLS[i % 20], TOOLS[(i * 7 + 3) % 20]]
             name = tools[0]["function"]["name"]
-            fh.write(json.dumps({
-                "id": f"r{i}",
-                "messages": [{"role": "user", "content": f"Please run {name} on {i} labelled item-{i}."}],
-                "tools": tools,
-                "expected": [{"function": {"name": name, "arguments": {"x": i, "label": f"item-{i}"}}}],
-            }) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": f"r{i}",
+                        "messages": [{"role": "user", "content": f"Please run {name} on {i} labelled item-{i}."}],
+                        "tools": tools,
+                        "expected": [{"function": {"name": name, "arguments": {"x": i, "label": f"item-{i}"}}}],
+                    }
+                )
+                + "\n"
+            )
 
 
 def _naive(project: Project, path: Path) -> int:
@@ -42,13 +57,22 @@ def _naive(project: Project, path: Path) -> int:
     with transaction.atomic():
         for rec in get_importer("openai").read(path):
             q = Query.objects.create(
-                project=project, external_id=rec.external_id, source="openai", messages=rec.messages,
-                ground_truth=rec.ground_truth, reference_output=rec.reference_output, kind=rec.kind,
-                difficulty=rec.difficulty, difficulty_bucket=rec.difficulty_bucket, content_hash=rec.content_hash,
+                project=project,
+                external_id=rec.external_id,
+                source="openai",
+                messages=rec.messages,
+                ground_truth=rec.ground_truth,
+                reference_output=rec.reference_output,
+                kind=rec.kind,
+                difficulty=rec.difficulty,
+                difficulty_bucket=rec.difficulty_bucket,
+                content_hash=rec.content_hash,
             )
             for pos, spec in enumerate(rec.tools):
                 tool, _ = Tool.objects.get_or_create(
-                    project=project, name=spec.name, schema_hash=spec.schema_hash,
+                    project=project,
+                    name=spec.name,
+                    schema_hash=spec.schema_hash,
                     defaults={"description": spec.description, "parameters": spec.parameters},
                 )
                 QueryTool.objects.create(query=q, tool=tool, position=pos)

@@ -1,5 +1,6 @@
 """MCTS speed: nodes/s of the batched search (one generate call per step for all trees, shared prefixes run
 once) against the one-node-at-a-time generate loop MCTS-DPO uses, on the same trees and seeds."""
+
 from __future__ import annotations
 
 import tempfile
@@ -27,9 +28,11 @@ def main() -> None:
     env = generate_environment(EnvironmentConfig(seed=0, queries=200))
     queries = [q for q in env.queries if q.ground_truth][:TREES]
     corpus = corpus_from_records(
-        [{"messages": q.messages, "reference_output": q.reference_output,
-          "tools": [t.as_openai() for t in q.tools]}
-         for q in env.queries])
+        [
+            {"messages": q.messages, "reference_output": q.reference_output, "tools": [t.as_openai() for t in q.tools]}
+            for q in env.queries
+        ]
+    )
     with tempfile.TemporaryDirectory() as folder:
         build_tiny_model(corpus, folder, TinyModelConfig(size="small", seed=0))
         results = {}
@@ -43,6 +46,8 @@ def main() -> None:
             results[label] = (nodes, seconds)
             print(f"  {label:<22} {nodes:6d} nodes in {seconds:6.2f} s = {nodes / seconds:8.1f} nodes/s")
     (n0, s0), (n1, s1) = results.values()
-    print(f"small tiny model, 1 thread; {TREES} trees, {CONFIG.simulations} simulations x {CONFIG.width} samples, "
-          f"{CONFIG.max_tokens} tokens")
+    print(
+        f"small tiny model, 1 thread; {TREES} trees, {CONFIG.simulations} simulations x {CONFIG.width} samples, "
+        f"{CONFIG.max_tokens} tokens"
+    )
     print(f"batched search: {(n1 / s1) / (n0 / s0):.1f}x the nodes/s of the one-node-at-a-time loop")

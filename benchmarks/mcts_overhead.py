@@ -6,6 +6,7 @@ per worker on PostgreSQL, so that an engine producing a few thousand nodes/s los
 
 Run it on both databases: `make bench` (SQLite by default) and
 `DATABASE_URL=postgres://postgres@127.0.0.1:5432/test python -m benchmarks mcts_overhead`."""
+
 from __future__ import annotations
 
 import random
@@ -38,7 +39,7 @@ def _variant(answer: str, where: int, rng: random.Random) -> str:
         return answer
     old = answer[i]
     new = str((int(old) + 1) % 10) if old.isdigit() else rng.choice([c for c in "abcdefgh" if c != old.lower()])
-    return answer[:i] + new + answer[i + 1:]
+    return answer[:i] + new + answer[i + 1 :]
 
 
 class InstantBackend(BaseBackend):
@@ -57,13 +58,16 @@ class InstantBackend(BaseBackend):
         out = []
         for p_index, prompt in enumerate(prompts):
             root = next(r for r in self.roots if prompt.startswith(r))
-            path = prompt[len(root):]
-            candidates = [a[len(path):] for a in self.answers[root] if a.startswith(path)] or ["')]"]
+            path = prompt[len(root) :]
+            candidates = [a[len(path) :] for a in self.answers[root] if a.startswith(path)] or ["')]"]
             samples = []
             for i in range(params.n):
                 text = candidates[(i + p_index) % len(candidates)]
-                samples.append(Sample(text=text, token_logprobs=[-0.4] * max(1, len(text) // CHARS_PER_TOKEN),
-                                      finish_reason="stop"))
+                samples.append(
+                    Sample(
+                        text=text, token_logprobs=[-0.4] * max(1, len(text) // CHARS_PER_TOKEN), finish_reason="stop"
+                    )
+                )
             out.append(samples)
         self.seconds += time.perf_counter() - start
         return out
@@ -91,8 +95,14 @@ def _search(picked, batched: bool, rng: random.Random) -> dict:
     tag = uuid.uuid4().hex[:8]
     project = Project.objects.create(name=f"bench-mcts-overhead-{tag}")
     try:
-        Query.objects.bulk_create([Query(project=project, external_id=f"q{i}", source="bench", messages=q.messages,
-                                         content_hash=f"{tag}-{i}") for i, q in enumerate(picked)])
+        Query.objects.bulk_create(
+            [
+                Query(
+                    project=project, external_id=f"q{i}", source="bench", messages=q.messages, content_hash=f"{tag}-{i}"
+                )
+                for i, q in enumerate(picked)
+            ]
+        )
         queries = list(Query.objects.filter(project=project).order_by("id"))
         SearchTree.objects.bulk_create([SearchTree(project=project, query=q) for q in queries])
         tree_rows = list(SearchTree.objects.filter(project=project).order_by("id"))
@@ -102,8 +112,11 @@ def _search(picked, batched: bool, rng: random.Random) -> dict:
             tools = [t.as_openai() for t in q.tools]
             # a distinct root prompt per tree (the instant backend finds a prompt's tree by its root)
             prompt = f"<|tree {row.pk}|>{q.messages[-1]['content']}\n<|assistant|>"
-            answers[prompt] = [q.reference_output, _variant(q.reference_output, 0, rng),
-                               _variant(q.reference_output, 1, rng)]
+            answers[prompt] = [
+                q.reference_output,
+                _variant(q.reference_output, 0, rng),
+                _variant(q.reference_output, 1, rng),
+            ]
             trees.append(Tree.new(row.pk, prompt))
             scorers.append(TimedScorer(leaf_scorer(CONFIG, q.ground_truth, tools), checker_clock))
         backend = InstantBackend(answers)
@@ -111,10 +124,18 @@ def _search(picked, batched: bool, rng: random.Random) -> dict:
 
         def on_step(step_index, steps, stats) -> None:  # what apps.training.loop.trees_search stores each step
             start = time.perf_counter()
-            rows = [{"tree_id": step.tree_id, "new_nodes": [node_row(n) for n in step.new_nodes],
-                     "updated_nodes": [{"key": c.key, "visits": c.visits, "value_sum": c.value_sum}
-                                       for c in step.updated_nodes],
-                     "simulations_done": step.simulations_done, "done": step.done} for step in steps]
+            rows = [
+                {
+                    "tree_id": step.tree_id,
+                    "new_nodes": [node_row(n) for n in step.new_nodes],
+                    "updated_nodes": [
+                        {"key": c.key, "visits": c.visits, "value_sum": c.value_sum} for c in step.updated_nodes
+                    ],
+                    "simulations_done": step.simulations_done,
+                    "done": step.done,
+                }
+                for step in steps
+            ]
             if batched:
                 trees_steps_save(steps=rows)
             else:
@@ -131,23 +152,39 @@ def _search(picked, batched: bool, rng: random.Random) -> dict:
     nodes = sum(len(t) - 1 for t in trees)
     assert stored == nodes + len(trees), f"stored {stored} rows for {nodes} nodes + {len(trees)} roots"
     bookkeeping = total - backend.seconds
-    return {"nodes": nodes, "bookkeeping": bookkeeping, "backend": backend.seconds, "checker": checker_clock[0],
-            "persistence": persist[0], "search": bookkeeping - checker_clock[0] - persist[0]}
+    return {
+        "nodes": nodes,
+        "bookkeeping": bookkeeping,
+        "backend": backend.seconds,
+        "checker": checker_clock[0],
+        "persistence": persist[0],
+        "search": bookkeeping - checker_clock[0] - persist[0],
+    }
 
 
 def main() -> None:
     env = generate_environment(EnvironmentConfig(seed=0, queries=600))
     picked = [q for q in env.queries if q.ground_truth and q.reference_output.startswith("[")][:TREES]
-    print(f"database: {connection.vendor}; {len(picked)} trees, {CONFIG.simulations} simulations x {CONFIG.width} "
-          f"samples, depth {CONFIG.max_depth}; an instant backend (its time left out)")
+    print(
+        f"database: {connection.vendor}; {len(picked)} trees, {CONFIG.simulations} simulations x {CONFIG.width} "
+        f"samples, depth {CONFIG.max_depth}; an instant backend (its time left out)"
+    )
     results = {}
     for label, batched in (("each tree's step saved alone", False), ("one step of all trees saved at once", True)):
         r = results[label] = _search(picked, batched, random.Random(0))
-        print(f"{label}: {r['nodes'] / r['bookkeeping']:,.0f} nodes/s of bookkeeping ({r['nodes']:,} nodes, "
-              f"{r['bookkeeping']:.2f} s)")
-        for part, key in (("selection + expansion (in memory)", "search"), ("checker", "checker"),
-                          ("step persistence", "persistence")):
+        print(
+            f"{label}: {r['nodes'] / r['bookkeeping']:,.0f} nodes/s of bookkeeping ({r['nodes']:,} nodes, "
+            f"{r['bookkeeping']:.2f} s)"
+        )
+        for part, key in (
+            ("selection + expansion (in memory)", "search"),
+            ("checker", "checker"),
+            ("step persistence", "persistence"),
+        ):
             print(f"  {part:<34} {r[key] / r['bookkeeping']:6.1%}  ({r['nodes'] / r[key]:,.0f} nodes/s alone)")
     alone, together = results.values()
-    print(f"batched step persistence: {(together['nodes'] / together['bookkeeping']) / (alone['nodes'] / alone['bookkeeping']):.1f}x "
-          f"the bookkeeping nodes/s of per-tree saves (goal: 20,000 nodes/s on PostgreSQL)")
+    print(
+        f"batched step persistence: "
+        f"{(together['nodes'] / together['bookkeeping']) / (alone['nodes'] / alone['bookkeeping']):.1f}x "
+        f"the bookkeeping nodes/s of per-tree saves (goal: 20,000 nodes/s on PostgreSQL)"
+    )

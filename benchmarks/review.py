@@ -10,6 +10,7 @@ The dashboard reads running counts (apps/curation/models.py: PairCount …). The
 events the seeding inserts with plain SQL; the seeded decisions get their agreement cells from
 `review_stats_rebuild`, timed on its own. After the load run the counts are checked against the rows.
 """
+
 from __future__ import annotations
 
 import html
@@ -35,8 +36,15 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from apps.catalog.models import Query, QueryTool, Tool
-from apps.curation.models import (AgreementCell, AgreementCount, PairAssignment, PairCount, PreferencePair,
-                                   ReviewerCount, ReviewEvent)
+from apps.curation.models import (
+    AgreementCell,
+    AgreementCount,
+    PairAssignment,
+    PairCount,
+    PreferencePair,
+    ReviewerCount,
+    ReviewEvent,
+)
 from apps.curation.stats import review_stats_differences, review_stats_rebuild
 from apps.projects.models import Membership, Project
 from apps.rewards.deficiency import Deficiency
@@ -51,8 +59,13 @@ GOAL_P95_MS, GOAL_QUERIES = 100.0, 15
 CHUNK = 100_000  # rows per INSERT … SELECT
 PASSWORD = "bench-review-password"
 DEFICIENCIES = [d.value for d in Deficiency if d is not Deficiency.BAD_INPUT]  # '' (none) included
-BULK_FILTERS = {"status": "pending", "deficiency": "wrong_value", "gap_min": "0.05", "gap_max": "0.5",
-                "sort": "uncertainty"}
+BULK_FILTERS = {
+    "status": "pending",
+    "deficiency": "wrong_value",
+    "gap_min": "0.05",
+    "gap_max": "0.5",
+    "sort": "uncertainty",
+}
 CHANGING = [a for a in ReviewEvent.Action.values if a not in ("skip", "create", "assign", "release")]
 
 PAIR = PreferencePair._meta.db_table
@@ -123,7 +136,10 @@ class Seeder:
         start, before = time.perf_counter(), self.count
         while self.count < target:
             n = min(CHUNK, target - self.count)
-            after = PreferencePair.objects.filter(project=self.project).order_by("-id").values_list("id", flat=True).first() or 0
+            after = (
+                PreferencePair.objects.filter(project=self.project).order_by("-id").values_list("id", flat=True).first()
+                or 0
+            )
             if connection.vendor == "postgresql":
                 self._grow_pg(n, after)
             else:
@@ -141,9 +157,18 @@ class Seeder:
         return self.count - before, time.perf_counter() - start, rebuild, wrong
 
     def _grow_pg(self, n: int, after: int) -> None:
-        params = {"project": self.project.pk, "round": self.round.pk, "queries": self.query_ids,
-                  "users": self.user_ids, "tag": self.tag, "deficiencies": DEFICIENCIES, "ndef": len(DEFICIENCIES),
-                  "start": self.count, "stop": self.count + n - 1, "after": after}
+        params = {
+            "project": self.project.pk,
+            "round": self.round.pk,
+            "queries": self.query_ids,
+            "users": self.user_ids,
+            "tag": self.tag,
+            "deficiencies": DEFICIENCIES,
+            "ndef": len(DEFICIENCIES),
+            "start": self.count,
+            "stop": self.count + n - 1,
+            "after": after,
+        }
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(PG_PAIRS_SQL, params)
             cursor.execute(PG_EVENTS_SQL, params)
@@ -155,30 +180,65 @@ class Seeder:
             pairs = []
             for i in range(lo, min(lo + 2000, self.count + n)):
                 r, cv, r3 = rng.random(), 0.1 + 0.9 * rng.random(), rng.random()
-                status = ("pending" if r < 0.55 else "approved" if r < 0.80 else "edited" if r < 0.85
-                          else "rejected" if r < 0.95 else "flagged")
+                status = (
+                    "pending"
+                    if r < 0.55
+                    else "approved"
+                    if r < 0.80
+                    else "edited"
+                    if r < 0.85
+                    else "rejected"
+                    if r < 0.95
+                    else "flagged"
+                )
                 deficiency = rng.choice(DEFICIENCIES)
                 reviewed = status != "pending"
-                pairs.append(PreferencePair(
-                    project=self.project, round=self.round, query_id=self.query_ids[i % len(self.query_ids)],
-                    prefix=f'[{{"name": "get_weather", "arguments": {{"city": "Paris{i % 5}", "unit": ',
-                    chosen=f'"celsius", "days": {i % 7 + 1}}}}}]', rejected=f'"kelvin", "days": "{i % 7 + 1}"}}}}]',
-                    chosen_value=cv, rejected_value=cv - cv * r3 * r3, gap=cv * r3 * r3, deficiency=deficiency,
-                    chosen_visits=1 + i % 40, rejected_visits=1 + i % 13,
-                    chosen_verdict={"valid": True, "deficiency": ""},
-                    rejected_verdict={"valid": False, "deficiency": deficiency},
-                    status=status, version=2 if reviewed else 1,
-                    reviewed_by_id=self.user_ids[i % len(self.user_ids)] if reviewed else None,
-                    dedup_key=uuid.uuid5(uuid.NAMESPACE_OID, f"{self.tag}{i}").hex * 2))
+                pairs.append(
+                    PreferencePair(
+                        project=self.project,
+                        round=self.round,
+                        query_id=self.query_ids[i % len(self.query_ids)],
+                        prefix=f'[{{"name": "get_weather", "arguments": {{"city": "Paris{i % 5}", "unit": ',
+                        chosen=f'"celsius", "days": {i % 7 + 1}}}}}]',
+                        rejected=f'"kelvin", "days": "{i % 7 + 1}"}}}}]',
+                        chosen_value=cv,
+                        rejected_value=cv - cv * r3 * r3,
+                        gap=cv * r3 * r3,
+                        deficiency=deficiency,
+                        chosen_visits=1 + i % 40,
+                        rejected_visits=1 + i % 13,
+                        chosen_verdict={"valid": True, "deficiency": ""},
+                        rejected_verdict={"valid": False, "deficiency": deficiency},
+                        status=status,
+                        version=2 if reviewed else 1,
+                        reviewed_by_id=self.user_ids[i % len(self.user_ids)] if reviewed else None,
+                        dedup_key=uuid.uuid5(uuid.NAMESPACE_OID, f"{self.tag}{i}").hex * 2,
+                    )
+                )
             with transaction.atomic():
                 PreferencePair.objects.bulk_create(pairs)
                 done = [p for p in pairs if p.status != "pending"]
-                ReviewEvent.objects.bulk_create(ReviewEvent(
-                    pair_id=p.pk, user_id=p.reviewed_by_id, action=_STATUS_ACTION[p.status], version=2,
-                    before={"status": "pending"}, after={"status": p.status}) for p in done)
-                PairAssignment.objects.bulk_create(PairAssignment(
-                    pair_id=p.pk, user_id=p.reviewed_by_id, leased_until=p.created_at,
-                    decision=_STATUS_ACTION[p.status], decided_at=p.created_at) for p in done)
+                ReviewEvent.objects.bulk_create(
+                    ReviewEvent(
+                        pair_id=p.pk,
+                        user_id=p.reviewed_by_id,
+                        action=_STATUS_ACTION[p.status],
+                        version=2,
+                        before={"status": "pending"},
+                        after={"status": p.status},
+                    )
+                    for p in done
+                )
+                PairAssignment.objects.bulk_create(
+                    PairAssignment(
+                        pair_id=p.pk,
+                        user_id=p.reviewed_by_id,
+                        leased_until=p.created_at,
+                        decision=_STATUS_ACTION[p.status],
+                        decided_at=p.created_at,
+                    )
+                    for p in done
+                )
 
 
 # --- page latency ----------------------------------------------------------------------------------------
@@ -205,8 +265,11 @@ def measure_pages(*, project, annotator, reviewer, size: int, sessions: list[str
     as_reviewer = Client(SERVER_NAME="127.0.0.1")
     as_reviewer.force_login(reviewer)
     sessions.append(as_reviewer.cookies[settings.SESSION_COOKIE_NAME].value)
-    pending = list(PreferencePair.objects.filter(project=project, status="pending")
-                   .order_by("?" if size <= 100_000 else "id").values_list("id", flat=True)[:REQUESTS_PER_PAGE * 50])
+    pending = list(
+        PreferencePair.objects.filter(project=project, status="pending")
+        .order_by("?" if size <= 100_000 else "id")
+        .values_list("id", flat=True)[: REQUESTS_PER_PAGE * 50]
+    )
     pending = random.Random(size).sample(pending, min(REQUESTS_PER_PAGE, len(pending)))
     base = f"/projects/{project.pk}"
     bulk = _bulk_pages(client, base, 3)
@@ -234,9 +297,15 @@ def measure_pages(*, project, annotator, reviewer, size: int, sessions: list[str
                 slowest = (elapsed * 1000, list(ctx.captured_queries))
             if time.perf_counter() > budget and k >= 4:
                 break
-        out[name] = {"p50": percentile(times, 0.5), "p95": percentile(times, 0.95), "queries": max(queries),
-                     "n": len(times), "slowest": slowest[1],
-                     "sql_ms": sum(float(q["time"]) for q in slowest[1]) * 1000, "total_ms": slowest[0]}
+        out[name] = {
+            "p50": percentile(times, 0.5),
+            "p95": percentile(times, 0.95),
+            "queries": max(queries),
+            "n": len(times),
+            "slowest": slowest[1],
+            "sql_ms": sum(float(q["time"]) for q in slowest[1]) * 1000,
+            "total_ms": slowest[0],
+        }
     return out
 
 
@@ -252,13 +321,14 @@ def explain(sql: str) -> list[str]:
 
 # --- load run --------------------------------------------------------------------------------------------
 
+
 class Reviewer:
     """One simulated person: a cookie jar, a session, and the loop GET next pair → POST approve/reject."""
 
     VERSION = re.compile(r'<small class="muted">version (\d+)</small>')
     PAIR_URL = re.compile(r"/pairs/(\d+)/")
 
-    def __init__(self, base: str, username: str, stats: "LoadStats"):
+    def __init__(self, base: str, username: str, stats: LoadStats):
         self.base, self.username, self.stats = base, username, stats
         self.jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
@@ -266,8 +336,9 @@ class Reviewer:
     def cookie(self, name: str) -> str:
         return next((c.value for c in self.jar if c.name == name), "")
 
-    def request(self, path: str, data: dict | None = None, *, timed: bool = True, json_: bool = False,
-                timeout: float = 30):
+    def request(
+        self, path: str, data: dict | None = None, *, timed: bool = True, json_: bool = False, timeout: float = 30
+    ):
         """(status, body, final url); connection errors count as errors and give status 0."""
         headers = {"Accept": "application/json"} if json_ else {}
         body = urllib.parse.urlencode(data).encode() if data is not None else None
@@ -293,15 +364,20 @@ class Reviewer:
                 status, page, _ = self.request("/accounts/login/", timed=False, timeout=120)
                 token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
                 if status == 200 and token:
-                    self.request("/accounts/login/", {"username": self.username, "password": PASSWORD,
-                                                      "csrfmiddlewaretoken": token.group(1)}, timed=False, timeout=120)
+                    self.request(
+                        "/accounts/login/",
+                        {"username": self.username, "password": PASSWORD, "csrfmiddlewaretoken": token.group(1)},
+                        timed=False,
+                        timeout=120,
+                    )
                 if self.cookie(settings.SESSION_COOKIE_NAME):
                     return True
         return False
 
     def post_action(self, project_id: int, pair_id: int, version: int, action: str):
-        status, text, _ = self.request(f"/projects/{project_id}/pairs/{pair_id}/{action}/",
-                                       {"version": version}, json_=True)
+        status, text, _ = self.request(
+            f"/projects/{project_id}/pairs/{pair_id}/{action}/", {"version": version}, json_=True
+        )
         if status == 200:
             try:
                 answer = json.loads(text)
@@ -377,12 +453,12 @@ def load_run(*, project, seconds: float, n_reviewers: int, workers: int, created
     User = get_user_model()
     tag = project.name.rsplit("-", 1)[-1]
     password = make_password(PASSWORD)  # one hash for all: hashing 100 times would take a minute
-    users = User.objects.bulk_create([User(username=f"bench-rev-{tag}-{k}", password=password)
-                                      for k in range(n_reviewers)])
+    users = User.objects.bulk_create(
+        [User(username=f"bench-rev-{tag}-{k}", password=password) for k in range(n_reviewers)]
+    )
     users = list(User.objects.filter(username__startswith=f"bench-rev-{tag}-"))
     created_users.extend(u.pk for u in users)
-    Membership.objects.bulk_create([Membership(project=project, user=u, role=Membership.Role.ANNOTATOR)
-                                    for u in users])
+    Membership.objects.bulk_create([Membership(project=project, user=u, role=Membership.Role.ANNOTATOR) for u in users])
     event_mark = ReviewEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
     stats = LoadStats()
@@ -393,44 +469,64 @@ def load_run(*, project, seconds: float, n_reviewers: int, workers: int, created
         logged_in = _in_threads([(lambda r=r: r.login(gate)) for r in reviewers], timeout=600)
         sessions.extend(r.cookie(settings.SESSION_COOKIE_NAME) for r in reviewers)
         reviewers = [r for r, ok in zip(reviewers, logged_in) if ok]
-        print(f"  {len(reviewers)}/{len(users)} reviewers logged in through /accounts/login/ "
-              f"in {time.perf_counter() - start:.1f}s; server: {workers} worker threads (one DB connection each)")
+        print(
+            f"  {len(reviewers)}/{len(users)} reviewers logged in through /accounts/login/ "
+            f"in {time.perf_counter() - start:.1f}s; server: {workers} worker threads (one DB connection each)"
+        )
         races: queue.Queue = queue.Queue()
         start = time.perf_counter()
         deadline = start + seconds
-        _in_threads([(lambda r=r, k=k: r.run(project.pk, deadline, races, 0.05, k)) for k, r in enumerate(reviewers)],
-                    timeout=seconds + 60)
+        _in_threads(
+            [(lambda r=r, k=k: r.run(project.pk, deadline, races, 0.05, k)) for k, r in enumerate(reviewers)],
+            timeout=seconds + 60,
+        )
         elapsed = time.perf_counter() - start
 
     c = stats.counts
-    print(f"  {elapsed:.0f}s, {len(reviewers)} reviewers: {c['requests']:,} requests, {c['requests'] / elapsed:,.1f} req/s; "
-          f"latency p50 {percentile(stats.latencies, 0.5):.0f} ms, p95 {percentile(stats.latencies, 0.95):.0f} ms, "
-          f"p99 {percentile(stats.latencies, 0.99):.0f} ms")
-    print(f"  writes ok {c['writes']:,}; 409 conflicts {c['conflicts']:,}; races {c['races']:,}; "
-          f"errors (5xx, connection) {c['errors']:,}")
+    print(
+        f"  {elapsed:.0f}s, {len(reviewers)} reviewers: {c['requests']:,} requests, "
+        f"{c['requests'] / elapsed:,.1f} req/s; "
+        f"latency p50 {percentile(stats.latencies, 0.5):.0f} ms, p95 {percentile(stats.latencies, 0.95):.0f} ms, "
+        f"p99 {percentile(stats.latencies, 0.99):.0f} ms"
+    )
+    print(
+        f"  writes ok {c['writes']:,}; 409 conflicts {c['conflicts']:,}; races {c['races']:,}; "
+        f"errors (5xx, connection) {c['errors']:,}"
+    )
 
     # 0 lost updates: every pair's version is 1 + the events that changed it; every successful write made one
     # event; no two events claim the same version of a pair; no pair was written twice at one version.
     with connection.cursor() as cursor:
-        cursor.execute(f"""
+        cursor.execute(
+            f"""
             SELECT count(*) FROM {PAIR} p LEFT JOIN (
-                SELECT pair_id, count(*) AS n FROM {EVENT} WHERE action IN ({', '.join(['%s'] * len(CHANGING))})
+                SELECT pair_id, count(*) AS n FROM {EVENT} WHERE action IN ({", ".join(["%s"] * len(CHANGING))})
                 GROUP BY pair_id) e ON e.pair_id = p.id
-            WHERE p.project_id = %s AND p.version <> 1 + coalesce(e.n, 0)""", [*CHANGING, project.pk])
+            WHERE p.project_id = %s AND p.version <> 1 + coalesce(e.n, 0)""",
+            [*CHANGING, project.pk],
+        )
         version_mismatch = cursor.fetchone()[0]
-        cursor.execute(f"""SELECT count(*) FROM (SELECT 1 FROM {EVENT} e JOIN {PAIR} p ON p.id = e.pair_id
+        cursor.execute(
+            f"""SELECT count(*) FROM (SELECT 1 FROM {EVENT} e JOIN {PAIR} p ON p.id = e.pair_id
                            WHERE p.project_id = %s AND e.action <> 'skip'
-                           GROUP BY e.pair_id, e.version HAVING count(*) > 1) d""", [project.pk])
+                           GROUP BY e.pair_id, e.version HAVING count(*) > 1) d""",
+            [project.pk],
+        )
         duplicate_versions = cursor.fetchone()[0]
-    run_events = ReviewEvent.objects.filter(id__gt=event_mark, pair__project=project, user_id__in=created_users,
-                                            action__in=("approve", "reject")).count()
+    run_events = ReviewEvent.objects.filter(
+        id__gt=event_mark, pair__project=project, user_id__in=created_users, action__in=("approve", "reject")
+    ).count()
     lost = version_mismatch + duplicate_versions + abs(run_events - c["writes"])
     wrong = review_stats_differences(project_id=project.pk)
-    print(f"  dashboard counts (pairs by status, who reviewed what, agreement) vs a recount of the rows after "
-          f"the run: {len(wrong)} differ" + "".join(f"\n    {line}" for line in wrong[:10]))
-    print(f"  lost updates: {lost} (pairs whose version ≠ 1 + their events: {version_mismatch}; "
-          f"events sharing a pair version: {duplicate_versions}; successful writes {c['writes']:,} vs "
-          f"events recorded {run_events:,})")
+    print(
+        f"  dashboard counts (pairs by status, who reviewed what, agreement) vs a recount of the rows after "
+        f"the run: {len(wrong)} differ" + "".join(f"\n    {line}" for line in wrong[:10])
+    )
+    print(
+        f"  lost updates: {lost} (pairs whose version ≠ 1 + their events: {version_mismatch}; "
+        f"events sharing a pair version: {duplicate_versions}; successful writes {c['writes']:,} vs "
+        f"events recorded {run_events:,})"
+    )
 
 
 def _in_threads(functions, *, timeout: float) -> list:
@@ -458,8 +554,9 @@ def _cleanup(project, user_ids: list[int], sessions: list[str]) -> None:
     if project.pk:
         with connection.cursor() as cursor:
             for table in (EVENT, ASSIGNMENT, CELL):
-                cursor.execute(f"DELETE FROM {table} WHERE pair_id IN (SELECT id FROM {PAIR} WHERE project_id = %s)",
-                               [project.pk])
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE pair_id IN (SELECT id FROM {PAIR} WHERE project_id = %s)", [project.pk]
+                )
             cursor.execute(f"DELETE FROM {PAIR} WHERE project_id = %s", [project.pk])
             for table in COUNTS:  # plain ids, no cascade
                 cursor.execute(f"DELETE FROM {table} WHERE project_id = %s", [project.pk])
@@ -493,58 +590,97 @@ def main() -> None:
         seed_users = list(User.objects.filter(username__startswith=f"bench-ann-{tag}-").order_by("id"))
         user_ids.extend(u.pk for u in seed_users)
         annotator, reviewer = seed_users[0], seed_users[2]
-        Membership.objects.bulk_create([Membership(project=project, user=u, role=Membership.Role.ANNOTATOR)
-                                        for u in seed_users[:2]] + [
-                                        Membership(project=project, user=reviewer, role=Membership.Role.REVIEWER)])
+        Membership.objects.bulk_create(
+            [Membership(project=project, user=u, role=Membership.Role.ANNOTATOR) for u in seed_users[:2]]
+            + [Membership(project=project, user=reviewer, role=Membership.Role.REVIEWER)]
+        )
         round_ = TrainingRound.objects.create(project=project, number=1, state=TrainingRound.State.REVIEWING)
-        tools = Tool.objects.bulk_create([Tool(project=project, name=name, schema_hash=name, parameters={
-            "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
-            for name in ("get_weather", "get_forecast", "convert_units", "search_flights")])
-        queries = Query.objects.bulk_create([Query(
-            project=project, external_id=f"q{k}", source="bench", content_hash=str(k),
-            messages=[{"role": "user", "content": f"Weather in city {k}?"}],
-            ground_truth=[{"get_weather": {"city": [f"city {k}"]}}]) for k in range(20)])
+        tools = Tool.objects.bulk_create(
+            [
+                Tool(
+                    project=project,
+                    name=name,
+                    schema_hash=name,
+                    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                )
+                for name in ("get_weather", "get_forecast", "convert_units", "search_flights")
+            ]
+        )
+        queries = Query.objects.bulk_create(
+            [
+                Query(
+                    project=project,
+                    external_id=f"q{k}",
+                    source="bench",
+                    content_hash=str(k),
+                    messages=[{"role": "user", "content": f"Weather in city {k}?"}],
+                    ground_truth=[{"get_weather": {"city": [f"city {k}"]}}],
+                )
+                for k in range(20)
+            ]
+        )
         queries = list(Query.objects.filter(project=project).order_by("id"))
         tools = list(Tool.objects.filter(project=project).order_by("id"))
-        QueryTool.objects.bulk_create([QueryTool(query=q, tool=tools[(k + j) % len(tools)], position=j)
-                                       for k, q in enumerate(queries) for j in range(2)])
-        seeder = Seeder(project=project, round_=round_, query_ids=[q.pk for q in queries],
-                        user_ids=[u.pk for u in seed_users], tag=tag)
+        QueryTool.objects.bulk_create(
+            [
+                QueryTool(query=q, tool=tools[(k + j) % len(tools)], position=j)
+                for k, q in enumerate(queries)
+                for j in range(2)
+            ]
+        )
+        seeder = Seeder(
+            project=project,
+            round_=round_,
+            query_ids=[q.pk for q in queries],
+            user_ids=[u.pk for u in seed_users],
+            tag=tag,
+        )
 
         print(f"database: {connection.vendor}; project {project.name}; pairs up to {target:,}")
         results: dict[int, dict] = {}
         for size in sizes:
             rows, took, rebuild, wrong = seeder.grow(size)
             counted = not any(line.startswith(("pairs", "reviewers")) for line in wrong)
-            print(f"seeded {rows:,} pairs (+ events and assignments of the ~45% reviewed) in {took:.1f}s: "
-                  f"{rows / took:,.0f} pairs/s (incl. VACUUM ANALYZE and {rebuild:.1f}s rebuilding the counts: "
-                  f"{len(wrong)} counts filled in; pair and event counts kept by the triggers during the load "
-                  f"{'matched the rows' if counted else 'DID NOT match the rows'}); now {size:,}")
-            results[size] = measure_pages(project=project, annotator=annotator, reviewer=reviewer, size=size,
-                                          sessions=sessions)
+            print(
+                f"seeded {rows:,} pairs (+ events and assignments of the ~45% reviewed) in {took:.1f}s: "
+                f"{rows / took:,.0f} pairs/s (incl. VACUUM ANALYZE and {rebuild:.1f}s rebuilding the counts: "
+                f"{len(wrong)} counts filled in; pair and event counts kept by the triggers during the load "
+                f"{'matched the rows' if counted else 'DID NOT match the rows'}); now {size:,}"
+            )
+            results[size] = measure_pages(
+                project=project, annotator=annotator, reviewer=reviewer, size=size, sessions=sessions
+            )
 
-        print(f"\npage latency (Django test Client, logged in as an annotator — the reviewer's dashboard also "
-              f"counts the pairs awaiting adjudication; {REQUESTS_PER_PAGE} requests per cell unless slow):")
+        print(
+            f"\npage latency (Django test Client, logged in as an annotator — the reviewer's dashboard also "
+            f"counts the pairs awaiting adjudication; {REQUESTS_PER_PAGE} requests per cell unless slow):"
+        )
         print(f"  {'page':<20} {'pairs':>10} {'p50 ms':>9} {'p95 ms':>9} {'queries':>8} {'n':>4}  goals")
         for name in ("focus", "bulk", "dashboard", "dashboard (reviewer)"):
             for size in sizes:
                 r = results[size][name]
                 ok = "ok" if r["p95"] <= GOAL_P95_MS and r["queries"] <= GOAL_QUERIES else "MISSED"
-                print(f"  {name:<20} {size:>10,} {r['p50']:>9.1f} {r['p95']:>9.1f} {r['queries']:>8} {r['n']:>4}  "
-                      f"{ok} (p95 ≤ {GOAL_P95_MS:.0f} ms: {'yes' if r['p95'] <= GOAL_P95_MS else 'no'}, "
-                      f"≤ {GOAL_QUERIES} queries: {'yes' if r['queries'] <= GOAL_QUERIES else 'no'})")
+                print(
+                    f"  {name:<20} {size:>10,} {r['p50']:>9.1f} {r['p95']:>9.1f} {r['queries']:>8} {r['n']:>4}  "
+                    f"{ok} (p95 ≤ {GOAL_P95_MS:.0f} ms: {'yes' if r['p95'] <= GOAL_P95_MS else 'no'}, "
+                    f"≤ {GOAL_QUERIES} queries: {'yes' if r['queries'] <= GOAL_QUERIES else 'no'})"
+                )
             first, last = results[sizes[0]][name], results[sizes[-1]][name]
             flat = last["p95"] <= max(2 * first["p95"], first["p95"] + 20) and last["queries"] == first["queries"]
-            print(f"  {name:<20} flat as pairs grow ({sizes[0]:,} → {sizes[-1]:,}): {'yes' if flat else 'no'} "
-                  f"(p95 ×{last['p95'] / first['p95']:.1f}, queries {first['queries']} → {last['queries']})")
+            print(
+                f"  {name:<20} flat as pairs grow ({sizes[0]:,} → {sizes[-1]:,}): {'yes' if flat else 'no'} "
+                f"(p95 ×{last['p95'] / first['p95']:.1f}, queries {first['queries']} → {last['queries']})"
+            )
 
         largest = results[sizes[-1]]
         for name, r in largest.items():
             if r["p95"] <= GOAL_P95_MS:
                 continue
             top = sorted(r["slowest"], key=lambda q: -float(q["time"]))[:2]
-            print(f"\n{name} at {sizes[-1]:,} pairs: slowest request {r['total_ms']:.0f} ms, of which SQL "
-                  f"{r['sql_ms']:.0f} ms in {len(r['slowest'])} queries (the rest is Python and templates):")
+            print(
+                f"\n{name} at {sizes[-1]:,} pairs: slowest request {r['total_ms']:.0f} ms, of which SQL "
+                f"{r['sql_ms']:.0f} ms in {len(r['slowest'])} queries (the rest is Python and templates):"
+            )
             for q in r["slowest"]:
                 print(f"  {float(q['time']) * 1000:7.1f} ms  {len(q['sql']):>9,} chars  {q['sql'][:150]}")
             for q in top:
@@ -554,7 +690,13 @@ def main() -> None:
 
         if seconds > 0 and n_reviewers > 0:
             print(f"\nload run: {n_reviewers} reviewers, {seconds:.0f}s, loopback HTTP, {sizes[-1]:,} pairs")
-            load_run(project=project, seconds=seconds, n_reviewers=n_reviewers, workers=workers,
-                     created_users=user_ids, sessions=sessions)
+            load_run(
+                project=project,
+                seconds=seconds,
+                n_reviewers=n_reviewers,
+                workers=workers,
+                created_users=user_ids,
+                sessions=sessions,
+            )
     finally:
         _cleanup(project, user_ids, sessions)

@@ -4,6 +4,7 @@ Three workloads: one trivial call per sandbox (the floor: process start-up), the
 reference turns (1–4 calls each, tools that import datetime and zlib), and batches of 8 trivial calls (the
 per-call cost once the sandbox is up). `python -m benchmarks.sandbox` runs it without Django.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,11 @@ def environment_turns() -> tuple[dict[str, str], list[list[dict]]]:
     from apps.rewards.parsing import parse_output
 
     env = generate_environment(EnvironmentConfig(seed=3, queries=60))
-    turns = [[call.as_json() for call in parse_output(query.reference_output).calls]
-             for query in env.queries if query.sub_answers]
+    turns = [
+        [call.as_json() for call in parse_output(query.reference_output).calls]
+        for query in env.queries
+        if query.sub_answers
+    ]
     return {tool.name: tool.implementation for tool in env.tools}, [turn for turn in turns if turn]
 
 
@@ -50,9 +54,11 @@ def main() -> None:
     one = [[{"name": "echo", "arguments": {"text": "hi"}}]]
     eight = [[{"name": "echo", "arguments": {"text": str(i)}} for i in range(8)]]
     implementations, turns = environment_turns()
-    for name, tools, work in (("1 trivial call per sandbox", TRIVIAL, one),
-                              ("generated environment turns", implementations, turns),
-                              ("8 trivial calls per sandbox", TRIVIAL, eight)):
+    for name, tools, work in (
+        ("1 trivial call per sandbox", TRIVIAL, one),
+        ("generated environment turns", implementations, turns),
+        ("8 trivial calls per sandbox", TRIVIAL, eight),
+    ):
         rate, cpu = throughput(tools, work, limits)
         print(f"{name}: {rate:.1f} calls/s, {cpu:.1f} ms CPU per call")
 

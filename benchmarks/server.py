@@ -1,6 +1,7 @@
 """The loopback HTTP server of the load benchmarks (review, export): copies of one WSGI process, each a fixed
 pool of threads, sharing a port through SO_REUSEPORT (the kernel spreads new connections over them), started
 together and stopped together."""
+
 from __future__ import annotations
 
 import os
@@ -94,21 +95,32 @@ def serve(*, processes: int = 1, threads: int = 16, env: dict | None = None) -> 
     if not hasattr(socket, "SO_REUSEPORT"):
         processes = 1
     port = free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "itool_web.settings"),
-           **(env or {})}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "itool_web.settings"),
+        **(env or {}),
+    }
     mode = "shared" if processes > 1 else "alone"
     started: list[subprocess.Popen] = []
     try:
         for _ in range(processes):
-            started.append(subprocess.Popen(
-                [sys.executable, "-c", SCRIPT, str(port), str(threads), mode], cwd=Path(settings.BASE_DIR), env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+            started.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", SCRIPT, str(port), str(threads), mode],
+                    cwd=Path(settings.BASE_DIR),
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+            )
         for process in started:
             ready = process.stdout.readline().strip()  # django.setup() then "ready"
             if ready != "ready":
                 raise RuntimeError(f"a server process did not start (said {ready!r})")
-        yield Server(base=f"http://127.0.0.1:{port}", pids=[p.pid for p in started], processes=processes,
-                     threads=threads)
+        yield Server(
+            base=f"http://127.0.0.1:{port}", pids=[p.pid for p in started], processes=processes, threads=threads
+        )
     finally:
         for process in started:
             process.terminate()

@@ -10,6 +10,7 @@ REPEATS. Three figures per algorithm:
 - loop: the wall time of `trainer.train()`, what `PreferenceResult.seconds` reports;
 - call: the CPU time of the whole call, loading, tokenising and training (and saving, for the engine only).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,15 +33,23 @@ THREADS = 1  # as the generation benchmark: stable figures on a shared 2-core ma
 
 def _queries() -> list[dict]:
     env = generate_environment(EnvironmentConfig(seed=0, queries=200))
-    return [{"messages": q.messages, "reference_output": q.reference_output,
-             "tools": [t.as_openai() for t in q.tools]} for q in env.queries]
+    return [
+        {"messages": q.messages, "reference_output": q.reference_output, "tools": [t.as_openai() for t in q.tools]}
+        for q in env.queries
+    ]
 
 
 def _rows(tokenizer, queries: list[dict]) -> list[dict]:
     """The reference answer against the same answer calling a function that does not exist."""
     answered = [q for q in queries if q["reference_output"].startswith("[")][:PAIRS]
-    return [{"prompt": render_prompt(tokenizer, q["messages"], q["tools"]), "chosen": q["reference_output"],
-             "rejected": q["reference_output"].replace("(", "_v2(", 1)} for q in answered]
+    return [
+        {
+            "prompt": render_prompt(tokenizer, q["messages"], q["tools"]),
+            "chosen": q["reference_output"],
+            "rejected": q["reference_output"].replace("(", "_v2(", 1),
+        }
+        for q in answered
+    ]
 
 
 def _median_step(stamps: list[float]) -> float:
@@ -69,8 +78,13 @@ def _bare_trl(model_dir: str, rows: list[dict], params) -> dict:
             warnings.filterwarnings("ignore", message=".*trl.experimental")
             from trl.experimental.cpo import CPOTrainer as Trainer
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = Trainer(model=model, args=trl_args(params, scratch), train_dataset=datasets.Dataset.from_list(rows),
-                          processing_class=tokenizer, callbacks=[StepClock()])
+        trainer = Trainer(
+            model=model,
+            args=trl_args(params, scratch),
+            train_dataset=datasets.Dataset.from_list(rows),
+            processing_class=tokenizer,
+            callbacks=[StepClock()],
+        )
         trainer.remove_callback(PrinterCallback)  # as the engine does; printing a log line per step is not training
         loop_start = time.perf_counter()
         trainer.train()
@@ -81,8 +95,7 @@ def _bare_trl(model_dir: str, rows: list[dict], params) -> dict:
 def _engine(model_dir: str, output_dir: str, rows: list[dict], params) -> tuple[dict, int]:
     stamps: list[float] = []
     cpu_start = time.process_time()
-    result = train_preference(model_dir, output_dir, rows, params,
-                              progress=lambda _: stamps.append(time.thread_time()))
+    result = train_preference(model_dir, output_dir, rows, params, progress=lambda _: stamps.append(time.thread_time()))
     times = {"step": _median_step(stamps), "loop": result.seconds, "call": time.process_time() - cpu_start}
     return times, result.tokens
 
@@ -101,8 +114,10 @@ def main() -> None:
         model_dir = f"{folder}/model"
         build_tiny_model(corpus_from_records(queries), model_dir, TinyModelConfig(size=SIZE, seed=0))
         rows = _rows(AutoTokenizer.from_pretrained(model_dir), queries)
-        print(f"{SIZE} tiny model, {THREADS} thread; {len(rows)} pairs, {STEPS} steps of {BATCH}, best of {REPEATS}; "
-              f"tokens/s (engine | bare TRL), ratio engine/bare (goal >= 0.90)")
+        print(
+            f"{SIZE} tiny model, {THREADS} thread; {len(rows)} pairs, {STEPS} steps of {BATCH}, best of {REPEATS}; "
+            f"tokens/s (engine | bare TRL), ratio engine/bare (goal >= 0.90)"
+        )
         for algorithm in ("simpo", "dpo"):
             params = config_for(algorithm, {"max_steps": STEPS, "batch_size": BATCH, "logging_steps": 1})
             best = {"engine": {}, "bare": {}}

@@ -1,4 +1,5 @@
 """Tree writes: nodes per second stored through the search's step persistence, against row-by-row saves."""
+
 from __future__ import annotations
 
 import time
@@ -22,10 +23,20 @@ def _nodes(tree_tag: str) -> list[dict]:
         nxt = []
         for parent in frontier:
             for ordinal in range(WIDTH):
-                row = {"key": f"{parent['key']}.{ordinal}", "parent_key": parent["key"], "depth": depth,
-                       "ordinal": ordinal, "fragment": f"city='Paris{ordinal}', ", "prior": 0.4, "visits": 1,
-                       "value_sum": 0.2, "is_terminal": depth == DEPTH, "verdict": {"valid": ordinal == 0},
-                       "token_count": 4, "token_ids": [101, 2045, 77, 9]}
+                row = {
+                    "key": f"{parent['key']}.{ordinal}",
+                    "parent_key": parent["key"],
+                    "depth": depth,
+                    "ordinal": ordinal,
+                    "fragment": f"city='Paris{ordinal}', ",
+                    "prior": 0.4,
+                    "visits": 1,
+                    "value_sum": 0.2,
+                    "is_terminal": depth == DEPTH,
+                    "verdict": {"valid": ordinal == 0},
+                    "token_count": 4,
+                    "token_ids": [101, 2045, 77, 9],
+                }
                 rows.append(row)
                 nxt.append(row)
         frontier = nxt
@@ -56,8 +67,11 @@ def main() -> None:
         with transaction.atomic():
             ids = {}
             for row in per_tree:
-                obj = TreeNode.objects.create(tree=baseline_tree, parent_id=ids.get(row["parent_key"]),
-                                              **{k: v for k, v in row.items() if k != "parent_key"})
+                obj = TreeNode.objects.create(
+                    tree=baseline_tree,
+                    parent_id=ids.get(row["parent_key"]),
+                    **{k: v for k, v in row.items() if k != "parent_key"},
+                )
                 ids[row["key"]] = obj.pk
         naive = (time.perf_counter() - start) * TREES
     finally:

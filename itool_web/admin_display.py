@@ -1,4 +1,5 @@
 """Display helpers for the admin pages: JSON shown readable, long text shortened."""
+
 import json
 
 from django.utils.html import format_html

@@ -1,4 +1,5 @@
 """`batched`: an iterable in lists of `size` (itertools.batched is Python 3.12; this project runs on 3.11)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator

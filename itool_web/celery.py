@@ -1,4 +1,5 @@
 """The Celery app: configured from Django settings (CELERY_*), two queues, JSON only."""
+
 import os
 
 from celery import Celery

@@ -1,5 +1,6 @@
 """Password guesses on the login pages (the site's and the admin's), limited per client address with the API
 token endpoint's throttle: one rate (API_AUTH_THROTTLE_RATE) and one count for all three."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,12 @@ def password_checks_limited(view):
         throttle = PasswordCheckThrottle()
         if not throttle.allow_request(request, None):
             wait = math.ceil(throttle.wait() or 1)
-            response = render(request, "error.html", {"status": 429, "message":
-                              f"Too many login attempts from your address: try again in {wait} seconds."}, status=429)
+            response = render(
+                request,
+                "error.html",
+                {"status": 429, "message": f"Too many login attempts from your address: try again in {wait} seconds."},
+                status=429,
+            )
             response["Retry-After"] = str(wait)
             return response
         response = view(request, *args, **kwargs)

@@ -1,4 +1,5 @@
 """Progress bars for the management commands: tqdm on a terminal, plain timestamped lines in a log."""
+
 from __future__ import annotations
 
 import sys

@@ -1,6 +1,7 @@
 """Response headers that limit what a page can do if something hostile gets into it: a Content-Security-Policy
 and a Permissions-Policy (Django's own middleware sets X-Frame-Options, X-Content-Type-Options, Referrer-Policy
 and Cross-Origin-Opener-Policy from settings)."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -14,8 +15,10 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        for header, value in (("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY),
-                              ("Permissions-Policy", settings.PERMISSIONS_POLICY)):
+        for header, value in (
+            ("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY),
+            ("Permissions-Policy", settings.PERMISSIONS_POLICY),
+        ):
             if value and header not in response.headers:
                 response.headers[header] = value
         return response

@@ -1,4 +1,5 @@
 """Settings, read from the environment; with nothing set, an embedded default needing no server."""
+
 from __future__ import annotations
 
 import secrets
@@ -161,14 +162,13 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "iTool Web API",
     "DESCRIPTION": "Tools, queries, search trees, step-level preference pairs and their review, training rounds "
-                   "and dataset snapshots. Authenticate with `Authorization: Token <key>` "
-                   "(POST /api/v1/auth/token/).",
+    "and dataset snapshots. Authenticate with `Authorization: Token <key>` "
+    "(POST /api/v1/auth/token/).",
     "VERSION": "1",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
-                             "apps.api.schema.add_error_responses"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apps.api.schema.add_error_responses"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
@@ -185,10 +185,24 @@ SPECTACULAR_SETTINGS = {
 # --- Security headers (itool_web/security.py and Django's SecurityMiddleware) ------------------------------
 # Scripts only from this site's own files: no inline script, no on* attributes, no javascript: links, no eval.
 # Styles from its files too; style="" attributes are allowed (server-rendered widths and colours: they run nothing).
-CONTENT_SECURITY_POLICY = env("CONTENT_SECURITY_POLICY", default="; ".join([
-    "default-src 'self'", "script-src 'self'", "style-src 'self'", "style-src-attr 'unsafe-inline'",
-    "img-src 'self' data:", "font-src 'self'", "connect-src 'self'", "object-src 'none'", "base-uri 'none'",
-    "form-action 'self'", "frame-ancestors 'none'"]))
+CONTENT_SECURITY_POLICY = env(
+    "CONTENT_SECURITY_POLICY",
+    default="; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "style-src-attr 'unsafe-inline'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    ),
+)
 PERMISSIONS_POLICY = env("PERMISSIONS_POLICY", default="camera=(), microphone=(), geolocation=(), payment=(), usb=()")
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

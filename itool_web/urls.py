@@ -1,5 +1,6 @@
 """URL routes: the review pages for people, the admin for data, Django's login and logout, the REST API and
 its OpenAPI schema and docs."""
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required

@@ -1,5 +1,6 @@
 """Bounds on what people send, one set for the pages and the REST API so that the two never disagree: whole
 numbers within the range of the columns they are compared with, and text and JSON a database can store."""
+
 from __future__ import annotations
 
 import math
@@ -61,8 +62,9 @@ def storable_json_error(value, path: str = "", *, depth: int = 0) -> str | None:
         return f"{path or 'value'}: {value} is not a finite number"
     if isinstance(value, dict):
         for key, item in value.items():
-            error = (storable_json_error(key, f"{path}[key]", depth=depth + 1)
-                     or storable_json_error(item, f"{path}.{key}".lstrip("."), depth=depth + 1))
+            error = storable_json_error(key, f"{path}[key]", depth=depth + 1) or storable_json_error(
+                item, f"{path}.{key}".lstrip("."), depth=depth + 1
+            )
             if error:
                 return error
     if isinstance(value, list):

@@ -1,10 +1,10 @@
 """Shared fixtures."""
+
 import pytest
 
 from apps.catalog.environment import EnvironmentConfig, generate_environment
-from workers.llm.tiny import TinyModelConfig, build_tiny_model, corpus_from_records
-
 from tests.factories import ProjectFactory
+from workers.llm.tiny import TinyModelConfig, build_tiny_model, corpus_from_records
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Factories for the models every test needs."""
+
 import factory
 from django.contrib.auth import get_user_model
 

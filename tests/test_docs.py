@@ -1,6 +1,7 @@
 """README.md and docs/ stay true to the tree: every relative link reaches a file (and a heading, when it names
 one), and every command they show exists — `manage.py NAME` with each `--flag` written after it, and
 `make TARGET`."""
+
 import re
 from pathlib import Path
 
@@ -98,9 +99,11 @@ def test_every_make_target_shown_exists(page):
 
 def test_the_checks_catch_a_broken_link_an_unknown_command_and_a_wrong_flag(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("# Title\n[gone](missing.md) [bad anchor](#nowhere) [ok](#title)\nmake sure of it\n"
-                    "`python manage.py no_such_command`\n```\npython manage.py run_round --project p --no-such-flag\n"
-                    "make nonesuch\n```\n")
+    page.write_text(
+        "# Title\n[gone](missing.md) [bad anchor](#nowhere) [ok](#title)\nmake sure of it\n"
+        "`python manage.py no_such_command`\n```\npython manage.py run_round --project p --no-such-flag\n"
+        "make nonesuch\n```\n"
+    )
     links = [t for t in LINK.findall(_text(page))]
     assert links == ["missing.md", "#nowhere", "#title"]
     assert _anchors(page) == {"title"}

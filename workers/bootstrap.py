@@ -4,6 +4,7 @@ Both policies answered the same queries, so the change is resampled *by query*: 
 with replacement and takes the mean of their (after − before) differences; the interval is the percentile
 interval of those means. Pairing removes the between-query variance that two independent samples would carry.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,13 +33,15 @@ class PairedInterval:
         return asdict(self)
 
 
-def paired_bootstrap(before: Sequence[float], after: Sequence[float], *, resamples: int = 10_000,
-                     confidence: float = 0.95, seed: int = 0) -> PairedInterval:
+def paired_bootstrap(
+    before: Sequence[float], after: Sequence[float], *, resamples: int = 10_000, confidence: float = 0.95, seed: int = 0
+) -> PairedInterval:
     """The change from `before` to `after` (per-query outcomes — 0/1 pass, or any number — of the same
     queries in the same order) with its `confidence` percentile interval over `resamples` query resamples."""
     if len(before) != len(after):
-        raise ValueError(f"paired bootstrap needs the same queries before and after: got {len(before)} before "
-                         f"and {len(after)} after")
+        raise ValueError(
+            f"paired bootstrap needs the same queries before and after: got {len(before)} before and {len(after)} after"
+        )
     if not before:
         raise ValueError("paired bootstrap needs at least one query")
     if resamples < 1:
@@ -56,13 +59,20 @@ def paired_bootstrap(before: Sequence[float], after: Sequence[float], *, resampl
     for start in range(0, resamples, _CHUNK):
         size = min(_CHUNK, resamples - start)
         picks = rng.integers(0, n, size=(size, n))  # (size, n) query indices, drawn with replacement
-        means[start:start + size] = diffs[picks].mean(axis=1)
+        means[start : start + size] = diffs[picks].mean(axis=1)
     tail = (1 - confidence) / 2
     # inverted CDF: each bound is a value the resampled means actually took (exact on small, enumerable cases)
     low, high = np.quantile(means, [tail, 1 - tail], method="inverted_cdf")
-    return PairedInterval(diff=_clean(diffs.mean()), low=_clean(low), high=_clean(high), n=n,
-                          before=_clean(b.mean()), after=_clean(a.mean()), confidence=confidence,
-                          resamples=resamples)
+    return PairedInterval(
+        diff=_clean(diffs.mean()),
+        low=_clean(low),
+        high=_clean(high),
+        n=n,
+        before=_clean(b.mean()),
+        after=_clean(a.mean()),
+        confidence=confidence,
+        resamples=resamples,
+    )
 
 
 def _clean(value) -> float:

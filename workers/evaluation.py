@@ -2,6 +2,7 @@
 BFCL-rule pass@1, per kind and for the call-kind groups, over-refusal, the deficiency histogram (greedy
 decoding, so one number per checkpoint) — and, where the query's tools are executable, Solve-F1 (the answer's
 calls run in the sandbox; FTRL's metric). Each query's output and verdicts come back as records."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -52,18 +53,22 @@ class Evaluation:
     records: list[EvalRecord] = field(default_factory=list)
 
 
-def evaluate(backend: BaseBackend, prompts: Sequence[str], checkers: Sequence[Callable[..., object]],
-             kinds: Sequence[str], config: EvalConfig = EvalConfig(),
-             progress: Callable[[int], None] | None = None,
-             solvers: Sequence[Callable[[str], object] | None] | None = None,
-             categories: Sequence[str | None] | None = None) -> Evaluation:
+def evaluate(
+    backend: BaseBackend,
+    prompts: Sequence[str],
+    checkers: Sequence[Callable[..., object]],
+    kinds: Sequence[str],
+    config: EvalConfig = EvalConfig(),
+    progress: Callable[[int], None] | None = None,
+    solvers: Sequence[Callable[[str], object] | None] | None = None,
+    categories: Sequence[str | None] | None = None,
+) -> Evaluation:
     """Answer each prompt greedily with the policy behind `backend` and score it. `checkers` are one
     `apps.rewards.checker.Checker` per query (called with `rule="strict"` and `rule="bfcl"`, read for
     `expects_call`); `solvers` (one per query, None where the tools cannot run; each returns an
     `apps.rewards.execution.SolveScore`) add Solve-F1; `categories` (BFCL's category of an imported BFCL query,
     else None) add "by_category". The metrics are described in `summarise`."""
-    params = SamplingParams(n=1, max_tokens=config.max_tokens, temperature=config.temperature, stop=config.stop,
-                            seed=0)
+    params = SamplingParams(n=1, max_tokens=config.max_tokens, temperature=config.temperature, stop=config.stop, seed=0)
     records: list[EvalRecord] = []
     for start in range(0, len(prompts), config.batch_size):
         idx = range(start, min(len(prompts), start + config.batch_size))
@@ -74,12 +79,21 @@ def evaluate(backend: BaseBackend, prompts: Sequence[str], checkers: Sequence[Ca
             strict = checker(text, rule="strict")
             bfcl = checker(text, rule="bfcl")
             solver = solvers[i] if solvers is not None else None
-            records.append(EvalRecord(
-                index=i, kind=kinds[i], output=text, valid=bool(strict.valid), valid_bfcl=bool(bfcl.valid),
-                deficiency=strict.deficiency, detail=strict.detail, reward=float(strict.reward),
-                expects_call=bool(checker.expects_call),
-                solve_f1=float(solver(text).f1) if solver is not None else None,
-                category=categories[i] if categories is not None else None))
+            records.append(
+                EvalRecord(
+                    index=i,
+                    kind=kinds[i],
+                    output=text,
+                    valid=bool(strict.valid),
+                    valid_bfcl=bool(bfcl.valid),
+                    deficiency=strict.deficiency,
+                    detail=strict.detail,
+                    reward=float(strict.reward),
+                    expects_call=bool(checker.expects_call),
+                    solve_f1=float(solver(text).f1) if solver is not None else None,
+                    category=categories[i] if categories is not None else None,
+                )
+            )
         if progress:
             progress(len(idx))
     return Evaluation(summarise(records, with_solve=solvers is not None), records)
@@ -89,8 +103,11 @@ def _rates(records: Sequence[EvalRecord]) -> dict:
     """n, strict and BFCL-rule pass@1, and (where some query expects a call) over-refusal: the share of the
     call queries answered without any call."""
     n = len(records)
-    figures = {"n": n, "pass_rate": sum(r.valid for r in records) / n if n else 0.0,
-               "pass_rate_bfcl": sum(r.valid_bfcl for r in records) / n if n else 0.0}
+    figures = {
+        "n": n,
+        "pass_rate": sum(r.valid for r in records) / n if n else 0.0,
+        "pass_rate_bfcl": sum(r.valid_bfcl for r in records) / n if n else 0.0,
+    }
     calls = [r for r in records if r.expects_call]
     if calls:
         figures["over_refusal"] = sum(r.deficiency == NO_CALL for r in calls) / len(calls)
@@ -133,8 +150,9 @@ def summarise(records: Sequence[EvalRecord], with_solve: bool = False) -> dict:
             metrics["groups"][name] = _rates(rows)
     by_category = _group(records, lambda r: r.category)
     if by_category:
-        metrics["by_category"] = {c: {k: v for k, v in _rates(rows).items() if k != "over_refusal"}
-                                  for c, rows in by_category.items()}
+        metrics["by_category"] = {
+            c: {k: v for k, v in _rates(rows).items() if k != "over_refusal"} for c, rows in by_category.items()
+        }
     if with_solve:
         solved = [r for r in records if r.solve_f1 is not None]
         metrics["solve_n"] = len(solved)
@@ -147,8 +165,9 @@ def summarise(records: Sequence[EvalRecord], with_solve: bool = False) -> dict:
 # --- before → after on the same queries ----------------------------------------------------------------------
 
 
-def paired_changes(pairs: Sequence[tuple[object, object]], *, resamples: int = 10_000, confidence: float = 0.95,
-                   seed: int = 0) -> list[dict]:
+def paired_changes(
+    pairs: Sequence[tuple[object, object]], *, resamples: int = 10_000, confidence: float = 0.95, seed: int = 0
+) -> list[dict]:
     """The before → after change of each headline figure, with its paired bootstrap interval (resampling the
     queries), from (before, after) results of the same queries — anything with `kind`, `valid`, `valid_bfcl`,
     `deficiency` and `expects_call` (an EvalRecord, or a stored EvalResult). One dict per figure, in the order
@@ -160,8 +179,13 @@ def paired_changes(pairs: Sequence[tuple[object, object]], *, resamples: int = 1
     def figure(key: str, label: str, rows, outcome) -> dict | None:
         if not rows:
             return None
-        interval = paired_bootstrap([outcome(b) for b, _ in rows], [outcome(a) for _, a in rows],
-                                    resamples=resamples, confidence=confidence, seed=seed)
+        interval = paired_bootstrap(
+            [outcome(b) for b, _ in rows],
+            [outcome(a) for _, a in rows],
+            resamples=resamples,
+            confidence=confidence,
+            seed=seed,
+        )
         return {"key": key, "label": label, **interval.as_dict()}
 
     def passed(r) -> float:
@@ -171,17 +195,25 @@ def paired_changes(pairs: Sequence[tuple[object, object]], *, resamples: int = 1
     figures = [
         figure("pass_rate", "pass@1", pairs, passed),
         figure("pass_rate_bfcl", "BFCL-rule pass@1", pairs, lambda r: float(r.valid_bfcl)),
-        *[figure(f"group:{name}", f"{GROUP_LABELS[name]} pass@1", [p for p in pairs if p[1].kind in group], passed)
-          for name, group in KIND_GROUPS.items()],
+        *[
+            figure(f"group:{name}", f"{GROUP_LABELS[name]} pass@1", [p for p in pairs if p[1].kind in group], passed)
+            for name, group in KIND_GROUPS.items()
+        ],
         *[figure(f"kind:{kind}", f"{kind} pass@1", [p for p in pairs if p[1].kind == kind], passed) for kind in kinds],
-        figure("over_refusal", "over-refusal", [p for p in pairs if p[1].expects_call],
-               lambda r: float(r.deficiency == NO_CALL)),
+        figure(
+            "over_refusal",
+            "over-refusal",
+            [p for p in pairs if p[1].expects_call],
+            lambda r: float(r.deficiency == NO_CALL),
+        ),
     ]
     return [f for f in figures if f is not None]
 
 
 def format_change(change: dict) -> str:
     """`call kinds pass@1 31.2% → 37.0% (+5.8 points, 95% CI +3.9 … +7.7)`."""
-    return (f"{change['label']} {change['before']:.1%} → {change['after']:.1%} ({change['diff'] * 100:+.1f} points, "
-            f"{change['confidence']:.0%} CI {change['low'] * 100:+.1f} … {change['high'] * 100:+.1f}; "
-            f"n={change['n']})")
+    return (
+        f"{change['label']} {change['before']:.1%} → {change['after']:.1%} ({change['diff'] * 100:+.1f} points, "
+        f"{change['confidence']:.0%} CI {change['low'] * 100:+.1f} … {change['high'] * 100:+.1f}; "
+        f"n={change['n']})"
+    )

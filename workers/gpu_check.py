@@ -7,6 +7,7 @@ database (nothing here touches Django).
 On a machine without CUDA it says so and exits 0 (so CI can run it); `--device cpu` runs the same checks on
 the CPU instead, a smoke test of the script itself whose figures say nothing about a GPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,7 @@ def _wrong(answer: str) -> str:
         i += 1
     if not 0 < i < len(answer):
         return answer + " "
-    return answer[:i] + ("0" if answer[i] != "0" else "1") + answer[i + 1:]
+    return answer[:i] + ("0" if answer[i] != "0" else "1") + answer[i + 1 :]
 
 
 class Check:
@@ -55,12 +56,16 @@ class Check:
             print(f"FAIL {name} ({time.monotonic() - start:.1f} s): {type(exc).__name__}: {exc}", flush=True)
             traceback.print_exc(limit=3)
             return None
-        print(f"ok   {name} ({time.monotonic() - start:.1f} s){': ' + result if isinstance(result, str) else ''}",
-              flush=True)
+        print(
+            f"ok   {name} ({time.monotonic() - start:.1f} s){': ' + result if isinstance(result, str) else ''}",
+            flush=True,
+        )
         return result
 
 
-def run(device: str, workdir: Path, queries: int = 120, trees: int = 16, steps: int = 4, vllm: str = "auto") -> list[str]:
+def run(
+    device: str, workdir: Path, queries: int = 120, trees: int = 16, steps: int = 4, vllm: str = "auto"
+) -> list[str]:
     """Run the checks on `device` ("cuda" or "cpu"); returns the names of the parts that failed."""
     import torch
 
@@ -74,9 +79,23 @@ def run(device: str, workdir: Path, queries: int = 120, trees: int = 16, steps: 
     check = Check(time.monotonic() + TIME_LIMIT)
     picked, every = _environment(queries)
     model = workdir / "tiny"
-    check.part("build the tiny model", lambda: str(build_tiny_model(corpus_from_records(
-        {"messages": q.messages, "reference_output": q.reference_output, "tools": [t.as_openai() for t in q.tools]}
-        for q in every), model, TinyModelConfig(size="small", seed=0))))
+    check.part(
+        "build the tiny model",
+        lambda: str(
+            build_tiny_model(
+                corpus_from_records(
+                    {
+                        "messages": q.messages,
+                        "reference_output": q.reference_output,
+                        "tools": [t.as_openai() for t in q.tools],
+                    }
+                    for q in every
+                ),
+                model,
+                TinyModelConfig(size="small", seed=0),
+            )
+        ),
+    )
     if not (model / "config.json").exists():
         return check.failed
     from transformers import AutoTokenizer
@@ -111,24 +130,35 @@ def run(device: str, workdir: Path, queries: int = 120, trees: int = 16, steps: 
         check.part(f"search (transformers, {device})", lambda: search(backend))
         backend.close()
 
-    rows = [{"prompt": p, "chosen": q.reference_output, "rejected": _wrong(q.reference_output)}
-            for p, q in zip(prompts, picked)][:64]
+    rows = [
+        {"prompt": p, "chosen": q.reference_output, "rejected": _wrong(q.reference_output)}
+        for p, q in zip(prompts, picked)
+    ][:64]
 
     def preference() -> str:
-        result = train_preference(model, workdir / "simpo", rows,
-                                  config_for("simpo", {"max_steps": steps, "batch_size": 4, "learning_rate": 1e-4}))
-        return (f"{result.steps} steps, loss {result.first_loss:.3f} → {result.last_loss:.3f}, "
-                f"{result.tokens_per_second:,.0f} tokens/s")
+        result = train_preference(
+            model,
+            workdir / "simpo",
+            rows,
+            config_for("simpo", {"max_steps": steps, "batch_size": 4, "learning_rate": 1e-4}),
+        )
+        return (
+            f"{result.steps} steps, loss {result.first_loss:.3f} → {result.last_loss:.3f}, "
+            f"{result.tokens_per_second:,.0f} tokens/s"
+        )
 
     def grpo() -> str:
         from apps.rewards.checker import Checker
 
         checkers = [Checker(q.ground_truth, [t.as_openai() for t in q.tools], rule="strict") for q in picked[:16]]
-        result = train_grpo(model, workdir / "grpo", prompts[:16],
-                            [lambda text, c=c: float(c(text).reward) for c in checkers],
-                            GRPOParams(max_steps=steps, num_generations=4, batch_size=2, max_completion_length=48))
-        return (f"{result.steps} steps, mean reward {result.mean_reward:.3f}, "
-                f"{result.tokens_per_second:,.0f} tokens/s")
+        result = train_grpo(
+            model,
+            workdir / "grpo",
+            prompts[:16],
+            [lambda text, c=c: float(c(text).reward) for c in checkers],
+            GRPOParams(max_steps=steps, num_generations=4, batch_size=2, max_completion_length=48),
+        )
+        return f"{result.steps} steps, mean reward {result.mean_reward:.3f}, {result.tokens_per_second:,.0f} tokens/s"
 
     check.part(f"preference round (SimPO, {device})", preference)
     check.part(f"GRPO round ({device})", grpo)
@@ -155,11 +185,18 @@ def run(device: str, workdir: Path, queries: int = 120, trees: int = 16, steps: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers.gpu_check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
-                        help="cuda (default; without CUDA the check says so and exits 0) or cpu (a smoke test of "
-                             "the script itself)")
-    parser.add_argument("--vllm", choices=("auto", "require", "skip"), default="auto",
-                        help="auto: check the vllm backend when vLLM is installed; require: fail without it")
+    parser.add_argument(
+        "--device",
+        choices=("cuda", "cpu"),
+        default="cuda",
+        help="cuda (default; without CUDA the check says so and exits 0) or cpu (a smoke test of the script itself)",
+    )
+    parser.add_argument(
+        "--vllm",
+        choices=("auto", "require", "skip"),
+        default="auto",
+        help="auto: check the vllm backend when vLLM is installed; require: fail without it",
+    )
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps of each training check (default 4)")
     parser.add_argument("--trees", type=int, default=16, help="trees of each search check (default 16)")
     args = parser.parse_args(argv)
@@ -169,13 +206,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         build = "a CPU build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-        print(f"gpu-check needs a CUDA device, and torch {torch.__version__} ({build}) sees none here: nothing "
-              "checked. On a GPU worker: pip install -r requirements.txt -r requirements-gpu.txt, then make "
-              "gpu-check. (--device cpu runs the same checks on the CPU, as a smoke test of this script.)")
+        print(
+            f"gpu-check needs a CUDA device, and torch {torch.__version__} ({build}) sees none here: nothing "
+            "checked. On a GPU worker: pip install -r requirements.txt -r requirements-gpu.txt, then make "
+            "gpu-check. (--device cpu runs the same checks on the CPU, as a smoke test of this script.)"
+        )
         return 0
     if args.device == "cuda":
-        print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}, CUDA {torch.version.cuda}",
-              flush=True)
+        print(
+            f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}, CUDA {torch.version.cuda}", flush=True
+        )
     with tempfile.TemporaryDirectory(prefix="itool-gpu-check-") as folder:
         start = time.monotonic()
         failed = run(args.device, Path(folder), trees=args.trees, steps=args.steps, vllm=args.vllm)

@@ -1,4 +1,5 @@
 """Deficiency identification: score each train query under the current policy, keep the weak ones (iTool)."""
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,9 @@ class SelectionConfig:
         if not 0 <= self.threshold <= 1:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
         if not 0 <= self.min_rate < max(self.threshold, 1e-9):
-            raise ValueError(f"min_rate must be in [0, threshold), got {self.min_rate!r} with threshold "
-                             f"{self.threshold!r}")
+            raise ValueError(
+                f"min_rate must be in [0, threshold), got {self.min_rate!r} with threshold {self.threshold!r}"
+            )
         if self.max_queries is not None and self.max_queries < 1:
             raise ValueError(f"max_queries must be at least 1, got {self.max_queries!r}")
         if self.candidates is not None and self.candidates < 1:
@@ -58,8 +60,13 @@ def _batches(n: int, size: int):
         yield range(start, min(n, start + size))
 
 
-def perplexities(backend: BaseBackend, prompts: Sequence[str], answers: Sequence[str], batch_size: int = 16,
-                 progress: Callable[[int], None] | None = None) -> list[float]:
+def perplexities(
+    backend: BaseBackend,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> list[float]:
     """exp(−mean token logprob) of each ground-truth answer after its prompt: higher = weaker."""
     scores: list[float] = []
     for idx in _batches(len(prompts), batch_size):
@@ -70,11 +77,15 @@ def perplexities(backend: BaseBackend, prompts: Sequence[str], answers: Sequence
     return scores
 
 
-def pass_rates(backend: BaseBackend, prompts: Sequence[str], checkers: Sequence[Callable[[str], object]],
-               config: SelectionConfig, progress: Callable[[int], None] | None = None) -> list[float]:
+def pass_rates(
+    backend: BaseBackend,
+    prompts: Sequence[str],
+    checkers: Sequence[Callable[[str], object]],
+    config: SelectionConfig,
+    progress: Callable[[int], None] | None = None,
+) -> list[float]:
     """Share of k sampled answers the checker accepts: lower = weaker."""
-    params = SamplingParams(n=config.k, max_tokens=config.max_tokens, temperature=config.temperature,
-                            seed=config.seed)
+    params = SamplingParams(n=config.k, max_tokens=config.max_tokens, temperature=config.temperature, seed=config.seed)
     rates: list[float] = []
     for idx in _batches(len(prompts), config.batch_size):
         samples = backend.generate([prompts[i] for i in idx], params)

@@ -1,11 +1,11 @@
 """Celery entry points. Each takes ids, loads rows through a service, and is safe to run twice."""
+
 from celery import shared_task
 
 HOUR = 3600
 
 
-@shared_task(name="catalog.import_job_run", acks_late=True, time_limit=6 * HOUR,
-             soft_time_limit=6 * HOUR - 60)
+@shared_task(name="catalog.import_job_run", acks_late=True, time_limit=6 * HOUR, soft_time_limit=6 * HOUR - 60)
 def catalog_import_job_run(job_id: int) -> dict:
     """Run an upload's import; the job row carries progress, counts and any error."""
     from apps.catalog.services import import_job_run
@@ -45,23 +45,27 @@ def _run_stage(task, round_id: int, stage: str, state: str, run) -> dict:
     return result
 
 
-@shared_task(bind=True, name="training.round_select", acks_late=True, time_limit=12 * HOUR,
-             soft_time_limit=12 * HOUR - 60)
+@shared_task(
+    bind=True, name="training.round_select", acks_late=True, time_limit=12 * HOUR, soft_time_limit=12 * HOUR - 60
+)
 def training_round_select(self, round_id: int) -> dict:
     """Score the round's train queries under its policy and select the weak ones."""
     from apps.training.loop import round_select
 
-    return _run_stage(self, round_id, "select", "selecting",
-                      lambda progress, check: round_select(round_id=round_id, progress=progress))
+    return _run_stage(
+        self,
+        round_id,
+        "select",
+        "selecting",
+        lambda progress, check: round_select(round_id=round_id, progress=progress),
+    )
 
 
 @shared_task(name="training.round_search_dispatch", acks_late=True, time_limit=HOUR)
 def training_round_search_dispatch(round_id: int) -> list[str]:
     """Create the round's trees and send them to `gpu` workers in shards."""
-    from apps.training.lifecycle import round_fail
+    from apps.training.lifecycle import round_fail, stage_finished
     from apps.training.loop import round_search_dispatch
-
-    from apps.training.lifecycle import stage_finished
 
     try:
         task_ids = round_search_dispatch(round_id=round_id)
@@ -73,46 +77,64 @@ def training_round_search_dispatch(round_id: int) -> list[str]:
     return task_ids
 
 
-@shared_task(bind=True, name="search.trees_search", acks_late=True, time_limit=24 * HOUR,
-             soft_time_limit=24 * HOUR - 60)
+@shared_task(
+    bind=True, name="search.trees_search", acks_late=True, time_limit=24 * HOUR, soft_time_limit=24 * HOUR - 60
+)
 def search_trees_search(self, round_id: int, tree_ids: list[int]) -> dict:
     """Search one shard of a round's trees; each step is stored as it is made, so a redelivered task
     (its worker died) resumes where the last stored step ended. The last shard to end sends the pair stage."""
     from apps.training.loop import trees_search
 
-    return _run_stage(self, round_id, "search", "searching",
-                      lambda progress, check: trees_search(round_id=round_id, tree_ids=tree_ids, progress=progress))
+    return _run_stage(
+        self,
+        round_id,
+        "search",
+        "searching",
+        lambda progress, check: trees_search(round_id=round_id, tree_ids=tree_ids, progress=progress),
+    )
 
 
-@shared_task(bind=True, name="curation.round_pair", acks_late=True, time_limit=6 * HOUR,
-             soft_time_limit=6 * HOUR - 60)
+@shared_task(bind=True, name="curation.round_pair", acks_late=True, time_limit=6 * HOUR, soft_time_limit=6 * HOUR - 60)
 def curation_round_pair(self, round_id: int) -> dict:
     """Extract step-level pairs from the round's finished trees; the round then waits for review."""
     from apps.training.loop import round_pair
 
-    return _run_stage(self, round_id, "pair", "pairing",
-                      lambda progress, check: round_pair(round_id=round_id, progress=progress))
+    return _run_stage(
+        self, round_id, "pair", "pairing", lambda progress, check: round_pair(round_id=round_id, progress=progress)
+    )
 
 
-@shared_task(bind=True, name="training.round_train", acks_late=True, time_limit=48 * HOUR,
-             soft_time_limit=48 * HOUR - 60)
+@shared_task(
+    bind=True, name="training.round_train", acks_late=True, time_limit=48 * HOUR, soft_time_limit=48 * HOUR - 60
+)
 def training_round_train(self, round_id: int) -> dict:
     """Train the round (warm-up SFT, preference optimisation on its snapshot, or GRPO). A redelivered task
     resumes from the last trainer checkpoint."""
     from apps.training.loop import round_train
 
-    return _run_stage(self, round_id, "train", "training",
-                      lambda progress, check: round_train(round_id=round_id, progress=progress, check=check))
+    return _run_stage(
+        self,
+        round_id,
+        "train",
+        "training",
+        lambda progress, check: round_train(round_id=round_id, progress=progress, check=check),
+    )
 
 
-@shared_task(bind=True, name="evaluation.round_evaluate", acks_late=True, time_limit=12 * HOUR,
-             soft_time_limit=12 * HOUR - 60)
+@shared_task(
+    bind=True, name="evaluation.round_evaluate", acks_late=True, time_limit=12 * HOUR, soft_time_limit=12 * HOUR - 60
+)
 def evaluation_round_evaluate(self, round_id: int) -> dict:
     """Score the round's new checkpoint on the eval split (and its input policy, for before/after)."""
     from apps.training.loop import round_evaluate
 
-    return _run_stage(self, round_id, "evaluate", "evaluating",
-                      lambda progress, check: round_evaluate(round_id=round_id, progress=progress, check=check))
+    return _run_stage(
+        self,
+        round_id,
+        "evaluate",
+        "evaluating",
+        lambda progress, check: round_evaluate(round_id=round_id, progress=progress, check=check),
+    )
 
 
 @shared_task(name="datasets.snapshot_parquet", acks_late=True, time_limit=6 * HOUR, soft_time_limit=6 * HOUR - 60)
@@ -125,8 +147,7 @@ def datasets_snapshot_parquet(file_id: int) -> dict:
     return {"file": file.pk, "status": file.status, "rows": file.rows, "sha256": file.sha256, "error": file.error}
 
 
-@shared_task(bind=True, name="training.arm_run", acks_late=True, time_limit=48 * HOUR,
-             soft_time_limit=48 * HOUR - 60)
+@shared_task(bind=True, name="training.arm_run", acks_late=True, time_limit=48 * HOUR, soft_time_limit=48 * HOUR - 60)
 def training_arm_run(self, arm_run_id: int) -> dict:
     """Train one arm of a round's comparison at the round's budget and evaluate it (apps.arms); a finished arm is
     skipped, a failure marks its row failed with the reason."""
@@ -140,5 +161,11 @@ def training_arm_run(self, arm_run_id: int) -> dict:
     except Exception as exc:
         arm_fail(arm_run_id=arm_run_id, error=f"{type(exc).__name__}: {exc}")
         raise
-    return {"arm_run": row.pk, "arm": row.arm, "seed": row.seed, "status": row.status,
-            "checkpoint": row.checkpoint_id, "eval_run": row.eval_run_id}
+    return {
+        "arm_run": row.pk,
+        "arm": row.arm,
+        "seed": row.seed,
+        "status": row.status,
+        "checkpoint": row.checkpoint_id,
+        "eval_run": row.eval_run_id,
+    }

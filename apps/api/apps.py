@@ -1,4 +1,5 @@
 """App config for the REST API."""
+
 from django.apps import AppConfig
 
 

@@ -1,4 +1,5 @@
 """Arm runs: list a round's controlled comparisons (any member), launch arms from its input policy (project admins)."""
+
 from __future__ import annotations
 
 import django_filters as filters
@@ -37,15 +38,34 @@ class ArmRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ArmRun
-        fields = ["id", "round", "arm", "seed", "status", "checkpoint", "eval_run", "budget", "metrics", "progress",
-                  "error", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "round",
+            "arm",
+            "seed",
+            "status",
+            "checkpoint",
+            "eval_run",
+            "budget",
+            "metrics",
+            "progress",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
 
 class ArmsLaunchSerializer(serializers.Serializer):
     round = IdField(help_text="The round whose input policy and budget the arms use.")
-    arms = serializers.ListField(child=serializers.ChoiceField(choices=list(TRAINED_ARMS)), required=False,
-                                 allow_empty=False, max_length=len(TRAINED_ARMS), help_text="Default: all six.")
+    arms = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(TRAINED_ARMS)),
+        required=False,
+        allow_empty=False,
+        max_length=len(TRAINED_ARMS),
+        help_text="Default: all six.",
+    )
     seeds = serializers.IntegerField(default=1, min_value=1, max_value=MAX_SEEDS, help_text="Seeds per arm.")
 
 
@@ -62,11 +82,14 @@ class ArmRunViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = ArmRunFilter
     project_field = "round__project"
 
-    @extend_schema(request=ArmsLaunchSerializer, responses={
-        202: OpenApiResponse(ArmRunSerializer(many=True), "The runs sent to the workers (finished ones skipped)."),
-        403: OpenApiResponse(description="Needs the admin role in the round's project."),
-        409: OpenApiResponse(ArmsRefusedSerializer, "Refused; nothing was written."),
-    })
+    @extend_schema(
+        request=ArmsLaunchSerializer,
+        responses={
+            202: OpenApiResponse(ArmRunSerializer(many=True), "The runs sent to the workers (finished ones skipped)."),
+            403: OpenApiResponse(description="Needs the admin role in the round's project."),
+            409: OpenApiResponse(ArmsRefusedSerializer, "Refused; nothing was written."),
+        },
+    )
     @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def launch(self, request):
         """Launch arms of a round (project admins), as the arms page does."""

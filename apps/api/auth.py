@@ -1,4 +1,5 @@
 """Tokens: POST a username and password, get the key to send as `Authorization: Token <key>`."""
+
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, MultiPartParser
 

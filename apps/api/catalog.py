@@ -1,4 +1,5 @@
 """Tools, queries and imports: read the catalog, add one query, upload a file for the importer."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -29,8 +30,17 @@ class ToolSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Tool
-        fields = ["id", "project", "name", "description", "parameters", "implementation", "schema_hash", "source",
-                  "created_at"]
+        fields = [
+            "id",
+            "project",
+            "name",
+            "description",
+            "parameters",
+            "implementation",
+            "schema_hash",
+            "source",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -48,16 +58,32 @@ class ToolViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
 class QuerySerializer(serializers.ModelSerializer):
     messages = serializers.ListField(child=JSONObjectField(), read_only=True, help_text="OpenAI-style chat messages.")
     tools = serializers.SerializerMethodField(help_text="The offered tools in prompt order, in OpenAI form.")
-    ground_truth = serializers.JSONField(read_only=True, allow_null=True,
-                                         help_text="BFCL possible answers; [] = no call is right.")
+    ground_truth = serializers.JSONField(
+        read_only=True, allow_null=True, help_text="BFCL possible answers; [] = no call is right."
+    )
     sub_answers = JSONObjectField(read_only=True)
     metadata = JSONObjectField(read_only=True)
 
     class Meta:
         model = Query
-        fields = ["id", "project", "external_id", "source", "split", "kind", "difficulty", "difficulty_bucket",
-                  "messages", "tools", "ground_truth", "reference_output", "sub_answers", "final_answer", "metadata",
-                  "created_at"]
+        fields = [
+            "id",
+            "project",
+            "external_id",
+            "source",
+            "split",
+            "kind",
+            "difficulty",
+            "difficulty_bucket",
+            "messages",
+            "tools",
+            "ground_truth",
+            "reference_output",
+            "sub_answers",
+            "final_answer",
+            "metadata",
+            "created_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.ListField(child=JSONObjectField()))
@@ -71,25 +97,32 @@ class QueryCreateSerializer(serializers.Serializer):
 
     project = IdField()
     split = serializers.ChoiceField(choices=Query.Split.choices, default=Query.Split.TRAIN)
-    id = serializers.CharField(required=False, max_length=200,
-                               help_text="Stable id from your source (default: a hash of the record).")
+    id = serializers.CharField(
+        required=False, max_length=200, help_text="Stable id from your source (default: a hash of the record)."
+    )
     messages = serializers.ListField(child=JSONObjectField(), allow_empty=False)
     tools = serializers.ListField(child=JSONObjectField(), help_text="OpenAI or BFCL function definitions.")
-    expected = serializers.ListField(child=JSONObjectField(),
-                                     help_text="The right tool calls (OpenAI `tool_calls` form); [] = no call is right.")
-    kind = serializers.ChoiceField(choices=Query.Kind.choices, required=False,
-                                   help_text="Default: from the expected calls.")
+    expected = serializers.ListField(
+        child=JSONObjectField(), help_text="The right tool calls (OpenAI `tool_calls` form); [] = no call is right."
+    )
+    kind = serializers.ChoiceField(
+        choices=Query.Kind.choices, required=False, help_text="Default: from the expected calls."
+    )
 
 
 class QueryViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Queries (prompts and their right answers); filter by project, split, kind and difficulty bucket."""
 
-    queryset = Query.objects.prefetch_related(Prefetch("query_tools", queryset=QueryTool.objects.select_related("tool")))
+    queryset = Query.objects.prefetch_related(
+        Prefetch("query_tools", queryset=QueryTool.objects.select_related("tool"))
+    )
     serializer_class = QuerySerializer
     filterset_class = QueryFilter
 
-    @extend_schema(request=QueryCreateSerializer,
-                   responses={201: QuerySerializer, 200: OpenApiResponse(QuerySerializer, "Already stored: unchanged.")})
+    @extend_schema(
+        request=QueryCreateSerializer,
+        responses={201: QuerySerializer, 200: OpenApiResponse(QuerySerializer, "Already stored: unchanged.")},
+    )
     def create(self, request, *args, **kwargs):
         """Add one query (project admins)."""
         data = QueryCreateSerializer(data=request.data)
@@ -104,7 +137,9 @@ class QueryViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnl
         except RecordError as error:
             raise ValidationError({error.field: [error.message]}) from None
         query = self.get_queryset().get(project=project, external_id=records[0].external_id)
-        return Response(QuerySerializer(query).data, status=status.HTTP_201_CREATED if counts.created else status.HTTP_200_OK)
+        return Response(
+            QuerySerializer(query).data, status=status.HTTP_201_CREATED if counts.created else status.HTTP_200_OK
+        )
 
 
 # --- imports -------------------------------------------------------------------------------------------
@@ -112,14 +147,31 @@ class QueryViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnl
 
 class ImportJobSerializer(serializers.ModelSerializer):
     percent = serializers.IntegerField(read_only=True, help_text="Progress (bytes read), 0–100.")
-    counts = JSONObjectField(read_only=True, help_text="When done: records read, created, unchanged, tools created, by kind.")
+    counts = JSONObjectField(
+        read_only=True, help_text="When done: records read, created, unchanged, tools created, by kind."
+    )
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = ImportJob
-        fields = ["id", "project", "format", "split", "original_name", "status", "percent", "progress_done",
-                  "progress_total", "counts", "error", "task_id", "created_by", "created_at", "started_at",
-                  "finished_at"]
+        fields = [
+            "id",
+            "project",
+            "format",
+            "split",
+            "original_name",
+            "status",
+            "percent",
+            "progress_done",
+            "progress_total",
+            "counts",
+            "error",
+            "task_id",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
 
@@ -159,25 +211,40 @@ class ImportUploadView(GenericAPIView):
     serializer_class = ImportUploadSerializer
     pagination_class = None
 
-    @extend_schema(operation_id="projects_imports_create", request={"multipart/form-data": ImportUploadSerializer},
-                   responses={202: ImportJobSerializer, 413: OpenApiResponse(description="Larger than "
-                                                                            "IMPORT_MAX_UPLOAD_BYTES: nothing stored.")})
+    @extend_schema(
+        operation_id="projects_imports_create",
+        request={"multipart/form-data": ImportUploadSerializer},
+        responses={
+            202: ImportJobSerializer,
+            413: OpenApiResponse(description="Larger than IMPORT_MAX_UPLOAD_BYTES: nothing stored."),
+        },
+    )
     def post(self, request, project_id: int):
         project, _ = project_with_role(request.user, project_id, *ADMINS)
-        request.data  # parse the body now: the upload handler flags an oversized one before storing it
+        request.data  # noqa: B018 — parse the body now: the upload handler flags an oversized one before storing it
         if getattr(request, "upload_too_large", False):
-            return Response({"detail": f"Upload refused: larger than the limit of {settings.IMPORT_MAX_UPLOAD_BYTES} "
-                                       "bytes (IMPORT_MAX_UPLOAD_BYTES). Nothing was stored; import big files with "
-                                       "`manage.py import_data` on the server."},
-                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+            return Response(
+                {
+                    "detail": f"Upload refused: larger than the limit of {settings.IMPORT_MAX_UPLOAD_BYTES} "
+                    "bytes (IMPORT_MAX_UPLOAD_BYTES). Nothing was stored; import big files with "
+                    "`manage.py import_data` on the server."
+                },
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
         try:
             upload = self.get_serializer(data=request.data)
             upload.is_valid(raise_exception=True)
             data = upload.validated_data
             job = ImportJob.objects.create(
-                project=project, format=data["format"], split=data["split"], file=data["file"],
-                answers_file=data.get("answers_file") or "", original_name=data["file"].name.rsplit("/", 1)[-1][:255],
-                progress_total=data["file"].size, created_by=request.user)
+                project=project,
+                format=data["format"],
+                split=data["split"],
+                file=data["file"],
+                answers_file=data.get("answers_file") or "",
+                original_name=data["file"].name.rsplit("/", 1)[-1][:255],
+                progress_total=data["file"].size,
+                created_by=request.user,
+            )
         finally:
             for upload_file in request.FILES.values():  # DRF parsed them itself: Django would not close them
                 upload_file.close()

@@ -4,6 +4,7 @@ The actions are the review page's (`apps.curation.actions.ACTIONS`), with its ru
 pending pair, on one they reviewed last or hold; a reviewer or admin on any. A write carrying an older version
 than the pair's changes nothing and answers 409 with the pair as it is now and the changes since.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -62,25 +63,66 @@ class PairSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PreferencePair
-        fields = ["id", "project", "round", "query", "tree", "node", "chosen_node", "rejected_node", "status", "version",
-                  "prefix", "chosen", "rejected", "original_chosen", "chosen_value", "rejected_value", "chosen_visits",
-                  "rejected_visits", "gap", "deficiency", "flag_note", "assignee", "lease_expires_at", "reviewed_by",
-                  "reviewed_at", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "project",
+            "round",
+            "query",
+            "tree",
+            "node",
+            "chosen_node",
+            "rejected_node",
+            "status",
+            "version",
+            "prefix",
+            "chosen",
+            "rejected",
+            "original_chosen",
+            "chosen_value",
+            "rejected_value",
+            "chosen_visits",
+            "rejected_visits",
+            "gap",
+            "deficiency",
+            "flag_note",
+            "assignee",
+            "lease_expires_at",
+            "reviewed_by",
+            "reviewed_at",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     def to_representation(self, pair: PreferencePair) -> dict:
         zone = timezone.get_current_timezone() if settings.USE_TZ else None
         return {
-            "id": pair.pk, "project": pair.project_id, "round": pair.round_id, "query": pair.query_id,
-            "tree": pair.tree_id, "node": pair.node_id, "chosen_node": pair.chosen_node_id,
-            "rejected_node": pair.rejected_node_id, "status": pair.status, "version": int(pair.version),
-            "prefix": pair.prefix, "chosen": pair.chosen, "rejected": pair.rejected,
-            "original_chosen": pair.original_chosen, "chosen_value": float(pair.chosen_value),
-            "rejected_value": float(pair.rejected_value), "chosen_visits": int(pair.chosen_visits),
-            "rejected_visits": int(pair.rejected_visits), "gap": float(pair.gap), "deficiency": pair.deficiency,
-            "flag_note": pair.flag_note, "assignee": _username(pair, "assignee"),
-            "lease_expires_at": _datetime(pair.lease_expires_at, zone), "reviewed_by": _username(pair, "reviewed_by"),
-            "reviewed_at": _datetime(pair.reviewed_at, zone), "created_at": _datetime(pair.created_at, zone),
+            "id": pair.pk,
+            "project": pair.project_id,
+            "round": pair.round_id,
+            "query": pair.query_id,
+            "tree": pair.tree_id,
+            "node": pair.node_id,
+            "chosen_node": pair.chosen_node_id,
+            "rejected_node": pair.rejected_node_id,
+            "status": pair.status,
+            "version": int(pair.version),
+            "prefix": pair.prefix,
+            "chosen": pair.chosen,
+            "rejected": pair.rejected,
+            "original_chosen": pair.original_chosen,
+            "chosen_value": float(pair.chosen_value),
+            "rejected_value": float(pair.rejected_value),
+            "chosen_visits": int(pair.chosen_visits),
+            "rejected_visits": int(pair.rejected_visits),
+            "gap": float(pair.gap),
+            "deficiency": pair.deficiency,
+            "flag_note": pair.flag_note,
+            "assignee": _username(pair, "assignee"),
+            "lease_expires_at": _datetime(pair.lease_expires_at, zone),
+            "reviewed_by": _username(pair, "reviewed_by"),
+            "reviewed_at": _datetime(pair.reviewed_at, zone),
+            "created_at": _datetime(pair.created_at, zone),
             "updated_at": _datetime(pair.updated_at, zone),
         }
 
@@ -133,8 +175,11 @@ class FlagIn(VersionIn):
 
 
 class EditIn(VersionIn):
-    chosen = serializers.CharField(max_length=MAX_FRAGMENT_CHARS, trim_whitespace=False,
-                                   help_text="The corrected chosen fragment (the checker re-scores prefix + it).")
+    chosen = serializers.CharField(
+        max_length=MAX_FRAGMENT_CHARS,
+        trim_whitespace=False,
+        help_text="The corrected chosen fragment (the checker re-scores prefix + it).",
+    )
 
     def validate_chosen(self, value: str) -> str:
         if not value.strip():
@@ -146,8 +191,15 @@ class NoBody(serializers.Serializer):
     pass
 
 
-REVIEW_BODIES = {"approve": VersionIn, "reject": RejectIn, "flag": FlagIn, "edit": EditIn, "swap": VersionIn,
-                 "undo": VersionIn, "skip": NoBody}
+REVIEW_BODIES = {
+    "approve": VersionIn,
+    "reject": RejectIn,
+    "flag": FlagIn,
+    "edit": EditIn,
+    "swap": VersionIn,
+    "undo": VersionIn,
+    "skip": NoBody,
+}
 REVIEW_HELP = {
     "approve": "Approve the pair.",
     "reject": "Reject the pair (an optional note says why).",
@@ -164,8 +216,10 @@ REVIEW_HELP = {
 def _review_schema(name: str):
     responses = {
         200: OpenApiResponse(PairDetailSerializer, "The pair after the change."),
-        400: OpenApiResponse(description="A bad body, a version the pair does not have yet, or an action that "
-                                         "cannot apply (e.g. nothing to undo)."),
+        400: OpenApiResponse(
+            description="A bad body, a version the pair does not have yet, or an action that "
+            "cannot apply (e.g. nothing to undo)."
+        ),
         403: OpenApiResponse(description="Your role may not change this pair (someone else reviewed it)."),
         404: OpenApiResponse(description="No such pair in your projects."),
     }
@@ -176,6 +230,7 @@ def _review_schema(name: str):
 
 def _review_action(name: str):
     """The viewset method for one review action: POST /pairs/{id}/<name>/."""
+
     def review(self, request, pk=None):
         return self.apply_review(request, name)
 
@@ -184,8 +239,12 @@ def _review_action(name: str):
 
 
 SORT_PARAMETER = OpenApiParameter(
-    "sort", str, enum=list(selectors.SORTS), default="uncertainty",
-    description="uncertainty: smallest gap first (the review queue's order); gap: largest first; newest.")
+    "sort",
+    str,
+    enum=list(selectors.SORTS),
+    default="uncertainty",
+    description="uncertainty: smallest gap first (the review queue's order); gap: largest first; newest.",
+)
 
 
 @extend_schema_view(list=extend_schema(parameters=[SORT_PARAMETER]))
@@ -200,9 +259,9 @@ class PairViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
 
     def base_queryset(self):
         if self.action == "list":  # no verdicts; of the people only their names (a user row each cost more)
-            return (PreferencePair.objects.defer("chosen_verdict", "rejected_verdict")
-                    .annotate(assignee_username=F("assignee__username"),
-                              reviewed_by_username=F("reviewed_by__username")))
+            return PreferencePair.objects.defer("chosen_verdict", "rejected_verdict").annotate(
+                assignee_username=F("assignee__username"), reviewed_by_username=F("reviewed_by__username")
+            )
         return self.queryset.all()
 
     def pagination_ordering(self, request):
@@ -220,7 +279,9 @@ class PairViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
         data = body.validated_data
         version = data.get("version")
         if review_action.needs_version and version > pair.version:
-            raise ValidationError({"version": [f"Pair #{pair.pk} has no version {version} yet (it is at {pair.version})."]})
+            raise ValidationError(
+                {"version": [f"Pair #{pair.pk} has no version {version} yet (it is at {pair.version})."]}
+            )
         if review_action.decides and version == pair.version:
             # An older version is refused by the service whatever the role (409): versions only grow.
             require_pair_action(user=request.user, role=role, pair=pair)
@@ -235,9 +296,15 @@ class PairViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
     def conflict(self, stale: StaleVersion) -> Response:
         current = self.queryset.get(pk=stale.current.pk)
         events = selectors.pair_events(pair=current, after_version=stale.expected)
-        return Response({"detail": str(stale), "expected": stale.expected,
-                         "current": PairDetailSerializer(current).data,
-                         "events": EventSerializer(events, many=True).data}, status=status.HTTP_409_CONFLICT)
+        return Response(
+            {
+                "detail": str(stale),
+                "expected": stale.expected,
+                "current": PairDetailSerializer(current).data,
+                "events": EventSerializer(events, many=True).data,
+            },
+            status=status.HTTP_409_CONFLICT,
+        )
 
     approve = _review_action("approve")
     reject = _review_action("reject")
@@ -259,6 +326,7 @@ class PairEventList(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ReviewEvent.objects.none()
-        pair = get_object_or_404(visible(PreferencePair.objects.only("pk", "project_id"), self.request.user),
-                                 pk=self.kwargs["pair_id"])
+        pair = get_object_or_404(
+            visible(PreferencePair.objects.only("pk", "project_id"), self.request.user), pk=self.kwargs["pair_id"]
+        )
         return ReviewEvent.objects.filter(pair=pair).select_related("user")

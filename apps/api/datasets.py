@@ -1,5 +1,6 @@
 """Dataset snapshots: list and read them, freeze one from a round or a filter (project admins), stream one out
 as JSON Lines in a training format, and have a worker write one to a Parquet file to download when ready."""
+
 from __future__ import annotations
 
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
@@ -17,8 +18,13 @@ from rest_framework.status import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 
 from apps.datasets.models import DatasetSnapshot, SnapshotFile
 from apps.datasets.rows import FORMATS, SPANS, check_format
-from apps.datasets.services import (snapshot_export, snapshot_file_check, snapshot_file_request,
-                                    snapshot_filters_clean, snapshot_freeze)
+from apps.datasets.services import (
+    snapshot_export,
+    snapshot_file_check,
+    snapshot_file_request,
+    snapshot_filters_clean,
+    snapshot_freeze,
+)
 from apps.projects.permissions import ADMINS, project_with_role
 from apps.training.models import Checkpoint, TrainingRound
 
@@ -36,8 +42,18 @@ class SnapshotSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DatasetSnapshot
-        fields = ["id", "project", "round", "name", "checkpoint", "content_hash", "pair_count", "filters", "created_by",
-                  "created_at"]
+        fields = [
+            "id",
+            "project",
+            "round",
+            "name",
+            "checkpoint",
+            "content_hash",
+            "pair_count",
+            "filters",
+            "created_by",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -46,12 +62,18 @@ class SnapshotCreateSerializer(serializers.Serializer):
 
     project = IdField()
     round = IdField(required=False, allow_null=True, help_text="Freeze this round's reviewed pairs.")
-    filters = JSONObjectField(required=False, help_text='Or a selection: {"status": [...], "round": id, '
-                                                        '"deficiency": [...], "min_gap": x, "max_gap": y, "kind": [...]}.')
+    filters = JSONObjectField(
+        required=False,
+        help_text='Or a selection: {"status": [...], "round": id, '
+        '"deficiency": [...], "min_gap": x, "max_gap": y, "kind": [...]}.',
+    )
     name = serializers.CharField(required=False, max_length=200)
-    checkpoint = IdField(required=False, allow_null=True,
-                         help_text="Whose chat template renders trl prompts (default: the round's policy, else the "
-                                   "project's newest checkpoint).")
+    checkpoint = IdField(
+        required=False,
+        allow_null=True,
+        help_text="Whose chat template renders trl prompts (default: the round's policy, else the "
+        "project's newest checkpoint).",
+    )
 
 
 class SnapshotFileSerializer(serializers.ModelSerializer):
@@ -62,11 +84,28 @@ class SnapshotFileSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SnapshotFile
-        fields = ["id", "snapshot", "format", "span", "kind", "status", "rows", "bytes", "sha256", "error", "download",
-                  "created_by", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "snapshot",
+            "format",
+            "span",
+            "kind",
+            "status",
+            "rows",
+            "bytes",
+            "sha256",
+            "error",
+            "download",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
-        extra_kwargs = {"rows": {"help_text": "Rows written: so far while running, all of them when done."},
-                        "sha256": {"help_text": "sha256 of the file's bytes (when done); also the download's ETag."}}
+        extra_kwargs = {
+            "rows": {"help_text": "Rows written: so far while running, all of them when done."},
+            "sha256": {"help_text": "sha256 of the file's bytes (when done); also the download's ETag."},
+        }
 
     def get_download(self, file: SnapshotFile) -> str:
         return reverse("api:snapshot-file-download", args=[file.pk])
@@ -84,9 +123,12 @@ class SnapshotFileCreateSerializer(serializers.Serializer):
     """Which file to make from the snapshot."""
 
     format = serializers.ChoiceField(choices=FORMATS, help_text="The rows' format, as in the JSON Lines export.")
-    span = serializers.ChoiceField(choices=SPANS, default="fragment",
-                                   help_text="trl only: the shared prefix in the prompt (fragment) or in both "
-                                             "completions; ignored (fragment) for the other formats.")
+    span = serializers.ChoiceField(
+        choices=SPANS,
+        default="fragment",
+        help_text="trl only: the shared prefix in the prompt (fragment) or in both "
+        "completions; ignored (fragment) for the other formats.",
+    )
 
 
 class IgnoreFormatParameter(DefaultContentNegotiation):
@@ -97,15 +139,29 @@ class IgnoreFormatParameter(DefaultContentNegotiation):
 
 
 EXPORT_PARAMETERS = [
-    OpenApiParameter("format", str, enum=list(FORMATS), required=True,
-                     description="trl {prompt, chosen, rejected, metadata}; openai preference fine-tuning rows; "
-                                 "sharegpt (iTool / LLaMA-Factory) rows."),
-    OpenApiParameter("span", str, enum=list(SPANS), default="fragment",
-                     description="trl only: the shared prefix in the prompt (fragment) or in both completions."),
-    OpenApiParameter("complete", bool, default=False,
-                     description="Complete each side that stops mid-answer by its best finished rollout in the "
-                                 "search tree, so every chosen/rejected is a whole answer; rows that cannot be are "
-                                 "left out (docs/exports.md)."),
+    OpenApiParameter(
+        "format",
+        str,
+        enum=list(FORMATS),
+        required=True,
+        description="trl {prompt, chosen, rejected, metadata}; openai preference fine-tuning rows; "
+        "sharegpt (iTool / LLaMA-Factory) rows.",
+    ),
+    OpenApiParameter(
+        "span",
+        str,
+        enum=list(SPANS),
+        default="fragment",
+        description="trl only: the shared prefix in the prompt (fragment) or in both completions.",
+    ),
+    OpenApiParameter(
+        "complete",
+        bool,
+        default=False,
+        description="Complete each side that stops mid-answer by its best finished rollout in the "
+        "search tree, so every chosen/rejected is a whole answer; rows that cannot be are "
+        "left out (docs/exports.md).",
+    ),
 ]
 
 
@@ -117,9 +173,13 @@ class SnapshotViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.Read
     filterset_class = SnapshotFilter
     ordering = ("-id",)  # newest first
 
-    @extend_schema(request=SnapshotCreateSerializer, responses={
-        201: SnapshotSerializer,
-        200: OpenApiResponse(SnapshotSerializer, "The same content was frozen before: that snapshot.")})
+    @extend_schema(
+        request=SnapshotCreateSerializer,
+        responses={
+            201: SnapshotSerializer,
+            200: OpenApiResponse(SnapshotSerializer, "The same content was frozen before: that snapshot."),
+        },
+    )
     def create(self, request, *args, **kwargs):
         """Freeze a snapshot (project admins)."""
         body = SnapshotCreateSerializer(data=request.data)
@@ -134,15 +194,23 @@ class SnapshotViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.Read
         if data.get("checkpoint") is not None:
             checkpoint = Checkpoint.objects.filter(pk=data["checkpoint"], project=project).first()
             if checkpoint is None:
-                raise ValidationError({"checkpoint": [f"No checkpoint #{data['checkpoint']} in project {project.name}."]})
+                raise ValidationError(
+                    {"checkpoint": [f"No checkpoint #{data['checkpoint']} in project {project.name}."]}
+                )
         try:
             snapshot_filters_clean(project=project, filters=data.get("filters"), round=rnd)
         except ValueError as error:
             raise ValidationError({"filters": [str(error)]}) from None
         started = timezone.now()
         try:
-            snapshot = snapshot_freeze(project=project, round=rnd, filters=data.get("filters"), name=data.get("name"),
-                                       created_by=request.user, checkpoint=checkpoint)
+            snapshot = snapshot_freeze(
+                project=project,
+                round=rnd,
+                filters=data.get("filters"),
+                name=data.get("name"),
+                created_by=request.user,
+                checkpoint=checkpoint,
+            )
         except ValueError as error:  # nothing to freeze, or a checkpoint that does not fit the round
             raise ValidationError({"non_field_errors": [str(error)]}) from None
         snapshot = self.queryset.get(pk=snapshot.pk)
@@ -152,13 +220,18 @@ class SnapshotViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.Read
     @extend_schema(
         parameters=EXPORT_PARAMETERS,
         responses={
-            (200, NDJSON): OpenApiResponse(OpenApiTypes.STR, "JSON Lines, one row per pair, the same bytes every "
-                                                             "time. Headers: X-Content-Hash (the snapshot's "
-                                                             "content_hash), ETag, Content-Disposition."),
+            (200, NDJSON): OpenApiResponse(
+                OpenApiTypes.STR,
+                "JSON Lines, one row per pair, the same bytes every "
+                "time. Headers: X-Content-Hash (the snapshot's "
+                "content_hash), ETag, Content-Disposition.",
+            ),
             304: OpenApiResponse(description="If-None-Match matched the ETag: unchanged."),
-            400: OpenApiResponse(description="Unknown format or span, or a trl export of a snapshot without a "
-                                             "checkpoint."),
-        })
+            400: OpenApiResponse(
+                description="Unknown format or span, or a trl export of a snapshot without a checkpoint."
+            ),
+        },
+    )
     @action(detail=True, methods=["get"], filter_backends=[], content_negotiation_class=IgnoreFormatParameter)
     def export(self, request, pk=None):
         """Stream the snapshot as JSON Lines."""
@@ -181,17 +254,29 @@ class SnapshotViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.Read
             lines = snapshot_export(snapshot, fmt, span, complete=complete)  # checks all before the first byte
         except (ValueError, OSError) as error:  # no checkpoint for trl, or its tokenizer cannot be read
             raise ValidationError({"format": [str(error)]}) from None
-        name = (f"snapshot-{snapshot.pk}-{fmt}{'-' + span if fmt == 'trl' else ''}"
-                f"{'-complete' if complete else ''}.jsonl")
-        return StreamingHttpResponse(lines, content_type=NDJSON, headers={
-            **headers, "Content-Disposition": content_disposition_header(as_attachment=True, filename=name)})
+        name = (
+            f"snapshot-{snapshot.pk}-{fmt}{'-' + span if fmt == 'trl' else ''}{'-complete' if complete else ''}.jsonl"
+        )
+        return StreamingHttpResponse(
+            lines,
+            content_type=NDJSON,
+            headers={**headers, "Content-Disposition": content_disposition_header(as_attachment=True, filename=name)},
+        )
 
     @extend_schema(methods=["GET"], responses={200: SnapshotFileSerializer(many=True)})
-    @extend_schema(methods=["POST"], request=SnapshotFileCreateSerializer, responses={
-        202: OpenApiResponse(SnapshotFileSerializer, "Being made (pending or running): poll "
-                                                     "`GET /api/v1/snapshot-files/{id}/`."),
-        200: OpenApiResponse(SnapshotFileSerializer, "Made before: ready to download."),
-        400: OpenApiResponse(description="Unknown format or span, or a trl file of a snapshot without a checkpoint.")})
+    @extend_schema(
+        methods=["POST"],
+        request=SnapshotFileCreateSerializer,
+        responses={
+            202: OpenApiResponse(
+                SnapshotFileSerializer, "Being made (pending or running): poll `GET /api/v1/snapshot-files/{id}/`."
+            ),
+            200: OpenApiResponse(SnapshotFileSerializer, "Made before: ready to download."),
+            400: OpenApiResponse(
+                description="Unknown format or span, or a trl file of a snapshot without a checkpoint."
+            ),
+        },
+    )
     @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
     def files(self, request, pk=None):
         """The snapshot's Parquet files (GET); ask a worker to write one (POST, project admins).
@@ -206,8 +291,12 @@ class SnapshotViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.Read
         body = SnapshotFileCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            file = snapshot_file_request(snapshot=snapshot, fmt=body.validated_data["format"],
-                                         span=body.validated_data["span"], created_by=request.user)
+            file = snapshot_file_request(
+                snapshot=snapshot,
+                fmt=body.validated_data["format"],
+                span=body.validated_data["span"],
+                created_by=request.user,
+            )
         except ValueError as error:  # a trl file of a snapshot without a checkpoint
             raise ValidationError({"format": [str(error)]}) from None
         done = file.status == SnapshotFile.Status.DONE
@@ -222,12 +311,18 @@ class SnapshotFileViewSet(ProjectScopedMixin, mixins.RetrieveModelMixin, viewset
     project_field = "snapshot__project"
     filter_backends = []
 
-    @extend_schema(responses={
-        (200, PARQUET): OpenApiResponse(OpenApiTypes.BINARY, "The Parquet file. Headers: ETag (the sha256 of the "
-                                                             "bytes), Content-Disposition."),
-        409: OpenApiResponse(SnapshotFileNotReadySerializer, "Not ready: the file is pending or running, or failed "
-                                                             "(`error` says why; POST to the snapshot's files again)."),
-    })
+    @extend_schema(
+        responses={
+            (200, PARQUET): OpenApiResponse(
+                OpenApiTypes.BINARY, "The Parquet file. Headers: ETag (the sha256 of the bytes), Content-Disposition."
+            ),
+            409: OpenApiResponse(
+                SnapshotFileNotReadySerializer,
+                "Not ready: the file is pending or running, or failed "
+                "(`error` says why; POST to the snapshot's files again).",
+            ),
+        }
+    )
     @action(detail=True, methods=["get"], content_negotiation_class=IgnoreFormatParameter)
     def download(self, request, pk=None):
         """Download the file once it is done; 409 with its status until then."""
@@ -236,7 +331,6 @@ class SnapshotFileViewSet(ProjectScopedMixin, mixins.RetrieveModelMixin, viewset
             failed = file.status == SnapshotFile.Status.FAILED
             detail = f"The file failed: {file.error}" if failed else f"The file is not ready yet: it is {file.status}."
             return Response({"detail": detail, **SnapshotFileSerializer(file).data}, status=HTTP_409_CONFLICT)
-        response = FileResponse(file.file.open("rb"), as_attachment=True, filename=file.filename,
-                                content_type=PARQUET)
+        response = FileResponse(file.file.open("rb"), as_attachment=True, filename=file.filename, content_type=PARQUET)
         response["ETag"] = f'"{file.sha256}"'
         return response

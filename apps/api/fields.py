@@ -1,4 +1,5 @@
 """Serializer fields the API modules share: JSON a database can store, and ids checked against a project."""
+
 from __future__ import annotations
 
 import math

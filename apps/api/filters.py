@@ -2,6 +2,7 @@
 
 A malformed value (a word for a number, an unknown status) answers 400 naming the parameter.
 """
+
 from __future__ import annotations
 
 import django_filters as filters
@@ -98,8 +99,9 @@ class ToolFilter(ProjectFilterSet):
 class QueryFilter(ProjectFilterSet):
     split = filters.ChoiceFilter(choices=Query.Split.choices)
     kind = filters.ChoiceFilter(choices=Query.Kind.choices)
-    difficulty = filters.ChoiceFilter(field_name="difficulty_bucket", choices=Query.Bucket.choices,
-                                      help_text="The warm-up curriculum's bucket.")
+    difficulty = filters.ChoiceFilter(
+        field_name="difficulty_bucket", choices=Query.Bucket.choices, help_text="The warm-up curriculum's bucket."
+    )
     source = filters.CharFilter(max_length=32)
     external_id = filters.CharFilter(max_length=255)
 
@@ -163,9 +165,16 @@ class PairFilter(ProjectFilterSet):
             return None if data.get(name) is None else float(data[name])
 
         pair_filters = PairFilters(
-            status=data.get("status") or "", round_id=data.get("round"), query_id=data.get("query"),
-            deficiency=data.get("deficiency") or "", tool=data.get("tool") or "", gap_min=number("gap_min"),
-            gap_max=number("gap_max"), text=data.get("q") or "", assigned_to_me=data.get("mine"))
+            status=data.get("status") or "",
+            round_id=data.get("round"),
+            query_id=data.get("query"),
+            deficiency=data.get("deficiency") or "",
+            tool=data.get("tool") or "",
+            gap_min=number("gap_min"),
+            gap_max=number("gap_max"),
+            text=data.get("q") or "",
+            assigned_to_me=data.get("mine"),
+        )
         return pairs_filtered(queryset, filters=pair_filters, user=self.request.user)
 
 

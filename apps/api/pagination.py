@@ -6,6 +6,7 @@ row at the page's edge — e.g. (gap, id) — and the next page is `WHERE (gap, 
 index whatever the depth. Cursors are signed (a client cannot forge values of the wrong type) and name the
 ordering they were made for. No total count: counting a million pairs per page is what made the bulk page slow.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -75,8 +76,9 @@ class KeysetPagination(BasePagination):
         try:
             data = signing.loads(raw, salt=SALT)
         except signing.BadSignature:
-            raise ValidationError({self.cursor_query_param: ["Invalid cursor: use the next or previous link "
-                                                             "of an earlier page."]}) from None
+            raise ValidationError(
+                {self.cursor_query_param: ["Invalid cursor: use the next or previous link of an earlier page."]}
+            ) from None
         if data.get("o") != list(ordering):
             raise ValidationError({self.cursor_query_param: ["This cursor belongs to another ordering."]})
         return data["v"], bool(data.get("r"))
@@ -95,7 +97,9 @@ class KeysetPagination(BasePagination):
         values, reverse = self._cursor(request, self.ordering)
         if values is not None:
             queryset = queryset.filter(_after(self.ordering, values, reverse))
-        order = [term[1:] if term.startswith("-") else f"-{term}" for term in self.ordering] if reverse else self.ordering
+        order = (
+            [term[1:] if term.startswith("-") else f"-{term}" for term in self.ordering] if reverse else self.ordering
+        )
         rows = list(queryset.order_by(*order)[: size + 1])
         more = len(rows) > size
         rows = rows[:size]
@@ -128,9 +132,18 @@ class KeysetPagination(BasePagination):
 
     def get_schema_operation_parameters(self, view):
         return [
-            {"name": self.cursor_query_param, "required": False, "in": "query",
-             "description": "Opaque position from a `next` or `previous` link.", "schema": {"type": "string"}},
-            {"name": self.page_size_query_param, "required": False, "in": "query",
-             "description": f"Rows per page (default {self.page_size}, at most {self.max_page_size}).",
-             "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size}},
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Opaque position from a `next` or `previous` link.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": f"Rows per page (default {self.page_size}, at most {self.max_page_size}).",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+            },
         ]

@@ -1,4 +1,5 @@
 """Request body parsing: JSON whose text the database can store, nested no deeper than the API needs."""
+
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 

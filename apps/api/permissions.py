@@ -4,6 +4,7 @@ Rows of a project the user is not a member of are left out of every queryset, so
 pages; an action needing a higher role answers 403 (`project_with_role` raises Django's Http404 and
 PermissionDenied, which DRF turns into those answers).
 """
+
 from __future__ import annotations
 
 from django.db.models import QuerySet

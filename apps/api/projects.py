@@ -1,4 +1,5 @@
 """Projects: the ones you are a member of, with your role in each."""
+
 from __future__ import annotations
 
 from django.db.models import OuterRef, Subquery, Value
@@ -8,13 +9,26 @@ from apps.projects.models import Membership, Project
 
 
 class ProjectSerializer(serializers.ModelSerializer):
-    role = serializers.ChoiceField(choices=Membership.Role.choices, source="member_role", read_only=True,
-                                   help_text="Your role: annotator < reviewer < admin.")
+    role = serializers.ChoiceField(
+        choices=Membership.Role.choices,
+        source="member_role",
+        read_only=True,
+        help_text="Your role: annotator < reviewer < admin.",
+    )
 
     class Meta:
         model = Project
-        fields = ["id", "name", "description", "guidelines", "lease_minutes", "review_overlap", "role", "created_at",
-                  "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "guidelines",
+            "lease_minutes",
+            "review_overlap",
+            "role",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
 

@@ -1,11 +1,12 @@
 """OpenAPI additions drf-spectacular cannot infer: the error answers every operation may give, with their body."""
+
 from __future__ import annotations
 
 ERROR_SCHEMA = {
     "type": "object",
     "description": "`detail` says what went wrong; a 400 names each field at fault instead: "
-                   '`{"field": ["message", ...]}` (`non_field_errors` for the body as a whole; an item of a list '
-                   'or object field is named by its index or key: `{"messages": {"3": ["..."]}}`).',
+    '`{"field": ["message", ...]}` (`non_field_errors` for the body as a whole; an item of a list '
+    'or object field is named by its index or key: `{"messages": {"3": ["..."]}}`).',
     "properties": {"detail": {"type": "string"}},
     "additionalProperties": {},
 }
@@ -32,6 +33,7 @@ def add_error_responses(result, generator, request, public):
                 response = responses.setdefault(code, {"description": ERRORS[code]})
                 response.setdefault("content", body)
                 if code == "429":
-                    response.setdefault("headers", {"Retry-After": {
-                        "schema": {"type": "integer"}, "description": "Seconds to wait."}})
+                    response.setdefault(
+                        "headers", {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
+                    )
     return result

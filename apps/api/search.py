@@ -1,4 +1,5 @@
 """Search trees and their nodes (fragments with visits and values), read-only."""
+
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
@@ -16,8 +17,22 @@ class TreeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SearchTree
-        fields = ["id", "project", "round", "query", "policy", "config", "status", "simulations_done", "node_count",
-                  "valid_leaves", "error", "created_at", "updated_at", "finished_at"]
+        fields = [
+            "id",
+            "project",
+            "round",
+            "query",
+            "policy",
+            "config",
+            "status",
+            "simulations_done",
+            "node_count",
+            "valid_leaves",
+            "error",
+            "created_at",
+            "updated_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
 
@@ -27,8 +42,23 @@ class NodeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TreeNode
-        fields = ["id", "tree", "parent", "key", "depth", "ordinal", "fragment", "prior", "visits", "value_sum", "value",
-                  "is_terminal", "terminal_reward", "verdict", "token_count"]
+        fields = [
+            "id",
+            "tree",
+            "parent",
+            "key",
+            "depth",
+            "ordinal",
+            "fragment",
+            "prior",
+            "visits",
+            "value_sum",
+            "value",
+            "is_terminal",
+            "terminal_reward",
+            "verdict",
+            "token_count",
+        ]
         read_only_fields = fields
 
 

@@ -8,6 +8,7 @@ The client address is REMOTE_ADDR unless NUM_PROXIES says how many proxies in fr
 `X-Forwarded-For` (DRF's rule: then the address that many entries from the end). With NUM_PROXIES unset DRF
 would key on the whole header, which the client writes: a new header per request reset every count.
 """
+
 from django.conf import settings
 from rest_framework import throttling
 
@@ -42,4 +43,3 @@ class PasswordCheckThrottle(throttling.SimpleRateThrottle):
         if self.now in history:
             history.remove(self.now)
             self.cache.set(self.key, history, self.duration)
-

@@ -1,5 +1,6 @@
 """Checkpoints and training rounds: read them, create a round (validated by the round form), launch, cancel or
 resume it (project admins), poll its status; evaluation runs and each eval query's answer and verdicts."""
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,11 @@ class RoundStatusSerializer(serializers.Serializer):
     stage = serializers.CharField(allow_null=True, help_text="select, search, pair, train or evaluate.")
     progress = JSONObjectField(help_text="The stage's figures (counts, step, ...); the loss curve left out.")
     error = serializers.CharField(allow_blank=True)
-    reason = serializers.CharField(allow_null=True, help_text="Why the last stage gave nothing (no query selected, "
-                                                              "no pair from the search) and what to try; else null.")
+    reason = serializers.CharField(
+        allow_null=True,
+        help_text="Why the last stage gave nothing (no query selected, "
+        "no pair from the search) and what to try; else null.",
+    )
     finished = serializers.BooleanField()
     updated_at = serializers.DateTimeField()
     policy_in = serializers.IntegerField(allow_null=True)
@@ -101,9 +105,27 @@ class RoundSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TrainingRound
-        fields = ["id", "project", "number", "state", "algorithm", "gate", "gate_value", "hyperparameters",
-                  "selection", "search_config", "policy_in", "policy_out", "snapshot", "error", "status",
-                  "created_at", "updated_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "project",
+            "number",
+            "state",
+            "algorithm",
+            "gate",
+            "gate_value",
+            "hyperparameters",
+            "selection",
+            "search_config",
+            "policy_in",
+            "policy_out",
+            "snapshot",
+            "error",
+            "status",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(RoundStatusSerializer)
@@ -132,25 +154,40 @@ class RoundCreateSerializer(serializers.Serializer):
 
     project = IdField()
     algorithm = serializers.ChoiceField(choices=NEW_ROUND_ALGORITHMS, default=A.SIMPO)
-    policy = IdField(required=False, allow_null=True,
-                     help_text="A checkpoint of the project. Default: the last round's output, else the newest.")
+    policy = IdField(
+        required=False,
+        allow_null=True,
+        help_text="A checkpoint of the project. Default: the last round's output, else the newest.",
+    )
     gate = serializers.ChoiceField(choices=TrainingRound.Gate.choices, default=TrainingRound.Gate.ALL_REVIEWED)
-    gate_value = FiniteFloatField(default=1.0, min_value=0, max_value=1e12,
-                                  help_text="Fraction (0–1] for fraction_reviewed; a count for min_approved.")
+    gate_value = FiniteFloatField(
+        default=1.0,
+        min_value=0,
+        max_value=1e12,
+        help_text="Fraction (0–1] for fraction_reviewed; a count for min_approved.",
+    )
     train = JSONObjectField(required=False, help_text='Overrides of the algorithm\'s defaults, e.g. {"beta": 2.5}.')
     selection = JSONObjectField(required=False, help_text='e.g. {"method": "perplexity", "ratio": 0.3}')
     search = JSONObjectField(required=False, help_text='MCTS settings, e.g. {"simulations": 5, "width": 3}')
     pairs = JSONObjectField(required=False, help_text='Pair filter, e.g. {"chosen_value_min": 0.5, "gap_min": 0.1}')
-    eval_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1,
-                                          help_text="Evaluate on the first N eval queries.")
-    auto_approve = serializers.BooleanField(default=False,
-                                            help_text="Approve every pair without review and train at once.")
+    eval_limit = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=2**31 - 1,
+        help_text="Evaluate on the first N eval queries.",
+    )
+    auto_approve = serializers.BooleanField(
+        default=False, help_text="Approve every pair without review and train at once."
+    )
 
 
 def form_errors(form) -> dict:
     """A Django form's errors as DRF's: field → messages, the form-wide ones under non_field_errors."""
-    return {("non_field_errors" if field == "__all__" else field): [e["message"] for e in errors]
-            for field, errors in form.errors.get_json_data().items()}
+    return {
+        ("non_field_errors" if field == "__all__" else field): [e["message"] for e in errors]
+        for field, errors in form.errors.get_json_data().items()
+    }
 
 
 def _refused(error: Exception) -> Response:
@@ -162,11 +199,15 @@ def _refused(error: Exception) -> Response:
 
 
 def _lifecycle_schema(summary: str):
-    return extend_schema(summary=summary, request=None, responses={
-        202: OpenApiResponse(RoundStatusSerializer, "Done; the round's status."),
-        403: OpenApiResponse(description="Needs the admin role in the round's project."),
-        409: OpenApiResponse(RefusedSerializer, "Refused now (the reason, and the review gate's figures)."),
-    })
+    return extend_schema(
+        summary=summary,
+        request=None,
+        responses={
+            202: OpenApiResponse(RoundStatusSerializer, "Done; the round's status."),
+            403: OpenApiResponse(description="Needs the admin role in the round's project."),
+            409: OpenApiResponse(RefusedSerializer, "Refused now (the reason, and the review gate's figures)."),
+        },
+    )
 
 
 class RoundViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -185,19 +226,32 @@ class RoundViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnl
         body.is_valid(raise_exception=True)
         data = body.validated_data
         project, _ = project_with_role(request.user, data["project"], *ADMINS)
-        form = RoundForm({
-            "algorithm": data["algorithm"], "policy": data.get("policy") or "", "gate": data["gate"],
-            "gate_value": data["gate_value"], "train": json.dumps(data.get("train", {})),
-            "selection": json.dumps(data.get("selection", {})), "search": json.dumps(data.get("search", {})),
-            "pairs": json.dumps(data.get("pairs", {})),
-            "eval_limit": data.get("eval_limit") or "", "auto_approve": data["auto_approve"],
-        }, project=project)
+        form = RoundForm(
+            {
+                "algorithm": data["algorithm"],
+                "policy": data.get("policy") or "",
+                "gate": data["gate"],
+                "gate_value": data["gate_value"],
+                "train": json.dumps(data.get("train", {})),
+                "selection": json.dumps(data.get("selection", {})),
+                "search": json.dumps(data.get("search", {})),
+                "pairs": json.dumps(data.get("pairs", {})),
+                "eval_limit": data.get("eval_limit") or "",
+                "auto_approve": data["auto_approve"],
+            },
+            project=project,
+        )
         if not form.is_valid():
             raise ValidationError(form_errors(form))
         cleaned = form.cleaned_data
         with transaction.atomic():
-            rnd = round_create(project=project, algorithm=cleaned["algorithm"], policy=cleaned["policy"],
-                               created_by=request.user, **cleaned["parsed"])
+            rnd = round_create(
+                project=project,
+                algorithm=cleaned["algorithm"],
+                policy=cleaned["policy"],
+                created_by=request.user,
+                **cleaned["parsed"],
+            )
             rnd.gate, rnd.gate_value = cleaned["gate"], cleaned["gate_value"]
             rnd.save(update_fields=["gate", "gate_value", "updated_at"])
         return Response(RoundDetailSerializer(rnd).data, status=HTTP_201_CREATED)
@@ -237,13 +291,27 @@ class RoundViewSet(ProjectScopedMixin, mixins.CreateModelMixin, viewsets.ReadOnl
 
 
 class EvalRunSerializer(serializers.ModelSerializer):
-    metrics = JSONObjectField(read_only=True, help_text="pass_rate (strict), pass_rate_bfcl, over_refusal, by_kind, "
-                                                        "groups, deficiencies, ... (docs/evaluation.md).")
+    metrics = JSONObjectField(
+        read_only=True,
+        help_text="pass_rate (strict), pass_rate_bfcl, over_refusal, by_kind, "
+        "groups, deficiencies, ... (docs/evaluation.md).",
+    )
 
     class Meta:
         model = EvalRun
-        fields = ["id", "project", "checkpoint", "round", "split", "status", "n_queries", "metrics", "error",
-                  "created_at", "finished_at"]
+        fields = [
+            "id",
+            "project",
+            "checkpoint",
+            "round",
+            "split",
+            "status",
+            "n_queries",
+            "metrics",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
 
@@ -268,15 +336,29 @@ class EvalRunViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
 class EvalResultSerializer(serializers.ModelSerializer):
     class Meta:
         model = EvalResult
-        fields = ["id", "eval_run", "query", "kind", "output", "valid", "valid_bfcl", "deficiency", "detail", "reward",
-                  "expects_call"]
+        fields = [
+            "id",
+            "eval_run",
+            "query",
+            "kind",
+            "output",
+            "valid",
+            "valid_bfcl",
+            "deficiency",
+            "detail",
+            "reward",
+            "expects_call",
+        ]
         read_only_fields = fields
 
 
 class EvalResultFilter(StrictFilterSet):
     kind = filters.ChoiceFilter(choices=Query.Kind.choices)
-    deficiency = filters.ChoiceFilter(choices=[("none", "right answer"), *DEFICIENCY_CHOICES[1:]],
-                                      method="filter_deficiency", help_text="The strict verdict; none = right.")
+    deficiency = filters.ChoiceFilter(
+        choices=[("none", "right answer"), *DEFICIENCY_CHOICES[1:]],
+        method="filter_deficiency",
+        help_text="The strict verdict; none = right.",
+    )
     valid = BooleanFilter(help_text="Right by the strict rule.")
 
     class Meta:

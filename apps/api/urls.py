@@ -1,4 +1,5 @@
 """Routes of the REST API, mounted at /api/v1/."""
+
 from django.http import JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
@@ -38,6 +39,7 @@ router.register("eval-runs", EvalRunViewSet, basename="eval-run")
 router.register("snapshots", SnapshotViewSet, basename="snapshot")
 router.register("snapshot-files", SnapshotFileViewSet, basename="snapshot-file")
 router.register("arm-runs", ArmRunViewSet, basename="arm-run")
+
 
 @csrf_exempt  # a POST to no endpoint is a 404 too, not a CSRF page
 def not_found(request, path=""):

@@ -1,4 +1,5 @@
 """Admin for arm runs (read-mostly: they are made by compare_arms, the arms page and REST)."""
+
 from django.contrib import admin
 
 from itool_web.admin_display import pretty_json

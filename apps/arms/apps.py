@@ -1,4 +1,5 @@
 """App config for arms: controlled comparisons of training data from a round's input policy."""
+
 from django.apps import AppConfig
 
 

@@ -1,5 +1,6 @@
 """The training budget every arm gets: the round's own optimizer steps × batch size, and how each arm's data is
 fitted to it (cycled when it has fewer examples than steps × batch, subsampled when it has more)."""
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,10 @@ def round_budget(rnd: TrainingRound) -> Budget:
     from workers.train.preference import ALGORITHMS, config_for
 
     if rnd.algorithm not in ALGORITHMS:
-        raise BudgetError(f"round {rnd.number} trains {rnd.algorithm}: arms compare training data from a preference "
-                          f"round ({', '.join(ALGORITHMS)}), whose pairs and trees they are built from")
+        raise BudgetError(
+            f"round {rnd.number} trains {rnd.algorithm}: arms compare training data from a preference "
+            f"round ({', '.join(ALGORITHMS)}), whose pairs and trees they are built from"
+        )
     try:
         params = config_for(rnd.algorithm, rnd.hyperparameters.get("train", {}))
     except ValueError as exc:
@@ -48,14 +51,21 @@ def round_budget(rnd: TrainingRound) -> Budget:
         batch = trained.get("batch_size", params.batch_size) * int(out.config.get("world_size") or 1)
         return Budget(out.config["steps"], batch, f"checkpoint #{out.pk} ({out.name}): {out.config['steps']} steps")
     if rnd.snapshot_id is None:
-        raise BudgetError(f"round {rnd.number} has neither trained nor frozen a snapshot: its training budget "
-                          "(optimizer steps × batch) is not known yet; launch its training first")
+        raise BudgetError(
+            f"round {rnd.number} has neither trained nor frozen a snapshot: its training budget "
+            "(optimizer steps × batch) is not known yet; launch its training first"
+        )
     pairs = rnd.snapshot.pair_count
     if pairs == 0:
         raise BudgetError(f"round {rnd.number}'s snapshot #{rnd.snapshot_id} is empty: no training budget to match")
-    steps = params.max_steps if params.max_steps > 0 else math.ceil(params.epochs * math.ceil(pairs / params.batch_size))
-    return Budget(steps, params.batch_size,
-                  f"snapshot #{rnd.snapshot_id} ({pairs} pairs) at batch {params.batch_size} × {params.epochs:g} epochs")
+    steps = (
+        params.max_steps if params.max_steps > 0 else math.ceil(params.epochs * math.ceil(pairs / params.batch_size))
+    )
+    return Budget(
+        steps,
+        params.batch_size,
+        f"snapshot #{rnd.snapshot_id} ({pairs} pairs) at batch {params.batch_size} × {params.epochs:g} epochs",
+    )
 
 
 def fitted(examples: list, budget: Budget, seed: int) -> tuple[list, dict]:
@@ -69,10 +79,13 @@ def fitted(examples: list, budget: Budget, seed: int) -> tuple[list, dict]:
     while len(out) < budget.sequences:
         order = list(examples)
         rng.shuffle(order)
-        out.extend(order[:budget.sequences - len(out)])
+        out.extend(order[: budget.sequences - len(out)])
     passes = budget.sequences / len(examples)
-    how = (f"{len(examples)} examples cycled {passes:.2f} times" if passes >= 1 else
-           f"{budget.sequences} of {len(examples)} examples (a seeded subsample)")
+    how = (
+        f"{len(examples)} examples cycled {passes:.2f} times"
+        if passes >= 1
+        else f"{budget.sequences} of {len(examples)} examples (a seeded subsample)"
+    )
     return out, {**budget.as_dict(), "examples": len(examples), "passes": round(passes, 4), "fitted": how}
 
 
@@ -89,8 +102,10 @@ def grpo_shape(budget: Budget) -> GRPOShape:
     budget's batch becomes prompts × completions with the most completions per prompt (2 ≤ g ≤ 8) that divide
     it, else one prompt with `batch` completions. BudgetError for a batch below 2 (no group to normalise in)."""
     if budget.batch < 2:
-        raise BudgetError(f"arm 'grpo' cannot match a batch of {budget.batch}: GRPO needs at least 2 completions per "
-                          "prompt per step (rewards are normalised within each prompt's group)")
+        raise BudgetError(
+            f"arm 'grpo' cannot match a batch of {budget.batch}: GRPO needs at least 2 completions per "
+            "prompt per step (rewards are normalised within each prompt's group)"
+        )
     for generations in range(min(GRPO_MAX_GENERATIONS, budget.batch), 1, -1):
         if budget.batch % generations == 0:
             return GRPOShape(budget.batch // generations, generations)

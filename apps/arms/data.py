@@ -8,6 +8,7 @@ preference arms (as `apps.training.loop.snapshot_training_rows`), `{"prompt", "c
 queries for GRPO. The selection rules themselves (`whole_response_pair`, `correct_rollouts`, `original_sides`)
 are plain functions of plain values.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -74,8 +75,10 @@ def original_sides(chosen: str, rejected: str, befores: Iterable[dict]) -> tuple
         for side in original:
             if original[side] is None and side in before:
                 original[side] = before[side]
-    return (original["chosen"] if original["chosen"] is not None else chosen,
-            original["rejected"] if original["rejected"] is not None else rejected)
+    return (
+        original["chosen"] if original["chosen"] is not None else chosen,
+        original["rejected"] if original["rejected"] is not None else rejected,
+    )
 
 
 # --- items: what each arm trains on, read from the round (no prompts yet) ------------------------------------
@@ -99,8 +102,15 @@ def round_rollouts(rnd: TrainingRound) -> list[Rollout]:
         for key in sorted(nodes):
             leaf = nodes[key]
             if leaf["is_terminal"] and leaf["terminal_reward"] is not None:
-                rollouts.append(Rollout(tree_row.query_id, key, _path_text(nodes, leaf), leaf["terminal_reward"],
-                                        bool((leaf["verdict"] or {}).get("valid"))))
+                rollouts.append(
+                    Rollout(
+                        tree_row.query_id,
+                        key,
+                        _path_text(nodes, leaf),
+                        leaf["terminal_reward"],
+                        bool((leaf["verdict"] or {}).get("valid")),
+                    )
+                )
     return rollouts
 
 
@@ -117,20 +127,43 @@ def unreviewed_items(rnd: TrainingRound) -> list[PairItem]:
     """All of the round's pairs, whatever their review status, with the texts they had when extracted. A side
     ends the answer when its tree node is terminal (no node: a whole answer, as snapshots say)."""
     befores: dict[int, list[dict]] = {}
-    for pair_id, before in (ReviewEvent.objects.filter(pair__round=rnd).order_by("created_at", "pk")
-                            .values_list("pair_id", "before")):
+    for pair_id, before in (
+        ReviewEvent.objects.filter(pair__round=rnd).order_by("created_at", "pk").values_list("pair_id", "before")
+    ):
         befores.setdefault(pair_id, []).append(before or {})
     items = []
-    for values in (PreferencePair.objects.filter(round=rnd).order_by("query_id", "id")
-                   .values("id", "query_id", "prefix", "chosen", "rejected", "chosen_node__fragment",
-                           "chosen_node__is_terminal", "rejected_node__fragment", "rejected_node__is_terminal")):
+    for values in (
+        PreferencePair.objects.filter(round=rnd)
+        .order_by("query_id", "id")
+        .values(
+            "id",
+            "query_id",
+            "prefix",
+            "chosen",
+            "rejected",
+            "chosen_node__fragment",
+            "chosen_node__is_terminal",
+            "rejected_node__fragment",
+            "rejected_node__is_terminal",
+        )
+    ):
         chosen, rejected = original_sides(values["chosen"], values["rejected"], befores.get(values["id"], ()))
-        ends = {values["chosen_node__fragment"]: values["chosen_node__is_terminal"],
-                values["rejected_node__fragment"]: values["rejected_node__is_terminal"]}  # swaps move the nodes
+        ends = {
+            values["chosen_node__fragment"]: values["chosen_node__is_terminal"],
+            values["rejected_node__fragment"]: values["rejected_node__is_terminal"],
+        }  # swaps move the nodes
         if chosen == rejected:
             continue
-        items.append(PairItem(values["query_id"], values["prefix"], chosen, rejected,
-                              ends.get(chosen) is not False, ends.get(rejected) is not False))
+        items.append(
+            PairItem(
+                values["query_id"],
+                values["prefix"],
+                chosen,
+                rejected,
+                ends.get(chosen) is not False,
+                ends.get(rejected) is not False,
+            )
+        )
     return items
 
 
@@ -158,8 +191,10 @@ def arm_size(rnd: TrainingRound, arm: str) -> int:
         return 0
     if arm == "step_pairs":
         if rnd.snapshot_id is None:
-            raise ArmDataError(f"arm 'step_pairs' has no data: round {rnd.number} has no dataset snapshot "
-                               "(launch its training first: the launch freezes the reviewed pairs)")
+            raise ArmDataError(
+                f"arm 'step_pairs' has no data: round {rnd.number} has no dataset snapshot "
+                "(launch its training first: the launch freezes the reviewed pairs)"
+            )
         size = rnd.snapshot.pair_count
     elif arm == "unreviewed":
         size = len(unreviewed_items(rnd))
@@ -201,8 +236,16 @@ def _prompts(tokenizer, query_ids: Iterable[int]) -> dict[int, str]:
 
 def _pair_rows(tokenizer, items: list[PairItem]) -> list[dict]:
     prompts = _prompts(tokenizer, (item.query_id for item in items))
-    return [{"prompt": prompts[i.query_id] + i.prefix, "chosen": i.chosen, "rejected": i.rejected,
-             "chosen_ends": i.chosen_ends, "rejected_ends": i.rejected_ends} for i in items]
+    return [
+        {
+            "prompt": prompts[i.query_id] + i.prefix,
+            "chosen": i.chosen,
+            "rejected": i.rejected,
+            "chosen_ends": i.chosen_ends,
+            "rejected_ends": i.rejected_ends,
+        }
+        for i in items
+    ]
 
 
 def arm_data(rnd: TrainingRound, arm: str, tokenizer) -> list:

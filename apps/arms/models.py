@@ -1,5 +1,6 @@
 """Arm runs: one alternative training set (an "arm") trained from a round's input policy at the round's training
 budget with one seed, and scored on the round's eval queries."""
+
 from django.conf import settings
 from django.db import models
 
@@ -22,23 +23,28 @@ class ArmRun(models.Model):
         DONE = "done"
         FAILED = "failed"
 
-    round = models.ForeignKey("training.TrainingRound", on_delete=models.CASCADE, related_name="arm_runs",
-                              db_index=False)  # the unique (round, arm, seed) index leads with it
+    round = models.ForeignKey(
+        "training.TrainingRound", on_delete=models.CASCADE, related_name="arm_runs", db_index=False
+    )  # the unique (round, arm, seed) index leads with it
     arm = models.CharField(max_length=12, choices=Arm.choices)
     seed = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    checkpoint = models.ForeignKey("training.Checkpoint", null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    eval_run = models.ForeignKey("training.EvalRun", null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="+")
-    budget = models.JSONField(default=dict, blank=True,
-                              help_text="Optimizer steps, batch, examples, and how the arm's data was fitted to them.")
+    checkpoint = models.ForeignKey(
+        "training.Checkpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    eval_run = models.ForeignKey("training.EvalRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    budget = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Optimizer steps, batch, examples, and how the arm's data was fitted to them.",
+    )
     metrics = models.JSONField(default=dict, blank=True, help_text="Training summary and eval figures.")
     progress = models.JSONField(default=dict, blank=True, help_text="Stage, step, loss (while running).")
     error = models.TextField(blank=True)
     task_id = models.CharField(max_length=64, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -1,5 +1,6 @@
 """Per-query eval outcomes and paired bootstrap intervals for the arms table: the training app's `eval_outcomes`
 and `workers.bootstrap.paired_bootstrap`, as the table reads them."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

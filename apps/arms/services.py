@@ -1,5 +1,6 @@
 """Writes to arm runs: planning and launching a round's comparison (everything checked before any row is
 written), and running one arm — train at the round's budget, register the checkpoint, evaluate it."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -54,11 +55,14 @@ def arms_plan(*, round: TrainingRound, arms=None, seeds: int = 1) -> ArmsPlan:
         raise ArmsRefused(f"seeds must be a whole number from 1 to {MAX_SEEDS}, got {seeds!r}")
     rnd = TrainingRound.objects.select_related("project", "policy_in", "policy_out", "snapshot").get(pk=round.pk)
     if rnd.policy_in is None:
-        raise ArmsRefused(f"round {rnd.number} has no input checkpoint (it was deleted, or never set): the arms "
-                          "train from it")
+        raise ArmsRefused(
+            f"round {rnd.number} has no input checkpoint (it was deleted, or never set): the arms train from it"
+        )
     if not Path(rnd.policy_in.path).is_dir():
-        raise ArmsRefused(f"round {rnd.number}'s input checkpoint #{rnd.policy_in.pk} ({rnd.policy_in.name}) is gone: "
-                          f"its folder {rnd.policy_in.path} does not exist")
+        raise ArmsRefused(
+            f"round {rnd.number}'s input checkpoint #{rnd.policy_in.pk} ({rnd.policy_in.name}) is gone: "
+            f"its folder {rnd.policy_in.path} does not exist"
+        )
     try:
         budget = round_budget(rnd)
         if "grpo" in names:
@@ -76,15 +80,19 @@ def arms_launch(*, round: TrainingRound, arms=None, seeds: int = 1, user=None, d
     plan = arms_plan(round=round, arms=arms, seeds=seeds)
     wanted = [(INPUT, 0)] + [(arm, seed) for arm in plan.arms for seed in range(plan.seeds)]
     with transaction.atomic():
-        existing = {(r.arm, r.seed): r for r in
-                    ArmRun.objects.select_for_update().filter(round=plan.round)}
+        existing = {(r.arm, r.seed): r for r in ArmRun.objects.select_for_update().filter(round=plan.round)}
         to_run = []
         for arm, seed in wanted:
             row = existing.get((arm, seed))
             if row is None:
-                row = ArmRun.objects.create(round=plan.round, arm=arm, seed=seed, created_by=user,
-                                            budget=plan.budget.as_dict() if arm != INPUT else {},
-                                            progress={"stage": "queued"})
+                row = ArmRun.objects.create(
+                    round=plan.round,
+                    arm=arm,
+                    seed=seed,
+                    created_by=user,
+                    budget=plan.budget.as_dict() if arm != INPUT else {},
+                    progress={"stage": "queued"},
+                )
             elif row.status == ArmRun.Status.DONE:
                 continue
             elif row.status == ArmRun.Status.FAILED:
@@ -120,13 +128,16 @@ def arm_progress(*, arm_run_id: int, **progress) -> None:
 
 
 def arm_fail(*, arm_run_id: int, error: str) -> None:
-    ArmRun.objects.filter(pk=arm_run_id).update(status=ArmRun.Status.FAILED, error=error[:10_000],
-                                                finished_at=timezone.now(), updated_at=timezone.now())
+    ArmRun.objects.filter(pk=arm_run_id).update(
+        status=ArmRun.Status.FAILED, error=error[:10_000], finished_at=timezone.now(), updated_at=timezone.now()
+    )
 
 
 def _output_dir(row: ArmRun) -> Path:
     rnd = row.round
-    return settings.CHECKPOINT_DIR / rnd.project.name / f"round-{rnd.number}-arms" / f"{row.arm}-seed{row.seed}-{row.pk}"
+    return (
+        settings.CHECKPOINT_DIR / rnd.project.name / f"round-{rnd.number}-arms" / f"{row.arm}-seed{row.seed}-{row.pk}"
+    )
 
 
 def arm_run(*, arm_run_id: int, progress: Progress | None = None) -> ArmRun:
@@ -154,29 +165,55 @@ def arm_run(*, arm_run_id: int, progress: Progress | None = None) -> ArmRun:
         row.checkpoint = rnd.policy_in
     elif row.checkpoint is None:
         plan = arms_plan(round=rnd, arms=[row.arm], seeds=1)  # the data and the folder may have gone since launch
-        budget = Budget(row.budget.get("steps") or plan.budget.steps, row.budget.get("batch") or plan.budget.batch,
-                        row.budget.get("source") or plan.budget.source)
+        budget = Budget(
+            row.budget.get("steps") or plan.budget.steps,
+            row.budget.get("batch") or plan.budget.batch,
+            row.budget.get("source") or plan.budget.source,
+        )
         output = _output_dir(row)
-        kind, config, record, summary = arm_train(rnd=rnd, arm=row.arm, budget=budget, seed=row.seed, output=output,
-                                                  progress=lambda p: report({"stage": "train", **p}))
+        kind, config, record, summary = arm_train(
+            rnd=rnd,
+            arm=row.arm,
+            budget=budget,
+            seed=row.seed,
+            output=output,
+            progress=lambda p: report({"stage": "train", **p}),
+        )
         row.checkpoint = checkpoint_register(
-            project=rnd.project, name=f"{rnd.project.name}-round{rnd.number}-arm-{row.arm}-seed{row.seed}",
-            path=str(output), kind=kind, parent=rnd.policy_in, round=rnd,
-            config={"arm": row.arm, "seed": row.seed, "algorithm": rnd.algorithm if kind == "preference" else kind,
-                    "config": config, "budget": record, **summary})
+            project=rnd.project,
+            name=f"{rnd.project.name}-round{rnd.number}-arm-{row.arm}-seed{row.seed}",
+            path=str(output),
+            kind=kind,
+            parent=rnd.policy_in,
+            round=rnd,
+            config={
+                "arm": row.arm,
+                "seed": row.seed,
+                "algorithm": rnd.algorithm if kind == "preference" else kind,
+                "config": config,
+                "budget": record,
+                **summary,
+            },
+        )
         row.budget, row.metrics = record, {"train": summary}
         ArmRun.objects.filter(pk=row.pk).update(checkpoint=row.checkpoint, budget=record, metrics=row.metrics)
     limit = rnd.hyperparameters.get("eval_limit")
     run = _reusable_eval(row.checkpoint, limit) if row.arm == INPUT else None
     if run is None:
-        checkpoint_evaluate(checkpoint=row.checkpoint, round=rnd, limit=limit,
-                            progress=lambda p: report({"stage": "evaluate", **p}))
+        checkpoint_evaluate(
+            checkpoint=row.checkpoint, round=rnd, limit=limit, progress=lambda p: report({"stage": "evaluate", **p})
+        )
         run = EvalRun.objects.filter(checkpoint=row.checkpoint, status=EvalRun.Status.DONE).order_by("-pk").first()
     metrics = {**row.metrics, "eval": run.metrics}
-    ArmRun.objects.filter(pk=row.pk).update(status=ArmRun.Status.DONE, checkpoint=row.checkpoint, eval_run=run,
-                                            metrics=metrics,
-                                            progress={"stage": "done"}, finished_at=timezone.now(),
-                                            updated_at=timezone.now())
+    ArmRun.objects.filter(pk=row.pk).update(
+        status=ArmRun.Status.DONE,
+        checkpoint=row.checkpoint,
+        eval_run=run,
+        metrics=metrics,
+        progress={"stage": "done"},
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
     row.refresh_from_db()
     return row
 

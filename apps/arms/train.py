@@ -1,6 +1,7 @@
 """Training one arm from the round's input policy at the round's budget: preference arms with the round's algorithm
 and train settings, SFT arms with the warm-up trainer (one bucket), GRPO with the verifiable reward. Each returns
 (checkpoint kind, settings used, budget record, training summary); the caller registers the checkpoint."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,8 +20,16 @@ def _preference_params(rnd: TrainingRound, budget: Budget, seed: int):
     """The round's own algorithm and train settings, trained exactly `budget.steps` steps of `budget.batch`."""
     from workers.train.preference import config_for
 
-    return config_for(rnd.algorithm, {**rnd.hyperparameters.get("train", {}), "epochs": 1.0, "max_steps": budget.steps,
-                                      "batch_size": budget.batch, "seed": seed})
+    return config_for(
+        rnd.algorithm,
+        {
+            **rnd.hyperparameters.get("train", {}),
+            "epochs": 1.0,
+            "max_steps": budget.steps,
+            "batch_size": budget.batch,
+            "seed": seed,
+        },
+    )
 
 
 def _train_preference(rnd, arm, tokenizer, budget, seed, output: Path, progress):
@@ -39,10 +48,17 @@ def _train_sft(rnd, arm, tokenizer, budget, seed, output: Path, progress):
     from workers.train.sft import WarmupConfig, results_summary, warmup_sft
 
     preference = _preference_params(rnd, budget, seed)
-    config = WarmupConfig(epochs=1.0, learning_rate=preference.learning_rate, batch_size=budget.batch,
-                          max_length=preference.max_length, cumulative=False,
-                          warmup_steps=round(preference.warmup_ratio * budget.steps), seed=seed,
-                          max_steps_per_bucket=budget.steps, logging_steps=preference.logging_steps)
+    config = WarmupConfig(
+        epochs=1.0,
+        learning_rate=preference.learning_rate,
+        batch_size=budget.batch,
+        max_length=preference.max_length,
+        cumulative=False,
+        warmup_steps=round(preference.warmup_ratio * budget.steps),
+        seed=seed,
+        max_steps_per_bucket=budget.steps,
+        logging_steps=preference.logging_steps,
+    )
     examples, record = fitted(arm_data(rnd, arm, tokenizer), budget, seed)
     results = warmup_sft(rnd.policy_in.path, output, {"easy": examples}, config, progress=progress)
     return "sft", asdict(config), record, results_summary(results)
@@ -57,27 +73,47 @@ def _train_grpo(rnd, arm, tokenizer, budget, seed, output: Path, progress):
 
     shape = grpo_shape(budget)
     preference = _preference_params(rnd, budget, seed)
-    params = GRPOParams(num_generations=shape.generations, batch_size=shape.prompts, epochs=1.0,
-                        max_steps=budget.steps, learning_rate=preference.learning_rate, seed=seed,
-                        logging_steps=preference.logging_steps)
+    params = GRPOParams(
+        num_generations=shape.generations,
+        batch_size=shape.prompts,
+        epochs=1.0,
+        max_steps=budget.steps,
+        learning_rate=preference.learning_rate,
+        seed=seed,
+        logging_steps=preference.logging_steps,
+    )
     prompt_budget = replace(budget, batch=shape.prompts)  # GRPO's dataset rows are prompts
     queries, record = fitted(arm_data(rnd, arm, tokenizer), prompt_budget, seed)
-    record = {**record, **budget.as_dict(), "prompts_per_step": shape.prompts,
-              "completions_per_prompt": shape.generations,
-              "fitted": f"{record['fitted']}; each step samples {shape.prompts} prompt(s) × {shape.generations} "
-                        f"completions = {budget.batch}"}
-    result = train_grpo(rnd.policy_in.path, output, [query_prompt(tokenizer, q) for q in queries],
-                        [_reward_fn(params.reward, q) for q in queries], params, progress=progress)
+    record = {
+        **record,
+        **budget.as_dict(),
+        "prompts_per_step": shape.prompts,
+        "completions_per_prompt": shape.generations,
+        "fitted": f"{record['fitted']}; each step samples {shape.prompts} prompt(s) × {shape.generations} "
+        f"completions = {budget.batch}",
+    }
+    result = train_grpo(
+        rnd.policy_in.path,
+        output,
+        [query_prompt(tokenizer, q) for q in queries],
+        [_reward_fn(params.reward, q) for q in queries],
+        params,
+        progress=progress,
+    )
     summary = {k: v for k, v in asdict(result).items() if k not in ("losses", "rewards")}
     return "grpo", asdict(params), record, summary
 
 
-TRAINERS = {**{arm: _train_preference for arm in PREFERENCE_ARMS}, **{arm: _train_sft for arm in SFT_ARMS},
-            "grpo": _train_grpo}
+TRAINERS = {
+    **{arm: _train_preference for arm in PREFERENCE_ARMS},
+    **{arm: _train_sft for arm in SFT_ARMS},
+    "grpo": _train_grpo,
+}
 
 
-def arm_train(*, rnd: TrainingRound, arm: str, budget: Budget, seed: int, output: Path,
-              progress: Progress | None = None) -> tuple[str, dict, dict, dict]:
+def arm_train(
+    *, rnd: TrainingRound, arm: str, budget: Budget, seed: int, output: Path, progress: Progress | None = None
+) -> tuple[str, dict, dict, dict]:
     """Train `arm` with `seed` into `output`: (checkpoint kind, settings, budget record, training summary)."""
     from apps.training.policy import policy_tokenizer
 

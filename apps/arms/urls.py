@@ -1,4 +1,5 @@
 """Arms URLs, mounted under /projects/<project_id>/rounds/<number>/arms/."""
+
 from django.urls import path
 
 from . import views

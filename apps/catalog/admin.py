@@ -1,4 +1,5 @@
 """Admin for tools, queries and import jobs (with the upload form that starts an import)."""
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -88,8 +89,17 @@ class ImportUploadForm(forms.ModelForm):
 class ImportJobAdmin(admin.ModelAdmin):
     list_display = ["id", "original_name", "project", "format", "split", "status", "progress_bar", "created_at"]
     list_filter = ["status", "format", "project"]
-    readonly_fields = ["status", "progress_bar", "counts_display", "error", "task_id", "created_by",
-                       "started_at", "heartbeat_at", "finished_at"]
+    readonly_fields = [
+        "status",
+        "progress_bar",
+        "counts_display",
+        "error",
+        "task_id",
+        "created_by",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+    ]
     add_form_template = "admin/catalog/importjob/add_form.html"
 
     def changelist_view(self, request, extra_context=None):
@@ -116,7 +126,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     def add_view(self, request, form_url="", extra_context=None):
         extra_context = {**(extra_context or {}), "max_upload_bytes": settings.IMPORT_MAX_UPLOAD_BYTES}
         if request.method == "POST":
-            request.FILES  # parse the body now: the upload handler flags an oversized one
+            request.FILES  # noqa: B018 — parse the body now: the upload handler flags an oversized one
             if getattr(request, "upload_too_large", False):
                 self.message_user(
                     request,

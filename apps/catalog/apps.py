@@ -1,4 +1,5 @@
 """App config for catalog."""
+
 from django.apps import AppConfig
 
 

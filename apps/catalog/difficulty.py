@@ -1,4 +1,5 @@
 """Difficulty of a query, and iTool's easy / medium / hard buckets for the warm-up curriculum."""
+
 from __future__ import annotations
 
 # Base difficulty per kind: more calls, more choice and more context are harder to get right.
@@ -21,10 +22,7 @@ def difficulty_score(*, kind: str, ground_truth: list | None, n_tools: int) -> f
     n_calls = len(calls)
     n_args = sum(len(params) for call in calls for params in call.values() if isinstance(params, dict))
     score = (
-        KIND_BASE.get(kind, 0.3)
-        + 0.05 * max(0, n_calls - 1)
-        + 0.03 * max(0, n_args - 1)
-        + 0.02 * max(0, n_tools - 1)
+        KIND_BASE.get(kind, 0.3) + 0.05 * max(0, n_calls - 1) + 0.03 * max(0, n_args - 1) + 0.02 * max(0, n_tools - 1)
     )
     return round(min(1.0, score), 4)
 

@@ -1,4 +1,5 @@
 """Tools and queries (the training and eval data), and the import jobs that bring them in."""
+
 from django.conf import settings
 from django.db import models
 
@@ -19,9 +20,7 @@ class Tool(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["project", "name", "schema_hash"], name="tool_unique_schema")
-        ]
+        constraints = [models.UniqueConstraint(fields=["project", "name", "schema_hash"], name="tool_unique_schema")]
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -81,9 +80,7 @@ class Query(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["project", "external_id"], name="query_unique_external_id")
-        ]
+        constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="query_unique_external_id")]
         indexes = [
             models.Index(fields=["project", "split", "difficulty_bucket"], name="query_project_split_bucket"),
             models.Index(fields=["project", "kind"], name="query_project_kind"),

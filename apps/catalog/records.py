@@ -2,6 +2,7 @@
 
 Pure Python (no Django): `services.records_write` stores them.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,12 @@ class ToolSpec:
     def __post_init__(self):
         if len(self.name) > MAX_NAME_LENGTH:
             raise RecordError(f"{self.origin}.name", f"{len(self.name)} characters long: at most {MAX_NAME_LENGTH} fit")
-        parts = {"name": self.name, "description": self.description, "parameters": self.parameters,
-                 "implementation": self.implementation}
+        parts = {
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+            "implementation": self.implementation,
+        }
         if problem := json_problem(parts):
             raise RecordError(f"{self.origin}{problem[0]}", problem[1])
 
@@ -58,8 +63,10 @@ class ToolSpec:
 
     def as_openai(self) -> dict:
         """The tool in OpenAI `tools=[...]` form (as `Tool.as_openai` gives a stored one)."""
-        return {"type": "function",
-                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
 
     @property
     def schema_hash(self) -> str:
@@ -95,9 +102,7 @@ class QuerySpec:
             if problem := json_problem(getattr(self, name)):
                 raise RecordError(f"{name}{problem[0]}", problem[1])
         if self.difficulty is None:
-            self.difficulty = difficulty_score(
-                kind=self.kind, ground_truth=self.ground_truth, n_tools=len(self.tools)
-            )
+            self.difficulty = difficulty_score(kind=self.kind, ground_truth=self.ground_truth, n_tools=len(self.tools))
 
     @property
     def difficulty_bucket(self) -> str:
@@ -123,8 +128,11 @@ def validate_external_id(external_id) -> None:
     if not isinstance(external_id, str) or not external_id:
         raise RecordError("id", "missing or empty")
     if len(external_id) > MAX_NAME_LENGTH:
-        raise RecordError("id", f"makes an external id of {len(external_id)} characters ({external_id[:40]}…): "
-                                f"at most {MAX_NAME_LENGTH} fit")
+        raise RecordError(
+            "id",
+            f"makes an external id of {len(external_id)} characters ({external_id[:40]}…): "
+            f"at most {MAX_NAME_LENGTH} fit",
+        )
     if "\x00" in external_id:
         raise RecordError("id", NUL_MESSAGE)
 
@@ -147,7 +155,7 @@ def json_problem(value, max_depth: int = MAX_JSON_DEPTH) -> tuple[str, str] | No
             if depth >= max_depth:
                 return anchor, f"nested deeper than {max_depth} levels"
             children = []
-            for key, child in (item.items() if isinstance(item, dict) else enumerate(item)):
+            for key, child in item.items() if isinstance(item, dict) else enumerate(item):
                 where = f"{path}[{key}]" if isinstance(item, list) else f"{path}.{key}"
                 if isinstance(key, str) and "\x00" in key:
                     return where.replace("\x00", "\\u0000"), NUL_MESSAGE
@@ -209,8 +217,13 @@ def _acceptable(value, prop) -> list:
     kind, items = prop.get("type"), prop.get("items")
     if isinstance(value, dict) and kind in ("object", None):
         return [{key: [item] for key, item in value.items()}]
-    if (kind == "array" and isinstance(items, dict) and items.get("type") == "object" and isinstance(value, list)
-            and all(isinstance(item, dict) for item in value)):
+    if (
+        kind == "array"
+        and isinstance(items, dict)
+        and items.get("type") == "object"
+        and isinstance(value, list)
+        and all(isinstance(item, dict) for item in value)
+    ):
         return [[{key: [v] for key, v in item.items()} for item in value]]
     return [value]
 
@@ -253,7 +266,7 @@ def validate_ground_truth(ground_truth, tools: list[ToolSpec]) -> None:
         where = f"ground_truth[{i}]"
         if not isinstance(call, dict) or len(call) != 1:
             raise RecordError(where, 'expected {"function_name": {"param": [acceptable values]}}')
-        (name, params), = call.items()
+        ((name, params),) = call.items()
         if name not in by_name:
             offered = ", ".join(sorted(by_name)) or "none"
             raise RecordError(where, f"unknown tool {name!r} (offered: {offered})")

@@ -1,4 +1,5 @@
 """Tool schemas in one shape: OpenAI-style JSON schema, whatever form (OpenAI, BFCL, ToolACE) they came in."""
+
 from __future__ import annotations
 
 import hashlib

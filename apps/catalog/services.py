@@ -1,4 +1,5 @@
 """Writes to the catalog: records in (all-or-nothing), import jobs run, stalled import jobs reaped."""
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,10 @@ class ImportCounts:
     def summary(self) -> str:
         """One line for people: what was read, made and skipped."""
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.by_kind.items())) or "none"
-        text = (f"{self.read} records read: {self.created} queries created, {self.unchanged} already present, "
-                f"{self.tools_created} tools created (kinds: {kinds})")
+        text = (
+            f"{self.read} records read: {self.created} queries created, {self.unchanged} already present, "
+            f"{self.tools_created} tools created (kinds: {kinds})"
+        )
         if self.call_turns or self.no_call_turns or self.skipped:
             text += f"; assistant turns: {self.call_turns} with calls, {self.no_call_turns} without"
             skipped = sum(self.skipped.values())
@@ -171,8 +174,9 @@ def import_file(
 
     `name` is the file's original name when it is stored under another (an upload)."""
     importer = get_importer(fmt)
-    records = importer.read(Path(path), answers_path=Path(answers_path) if answers_path else None, progress=progress,
-                            name=name)
+    records = importer.read(
+        Path(path), answers_path=Path(answers_path) if answers_path else None, progress=progress, name=name
+    )
     counts = records_write(project=project, records=records, source=importer.name, split=split)
     report = importer.report
     counts.read = report.records
@@ -187,19 +191,24 @@ def import_job_run(*, job_id: int) -> ImportJob:
     job = ImportJob.objects.select_related("project").get(pk=job_id)
     if job.status == ImportJob.Status.DONE:
         return job  # a redelivered task has nothing left to do
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING, started_at=timezone.now(),
-                                               heartbeat_at=timezone.now(), error="")
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(), error=""
+    )
     last = {"done": -1, "at": time.monotonic()}
 
     def progress(done: int, total: int) -> None:
         # one UPDATE per ~1% of the bytes, or per HEARTBEAT_SECONDS, keeps the bar and the heartbeat live
         # without slowing the import
         now = time.monotonic()
-        if (done - last["done"] >= max(1, total // 100) or (done == total and last["done"] != total)
-                or now - last["at"] >= HEARTBEAT_SECONDS):
+        if (
+            done - last["done"] >= max(1, total // 100)
+            or (done == total and last["done"] != total)
+            or now - last["at"] >= HEARTBEAT_SECONDS
+        ):
             last.update(done=done, at=now)
-            ImportJob.objects.filter(pk=job.pk).update(progress_done=done, progress_total=total,
-                                                       heartbeat_at=timezone.now())
+            ImportJob.objects.filter(pk=job.pk).update(
+                progress_done=done, progress_total=total, heartbeat_at=timezone.now()
+            )
 
     try:
         counts = import_file(
@@ -226,8 +235,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
 
 def _import_job_fail(job_id: int, error: str) -> None:
     error = error.replace("\x00", "\\u0000")  # the reason may quote the bad input; PostgreSQL refuses NUL
-    ImportJob.objects.filter(pk=job_id).update(status=ImportJob.Status.FAILED, error=error,
-                                               finished_at=timezone.now())
+    ImportJob.objects.filter(pk=job_id).update(status=ImportJob.Status.FAILED, error=error, finished_at=timezone.now())
 
 
 def import_jobs_reap(*, stalled_after: timedelta | None = None, now=None) -> list[int]:
@@ -246,10 +254,12 @@ def import_jobs_reap(*, stalled_after: timedelta | None = None, now=None) -> lis
     for job in stalled:
         since = job.heartbeat_at or job.started_at
         updated = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(
-            status=ImportJob.Status.FAILED, finished_at=now,
+            status=ImportJob.Status.FAILED,
+            finished_at=now,
             error=f"the import worker sent no progress since {since:%Y-%m-%d %H:%M:%S} UTC (over "
-                  f"{int(stalled_after.total_seconds())} s): it died or lost its connection; nothing was "
-                  "imported — upload the file again")
+            f"{int(stalled_after.total_seconds())} s): it died or lost its connection; nothing was "
+            "imported — upload the file again",
+        )
         if updated:
             reaped.append(job.pk)
     return reaped

@@ -1,4 +1,5 @@
 """Upload handling: refuse a request body over IMPORT_MAX_UPLOAD_BYTES before storing any of it."""
+
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 from django.http import QueryDict

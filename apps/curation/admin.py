@@ -1,4 +1,5 @@
 """Admin for preference pairs and the review audit trail."""
+
 from django.contrib import admin
 
 from itool_web.admin_display import pretty_json, shorten
@@ -19,7 +20,17 @@ class ReviewEventInline(admin.TabularInline):
 
 @admin.register(PreferencePair)
 class PreferencePairAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "round", "status", "deficiency", "gap", "chosen_short", "rejected_short", "assignee"]
+    list_display = [
+        "id",
+        "project",
+        "round",
+        "status",
+        "deficiency",
+        "gap",
+        "chosen_short",
+        "rejected_short",
+        "assignee",
+    ]
     list_filter = ["status", "deficiency", "project", "round"]
     search_fields = ["chosen", "rejected", "prefix", "query__external_id"]
     raw_id_fields = ["query", "tree", "node", "chosen_node", "rejected_node", "round", "assignee", "reviewed_by"]

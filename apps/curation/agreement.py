@@ -1,5 +1,6 @@
 """Agreement figures: annotator vs annotator (percent and Cohen's kappa on approve/reject), and human vs
 checker — read from contingency tables that the review services keep as counts (AgreementCount)."""
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -90,23 +91,37 @@ def agreement_figures(counts: Iterable[tuple[TallyKey, int]], names: Mapping[int
             checker[(label_a, label_b)] += n
     return {
         "annotators": {
-            "pairs": sum(pooled.values()), "percent": percent_from_cells(pooled), "kappa": kappa_from_cells(pooled),
-            "by_pair": [{"annotators": [names.get(u, "(deleted user)"), names.get(v, "(deleted user)")],
-                         "pairs": sum(cells.values()), "percent": percent_from_cells(cells),
-                         "kappa": kappa_from_cells(cells)}
-                        for (u, v), cells in sorted(per_pair.items()) if sum(cells.values())],
+            "pairs": sum(pooled.values()),
+            "percent": percent_from_cells(pooled),
+            "kappa": kappa_from_cells(pooled),
+            "by_pair": [
+                {
+                    "annotators": [names.get(u, "(deleted user)"), names.get(v, "(deleted user)")],
+                    "pairs": sum(cells.values()),
+                    "percent": percent_from_cells(cells),
+                    "kappa": kappa_from_cells(cells),
+                }
+                for (u, v), cells in sorted(per_pair.items())
+                if sum(cells.values())
+            ],
         },
-        "checker": {"pairs": sum(checker.values()), "percent": percent_from_cells(checker),
-                    "kappa": kappa_from_cells(checker)},
+        "checker": {
+            "pairs": sum(checker.values()),
+            "percent": percent_from_cells(checker),
+            "kappa": kappa_from_cells(checker),
+        },
     }
 
 
 def project_agreement(project) -> dict:
     """The project's agreement figures (see `agreement_figures`), from its stored cells: 1 query, 2 when
     two people have reviewed the same pair. Bounded by the number of people, not of pairs."""
-    counts = [((kind, a, b, la, lb), n) for kind, a, b, la, lb, n in
-              AgreementCount.objects.filter(project_id=project.pk).exclude(n=0)
-              .values_list("kind", "rater_a", "rater_b", "label_a", "label_b", "n")]
+    counts = [
+        ((kind, a, b, la, lb), n)
+        for kind, a, b, la, lb, n in AgreementCount.objects.filter(project_id=project.pk)
+        .exclude(n=0)
+        .values_list("kind", "rater_a", "rater_b", "label_a", "label_b", "n")
+    ]
     raters = {r for (kind, a, b, *_), _n in counts if kind == ANNOTATORS for r in (a, b)}
     names = dict(get_user_model().objects.filter(pk__in=raters).values_list("pk", "username")) if raters else {}
     return agreement_figures(counts, names)

@@ -1,4 +1,5 @@
 """App config for curation."""
+
 from django.apps import AppConfig
 
 

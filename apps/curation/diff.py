@@ -1,4 +1,5 @@
 """Word-level diff of two fragments and the offending span, as text segments the review pages highlight."""
+
 from __future__ import annotations
 
 import re

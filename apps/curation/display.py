@@ -1,4 +1,5 @@
 """What the focus view shows of a pair: both branches side by side with their word diff and verdict marks."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,23 +23,39 @@ def _offending_in_prefix(verdict: dict | None, prefix: str) -> str:
     span = (verdict or {}).get("span")
     if not span or len(span) != 2 or span[0] >= len(prefix):
         return ""
-    return prefix[max(span[0], 0):min(span[1], len(prefix))]
+    return prefix[max(span[0], 0) : min(span[1], len(prefix))]
 
 
-def branch(*, side: str, text: str, other: str, prefix: str, verdict: dict | None, value: float = 0.0,
-           visits: int = 0) -> Branch:
+def branch(
+    *, side: str, text: str, other: str, prefix: str, verdict: dict | None, value: float = 0.0, visits: int = 0
+) -> Branch:
     """One side of a pair: `text` diffed against `other`, the verdict's span mapped into the fragment."""
     _, changed = word_diff(other, text)
     offending = fragment_span((verdict or {}).get("span"), len(prefix), len(text))
-    return Branch(side, text, value, visits, verdict, segments(text, changed, offending),
-                  _offending_in_prefix(verdict, prefix))
+    return Branch(
+        side, text, value, visits, verdict, segments(text, changed, offending), _offending_in_prefix(verdict, prefix)
+    )
 
 
 def pair_branches(pair: PreferencePair) -> tuple[Branch, Branch]:
-    chosen = branch(side="chosen", text=pair.chosen, other=pair.rejected, prefix=pair.prefix,
-                    verdict=pair.chosen_verdict, value=pair.chosen_value, visits=pair.chosen_visits)
-    rejected = branch(side="rejected", text=pair.rejected, other=pair.chosen, prefix=pair.prefix,
-                      verdict=pair.rejected_verdict, value=pair.rejected_value, visits=pair.rejected_visits)
+    chosen = branch(
+        side="chosen",
+        text=pair.chosen,
+        other=pair.rejected,
+        prefix=pair.prefix,
+        verdict=pair.chosen_verdict,
+        value=pair.chosen_value,
+        visits=pair.chosen_visits,
+    )
+    rejected = branch(
+        side="rejected",
+        text=pair.rejected,
+        other=pair.chosen,
+        prefix=pair.prefix,
+        verdict=pair.rejected_verdict,
+        value=pair.rejected_value,
+        visits=pair.rejected_visits,
+    )
     return chosen, rejected
 
 

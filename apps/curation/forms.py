@@ -1,5 +1,6 @@
 """Input forms of the review pages: the bulk view's filters, a review action's fields, and the selected pairs of
 a bulk action. Their bounds are the REST API's (itool_web.validation): the two refuse the same input."""
+
 from __future__ import annotations
 
 from django import forms
@@ -23,8 +24,14 @@ class PairFilterForm(forms.Form):
     gap_max = forms.FloatField(required=False, label="gap ≤")
     q = forms.CharField(required=False, max_length=200, label="text")
     mine = forms.BooleanField(required=False, label="assigned to me")
-    sort = forms.ChoiceField(required=False, choices=[("uncertainty", "uncertainty (smallest gap first)"),
-                                                      ("gap", "largest gap first"), ("newest", "newest first")])
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("uncertainty", "uncertainty (smallest gap first)"),
+            ("gap", "largest gap first"),
+            ("newest", "newest first"),
+        ],
+    )
 
     def __init__(self, *args, rounds: list[tuple[int, int]], tools: list[str], **kwargs):
         super().__init__(*args, **kwargs)
@@ -37,10 +44,16 @@ class PairFilterForm(forms.Form):
         data = self.cleaned_data
         sort = data.get("sort") or "uncertainty"
         return PairFilters(
-            status=data.get("status") or "", round_id=data.get("round"), deficiency=data.get("deficiency") or "",
-            tool=data.get("tool") or "", gap_min=data.get("gap_min"), gap_max=data.get("gap_max"),
-            text=(data.get("q") or "").strip(), assigned_to_me=True if data.get("mine") else None,
-            sort=sort if sort in SORTS else "uncertainty")
+            status=data.get("status") or "",
+            round_id=data.get("round"),
+            deficiency=data.get("deficiency") or "",
+            tool=data.get("tool") or "",
+            gap_min=data.get("gap_min"),
+            gap_max=data.get("gap_max"),
+            text=(data.get("q") or "").strip(),
+            assigned_to_me=True if data.get("mine") else None,
+            sort=sort if sort in SORTS else "uncertainty",
+        )
 
 
 _VERSION_MESSAGE = f"send the version of the pair you read (a whole number from 1 to {MAX_VERSION})"
@@ -55,8 +68,11 @@ class ReviewInputForm(forms.Form):
     note (no NUL characters: the database cannot store them; Django's CharField refuses them, as DRF's does).
     Only the fields the action reads are checked: what it ignores, the API ignores too."""
 
-    version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, error_messages={
-        key: _VERSION_MESSAGE for key in ("required", "invalid", "min_value", "max_value")})
+    version = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_VERSION,
+        error_messages={key: _VERSION_MESSAGE for key in ("required", "invalid", "min_value", "max_value")},
+    )
     chosen = forms.CharField(required=False, strip=False, max_length=MAX_FRAGMENT_CHARS)
     note = forms.CharField(required=False, strip=False, max_length=MAX_FRAGMENT_CHARS)
 
@@ -69,7 +85,7 @@ class ReviewInputForm(forms.Form):
             del self.fields["version"]
 
     @classmethod
-    def for_action(cls, data, action) -> "ReviewInputForm":
+    def for_action(cls, data, action) -> ReviewInputForm:
         return cls(data, needs_version=action.needs_version, text_fields=ACTION_TEXT_FIELDS.get(action.name, ()))
 
     def error_message(self) -> str:

@@ -1,4 +1,5 @@
 """Preference pairs awaiting review, and the audit trail of every change made to them."""
+
 from django.conf import settings
 from django.db import models
 
@@ -25,7 +26,11 @@ class PreferencePair(models.Model):
         "search.SearchTree", null=True, blank=True, on_delete=models.SET_NULL, related_name="pairs"
     )
     node = models.ForeignKey(
-        "search.TreeNode", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "search.TreeNode",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The node whose children the pair compares.",
     )
     chosen_node = models.ForeignKey(
@@ -55,7 +60,11 @@ class PreferencePair(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     version = models.PositiveIntegerField(default=1, help_text="Bumped on every write (optimistic locking).")
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_pairs",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_pairs",
         db_index=False,
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -77,8 +86,11 @@ class PreferencePair(models.Model):
             # bulk view without a status filter: pages in gap order (keyset on gap, id)
             models.Index(fields=["project", "gap", "id"], name="pair_project_gap"),
             # the reviewers' queue in gap order, and its count: flagged and edited pairs only
-            models.Index(fields=["project", "gap", "id"], name="pair_adjudication_gap",
-                         condition=models.Q(status__in=["flagged", "edited"])),
+            models.Index(
+                fields=["project", "gap", "id"],
+                name="pair_adjudication_gap",
+                condition=models.Q(status__in=["flagged", "edited"]),
+            ),
             # launch gate counts per round
             models.Index(fields=["round", "status"], name="pair_round_status"),
             models.Index(fields=["project", "deficiency"], name="pair_project_deficiency"),
@@ -108,7 +120,11 @@ class ReviewEvent(models.Model):
 
     pair = models.ForeignKey(PreferencePair, on_delete=models.CASCADE, related_name="events", db_index=False)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="review_events",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="review_events",
         db_index=False,
     )
     action = models.CharField(max_length=12, choices=Action.choices)
@@ -168,8 +184,9 @@ class PairCount(models.Model):
     n = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["project_id", "round_id", "deficiency", "status"],
-                                               name="pair_count_key")]
+        constraints = [
+            models.UniqueConstraint(fields=["project_id", "round_id", "deficiency", "status"], name="pair_count_key")
+        ]
 
     def __str__(self) -> str:
         return f"project {self.project_id} round {self.round_id} {self.deficiency or 'none'} {self.status}: {self.n}"
@@ -209,7 +226,9 @@ class AgreementCell(models.Model):
     label_b = models.CharField(max_length=12)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["pair", "kind", "rater_a", "rater_b"], name="agreement_cell_key")]
+        constraints = [
+            models.UniqueConstraint(fields=["pair", "kind", "rater_a", "rater_b"], name="agreement_cell_key")
+        ]
 
     def __str__(self) -> str:
         return f"pair #{self.pair_id} {self.kind} {self.rater_a}:{self.label_a} × {self.rater_b}:{self.label_b}"
@@ -229,8 +248,12 @@ class AgreementCount(models.Model):
     n = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(
-            fields=["project_id", "kind", "rater_a", "rater_b", "label_a", "label_b"], name="agreement_count_key")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project_id", "kind", "rater_a", "rater_b", "label_a", "label_b"], name="agreement_count_key"
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"project {self.project_id} {self.kind} {self.rater_a}:{self.label_a} × {self.rater_b}:{self.label_b}: {self.n}"
+        pair = f"{self.rater_a}:{self.label_a} × {self.rater_b}:{self.label_b}"
+        return f"project {self.project_id} {self.kind} {pair}: {self.n}"

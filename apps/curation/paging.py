@@ -1,5 +1,6 @@
 """Keyset pages for the bulk view: a page starts after (or ends before) one row's sort key, so page 2,000
 costs what page 1 does, and no page needs the number of rows before it (no OFFSET, no COUNT(*))."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,21 +62,26 @@ def _reversed(order: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name[1:] if name.startswith("-") else f"-{name}" for name in order)
 
 
-def keyset_page(rows: QuerySet, *, order: tuple[str, ...], size: int, after: str = "",
-                before: str = "") -> KeysetPage:
+def keyset_page(rows: QuerySet, *, order: tuple[str, ...], size: int, after: str = "", before: str = "") -> KeysetPage:
     """The page of `rows` (unordered) in `order` (unique: end it with the id) starting after the cursor
     `after`, or ending before `before`; the first page without either (or with one that does not parse).
     One query of size + 1 rows."""
     after_key, before_key = parse_cursor(after, order), parse_cursor(before, order)
     if before_key is not None:
-        found = list(rows.filter(_after(_reversed(order), before_key)).order_by(*_reversed(order))[:size + 1])
+        found = list(rows.filter(_after(_reversed(order), before_key)).order_by(*_reversed(order))[: size + 1])
         more_before = len(found) > size
         page = list(reversed(found[:size]))
-        return KeysetPage(page, next_cursor=cursor_of(page[-1], order) if page else "",
-                          previous_cursor=cursor_of(page[0], order) if page and more_before else "")
+        return KeysetPage(
+            page,
+            next_cursor=cursor_of(page[-1], order) if page else "",
+            previous_cursor=cursor_of(page[0], order) if page and more_before else "",
+        )
     if after_key is not None:
         rows = rows.filter(_after(order, after_key))
-    found = list(rows.order_by(*order)[:size + 1])
+    found = list(rows.order_by(*order)[: size + 1])
     page = found[:size]
-    return KeysetPage(page, next_cursor=cursor_of(page[-1], order) if len(found) > size else "",
-                      previous_cursor=cursor_of(page[0], order) if page and after_key is not None else "")
+    return KeysetPage(
+        page,
+        next_cursor=cursor_of(page[-1], order) if len(found) > size else "",
+        previous_cursor=cursor_of(page[0], order) if page and after_key is not None else "",
+    )

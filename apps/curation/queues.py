@@ -1,4 +1,5 @@
 """The review queues people walk: pending pairs leased one at a time, or the pairs awaiting a reviewer."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ class ReviewQueue:
     round_id: int | None = None
 
     @classmethod
-    def from_params(cls, params: QueryDict) -> "ReviewQueue":
+    def from_params(cls, params: QueryDict) -> ReviewQueue:
         """Read `queue` and `round` from GET or POST data; unknown or malformed values fall back to defaults."""
         kind = ADJUDICATE if params.get("queue") == ADJUDICATE else PENDING
         return cls(kind, parse_id(params.get("round", "")))
@@ -46,5 +47,6 @@ class ReviewQueue:
         """The pair `take_next` will most likely give after this one (to preload it; no write)."""
         if self.kind == ADJUDICATE:
             return selectors.pair_next_for_adjudication(project=project, exclude_pair_id=current_pair_id)
-        return selectors.pair_peek_next(project=project, user=user, exclude_pair_id=current_pair_id,
-                                        round_id=self.round_id)
+        return selectors.pair_peek_next(
+            project=project, user=user, exclude_pair_id=current_pair_id, round_id=self.round_id
+        )

@@ -2,6 +2,7 @@
 
 Every function makes a fixed number of SQL queries, whatever the number of pairs or events.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,12 @@ SORTS = {
     "gap": ("-gap", "id"),
     "newest": ("-id",),
 }
-REVIEWED = (PreferencePair.Status.APPROVED, PreferencePair.Status.EDITED, PreferencePair.Status.REJECTED,
-            PreferencePair.Status.FLAGGED)
+REVIEWED = (
+    PreferencePair.Status.APPROVED,
+    PreferencePair.Status.EDITED,
+    PreferencePair.Status.REJECTED,
+    PreferencePair.Status.FLAGGED,
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,14 @@ class PairFilters:
     @property
     def by_counted_fields_only(self) -> bool:
         """Whether only status, round and deficiency filter: what the running counts (PairCount) count by."""
-        return (self.query_id is None and not self.tool and self.gap_min is None and self.gap_max is None
-                and not self.text and self.assigned_to_me is None)
+        return (
+            self.query_id is None
+            and not self.tool
+            and self.gap_min is None
+            and self.gap_max is None
+            and not self.text
+            and self.assigned_to_me is None
+        )
 
 
 # The bulk view counts matches up to this many and then says "more than 1,000": a count is never a scan of them all.
@@ -76,8 +87,11 @@ def pairs_filtered(pairs: QuerySet[PreferencePair], *, filters: PairFilters, use
     if filters.assigned_to_me is not None:
         # The few pairs the user holds a live lease on, by id (1 query): `assignee = me OR id IN (…)` is two
         # index lookups, where OR EXISTS(…) would test every pair of the project.
-        held = list(PairAssignment.objects.filter(user=user, decision="", leased_until__gt=timezone.now())
-                    .values_list("pair_id", flat=True))
+        held = list(
+            PairAssignment.objects.filter(user=user, decision="", leased_until__gt=timezone.now()).values_list(
+                "pair_id", flat=True
+            )
+        )
         mine = Q(assignee=user) | Q(pk__in=held)
         pairs = pairs.filter(mine) if filters.assigned_to_me else pairs.exclude(mine)
     return pairs
@@ -85,10 +99,20 @@ def pairs_filtered(pairs: QuerySet[PreferencePair], *, filters: PairFilters, use
 
 def pair_list_for_review(*, project: Project, filters: PairFilters, user) -> QuerySet[PreferencePair]:
     """The bulk view's rows: the project's pairs filtered and sorted, with what a row shows joined in."""
-    pairs = (PreferencePair.objects.filter(project=project)
-             .select_related("round", "query", "assignee", "reviewed_by")
-             .defer("query__messages", "query__ground_truth", "query__metadata", "query__sub_answers",
-                    "query__reference_output", "query__final_answer", "chosen_verdict", "rejected_verdict"))
+    pairs = (
+        PreferencePair.objects.filter(project=project)
+        .select_related("round", "query", "assignee", "reviewed_by")
+        .defer(
+            "query__messages",
+            "query__ground_truth",
+            "query__metadata",
+            "query__sub_answers",
+            "query__reference_output",
+            "query__final_answer",
+            "chosen_verdict",
+            "rejected_verdict",
+        )
+    )
     pairs = pairs_filtered(pairs, filters=filters, user=user)
     return pairs.order_by(*SORTS.get(filters.sort, SORTS["uncertainty"]))
 
@@ -111,7 +135,7 @@ def pair_list_count(*, project: Project, filters: PairFilters, pairs: QuerySet[P
 
 def _count_up_to_limit(pairs: QuerySet[PreferencePair]) -> tuple[int, bool]:
     """(min(matches, COUNT_LIMIT), whether that is exact) in 1 query: a LIMIT-ed subquery, never a full scan."""
-    n = pairs.values("pk")[:COUNT_LIMIT + 1].count()
+    n = pairs.values("pk")[: COUNT_LIMIT + 1].count()
     return min(n, COUNT_LIMIT), n <= COUNT_LIMIT
 
 
@@ -125,9 +149,11 @@ def pair_filter_choices(*, project: Project) -> dict:
 
 def pairs_for_focus(*, project: Project) -> QuerySet[PreferencePair]:
     """One pair with everything the focus view shows: query, tools in prompt order, round, people."""
-    return (PreferencePair.objects.filter(project=project)
-            .select_related("query", "round", "tree", "assignee", "reviewed_by")
-            .prefetch_related(Prefetch("query__query_tools", queryset=QueryTool.objects.select_related("tool"))))
+    return (
+        PreferencePair.objects.filter(project=project)
+        .select_related("query", "round", "tree", "assignee", "reviewed_by")
+        .prefetch_related(Prefetch("query__query_tools", queryset=QueryTool.objects.select_related("tool")))
+    )
 
 
 def pairs_in_project(*, project: Project) -> QuerySet[PreferencePair]:
@@ -137,13 +163,16 @@ def pairs_in_project(*, project: Project) -> QuerySet[PreferencePair]:
 
 def pairs_by_ids(*, project: Project, ids: list[int]) -> list[PreferencePair]:
     """The listed pairs that belong to the project (others are invisible), in the order given."""
-    found = {p.pk: p for p in PreferencePair.objects.filter(project=project, pk__in=ids).defer(
-        "chosen_verdict", "rejected_verdict")}
+    found = {
+        p.pk: p
+        for p in PreferencePair.objects.filter(project=project, pk__in=ids).defer("chosen_verdict", "rejected_verdict")
+    }
     return [found[i] for i in ids if i in found]
 
 
-def pair_events(*, pair: PreferencePair, after_version: int | None = None,
-                limit: int | None = None) -> list[ReviewEvent]:
+def pair_events(
+    *, pair: PreferencePair, after_version: int | None = None, limit: int | None = None
+) -> list[ReviewEvent]:
     """The pair's events with their users, oldest first (the last `limit` when given)."""
     events = ReviewEvent.objects.filter(pair=pair).select_related("user")
     if after_version is not None:
@@ -153,15 +182,18 @@ def pair_events(*, pair: PreferencePair, after_version: int | None = None,
     return list(reversed(events.order_by("-created_at", "-pk")[:limit]))
 
 
-def pair_peek_next(*, project: Project, user, exclude_pair_id: int | None = None,
-                   round_id: int | None = None) -> int | None:
+def pair_peek_next(
+    *, project: Project, user, exclude_pair_id: int | None = None, round_id: int | None = None
+) -> int | None:
     """The pair the review queue will most likely lease to the user next (for preloading; no write):
     a pending one they have not had, not leased to someone else, smallest gap first. A wrong guess only
     costs a preload."""
     now = timezone.now()
-    pairs = (PreferencePair.objects.filter(project=project, status=PreferencePair.Status.PENDING)
-             .exclude(Exists(PairAssignment.objects.filter(pair=OuterRef("pk"), user=user)))
-             .exclude(Q(assignee__isnull=False) & ~Q(assignee=user) & Q(lease_expires_at__gt=now)))
+    pairs = (
+        PreferencePair.objects.filter(project=project, status=PreferencePair.Status.PENDING)
+        .exclude(Exists(PairAssignment.objects.filter(pair=OuterRef("pk"), user=user)))
+        .exclude(Q(assignee__isnull=False) & ~Q(assignee=user) & Q(lease_expires_at__gt=now))
+    )
     if exclude_pair_id is not None:
         pairs = pairs.exclude(pk=exclude_pair_id)
     if round_id is not None:
@@ -171,12 +203,17 @@ def pair_peek_next(*, project: Project, user, exclude_pair_id: int | None = None
 
 def pairs_awaiting_adjudication(*, project: Project) -> QuerySet[PreferencePair]:
     """The reviewers' queue: flagged pairs, and pairs an annotator edited, smallest gap first."""
-    adjudicator = Membership.objects.filter(project=project, user=OuterRef("reviewed_by"),
-                                            role__in=(Membership.Role.REVIEWER, Membership.Role.ADMIN))
-    edited_by_annotator = (Q(status=PreferencePair.Status.EDITED) & ~Exists(adjudicator)
-                           & ~Q(reviewed_by__is_superuser=True))
-    return (PreferencePair.objects.filter(project=project)
-            .filter(Q(status=PreferencePair.Status.FLAGGED) | edited_by_annotator).order_by("gap", "id"))
+    adjudicator = Membership.objects.filter(
+        project=project, user=OuterRef("reviewed_by"), role__in=(Membership.Role.REVIEWER, Membership.Role.ADMIN)
+    )
+    edited_by_annotator = (
+        Q(status=PreferencePair.Status.EDITED) & ~Exists(adjudicator) & ~Q(reviewed_by__is_superuser=True)
+    )
+    return (
+        PreferencePair.objects.filter(project=project)
+        .filter(Q(status=PreferencePair.Status.FLAGGED) | edited_by_annotator)
+        .order_by("gap", "id")
+    )
 
 
 def pairs_awaiting_adjudication_count(*, project: Project) -> tuple[int, bool]:
@@ -194,8 +231,12 @@ def pair_next_for_adjudication(*, project: Project, exclude_pair_id: int | None 
 def user_last_change(*, project: Project, user) -> ReviewEvent | None:
     """The user's latest change in the project, what `undo` reverts (skips left out); None when that
     change was itself an undo."""
-    last = (ReviewEvent.objects.filter(pair__project=project, user=user).exclude(action=ReviewEvent.Action.SKIP)
-            .order_by("-created_at", "-pk").first())
+    last = (
+        ReviewEvent.objects.filter(pair__project=project, user=user)
+        .exclude(action=ReviewEvent.Action.SKIP)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
     return None if last is None or last.action == ReviewEvent.Action.UNDO else last
 
 
@@ -225,8 +266,13 @@ def project_review_progress(*, project: Project) -> dict:
     counts: rounds × deficiencies × statuses rows, whatever the number of pairs)."""
     by_status: dict[str, int] = {}
     deficiency_rows: dict[str, dict] = {}
-    for deficiency, status, n in (PairCount.objects.filter(project_id=project.pk).values_list("deficiency", "status")
-                                  .annotate(total=Sum("n")).order_by().values_list("deficiency", "status", "total")):
+    for deficiency, status, n in (
+        PairCount.objects.filter(project_id=project.pk)
+        .values_list("deficiency", "status")
+        .annotate(total=Sum("n"))
+        .order_by()
+        .values_list("deficiency", "status", "total")
+    ):
         if not n:
             continue
         by_status[status] = by_status.get(status, 0) + n
@@ -249,8 +295,12 @@ def project_reviewers(*, project: Project) -> list[dict]:
     counts: people × actions rows)."""
     people: dict[str, dict] = {}
     username = Subquery(get_user_model().objects.filter(pk=OuterRef("user_id")).values("username")[:1])
-    for name, action, n in (ReviewerCount.objects.filter(project_id=project.pk).exclude(n=0)
-                            .annotate(username=username).values_list("username", "action", "n")):
+    for name, action, n in (
+        ReviewerCount.objects.filter(project_id=project.pk)
+        .exclude(n=0)
+        .annotate(username=username)
+        .values_list("username", "action", "n")
+    ):
         name = name or "(deleted user)"
         person = people.setdefault(name, {"user": name, "total": 0})
         person[action] = person.get(action, 0) + n
@@ -262,9 +312,13 @@ def project_rounds(*, project: Project) -> list[dict]:
     """The project's rounds with their state and pairs by status (2 queries)."""
     rounds = list(TrainingRound.objects.filter(project=project).order_by("number"))
     counts: dict[int, dict] = {}
-    for round_id, status, n in (PairCount.objects.filter(project_id=project.pk, round_id__gt=0)
-                                .values_list("round_id", "status").annotate(total=Sum("n")).order_by()
-                                .values_list("round_id", "status", "total")):
+    for round_id, status, n in (
+        PairCount.objects.filter(project_id=project.pk, round_id__gt=0)
+        .values_list("round_id", "status")
+        .annotate(total=Sum("n"))
+        .order_by()
+        .values_list("round_id", "status", "total")
+    ):
         if n:
             counts.setdefault(round_id, {})[status] = n
     out = []
@@ -272,6 +326,13 @@ def project_rounds(*, project: Project) -> list[dict]:
         pairs = counts.get(training_round.pk, {})
         total = sum(pairs.values())
         reviewed = sum(pairs.get(s, 0) for s in REVIEWED)
-        out.append({"round": training_round, "pairs": pairs, "total": total, "reviewed": reviewed,
-                    "percent": round(100 * reviewed / total) if total else 0})
+        out.append(
+            {
+                "round": training_round,
+                "pairs": pairs,
+                "total": total,
+                "reviewed": reviewed,
+                "percent": round(100 * reviewed / total) if total else 0,
+            }
+        )
     return out

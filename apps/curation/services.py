@@ -1,19 +1,18 @@
 """Writes to preference pairs: creating them from search trees, and the review actions on them."""
+
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.rewards.checker import check
 from apps.search.models import SearchTree, TreeNode
-
-from datetime import timedelta
-
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
 
 from .models import PairAssignment, PreferencePair, ReviewEvent
 from .stats import pair_agreement_refresh
@@ -33,16 +32,38 @@ def pairs_create_from_tree(*, tree: SearchTree, candidates: list) -> int:
     ids = dict(TreeNode.objects.filter(tree=tree, key__in=keys).values_list("key", "id"))
     rows = []
     for c in candidates:
-        rows.append(PreferencePair(
-            project_id=tree.project_id, round_id=tree.round_id, query_id=tree.query_id, tree=tree,
-            node_id=ids.get(c.node_key), chosen_node_id=ids.get(c.chosen_key), rejected_node_id=ids.get(c.rejected_key),
-            prefix=c.prefix, chosen=c.chosen, rejected=c.rejected,
-            prefix_ids=c.prefix_ids, chosen_ids=c.chosen_ids, rejected_ids=c.rejected_ids,
-            chosen_value=c.chosen_value, rejected_value=c.rejected_value,
-            chosen_visits=c.chosen_visits, rejected_visits=c.rejected_visits, gap=c.gap,
-            deficiency=c.deficiency or "", chosen_verdict=c.chosen_verdict, rejected_verdict=c.rejected_verdict,
-            dedup_key=pair_dedup_key(round_id=tree.round_id, query_id=tree.query_id, prefix=c.prefix, chosen=c.chosen, rejected=c.rejected),
-        ))
+        rows.append(
+            PreferencePair(
+                project_id=tree.project_id,
+                round_id=tree.round_id,
+                query_id=tree.query_id,
+                tree=tree,
+                node_id=ids.get(c.node_key),
+                chosen_node_id=ids.get(c.chosen_key),
+                rejected_node_id=ids.get(c.rejected_key),
+                prefix=c.prefix,
+                chosen=c.chosen,
+                rejected=c.rejected,
+                prefix_ids=c.prefix_ids,
+                chosen_ids=c.chosen_ids,
+                rejected_ids=c.rejected_ids,
+                chosen_value=c.chosen_value,
+                rejected_value=c.rejected_value,
+                chosen_visits=c.chosen_visits,
+                rejected_visits=c.rejected_visits,
+                gap=c.gap,
+                deficiency=c.deficiency or "",
+                chosen_verdict=c.chosen_verdict,
+                rejected_verdict=c.rejected_verdict,
+                dedup_key=pair_dedup_key(
+                    round_id=tree.round_id,
+                    query_id=tree.query_id,
+                    prefix=c.prefix,
+                    chosen=c.chosen,
+                    rejected=c.rejected,
+                ),
+            )
+        )
     before = PreferencePair.objects.filter(tree=tree).count()
     PreferencePair.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
     return PreferencePair.objects.filter(tree=tree).count() - before
@@ -50,8 +71,20 @@ def pairs_create_from_tree(*, tree: SearchTree, candidates: list) -> int:
 
 # --- review actions: every write carries the version it read; a stale one changes nothing -------------
 
-REVIEWED_FIELDS = ("status", "chosen", "rejected", "chosen_value", "rejected_value", "chosen_verdict",
-                   "rejected_verdict", "flag_note", "original_chosen", "deficiency", "chosen_ids", "rejected_ids")
+REVIEWED_FIELDS = (
+    "status",
+    "chosen",
+    "rejected",
+    "chosen_value",
+    "rejected_value",
+    "chosen_verdict",
+    "rejected_verdict",
+    "flag_note",
+    "original_chosen",
+    "deficiency",
+    "chosen_ids",
+    "rejected_ids",
+)
 
 
 class StaleVersion(Exception):
@@ -66,8 +99,9 @@ def _snapshot(pair: PreferencePair) -> dict:
     return {name: getattr(pair, name) for name in REVIEWED_FIELDS}
 
 
-def _review(*, pair_id: int, version: int, user, action: str, change, note: str = "",
-            decision: bool = True) -> PreferencePair:
+def _review(
+    *, pair_id: int, version: int, user, action: str, change, note: str = "", decision: bool = True
+) -> PreferencePair:
     """Lock the pair, check the version, apply `change(pair)`, bump the version, record the event (and, with
     `decision`, the user's decision on their assignment)."""
     with transaction.atomic():
@@ -83,7 +117,11 @@ def _review(*, pair_id: int, version: int, user, action: str, change, note: str 
         pair.save()
         after = _snapshot(pair)
         ReviewEvent.objects.create(
-            pair=pair, user=user, action=action, version=pair.version, note=note,
+            pair=pair,
+            user=user,
+            action=action,
+            version=pair.version,
+            note=note,
             before={k: v for k, v in before.items() if after[k] != v},
             after={k: v for k, v in after.items() if before[k] != v},
         )
@@ -92,8 +130,13 @@ def _review(*, pair_id: int, version: int, user, action: str, change, note: str 
 
 
 def pair_approve(*, pair_id: int, version: int, user) -> PreferencePair:
-    return _review(pair_id=pair_id, version=version, user=user, action=ReviewEvent.Action.APPROVE,
-                   change=lambda p: setattr(p, "status", PreferencePair.Status.APPROVED))
+    return _review(
+        pair_id=pair_id,
+        version=version,
+        user=user,
+        action=ReviewEvent.Action.APPROVE,
+        change=lambda p: setattr(p, "status", PreferencePair.Status.APPROVED),
+    )
 
 
 # The account automatic approvals (`run_round --auto-approve`, a round created with auto_approve) are recorded
@@ -115,14 +158,26 @@ def pair_auto_approve(*, pair_id: int, version: int, note: str, reviewer=None) -
     """Approve a pair without a person: the event is the automatic reviewer's, with `note` saying why (e.g.
     "run_round --auto-approve"). Not a person's decision: no assignment is recorded, so it counts in no agreement
     figure. `reviewer` is `auto_reviewer()` when the caller has it already."""
-    return _review(pair_id=pair_id, version=version, user=reviewer or auto_reviewer(),
-                   action=ReviewEvent.Action.APPROVE, note=note, decision=False,
-                   change=lambda p: setattr(p, "status", PreferencePair.Status.APPROVED))
+    return _review(
+        pair_id=pair_id,
+        version=version,
+        user=reviewer or auto_reviewer(),
+        action=ReviewEvent.Action.APPROVE,
+        note=note,
+        decision=False,
+        change=lambda p: setattr(p, "status", PreferencePair.Status.APPROVED),
+    )
 
 
 def pair_reject(*, pair_id: int, version: int, user, note: str = "") -> PreferencePair:
-    return _review(pair_id=pair_id, version=version, user=user, action=ReviewEvent.Action.REJECT, note=note,
-                   change=lambda p: setattr(p, "status", PreferencePair.Status.REJECTED))
+    return _review(
+        pair_id=pair_id,
+        version=version,
+        user=user,
+        action=ReviewEvent.Action.REJECT,
+        note=note,
+        change=lambda p: setattr(p, "status", PreferencePair.Status.REJECTED),
+    )
 
 
 def pair_flag(*, pair_id: int, version: int, user, note: str) -> PreferencePair:
@@ -132,12 +187,14 @@ def pair_flag(*, pair_id: int, version: int, user, note: str) -> PreferencePair:
     def change(p):
         p.status, p.flag_note = PreferencePair.Status.FLAGGED, note.strip()
 
-    return _review(pair_id=pair_id, version=version, user=user, action=ReviewEvent.Action.FLAG, note=note,
-                   change=change)
+    return _review(
+        pair_id=pair_id, version=version, user=user, action=ReviewEvent.Action.FLAG, note=note, change=change
+    )
 
 
 def pair_swap(*, pair_id: int, version: int, user) -> PreferencePair:
     """Chosen becomes rejected and the reverse (values, verdicts, token ids and nodes too)."""
+
     def change(p):
         p.chosen, p.rejected = p.rejected, p.chosen
         p.chosen_ids, p.rejected_ids = p.rejected_ids, p.chosen_ids
@@ -166,8 +223,11 @@ def pair_edit(*, pair_id: int, version: int, user, chosen: str) -> PreferencePai
             p.chosen_ids = None
         p.chosen = chosen
         tools = [t.as_openai() for t in p.query.ordered_tools()]
-        p.chosen_verdict = (check(p.prefix + chosen, p.query.ground_truth, tools).as_dict()
-                            if p.query.ground_truth is not None else None)
+        p.chosen_verdict = (
+            check(p.prefix + chosen, p.query.ground_truth, tools).as_dict()
+            if p.query.ground_truth is not None
+            else None
+        )
         p.status = PreferencePair.Status.EDITED
 
     return _review(pair_id=pair_id, version=version, user=user, action=ReviewEvent.Action.EDIT, change=change)
@@ -189,11 +249,15 @@ def _record_decision(pair: PreferencePair, user, action: str) -> None:
     if user is None or action not in DECISIONS:
         return
     now = timezone.now()
-    PairAssignment.objects.update_or_create(pair=pair, user=user, defaults={
-        "decision": action, "decided_at": now, "leased_until": now})
+    PairAssignment.objects.update_or_create(
+        pair=pair, user=user, defaults={"decision": action, "decided_at": now, "leased_until": now}
+    )
     if pair.project.review_overlap > 1 and action in ("approve", "reject"):
-        votes = set(PairAssignment.objects.filter(pair=pair, decision__in=("approve", "reject"))
-                    .values_list("decision", flat=True))
+        votes = set(
+            PairAssignment.objects.filter(pair=pair, decision__in=("approve", "reject")).values_list(
+                "decision", flat=True
+            )
+        )
         if len(votes) > 1:
             pair.status = PreferencePair.Status.FLAGGED
             pair.flag_note = "annotators disagree: a reviewer decides"
@@ -206,23 +270,43 @@ def pair_lease_next(*, project, user, round_id: int | None = None) -> Preference
     `review_overlap` people hold and they have not seen. Concurrent callers never get the same slot."""
     now = timezone.now()
     with transaction.atomic():
-        held = (PairAssignment.objects.filter(pair__project=project, user=user, decision="", leased_until__gt=now,
-                                              pair__status=PreferencePair.Status.PENDING)
-                .order_by("created_at").values_list("pair_id", flat=True).first())
+        held = (
+            PairAssignment.objects.filter(
+                pair__project=project,
+                user=user,
+                decision="",
+                leased_until__gt=now,
+                pair__status=PreferencePair.Status.PENDING,
+            )
+            .order_by("created_at")
+            .values_list("pair_id", flat=True)
+            .first()
+        )
         if held:
             return PreferencePair.objects.get(pk=held)
         holders = Subquery(
-            PairAssignment.objects.filter(_live_assignments(now), pair=OuterRef("pk")).values("pair")
-            .annotate(n=Count("id")).values("n"), output_field=IntegerField())
-        candidates = (PreferencePair.objects.filter(project=project, status=PreferencePair.Status.PENDING)
-                      .exclude(Exists(PairAssignment.objects.filter(pair=OuterRef("pk"), user=user)))
-                      .annotate(holders=Coalesce(holders, 0)).filter(holders__lt=project.review_overlap))
+            PairAssignment.objects.filter(_live_assignments(now), pair=OuterRef("pk"))
+            .values("pair")
+            .annotate(n=Count("id"))
+            .values("n"),
+            output_field=IntegerField(),
+        )
+        candidates = (
+            PreferencePair.objects.filter(project=project, status=PreferencePair.Status.PENDING)
+            .exclude(Exists(PairAssignment.objects.filter(pair=OuterRef("pk"), user=user)))
+            .annotate(holders=Coalesce(holders, 0))
+            .filter(holders__lt=project.review_overlap)
+        )
         if round_id is not None:
             candidates = candidates.filter(round_id=round_id)
         passed: list[int] = []
         while True:
-            pair = (candidates.exclude(pk__in=passed).order_by("gap", "id")
-                    .select_for_update(skip_locked=True, of=("self",)).first())
+            pair = (
+                candidates.exclude(pk__in=passed)
+                .order_by("gap", "id")
+                .select_for_update(skip_locked=True, of=("self",))
+                .first()
+            )
             if pair is None:
                 return None
             # The count above came from this statement's snapshot; someone may have leased the pair and
@@ -243,8 +327,9 @@ def pair_skip(*, pair_id: int, user) -> None:
     with transaction.atomic():
         pair = PreferencePair.objects.select_for_update().get(pk=pair_id)
         now = timezone.now()
-        PairAssignment.objects.update_or_create(pair=pair, user=user, defaults={
-            "decision": "skip", "decided_at": now, "leased_until": now})
+        PairAssignment.objects.update_or_create(
+            pair=pair, user=user, defaults={"decision": "skip", "decided_at": now, "leased_until": now}
+        )
         if pair.assignee_id == getattr(user, "pk", None):
             PreferencePair.objects.filter(pk=pair.pk).update(assignee=None, lease_expires_at=None)
         ReviewEvent.objects.create(pair=pair, user=user, action=ReviewEvent.Action.SKIP, version=pair.version)
@@ -257,8 +342,12 @@ def pair_undo(*, pair_id: int, version: int, user) -> PreferencePair:
         pair = PreferencePair.objects.select_for_update().get(pk=pair_id)
         if pair.version != version:
             raise StaleVersion(pair, version)
-        last = (ReviewEvent.objects.filter(pair=pair).exclude(action=ReviewEvent.Action.SKIP)
-                .order_by("-created_at", "-pk").first())
+        last = (
+            ReviewEvent.objects.filter(pair=pair)
+            .exclude(action=ReviewEvent.Action.SKIP)
+            .order_by("-created_at", "-pk")
+            .first()
+        )
         if last is None or last.action == ReviewEvent.Action.UNDO or last.version != pair.version:
             raise ValueError("nothing to undo on this pair")
         if last.user_id != getattr(user, "pk", None):
@@ -272,13 +361,19 @@ def pair_undo(*, pair_id: int, version: int, user) -> PreferencePair:
             pair.gap = pair.chosen_value - pair.rejected_value
         pair.version += 1
         pair.save()
-        PairAssignment.objects.filter(pair=pair, user=user).update(decision="", decided_at=None,
-                                                                   leased_until=timezone.now())
+        PairAssignment.objects.filter(pair=pair, user=user).update(
+            decision="", decided_at=None, leased_until=timezone.now()
+        )
         after = _snapshot(pair)
-        ReviewEvent.objects.create(pair=pair, user=user, action=ReviewEvent.Action.UNDO, version=pair.version,
-                                   before={k: v for k, v in before.items() if after[k] != v},
-                                   after={k: v for k, v in after.items() if before[k] != v},
-                                   note=f"undo {last.action}")
+        ReviewEvent.objects.create(
+            pair=pair,
+            user=user,
+            action=ReviewEvent.Action.UNDO,
+            version=pair.version,
+            before={k: v for k, v in before.items() if after[k] != v},
+            after={k: v for k, v in after.items() if before[k] != v},
+            note=f"undo {last.action}",
+        )
         pair_agreement_refresh(pair)
         return pair
 

@@ -1,5 +1,6 @@
 """The counts behind the review dashboard: a pair's agreement cells rewritten as reviews change it, and
 every count recomputed from the rows (`rebuild_review_stats`). See models.PairCount for the design."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -25,8 +26,9 @@ def pair_agreement_cells(pair) -> set[TallyKey]:
     """The pair's agreement cells as its decisions and verdicts are now (1 query)."""
     PairAssignment = django_apps.get_model("curation", "PairAssignment")
     votes = dict(PairAssignment.objects.filter(pair_id=pair.pk, decision__in=LABELS).values_list("user_id", "decision"))
-    return set(pair_tally(votes, chosen_valid=_valid(pair.chosen_verdict),
-                          rejected_valid=_valid(pair.rejected_verdict)))
+    return set(
+        pair_tally(votes, chosen_valid=_valid(pair.chosen_verdict), rejected_valid=_valid(pair.rejected_verdict))
+    )
 
 
 def counts_lock(model, keys: list[tuple]) -> None:
@@ -41,9 +43,11 @@ def counts_lock(model, keys: list[tuple]) -> None:
     columns = ", ".join(quote(model._meta.get_field(name).column) for name in key.fields)
     values = ", ".join(["(" + ", ".join(["%s"] * (len(key.fields) + 1)) + ")"] * len(keys))
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} ({columns}, n) VALUES {values} ON CONFLICT ({columns}) "
-                       f"DO UPDATE SET n = {table}.n + excluded.n",
-                       [value for row in sorted(set(keys)) for value in (*row, 0)])
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}, n) VALUES {values} ON CONFLICT ({columns}) "
+            f"DO UPDATE SET n = {table}.n + excluded.n",
+            [value for row in sorted(set(keys)) for value in (*row, 0)],
+        )
 
 
 def pair_agreement_refresh(pair) -> None:
@@ -53,16 +57,19 @@ def pair_agreement_refresh(pair) -> None:
     AgreementCell = django_apps.get_model("curation", "AgreementCell")
     AgreementCount = django_apps.get_model("curation", "AgreementCount")
     cells = pair_agreement_cells(pair)
-    stored = {tuple(cell): pk for pk, *cell in
-              AgreementCell.objects.filter(pair_id=pair.pk).values_list("pk", *CELL_FIELDS)}
+    stored = {
+        tuple(cell): pk for pk, *cell in AgreementCell.objects.filter(pair_id=pair.pk).values_list("pk", *CELL_FIELDS)
+    }
     gone, new = set(stored) - cells, cells - set(stored)
     if gone and new:  # two statements will change counts: take their locks in key order first
         counts_lock(AgreementCount, [(pair.project_id, *cell) for cell in gone | new])
     if gone:
         AgreementCell.objects.filter(pk__in=[stored[cell] for cell in gone]).delete()
     if new:
-        AgreementCell.objects.bulk_create(AgreementCell(pair_id=pair.pk, project_id=pair.project_id,
-                                                        **dict(zip(CELL_FIELDS, cell))) for cell in sorted(new))
+        AgreementCell.objects.bulk_create(
+            AgreementCell(pair_id=pair.pk, project_id=pair.project_id, **dict(zip(CELL_FIELDS, cell)))
+            for cell in sorted(new)
+        )
 
 
 # --- recomputing from the rows ---------------------------------------------------------------------------
@@ -76,7 +83,7 @@ class ReviewStats:
     reviewers: dict = field(default_factory=dict)  # (user id, action) → n
     agreement: dict = field(default_factory=dict)  # (kind, rater a, rater b, label a, label b) → n
 
-    def differences(self, other: "ReviewStats") -> list[str]:
+    def differences(self, other: ReviewStats) -> list[str]:
         out = []
         for name in ("pairs", "reviewers", "agreement"):
             mine, theirs = getattr(self, name), getattr(other, name)
@@ -88,11 +95,17 @@ class ReviewStats:
 
 def review_stats_stored(*, project_id: int, apps=django_apps) -> ReviewStats:
     stats = ReviewStats()
-    for name, target, fields in (("PairCount", stats.pairs, ("round_id", "deficiency", "status")),
-                                 ("ReviewerCount", stats.reviewers, ("user_id", "action")),
-                                 ("AgreementCount", stats.agreement, CELL_FIELDS)):
-        for *key, n in apps.get_model("curation", name).objects.filter(project_id=project_id).exclude(n=0) \
-                .values_list(*fields, "n"):
+    for name, target, fields in (
+        ("PairCount", stats.pairs, ("round_id", "deficiency", "status")),
+        ("ReviewerCount", stats.reviewers, ("user_id", "action")),
+        ("AgreementCount", stats.agreement, CELL_FIELDS),
+    ):
+        for *key, n in (
+            apps.get_model("curation", name)
+            .objects.filter(project_id=project_id)
+            .exclude(n=0)
+            .values_list(*fields, "n")
+        ):
             target[tuple(key)] = n
     return stats
 
@@ -101,13 +114,16 @@ def agreement_cells_from_rows(*, project_id: int, apps=django_apps) -> Iterator[
     """(pair id, cell) for every agreement cell the project's decisions and verdicts make: `pair_tally`
     over every pair someone approved or rejected, streamed in pair order."""
     PairAssignment = apps.get_model("curation", "PairAssignment")
-    decisions = (PairAssignment.objects.filter(pair__project_id=project_id, decision__in=LABELS).order_by("pair_id")
-                 .values_list("pair_id", "user_id", "decision", "pair__chosen_verdict__valid",
-                              "pair__rejected_verdict__valid"))
+    decisions = (
+        PairAssignment.objects.filter(pair__project_id=project_id, decision__in=LABELS)
+        .order_by("pair_id")
+        .values_list("pair_id", "user_id", "decision", "pair__chosen_verdict__valid", "pair__rejected_verdict__valid")
+    )
     for pair_id, rows in groupby(decisions.iterator(chunk_size=20_000), key=lambda row: row[0]):
         rows = list(rows)
-        for cell in pair_tally({user: decision for _, user, decision, _, _ in rows},
-                               chosen_valid=rows[0][3], rejected_valid=rows[0][4]):
+        for cell in pair_tally(
+            {user: decision for _, user, decision, _, _ in rows}, chosen_valid=rows[0][3], rejected_valid=rows[0][4]
+        ):
             yield pair_id, cell
 
 
@@ -117,11 +133,19 @@ def review_stats_compute(*, project_id: int, apps=django_apps, cells: list | Non
     PreferencePair = apps.get_model("curation", "PreferencePair")
     ReviewEvent = apps.get_model("curation", "ReviewEvent")
     stats = ReviewStats()
-    for round_id, deficiency, status, n in (PreferencePair.objects.filter(project_id=project_id).order_by()
-                                            .values_list("round_id", "deficiency", "status").annotate(n=Count("id"))):
+    for round_id, deficiency, status, n in (
+        PreferencePair.objects.filter(project_id=project_id)
+        .order_by()
+        .values_list("round_id", "deficiency", "status")
+        .annotate(n=Count("id"))
+    ):
         stats.pairs[(round_id or 0, deficiency, status)] = n
-    for user_id, action, n in (ReviewEvent.objects.filter(pair__project_id=project_id).order_by()
-                               .values_list("user_id", "action").annotate(n=Count("id"))):
+    for user_id, action, n in (
+        ReviewEvent.objects.filter(pair__project_id=project_id)
+        .order_by()
+        .values_list("user_id", "action")
+        .annotate(n=Count("id"))
+    ):
         stats.reviewers[(user_id or 0, action)] = n
     if cells is None:
         cells = list(agreement_cells_from_rows(project_id=project_id, apps=apps))
@@ -142,8 +166,9 @@ def _lock_counts(apps, *, mode: str) -> None:
     transaction writes to one of them (a trigger, or the agreement cells) before it commits, so those that
     changed rows already finish first, and the rest wait and add their changes to what is read here."""
     if connection.vendor == "postgresql":
-        tables = ", ".join(connection.ops.quote_name(apps.get_model("curation", name)._meta.db_table)
-                           for name in COUNT_MODELS)
+        tables = ", ".join(
+            connection.ops.quote_name(apps.get_model("curation", name)._meta.db_table) for name in COUNT_MODELS
+        )
         with connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {tables} IN {mode} MODE")
     # SQLite has one writer at a time, and the settings begin every transaction IMMEDIATE.
@@ -172,12 +197,18 @@ def review_stats_rebuild(*, project_ids: list[int] | None = None, apps=django_ap
                 model.objects.filter(project_id=project_id).delete()
             PairCount.objects.bulk_create(
                 PairCount(project_id=project_id, round_id=r, deficiency=d, status=s, n=n)
-                for (r, d, s), n in computed.pairs.items())
+                for (r, d, s), n in computed.pairs.items()
+            )
             ReviewerCount.objects.bulk_create(
                 ReviewerCount(project_id=project_id, user_id=u, action=a, n=n)
-                for (u, a), n in computed.reviewers.items())
+                for (u, a), n in computed.reviewers.items()
+            )
             # The AgreementCount trigger counts the cells from zero as they go in.
             AgreementCell.objects.bulk_create(
-                (AgreementCell(pair_id=pair_id, project_id=project_id, **dict(zip(CELL_FIELDS, cell)))
-                 for pair_id, cell in cells), batch_size=5_000)
+                (
+                    AgreementCell(pair_id=pair_id, project_id=project_id, **dict(zip(CELL_FIELDS, cell)))
+                    for pair_id, cell in cells
+                ),
+                batch_size=5_000,
+            )
     return out

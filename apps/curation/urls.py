@@ -1,4 +1,5 @@
 """Review URLs, mounted under /projects/<project_id>/pairs/."""
+
 from django.urls import path
 
 from . import views

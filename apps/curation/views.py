@@ -3,6 +3,7 @@
 Actions answer JSON to fetch() callers (`Accept: application/json`) and redirect plain form posts. A write
 carrying a stale version gets 409 with what changed and a form to re-apply it.
 """
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -15,8 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.projects.guidelines import guidelines_html
-from apps.projects.permissions import (MEMBERS, actable_pair_ids, can_adjudicate, project_view,
-                                       require_pair_action)
+from apps.projects.permissions import MEMBERS, actable_pair_ids, can_adjudicate, project_view, require_pair_action
 
 from . import selectors
 from .actions import ACTIONS, NAVIGATION_KEYS
@@ -48,8 +48,15 @@ def next_url(project, queue: ReviewQueue) -> str:
 
 
 def pair_json(pair) -> dict:
-    return {"id": pair.pk, "status": pair.status, "version": pair.version, "chosen": pair.chosen,
-            "rejected": pair.rejected, "gap": pair.gap, "flag_note": pair.flag_note}
+    return {
+        "id": pair.pk,
+        "status": pair.status,
+        "version": pair.version,
+        "chosen": pair.chosen,
+        "rejected": pair.rejected,
+        "gap": pair.gap,
+        "flag_note": pair.flag_note,
+    }
 
 
 def _queue_for(request, params) -> ReviewQueue:
@@ -78,19 +85,30 @@ def pair_focus(request, project, pair_id: int):
     chosen, rejected = pair_branches(pair)
     next_id = queue.peek_next(project=project, user=user, current_pair_id=pair.pk)
     previous_id = selectors.pair_previous_for_user(project=project, user=user, current_pair_id=pair.pk)
-    return render(request, "curation/pair_focus.html", {
-        "project": project, "pair": pair, "query": pair.query, "tools": pair.query.ordered_tools(),
-        "chosen": chosen, "rejected": rejected,
-        "edit_diff": edit_diff(pair.original_chosen, pair.chosen) if pair.original_chosen else None,
-        "events": selectors.pair_events(pair=pair, limit=5),
-        "last_change": selectors.user_last_change(project=project, user=user),
-        "can_act": pair.pk in actable_pair_ids(user=user, role=role, pairs=[pair]),
-        "role": role, "queue": queue, "actions": ACTIONS, "navigation_keys": NAVIGATION_KEYS,
-        "next_url": focus_url(project, next_id, queue) if next_id else next_url(project, queue),
-        "preload_url": focus_url(project, next_id, queue) if next_id else "",
-        "previous_url": focus_url(project, previous_id, queue) if previous_id else "",
-        "guidelines_html": guidelines_html(project.guidelines),
-    })
+    return render(
+        request,
+        "curation/pair_focus.html",
+        {
+            "project": project,
+            "pair": pair,
+            "query": pair.query,
+            "tools": pair.query.ordered_tools(),
+            "chosen": chosen,
+            "rejected": rejected,
+            "edit_diff": edit_diff(pair.original_chosen, pair.chosen) if pair.original_chosen else None,
+            "events": selectors.pair_events(pair=pair, limit=5),
+            "last_change": selectors.user_last_change(project=project, user=user),
+            "can_act": pair.pk in actable_pair_ids(user=user, role=role, pairs=[pair]),
+            "role": role,
+            "queue": queue,
+            "actions": ACTIONS,
+            "navigation_keys": NAVIGATION_KEYS,
+            "next_url": focus_url(project, next_id, queue) if next_id else next_url(project, queue),
+            "preload_url": focus_url(project, next_id, queue) if next_id else "",
+            "previous_url": focus_url(project, previous_id, queue) if previous_id else "",
+            "guidelines_html": guidelines_html(project.guidelines),
+        },
+    )
 
 
 @require_POST
@@ -98,8 +116,9 @@ def pair_focus(request, project, pair_id: int):
 def pair_action(request, project, pair_id: int, action: str):
     """approve / reject / edit / swap / flag / skip / undo, at the version the caller read."""
     review_action = ACTIONS[action]
-    pair = get_object_or_404(selectors.pairs_in_project(project=project).only("pk", "status", "reviewed_by", "version"),
-                             pk=pair_id)
+    pair = get_object_or_404(
+        selectors.pairs_in_project(project=project).only("pk", "status", "reviewed_by", "version"), pk=pair_id
+    )
     form = ReviewInputForm.for_action(request.POST, review_action)
     if not form.is_valid():
         return bad_request(request, form.error_message())
@@ -123,8 +142,15 @@ def pair_action(request, project, pair_id: int, action: str):
         next_id = queue.take_next(project=project, user=request.user, current_pair_id=pair.pk)
         target = focus_url(project, next_id, queue) if next_id else next_url(project, queue)
     if wants_json(request):
-        return JsonResponse({"ok": True, "action": review_action.name, "pair": pair_json(result) if result else None,
-                             "next_url": target, "stay": review_action.stays})
+        return JsonResponse(
+            {
+                "ok": True,
+                "action": review_action.name,
+                "pair": pair_json(result) if result else None,
+                "next_url": target,
+                "stay": review_action.stays,
+            }
+        )
     messages.success(request, f"{review_action.label}: pair #{pair.pk} done.")
     return redirect(target)
 
@@ -133,19 +159,38 @@ def conflict_response(request, project, action: str, stale: StaleVersion, queue:
     """409: the pair as it is now, the changes made since the caller's version, and a form to re-apply."""
     current = stale.current
     context = {
-        "project": project, "pair": current, "action": ACTIONS[action], "expected": stale.expected,
+        "project": project,
+        "pair": current,
+        "action": ACTIONS[action],
+        "expected": stale.expected,
         "events": selectors.pair_events(pair=current, after_version=stale.expected),
         "reapply": {name: request.POST[name] for name in ("chosen", "note") if name in request.POST},
-        "queue": queue, "focus_url": focus_url(project, current.pk, queue),
+        "queue": queue,
+        "focus_url": focus_url(project, current.pk, queue),
     }
     if wants_json(request):
-        return JsonResponse({
-            "error": "stale", "detail": str(stale), "expected": stale.expected, "current": pair_json(current),
-            "events": [{"user": e.user.username if e.user else None, "action": e.action, "version": e.version,
-                        "at": e.created_at.isoformat(), "before": e.before, "after": e.after, "note": e.note}
-                       for e in context["events"]],
-            "conflict_html": render_to_string("curation/_conflict.html", context, request=request),
-        }, status=409)
+        return JsonResponse(
+            {
+                "error": "stale",
+                "detail": str(stale),
+                "expected": stale.expected,
+                "current": pair_json(current),
+                "events": [
+                    {
+                        "user": e.user.username if e.user else None,
+                        "action": e.action,
+                        "version": e.version,
+                        "at": e.created_at.isoformat(),
+                        "before": e.before,
+                        "after": e.after,
+                        "note": e.note,
+                    }
+                    for e in context["events"]
+                ],
+                "conflict_html": render_to_string("curation/_conflict.html", context, request=request),
+            },
+            status=409,
+        )
     return render(request, "curation/conflict.html", context, status=409)
 
 
@@ -161,17 +206,23 @@ def pair_score(request, project, pair_id: int):
     verdict = selectors.pair_score_edit(pair=pair, chosen=chosen)
     edited = branch(side="edit", text=chosen, other=pair.chosen, prefix=pair.prefix, verdict=verdict)
     original, _ = edit_diff(pair.chosen, chosen)
-    html = render_to_string("curation/_edit_preview.html", {"edited": edited, "original": original},
-                            request=request)
+    html = render_to_string("curation/_edit_preview.html", {"edited": edited, "original": original}, request=request)
     return JsonResponse({"verdict": verdict, "html": html})
 
 
 @project_view(*MEMBERS)
 def pair_history(request, project, pair_id: int):
     pair = get_object_or_404(selectors.pairs_in_project(project=project).select_related("query"), pk=pair_id)
-    return render(request, "curation/pair_history.html", {
-        "project": project, "pair": pair, "events": selectors.pair_events(pair=pair),
-        "focus_url": focus_url(project, pair.pk, ReviewQueue())})
+    return render(
+        request,
+        "curation/pair_history.html",
+        {
+            "project": project,
+            "pair": pair,
+            "events": selectors.pair_events(pair=pair),
+            "focus_url": focus_url(project, pair.pk, ReviewQueue()),
+        },
+    )
 
 
 @project_view(*MEMBERS)
@@ -188,11 +239,21 @@ def pair_list(request, project):
     params = request.GET.copy()
     for name in ("page", "after", "before"):
         params.pop(name, None)
-    return render(request, "curation/pair_list.html", {
-        "project": project, "form": form, "page": page, "rows": [(pair, pair.pk in actable) for pair in page.rows],
-        "count": count, "count_exact": exact, "paged": bool(after or before),
-        "filter_query": params.urlencode(), "back": request.get_full_path(),
-    })
+    return render(
+        request,
+        "curation/pair_list.html",
+        {
+            "project": project,
+            "form": form,
+            "page": page,
+            "rows": [(pair, pair.pk in actable) for pair in page.rows],
+            "count": count,
+            "count_exact": exact,
+            "paged": bool(after or before),
+            "filter_query": params.urlencode(),
+            "back": request.get_full_path(),
+        },
+    )
 
 
 @require_POST
@@ -217,14 +278,20 @@ def pair_bulk(request, project):
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         back = reverse("curation:pair_list", args=[project.pk])
     if request.POST.get("confirm") != "yes":
-        return render(request, "curation/bulk_confirm.html", {
-            "project": project, "action": action, "pairs": pairs, "selected": selected, "back": back})
+        return render(
+            request,
+            "curation/bulk_confirm.html",
+            {"project": project, "action": action, "pairs": pairs, "selected": selected, "back": back},
+        )
     result = pair_bulk_review(pair_versions=selected, user=request.user, action=action)
     if wants_json(request):
         return JsonResponse(result)
     verb = "Approved" if action == "approve" else "Rejected"
     messages.success(request, f"{verb} {len(result['done'])} pair(s).")
     if result["stale"]:
-        messages.warning(request, f"{len(result['stale'])} pair(s) had changed since you loaded them and were left "
-                                  f"alone: {', '.join(f'#{i}' for i in result['stale'])}. Review them again.")
+        messages.warning(
+            request,
+            f"{len(result['stale'])} pair(s) had changed since you loaded them and were left "
+            f"alone: {', '.join(f'#{i}' for i in result['stale'])}. Review them again.",
+        )
     return redirect(back)

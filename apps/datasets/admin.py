@@ -1,5 +1,6 @@
 """Admin for snapshots: read-only, since a snapshot never changes once frozen; its Parquet files are listed on
 its page and made by an action."""
+
 from django.contrib import admin, messages
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -42,8 +43,19 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
     list_filter = ["project"]
     list_select_related = ["project", "round__project", "checkpoint"]
     search_fields = ["name", "content_hash"]
-    fields = ["name", "project", "round", "checkpoint", "pair_count", "rows", "content_hash", "filters",
-              "created_by", "created_at", "export"]
+    fields = [
+        "name",
+        "project",
+        "round",
+        "checkpoint",
+        "pair_count",
+        "rows",
+        "content_hash",
+        "filters",
+        "created_by",
+        "created_at",
+        "export",
+    ]
     readonly_fields = fields
     inlines = [SnapshotFileInline]
     actions = ["write_parquet_files"]
@@ -60,13 +72,19 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
         for snapshot in queryset.select_related("checkpoint"):
             for fmt in FORMATS:
                 if fmt == "trl" and snapshot.checkpoint_id is None:
-                    self.message_user(request, f"{snapshot}: no checkpoint, so no trl file (its prompts need a "
-                                               "chat template)", messages.WARNING)
+                    self.message_user(
+                        request,
+                        f"{snapshot}: no checkpoint, so no trl file (its prompts need a chat template)",
+                        messages.WARNING,
+                    )
                     continue
                 snapshot_file_request(snapshot=snapshot, fmt=fmt, created_by=request.user)
                 asked += 1
-        self.message_user(request, f"{asked} file(s) asked for: each snapshot's page shows their status (a file "
-                                   "made before is kept; a failed one is made again).")
+        self.message_user(
+            request,
+            f"{asked} file(s) asked for: each snapshot's page shows their status (a file "
+            "made before is kept; a failed one is made again).",
+        )
 
     @admin.display(description="hash", ordering="content_hash")
     def short_hash(self, obj):
@@ -79,12 +97,18 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
 
     @admin.display(description="export")
     def export(self, obj):
-        command = (f"python manage.py export_dataset --project '{obj.project.name}' --snapshot {obj.pk} "
-                   f"--format trl --output snapshot-{obj.pk}.trl.jsonl")
-        return format_html("<code>{}</code><br>formats: trl (--span fragment|completion), openai, sharegpt; "
-                           "REST: <code>GET /api/v1/snapshots/{}/export/?format=trl</code>; Parquet files: the "
-                           "action <i>Write Parquet files</i>, or <code>POST /api/v1/snapshots/{}/files/</code>",
-                           command, obj.pk, obj.pk)
+        command = (
+            f"python manage.py export_dataset --project '{obj.project.name}' --snapshot {obj.pk} "
+            f"--format trl --output snapshot-{obj.pk}.trl.jsonl"
+        )
+        return format_html(
+            "<code>{}</code><br>formats: trl (--span fragment|completion), openai, sharegpt; "
+            "REST: <code>GET /api/v1/snapshots/{}/export/?format=trl</code>; Parquet files: the "
+            "action <i>Write Parquet files</i>, or <code>POST /api/v1/snapshots/{}/files/</code>",
+            command,
+            obj.pk,
+            obj.pk,
+        )
 
 
 @admin.register(SnapshotPair)

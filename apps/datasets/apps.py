@@ -1,4 +1,5 @@
 """App config for datasets."""
+
 from django.apps import AppConfig
 
 

@@ -10,6 +10,7 @@ text is an annotator's edit (no rollout continues it), or no finished rollout is
 keeps only each sample's first fragment, so an unexpanded node has none); or when, completed, the chosen answer
 no longer scores above the rejected one (it then states no preference).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -59,9 +60,9 @@ class _Forest:
     def __init__(self, tree_ids: set[int]):
         self.nodes: dict[int, _Node] = {}
         self.children: dict[int, list[int]] = {}
-        for pk, parent_id, *rest in (TreeNode.objects.filter(tree_id__in=tree_ids)
-                                     .values_list("id", "parent_id", "fragment", "is_terminal", "terminal_reward",
-                                                  "visits", "token_ids")):
+        for pk, parent_id, *rest in TreeNode.objects.filter(tree_id__in=tree_ids).values_list(
+            "id", "parent_id", "fragment", "is_terminal", "terminal_reward", "visits", "token_ids"
+        ):
             self.nodes[pk] = _Node(parent_id, *rest)
             if parent_id is not None:
                 self.children.setdefault(parent_id, []).append(pk)
@@ -98,9 +99,12 @@ def complete_chunk(values: list[tuple], stats: CompletionStats) -> list[tuple]:
     """One chunk of items (fields in `ITEM_FIELDS` order) as `ROW_FIELDS` tuples with each side that stops
     mid-answer completed; items that cannot be are left out and counted in `stats`."""
     unfinished = [v for v in values if not (v[_F["chosen_ends"]] and v[_F["rejected_ends"]])]
-    pairs = {pk: (tree_id, chosen_node, rejected_node) for pk, tree_id, chosen_node, rejected_node in
-             PreferencePair.objects.filter(pk__in={v[_F["pair_id"]] for v in unfinished} - {None})
-             .values_list("pk", "tree_id", "chosen_node_id", "rejected_node_id")}
+    pairs = {
+        pk: (tree_id, chosen_node, rejected_node)
+        for pk, tree_id, chosen_node, rejected_node in PreferencePair.objects.filter(
+            pk__in={v[_F["pair_id"]] for v in unfinished} - {None}
+        ).values_list("pk", "tree_id", "chosen_node_id", "rejected_node_id")
+    }
     forest = _Forest({tree_id for tree_id, *_ in pairs.values() if tree_id is not None})
     out = []
     for value in values:

@@ -1,4 +1,5 @@
 """Immutable dataset snapshots: the reviewed pairs a round trains on, frozen with a content hash."""
+
 from django.conf import settings
 from django.db import models
 
@@ -31,7 +32,11 @@ class DatasetSnapshot(_FrozenModel):
     # RESTRICT: deleting it alone would change (or break) what the snapshot exports; deleting the project
     # deletes both.
     checkpoint = models.ForeignKey(
-        "training.Checkpoint", null=True, blank=True, on_delete=models.RESTRICT, related_name="snapshots",
+        "training.Checkpoint",
+        null=True,
+        blank=True,
+        on_delete=models.RESTRICT,
+        related_name="snapshots",
         help_text="The checkpoint whose tokenizer renders the prompts.",
     )
     # sha256 over the frozen rows in order: two snapshots with the same hash export the same bytes.
@@ -42,9 +47,7 @@ class DatasetSnapshot(_FrozenModel):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["project", "content_hash"], name="snapshot_unique_content")
-        ]
+        constraints = [models.UniqueConstraint(fields=["project", "content_hash"], name="snapshot_unique_content")]
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -97,32 +100,40 @@ class SnapshotFile(models.Model):
 
     snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.CASCADE, related_name="files", db_index=False)
     format = models.CharField(max_length=16, help_text="The row format: trl, openai or sharegpt.")
-    span = models.CharField(max_length=16, default="fragment",
-                            help_text="trl only: the shared prefix in the prompt (fragment) or in both completions "
-                                      "(completion); always fragment for the other formats.")
+    span = models.CharField(
+        max_length=16,
+        default="fragment",
+        help_text="trl only: the shared prefix in the prompt (fragment) or in both completions "
+        "(completion); always fragment for the other formats.",
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PARQUET)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    file = models.FileField(upload_to="snapshots/", max_length=255, blank=True,
-                            help_text="Under MEDIA_ROOT; set when done.")
+    file = models.FileField(
+        upload_to="snapshots/", max_length=255, blank=True, help_text="Under MEDIA_ROOT; set when done."
+    )
     bytes = models.BigIntegerField(default=0)
     rows = models.PositiveIntegerField(default=0, help_text="Rows written (so far, while running).")
     sha256 = models.CharField(max_length=64, blank=True, help_text="Of the file's bytes.")
     error = models.TextField(blank=True)
     task_id = models.CharField(max_length=64, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["snapshot", "format", "span", "kind"],
-                                               name="snapshotfile_unique_variant")]
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "format", "span", "kind"], name="snapshotfile_unique_variant")
+        ]
         ordering = ["snapshot", "format", "span", "kind"]
 
     def __str__(self) -> str:
-        return f"snapshot #{self.snapshot_id} {self.format}{'/' + self.span if self.format == 'trl' else ''} " \
-               f"{self.kind} ({self.status})"
+        return (
+            f"snapshot #{self.snapshot_id} {self.format}{'/' + self.span if self.format == 'trl' else ''} "
+            f"{self.kind} ({self.status})"
+        )
 
     @property
     def filename(self) -> str:

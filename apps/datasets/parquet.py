@@ -11,6 +11,7 @@ it decodes JSON with pandas' ujson, which may round the last digit of a float in
 
 No Django here: rows in, a file out.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,26 +34,51 @@ _TURN = pa.struct([("from", pa.string()), ("value", pa.string())])
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 
 SCHEMAS = {
-    "trl": pa.schema([
-        ("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string()),
-        ("metadata", pa.struct([  # apps.datasets.rows.row_metadata
-            ("snapshot_id", pa.int64()), ("snapshot_hash", pa.string()), ("ordinal", pa.int64()),
-            ("pair_id", pa.int64()), ("query_id", pa.int64()), ("query_external_id", pa.string()),
-            ("deficiency", pa.string()), ("gap", pa.float64()), ("status", pa.string()),
-            ("chosen_ends", pa.bool_()), ("rejected_ends", pa.bool_()), ("completed", pa.bool_()),
-        ])),
-        # the sampled token ids (apps.datasets.rows.trl_ids); null where the pair has none
-        ("prompt_ids", pa.list_(pa.int64())), ("chosen_ids", pa.list_(pa.int64())),
-        ("rejected_ids", pa.list_(pa.int64())),
-    ]),
-    "openai": pa.schema([
-        ("input", pa.struct([("messages", pa.json_()), ("tools", pa.json_())])),
-        ("preferred_output", pa.list_(_MESSAGE)), ("non_preferred_output", pa.list_(_MESSAGE)),
-    ]),
-    "sharegpt": pa.schema([
-        ("conversations", pa.list_(_TURN)), ("chosen", _TURN), ("rejected", _TURN),
-        ("tools", pa.string()),  # a JSON string in the JSON Lines rows too (LLaMA-Factory reads it so)
-    ]),
+    "trl": pa.schema(
+        [
+            ("prompt", pa.string()),
+            ("chosen", pa.string()),
+            ("rejected", pa.string()),
+            (
+                "metadata",
+                pa.struct(
+                    [  # apps.datasets.rows.row_metadata
+                        ("snapshot_id", pa.int64()),
+                        ("snapshot_hash", pa.string()),
+                        ("ordinal", pa.int64()),
+                        ("pair_id", pa.int64()),
+                        ("query_id", pa.int64()),
+                        ("query_external_id", pa.string()),
+                        ("deficiency", pa.string()),
+                        ("gap", pa.float64()),
+                        ("status", pa.string()),
+                        ("chosen_ends", pa.bool_()),
+                        ("rejected_ends", pa.bool_()),
+                        ("completed", pa.bool_()),
+                    ]
+                ),
+            ),
+            # the sampled token ids (apps.datasets.rows.trl_ids); null where the pair has none
+            ("prompt_ids", pa.list_(pa.int64())),
+            ("chosen_ids", pa.list_(pa.int64())),
+            ("rejected_ids", pa.list_(pa.int64())),
+        ]
+    ),
+    "openai": pa.schema(
+        [
+            ("input", pa.struct([("messages", pa.json_()), ("tools", pa.json_())])),
+            ("preferred_output", pa.list_(_MESSAGE)),
+            ("non_preferred_output", pa.list_(_MESSAGE)),
+        ]
+    ),
+    "sharegpt": pa.schema(
+        [
+            ("conversations", pa.list_(_TURN)),
+            ("chosen", _TURN),
+            ("rejected", _TURN),
+            ("tools", pa.string()),  # a JSON string in the JSON Lines rows too (LLaMA-Factory reads it so)
+        ]
+    ),
 }
 # (column, field) pairs holding free-form JSON: encoded as JSON text on the way in, decoded by `read_rows`.
 JSON_FIELDS = {"trl": (), "openai": (("input", "messages"), ("input", "tools")), "sharegpt": ()}
@@ -80,8 +106,14 @@ class ParquetFile:
     sha256: str
 
 
-def write_parquet(rows: Iterable[dict], fmt: str, path: Path | str, *, row_group: int | None = None,
-                  progress: Callable[[int], None] | None = None) -> ParquetFile:
+def write_parquet(
+    rows: Iterable[dict],
+    fmt: str,
+    path: Path | str,
+    *,
+    row_group: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ParquetFile:
     """Write export rows of `fmt` to `path` in row groups of `row_group` rows (one in memory at a time).
 
     The file is written beside `path` under a temporary name and renamed into place when complete, so `path`

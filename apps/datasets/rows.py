@@ -1,10 +1,10 @@
 """Export row formats: one frozen snapshot item rendered as a trl, openai or sharegpt row (a JSON-able dict).
 
 Pure functions: they read the item, its query (messages and tools prefetched) and, for trl, the prompt the
-policy's chat template made and its token ids; they touch neither the database nor a tokenizer. The preference training builds its
-rows with `trl_row` (`apps.datasets.services.snapshot_rows`); the JSON Lines export writes the same rows' canonical
-JSON from pre-encoded pieces (`LINES`, below: byte for byte `encode_row` of these dicts), so what is exported is
-what was trained.
+policy's chat template made and its token ids; they touch neither the database nor a tokenizer. The preference
+training builds its rows with `trl_row` (`apps.datasets.services.snapshot_rows`); the JSON Lines export writes
+the same rows' canonical JSON from pre-encoded pieces (`LINES`, below: byte for byte `encode_row` of these
+dicts), so what is exported is what was trained.
 
 A pair is a step-level one: both fragments continue the same assistant `prefix`. Only trl can say so (its
 prompt may end inside the assistant turn); the openai and sharegpt formats have no partial assistant turn,
@@ -16,6 +16,7 @@ An item is a `SnapshotPair` or anything with its fields as attributes (the expor
 instances). What a row takes from its query alone (`query_fields`: openai's `input`, sharegpt's `conversations`
 and `tools`) is made once per query by the export and shared by that query's rows: do not change it in place.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,22 @@ _encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=Fa
 # A str as that encoder writes it (quotes included): the same function it calls for every string it meets.
 _string = encode_basestring
 # A frozen item's fields in the order the export reads them from the database.
-ITEM_FIELDS = ("ordinal", "pair_id", "query_id", "prefix", "chosen", "rejected", "deficiency", "gap", "status",
-               "chosen_ends", "rejected_ends", "prefix_ids", "chosen_ids", "rejected_ids")
+ITEM_FIELDS = (
+    "ordinal",
+    "pair_id",
+    "query_id",
+    "prefix",
+    "chosen",
+    "rejected",
+    "deficiency",
+    "gap",
+    "status",
+    "chosen_ends",
+    "rejected_ends",
+    "prefix_ids",
+    "chosen_ids",
+    "rejected_ids",
+)
 # ... and what a row is made of (`LINES`' `line` takes them as a tuple in this order): those, then whether the
 # export completed a side that stopped mid-answer (`complete`).
 ROW_FIELDS = (*ITEM_FIELDS, "completed")
@@ -86,8 +101,9 @@ def trl_ids(item: SnapshotPair, prompt_ids: list[int] | None, span: str = "fragm
     return list(prompt_ids), after_prefix(item.chosen_ids), after_prefix(item.rejected_ids)
 
 
-def trl_row(item: SnapshotPair, query: Query, *, prompt: str, span: str = "fragment",
-            prompt_ids: list[int] | None = None) -> dict:
+def trl_row(
+    item: SnapshotPair, query: Query, *, prompt: str, span: str = "fragment", prompt_ids: list[int] | None = None
+) -> dict:
     """TRL's standard (not conversational) preference row `{"prompt", "chosen", "rejected"}` + `metadata`.
 
     `prompt` is `query_prompt(tokenizer, query)`: the policy's chat template over the query's messages and
@@ -108,8 +124,15 @@ def trl_row(item: SnapshotPair, query: Query, *, prompt: str, span: str = "fragm
     else:
         text_prompt, chosen, rejected = prompt, item.prefix + item.chosen, item.prefix + item.rejected
     ids = trl_ids(item, prompt_ids, span)
-    return {"prompt": text_prompt, "chosen": chosen, "rejected": rejected, "metadata": row_metadata(item, query),
-            "prompt_ids": ids[0], "chosen_ids": ids[1], "rejected_ids": ids[2]}
+    return {
+        "prompt": text_prompt,
+        "chosen": chosen,
+        "rejected": rejected,
+        "metadata": row_metadata(item, query),
+        "prompt_ids": ids[0],
+        "chosen_ids": ids[1],
+        "rejected_ids": ids[2],
+    }
 
 
 def query_fields(fmt: str, query: Query) -> dict:
@@ -118,12 +141,19 @@ def query_fields(fmt: str, query: Query) -> dict:
     the offered tools' names its answers are parsed with (not a column)."""
     if fmt == "openai":
         tools = query_tools(query)
-        return {"input": {"messages": openai_messages(query.messages, [t["function"]["name"] for t in tools]),
-                          "tools": [openai_tool(t) for t in tools]}}
+        return {
+            "input": {
+                "messages": openai_messages(query.messages, [t["function"]["name"] for t in tools]),
+                "tools": [openai_tool(t) for t in tools],
+            }
+        }
     if fmt == "sharegpt":
         names = tuple(t["function"]["name"] for t in query_tools(query))
-        return {"conversations": sharegpt_conversations(query.messages, names), "tools": sharegpt_tools(query),
-                "_names": names}
+        return {
+            "conversations": sharegpt_conversations(query.messages, names),
+            "tools": sharegpt_tools(query),
+            "_names": names,
+        }
     return {}
 
 
@@ -190,17 +220,29 @@ def openai_messages(messages: list[dict], names=()) -> list[dict]:
             for call in calls:
                 made += 1
                 call_id = call["id"] if isinstance(call["id"], str) and call["id"] else f"call_{made}"
-                tool_calls.append({"id": call_id, "type": "function", "function": {
-                    "name": openai_name(call["name"]),
-                    "arguments": json.dumps(call["arguments"], ensure_ascii=False, sort_keys=True)}})
+                tool_calls.append(
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {
+                            "name": openai_name(call["name"]),
+                            "arguments": json.dumps(call["arguments"], ensure_ascii=False, sort_keys=True),
+                        },
+                    }
+                )
             text = message.get("content") if message.get("tool_calls") else None  # text calls: now tool_calls
-            out.append({"role": "assistant", "content": text if isinstance(text, str) and text else None,
-                        "tool_calls": tool_calls})
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": text if isinstance(text, str) and text else None,
+                    "tool_calls": tool_calls,
+                }
+            )
             open_ids = [c["id"] for c in tool_calls]
         elif role == "tool":
             own = message.get("tool_call_id")
             claimed = set()  # ids the next tool results give as their own: kept for them
-            for later in messages[index + 1:]:
+            for later in messages[index + 1 :]:
                 if later.get("role") != "tool":
                     break
                 claimed.add(later.get("tool_call_id"))
@@ -288,8 +330,11 @@ def sharegpt_conversations(messages: list[dict], names=()) -> list[dict]:
         role = message.get("role")
         if role == "assistant":
             calls = _message_calls(message, names)
-            turn = ({"from": "function_call", "value": _function_call(calls)} if calls
-                    else {"from": "gpt", "value": _text(message.get("content"))})
+            turn = (
+                {"from": "function_call", "value": _function_call(calls)}
+                if calls
+                else {"from": "gpt", "value": _text(message.get("content"))}
+            )
         else:
             turn = {"from": _SHAREGPT_FROM.get(role, role), "value": _text(message.get("content"))}
         _merge(turns, turn)
@@ -321,14 +366,23 @@ def sharegpt_row(item: SnapshotPair, query: Query, *, shared: dict | None = None
     """
     shared = shared if shared is not None else query_fields("sharegpt", query)
     return {
-        "conversations": shared["conversations"], "tools": shared["tools"],
+        "conversations": shared["conversations"],
+        "tools": shared["tools"],
         "chosen": sharegpt_answer(item.prefix + item.chosen, shared["_names"]),
         "rejected": sharegpt_answer(item.prefix + item.rejected, shared["_names"]),
     }
 
 
-def render_row(fmt: str, item: SnapshotPair, query: Query, *, prompt: str | None = None,
-               span: str = "fragment", shared: dict | None = None, prompt_ids: list[int] | None = None) -> dict:
+def render_row(
+    fmt: str,
+    item: SnapshotPair,
+    query: Query,
+    *,
+    prompt: str | None = None,
+    span: str = "fragment",
+    shared: dict | None = None,
+    prompt_ids: list[int] | None = None,
+) -> dict:
     """The row of `fmt` for one item; trl needs the query's rendered `prompt` (and takes its token ids,
     `prompt_ids`), the others ignore them and may be given their `query_fields` (`shared`) made once for the
     query."""
@@ -399,37 +453,59 @@ class TrlLines(BaseLines):
     def __init__(self, *, snapshot, span: str = "fragment"):
         check_format("trl", span)
         super().__init__(snapshot=snapshot, span=span)
-        self.snapshot_part = (f'"snapshot_hash": {_string(snapshot.content_hash)}, '
-                              f'"snapshot_id": {_scalar(snapshot.pk)}')
+        self.snapshot_part = f'"snapshot_hash": {_string(snapshot.content_hash)}, "snapshot_id": {_scalar(snapshot.pk)}'
 
     def query_part(self, query: Query, prompt: str | None, prompt_ids: list[int] | None = None):
         if prompt is None:
             raise ValueError("a trl row needs the prompt rendered by the policy's chat template")
-        return (_string(prompt), f'"query_external_id": {_string(query.external_id)}, "query_id": {_scalar(query.pk)}',
-                prompt_ids)
+        return (
+            _string(prompt),
+            f'"query_external_id": {_string(query.external_id)}, "query_id": {_scalar(query.pk)}',
+            prompt_ids,
+        )
 
     def line(self, part: tuple, values: tuple) -> bytes:
-        (ordinal, pair_id, _, prefix, chosen, rejected, deficiency, gap, status, chosen_ends, rejected_ends,
-         prefix_ids, chosen_ids, rejected_ids, completed) = values
+        (
+            ordinal,
+            pair_id,
+            _,
+            prefix,
+            chosen,
+            rejected,
+            deficiency,
+            gap,
+            status,
+            chosen_ends,
+            rejected_ends,
+            prefix_ids,
+            chosen_ids,
+            rejected_ids,
+            completed,
+        ) = values
         prompt, query, prompt_ids = part
         if prompt_ids is None or prefix_ids is None:
             ids = ("null", "null", "null")
         elif self.span == "fragment":
             ids = (_encode([*prompt_ids, *prefix_ids]), _ids(chosen_ids), _ids(rejected_ids))
         else:
-            ids = (_encode(prompt_ids), "null" if chosen_ids is None else _encode([*prefix_ids, *chosen_ids]),
-                   "null" if rejected_ids is None else _encode([*prefix_ids, *rejected_ids]))
+            ids = (
+                _encode(prompt_ids),
+                "null" if chosen_ids is None else _encode([*prefix_ids, *chosen_ids]),
+                "null" if rejected_ids is None else _encode([*prefix_ids, *rejected_ids]),
+            )
         if self.span == "fragment":
             prompt = prompt[:-1] + _string(prefix)[1:]
             chosen, rejected = _string(chosen), _string(rejected)
         else:
             chosen, rejected = _string(prefix + chosen), _string(prefix + rejected)
-        return (f'{{"chosen": {chosen}, "chosen_ids": {ids[1]}, "metadata": {{"chosen_ends": {_bool(chosen_ends)}, '
-                f'"completed": {_bool(completed)}, '
-                f'"deficiency": {_string(deficiency)}, "gap": {_scalar(gap)}, "ordinal": {_scalar(ordinal)}, '
-                f'"pair_id": {_scalar(pair_id)}, {query}, "rejected_ends": {_bool(rejected_ends)}, '
-                f'{self.snapshot_part}, "status": {_string(status)}}}, "prompt": {prompt}, '
-                f'"prompt_ids": {ids[0]}, "rejected": {rejected}, "rejected_ids": {ids[2]}}}\n').encode()
+        return (
+            f'{{"chosen": {chosen}, "chosen_ids": {ids[1]}, "metadata": {{"chosen_ends": {_bool(chosen_ends)}, '
+            f'"completed": {_bool(completed)}, '
+            f'"deficiency": {_string(deficiency)}, "gap": {_scalar(gap)}, "ordinal": {_scalar(ordinal)}, '
+            f'"pair_id": {_scalar(pair_id)}, {query}, "rejected_ends": {_bool(rejected_ends)}, '
+            f'{self.snapshot_part}, "status": {_string(status)}}}, "prompt": {prompt}, '
+            f'"prompt_ids": {ids[0]}, "rejected": {rejected}, "rejected_ids": {ids[2]}}}\n'
+        ).encode()
 
 
 class OpenAILines(BaseLines):
@@ -441,9 +517,11 @@ class OpenAILines(BaseLines):
     def line(self, part: str, values: tuple) -> bytes:
         prefix, chosen, rejected = values[_TEXTS]
         prefix = _string(prefix)[:-1]
-        return (f'{{"input": {part}, "non_preferred_output": [{{"content": {prefix}{_string(rejected)[1:]}, '
-                f'"role": "assistant"}}], "preferred_output": [{{"content": {prefix}{_string(chosen)[1:]}, '
-                f'"role": "assistant"}}]}}\n').encode()
+        return (
+            f'{{"input": {part}, "non_preferred_output": [{{"content": {prefix}{_string(rejected)[1:]}, '
+            f'"role": "assistant"}}], "preferred_output": [{{"content": {prefix}{_string(chosen)[1:]}, '
+            f'"role": "assistant"}}]}}\n'
+        ).encode()
 
 
 class ShareGPTLines(BaseLines):
@@ -456,10 +534,12 @@ class ShareGPTLines(BaseLines):
     def line(self, part: tuple, values: tuple) -> bytes:
         prefix, chosen, rejected = values[_TEXTS]
         conversations, tools, names = part
-        return (f'{{"chosen": {_encode(sharegpt_answer(prefix + chosen, names))}, '
-                f'"conversations": {conversations}, '
-                f'"rejected": {_encode(sharegpt_answer(prefix + rejected, names))}, '
-                f'"tools": {tools}}}\n').encode()
+        return (
+            f'{{"chosen": {_encode(sharegpt_answer(prefix + chosen, names))}, '
+            f'"conversations": {conversations}, '
+            f'"rejected": {_encode(sharegpt_answer(prefix + rejected, names))}, '
+            f'"tools": {tools}}}\n'
+        ).encode()
 
 
 LINES: dict[str, type[BaseLines]] = {"trl": TrlLines, "openai": OpenAILines, "sharegpt": ShareGPTLines}

@@ -1,5 +1,6 @@
 """Snapshots: freezing reviewed pairs into an immutable, hashed dataset, streaming one out as JSON Lines, and
 writing one to a Parquet file on a worker."""
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,16 @@ TOOL_CACHE = 2000  # tools kept between an export's chunks
 
 # What a frozen row is made of, in hash order. The query's content hash is in it so that a query imported
 # again with other content would not pass for the same data.
-_FROZEN_FIELDS = ("query_id", "query__content_hash", "prefix", "chosen", "rejected", "deficiency", "gap",
-                  "status")  # after the pair's id
+_FROZEN_FIELDS = (
+    "query_id",
+    "query__content_hash",
+    "prefix",
+    "chosen",
+    "rejected",
+    "deficiency",
+    "gap",
+    "status",
+)  # after the pair's id
 
 
 class _AlreadyFrozen(Exception):
@@ -64,8 +73,10 @@ def _choice_filter(filters: dict, key: str, allowed: Iterable[str]) -> list[str]
     values = _as_list(filters[key], key)
     bad = [v for v in values if v not in allowed]
     if bad or not values:
-        raise ValueError(f"filter {key!r}: unknown value(s) {bad or values!r}; expected some of "
-                         f"{', '.join(repr(a) for a in allowed)}")
+        raise ValueError(
+            f"filter {key!r}: unknown value(s) {bad or values!r}; expected some of "
+            f"{', '.join(repr(a) for a in allowed)}"
+        )
     return sorted(set(values))
 
 
@@ -99,8 +110,9 @@ def _round_filter(*, project, filters: dict, round: TrainingRound | None) -> Tra
     return found
 
 
-def snapshot_filters_clean(*, project, filters: dict | None = None,
-                           round: TrainingRound | None = None) -> tuple[dict, TrainingRound | None]:
+def snapshot_filters_clean(
+    *, project, filters: dict | None = None, round: TrainingRound | None = None
+) -> tuple[dict, TrainingRound | None]:
     """Validate a freeze selection; returns it normalised (as the snapshot records it) and the round it names.
 
     Keys: `status` (approved and/or edited; both by default), `round` (a round id), `deficiency` (one or
@@ -110,10 +122,12 @@ def snapshot_filters_clean(*, project, filters: dict | None = None,
     filters = dict(filters or {})
     unknown = sorted(set(filters) - set(FILTER_KEYS))
     if unknown:
-        raise ValueError(f"unknown snapshot filter(s) {', '.join(map(repr, unknown))}: "
-                         f"expected some of {', '.join(FILTER_KEYS)}")
-    clean: dict = {"status": _choice_filter({"status": filters.get("status", list(FROZEN_STATUSES))}, "status",
-                                            FROZEN_STATUSES)}
+        raise ValueError(
+            f"unknown snapshot filter(s) {', '.join(map(repr, unknown))}: expected some of {', '.join(FILTER_KEYS)}"
+        )
+    clean: dict = {
+        "status": _choice_filter({"status": filters.get("status", list(FROZEN_STATUSES))}, "status", FROZEN_STATUSES)
+    }
     rnd = _round_filter(project=project, filters=filters, round=round)
     if rnd is not None:
         clean["round"] = rnd.pk
@@ -155,8 +169,10 @@ def _render_checkpoint(*, project, round: TrainingRound | None, checkpoint: Chec
         raise ValueError(f"checkpoint #{checkpoint.pk} belongs to another project than {project.name!r}")
     if round is not None and round.policy_in_id is not None:
         if checkpoint is not None and checkpoint.pk != round.policy_in_id:
-            raise ValueError(f"round #{round.pk} trains checkpoint #{round.policy_in_id}: its prompts cannot be "
-                             f"rendered with checkpoint #{checkpoint.pk}")
+            raise ValueError(
+                f"round #{round.pk} trains checkpoint #{round.policy_in_id}: its prompts cannot be "
+                f"rendered with checkpoint #{checkpoint.pk}"
+            )
         return round.policy_in
     if checkpoint is not None:
         return checkpoint
@@ -181,16 +197,26 @@ def snapshot_content_hash(snapshot: DatasetSnapshot) -> str:
     """The content hash recomputed from the stored rows: equal to `snapshot.content_hash` unless the rows
     were changed behind the models' back (or a frozen pair was deleted since: its id reads as null)."""
     digest = _content_hasher(snapshot.checkpoint_id)
-    rows = (SnapshotPair.objects.filter(snapshot=snapshot).order_by("ordinal")
-            .values_list("ordinal", "pair_id", *_FROZEN_FIELDS, "chosen_ends", "rejected_ends")
-            .iterator(chunk_size=FREEZE_BATCH))
+    rows = (
+        SnapshotPair.objects.filter(snapshot=snapshot)
+        .order_by("ordinal")
+        .values_list("ordinal", "pair_id", *_FROZEN_FIELDS, "chosen_ends", "rejected_ends")
+        .iterator(chunk_size=FREEZE_BATCH)
+    )
     for ordinal, *values in rows:
         _hash_row(digest, ordinal, tuple(values))
     return digest.hexdigest()
 
 
-def snapshot_freeze(*, project, round: TrainingRound | None = None, filters: dict | None = None,
-                    name: str | None = None, created_by=None, checkpoint: Checkpoint | None = None) -> DatasetSnapshot:
+def snapshot_freeze(
+    *,
+    project,
+    round: TrainingRound | None = None,
+    filters: dict | None = None,
+    name: str | None = None,
+    created_by=None,
+    checkpoint: Checkpoint | None = None,
+) -> DatasetSnapshot:
     """Freeze the approved and edited pairs of `round` (or matching `filters`) into an immutable snapshot.
 
     The pairs' texts are copied in a stable order (query, then pair id) and hashed as they are copied, in one
@@ -212,25 +238,50 @@ def snapshot_freeze(*, project, round: TrainingRound | None = None, filters: dic
             # The hash is known only once every row is read, and the rows need the snapshot's id: insert
             # with a unique placeholder, then set the hash (a queryset update: the model refuses saves).
             snapshot = DatasetSnapshot.objects.create(
-                project=project, round=rnd, checkpoint=ckpt, name=name, filters=clean, created_by=created_by,
+                project=project,
+                round=rnd,
+                checkpoint=ckpt,
+                name=name,
+                filters=clean,
+                created_by=created_by,
                 content_hash=f"freezing-{uuid.uuid4().hex}",
             )
             digest = _content_hasher(snapshot.checkpoint_id)
             batch: list[SnapshotPair] = []
             count = 0
-            for values in pairs.values_list("id", *_FROZEN_FIELDS, "chosen_node__is_terminal",
-                                            "rejected_node__is_terminal", "prefix_ids", "chosen_ids",
-                                            "rejected_ids").iterator(chunk_size=FREEZE_BATCH):
+            for values in pairs.values_list(
+                "id",
+                *_FROZEN_FIELDS,
+                "chosen_node__is_terminal",
+                "rejected_node__is_terminal",
+                "prefix_ids",
+                "chosen_ids",
+                "rejected_ids",
+            ).iterator(chunk_size=FREEZE_BATCH):
                 *values, chosen_terminal, rejected_terminal, prefix_ids, chosen_ids, rejected_ids = values
                 # no tree node (an imported or hand-made pair): the fragments are whole answers
                 chosen_ends, rejected_ends = chosen_terminal is not False, rejected_terminal is not False
                 pair_id, query_id, _, prefix, chosen, rejected, deficiency, gap, status = values
                 _hash_row(digest, count, (*values, chosen_ends, rejected_ends))
-                batch.append(SnapshotPair(snapshot=snapshot, ordinal=count, pair_id=pair_id, query_id=query_id,
-                                          prefix=prefix, chosen=chosen, rejected=rejected, deficiency=deficiency,
-                                          gap=gap, status=status, chosen_ends=chosen_ends,
-                                          rejected_ends=rejected_ends, prefix_ids=prefix_ids,
-                                          chosen_ids=chosen_ids, rejected_ids=rejected_ids))
+                batch.append(
+                    SnapshotPair(
+                        snapshot=snapshot,
+                        ordinal=count,
+                        pair_id=pair_id,
+                        query_id=query_id,
+                        prefix=prefix,
+                        chosen=chosen,
+                        rejected=rejected,
+                        deficiency=deficiency,
+                        gap=gap,
+                        status=status,
+                        chosen_ends=chosen_ends,
+                        rejected_ends=rejected_ends,
+                        prefix_ids=prefix_ids,
+                        chosen_ids=chosen_ids,
+                        rejected_ids=rejected_ids,
+                    )
+                )
                 count += 1
                 if len(batch) >= FREEZE_BATCH:
                     SnapshotPair.objects.bulk_create(batch)
@@ -295,25 +346,35 @@ class _Query(NamedTuple):
 def _queries(ids: set[int], tools: _Tools) -> dict[int, _Query]:
     """The chunk's queries with their tools in prompt order: two queries (three when tools are new)."""
     links: dict[int, list[int]] = {pk: [] for pk in ids}
-    for query_id, tool_id in (QueryTool.objects.filter(query_id__in=ids).order_by("query_id", "position")
-                              .values_list("query_id", "tool_id")):
+    for query_id, tool_id in (
+        QueryTool.objects.filter(query_id__in=ids).order_by("query_id", "position").values_list("query_id", "tool_id")
+    ):
         links[query_id].append(tool_id)
     by_id = tools.get({tool_id for tool_ids in links.values() for tool_id in tool_ids})
-    return {pk: _Query(pk, external_id, messages, tuple(by_id[t] for t in links[pk]))
-            for pk, external_id, messages in Query.objects.filter(pk__in=ids).values_list("id", "external_id",
-                                                                                            "messages")}
+    return {
+        pk: _Query(pk, external_id, messages, tuple(by_id[t] for t in links[pk]))
+        for pk, external_id, messages in Query.objects.filter(pk__in=ids).values_list("id", "external_id", "messages")
+    }
 
 
 def _snapshot_tokenizer(snapshot: DatasetSnapshot):
     if snapshot.checkpoint_id is None:
-        raise ValueError(f"snapshot #{snapshot.pk} has no checkpoint: trl prompts need a policy's chat template "
-                         "(openai and sharegpt exports do not)")
+        raise ValueError(
+            f"snapshot #{snapshot.pk} has no checkpoint: trl prompts need a policy's chat template "
+            "(openai and sharegpt exports do not)"
+        )
     return policy_tokenizer(snapshot.checkpoint)
 
 
-def snapshot_rows(snapshot: DatasetSnapshot, fmt: str, span: str = "fragment", *,
-                  chunk_size: int = EXPORT_CHUNK, complete: bool = False,
-                  stats: CompletionStats | None = None) -> Iterator[dict]:
+def snapshot_rows(
+    snapshot: DatasetSnapshot,
+    fmt: str,
+    span: str = "fragment",
+    *,
+    chunk_size: int = EXPORT_CHUNK,
+    complete: bool = False,
+    stats: CompletionStats | None = None,
+) -> Iterator[dict]:
     """The snapshot's rows in `fmt`, in order, read `chunk_size` at a time (a server-side cursor on
     PostgreSQL) with their queries fetched per chunk: memory stays flat whatever the size. The format is
     checked and the tokenizer loaded (once) before this returns, so errors come before the first row.
@@ -396,8 +457,15 @@ def _rendered(snapshot, fmt, span, tokenizer, chunk_size, completer) -> Iterator
         return query, *_prompt(tokenizer, query), query_fields(fmt, query)
 
     for value, (query, prompt, prompt_ids, shared) in _items(snapshot, chunk_size, per_query, completer):
-        yield render_row(fmt, _Item(snapshot, snapshot.pk, *value), query, prompt=prompt, span=span, shared=shared,
-                         prompt_ids=prompt_ids)
+        yield render_row(
+            fmt,
+            _Item(snapshot, snapshot.pk, *value),
+            query,
+            prompt=prompt,
+            span=span,
+            shared=shared,
+            prompt_ids=prompt_ids,
+        )
 
 
 def trl_rows(snapshot: DatasetSnapshot, span: str = "fragment") -> Iterator[dict]:
@@ -406,8 +474,14 @@ def trl_rows(snapshot: DatasetSnapshot, span: str = "fragment") -> Iterator[dict
     return snapshot_rows(snapshot, "trl", span)
 
 
-def snapshot_export(snapshot: DatasetSnapshot, fmt: str, span: str = "fragment", *, complete: bool = False,
-                    stats: CompletionStats | None = None) -> Iterator[bytes]:
+def snapshot_export(
+    snapshot: DatasetSnapshot,
+    fmt: str,
+    span: str = "fragment",
+    *,
+    complete: bool = False,
+    stats: CompletionStats | None = None,
+) -> Iterator[bytes]:
     """The snapshot as JSON Lines, one bytes object per row (UTF-8, `\\n`-terminated); the same bytes on
     every export. ValueError (before anything is yielded) for an unknown format or span, or a trl export
     of a snapshot without a checkpoint. `complete` and `stats` as for `snapshot_rows`."""
@@ -435,15 +509,25 @@ def _lines(snapshot, fmt, span, tokenizer, completer) -> Iterator[bytes]:
 
 def snapshot_latest(*, project) -> DatasetSnapshot | None:
     """The project's most recently frozen snapshot."""
-    return (DatasetSnapshot.objects.filter(project=project).select_related("checkpoint")
-            .order_by("-created_at", "-pk").first())
+    return (
+        DatasetSnapshot.objects.filter(project=project)
+        .select_related("checkpoint")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
 
 # --- files ---------------------------------------------------------------------------------------------
 
 
-def snapshot_file_request(*, snapshot: DatasetSnapshot, fmt: str, span: str = "fragment",
-                          kind: str = SnapshotFile.Kind.PARQUET, created_by=None) -> SnapshotFile:
+def snapshot_file_request(
+    *,
+    snapshot: DatasetSnapshot,
+    fmt: str,
+    span: str = "fragment",
+    kind: str = SnapshotFile.Kind.PARQUET,
+    created_by=None,
+) -> SnapshotFile:
     """The snapshot's file in `fmt` (and `span`, trl only): the existing row whatever its state, unless it
     failed (or its bytes are gone, or its worker died past the task's time limit). A new or failed one is set
     pending and the task `datasets.snapshot_parquet` is sent once the transaction commits; of two concurrent
@@ -455,21 +539,33 @@ def snapshot_file_request(*, snapshot: DatasetSnapshot, fmt: str, span: str = "f
     if fmt != "trl":
         span = "fragment"  # only trl has a span: one file per format for the others
     if fmt == "trl" and snapshot.checkpoint_id is None:
-        raise ValueError(f"snapshot #{snapshot.pk} has no checkpoint: trl prompts need a policy's chat template "
-                         "(openai and sharegpt files do not)")
+        raise ValueError(
+            f"snapshot #{snapshot.pk} has no checkpoint: trl prompts need a policy's chat template "
+            "(openai and sharegpt files do not)"
+        )
     task_id = str(uuid.uuid4())
     with transaction.atomic():
         file, created = SnapshotFile.objects.get_or_create(
-            snapshot=snapshot, format=fmt, span=span, kind=kind,
-            defaults={"created_by": created_by, "task_id": task_id})
+            snapshot=snapshot, format=fmt, span=span, kind=kind, defaults={"created_by": created_by, "task_id": task_id}
+        )
         if not created:
             snapshot_file_check(file=file)  # done, but gone from the storage: failed, so made again below
         # a failed file is made again; so is one left running by a worker killed past the task's time limit
-        stale = Q(status=SnapshotFile.Status.FAILED) | Q(status=SnapshotFile.Status.RUNNING,
-                                                         started_at__lt=timezone.now() - FILE_TASK_LIMIT)
+        stale = Q(status=SnapshotFile.Status.FAILED) | Q(
+            status=SnapshotFile.Status.RUNNING, started_at__lt=timezone.now() - FILE_TASK_LIMIT
+        )
         retry = not created and SnapshotFile.objects.filter(stale, pk=file.pk).update(
-            status=SnapshotFile.Status.PENDING, error="", rows=0, bytes=0, sha256="", file="", task_id=task_id,
-            started_at=None, finished_at=None, created_by=created_by or file.created_by)
+            status=SnapshotFile.Status.PENDING,
+            error="",
+            rows=0,
+            bytes=0,
+            sha256="",
+            file="",
+            task_id=task_id,
+            started_at=None,
+            finished_at=None,
+            created_by=created_by or file.created_by,
+        )
         if created or retry:
             from workers.tasks import datasets_snapshot_parquet
 
@@ -479,8 +575,9 @@ def snapshot_file_request(*, snapshot: DatasetSnapshot, fmt: str, span: str = "f
 
 
 def _file_fail(file_id: int, error: str) -> None:
-    SnapshotFile.objects.filter(pk=file_id).update(status=SnapshotFile.Status.FAILED, error=error[:10_000],
-                                                   finished_at=timezone.now())
+    SnapshotFile.objects.filter(pk=file_id).update(
+        status=SnapshotFile.Status.FAILED, error=error[:10_000], finished_at=timezone.now()
+    )
 
 
 def snapshot_file_build(*, file_id: int) -> SnapshotFile:
@@ -491,14 +588,19 @@ def snapshot_file_build(*, file_id: int) -> SnapshotFile:
     storage = file.file.storage
     if file.status == SnapshotFile.Status.DONE and file.file and storage.exists(file.file.name):
         return file
-    SnapshotFile.objects.filter(pk=file.pk).update(status=SnapshotFile.Status.RUNNING, started_at=timezone.now(),
-                                                   error="", rows=0)
+    SnapshotFile.objects.filter(pk=file.pk).update(
+        status=SnapshotFile.Status.RUNNING, started_at=timezone.now(), error="", rows=0
+    )
     snapshot = file.snapshot
     name = f"snapshots/{snapshot.pk}/{file.filename}"
     try:
         rows = snapshot_rows(snapshot, file.format, file.span, chunk_size=EXPORT_CHUNK)
-        written = write_parquet(rows, file.format, storage.path(name), progress=lambda n: SnapshotFile.objects
-                                .filter(pk=file.pk).update(rows=n))
+        written = write_parquet(
+            rows,
+            file.format,
+            storage.path(name),
+            progress=lambda n: SnapshotFile.objects.filter(pk=file.pk).update(rows=n),
+        )
         if written.rows != snapshot.pair_count:
             storage.delete(name)
             raise ValueError(f"wrote {written.rows} rows but the snapshot has {snapshot.pair_count}")
@@ -506,8 +608,14 @@ def snapshot_file_build(*, file_id: int) -> SnapshotFile:
         _file_fail(file.pk, f"{type(exc).__name__}: {exc}")
     else:
         recorded = SnapshotFile.objects.filter(pk=file.pk).update(
-            status=SnapshotFile.Status.DONE, file=name, bytes=written.bytes, rows=written.rows, sha256=written.sha256,
-            error="", finished_at=timezone.now())
+            status=SnapshotFile.Status.DONE,
+            file=name,
+            bytes=written.bytes,
+            rows=written.rows,
+            sha256=written.sha256,
+            error="",
+            finished_at=timezone.now(),
+        )
         if not recorded:  # the row (its snapshot) was deleted while the file was written: nothing will delete it
             snapshot_file_discard(storage=storage, name=name)
             raise SnapshotFile.DoesNotExist(f"snapshot file #{file.pk} was deleted while it was being written")

@@ -4,6 +4,7 @@ or a queryset) takes its bytes off the storage once the delete commits.
 A receiver rather than a service: cascades and queryset deletes call no model method, but Django's collector
 sends post_delete for every row it deletes (and, since a receiver exists, loads the rows to do so).
 """
+
 from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver

@@ -1,4 +1,5 @@
 """Admin for projects and memberships."""
+
 from django.contrib import admin
 from django.db.models import Count
 

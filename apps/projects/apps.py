@@ -1,4 +1,5 @@
 """App config for projects."""
+
 from django.apps import AppConfig
 
 

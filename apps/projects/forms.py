@@ -1,5 +1,6 @@
 """Input forms of the project pages: the guidelines' text (bounded, and no NUL characters: the database cannot
 store them; Django's CharField refuses them, as the REST API's fields do)."""
+
 from __future__ import annotations
 
 from django import forms

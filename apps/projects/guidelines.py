@@ -6,6 +6,7 @@ link schemes. nh3 parses the HTML as a browser does — entities decoded, `&colo
 scheme included — so a `javascript:` link is recognised however it is spelled, which a pattern on the raw
 text cannot promise.
 """
+
 from __future__ import annotations
 
 import markdown
@@ -14,10 +15,43 @@ from markdown.extensions import Extension
 from markdown.extensions.tables import TableExtension
 
 # What Markdown (with fenced code, tables and lists) produces; anything else is dropped, its text kept.
-ALLOWED_TAGS = {"a", "abbr", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
-                "img", "li", "ol", "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul"}
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "abbr": {"title"},
-                      "ol": {"start"}, "td": {"align"}, "th": {"align"}}
+ALLOWED_TAGS = {
+    "a",
+    "abbr",
+    "blockquote",
+    "br",
+    "code",
+    "del",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "img",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "strong",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "abbr": {"title"},
+    "ol": {"start"},
+    "td": {"align"},
+    "th": {"align"},
+}
 # Link and image targets: web and mail addresses, and relative ones (in-page, same site). Nothing a browser runs
 # (javascript:, vbscript:) or renders as a document of its own (data:).
 URL_SCHEMES = {"http", "https", "mailto"}
@@ -34,12 +68,21 @@ class EscapeRawHtml(Extension):
 
 def sanitise_html(html: str) -> str:
     """HTML reduced to the allow-lists above: safe to insert into a page as is."""
-    return nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes=URL_SCHEMES,
-                     link_rel="noopener noreferrer nofollow", strip_comments=True)
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
 
 
 def guidelines_html(text: str) -> str:
     """Markdown → HTML safe to insert into a page as is."""
-    html = markdown.markdown(text or "", output_format="html", extensions=[
-        EscapeRawHtml(), "fenced_code", TableExtension(use_align_attribute=True), "sane_lists"])
+    html = markdown.markdown(
+        text or "",
+        output_format="html",
+        extensions=[EscapeRawHtml(), "fenced_code", TableExtension(use_align_attribute=True), "sane_lists"],
+    )
     return sanitise_html(html)

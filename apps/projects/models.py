@@ -1,4 +1,5 @@
 """Project and Membership: every row of the loop belongs to one project; members have one role."""
+
 from django.conf import settings
 from django.db import models
 
@@ -30,7 +31,8 @@ class Membership(models.Model):
         ADMIN = "admin", "Admin"  # everything, including launching rounds
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships", db_index=False)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", db_index=False
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
     created_at = models.DateTimeField(auto_now_add=True)

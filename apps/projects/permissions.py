@@ -8,6 +8,7 @@ Roles, each including the one before:
 - reviewer: adjudicate — act on flagged and edited pairs, overrule anyone's decision;
 - admin: edit the guidelines, launch rounds.
 """
+
 from __future__ import annotations
 
 from functools import wraps
@@ -40,8 +41,7 @@ def _check(role: str | None, roles: tuple[str, ...], project: Project) -> str:
     if role is None:
         raise Http404("No such project.")
     if roles and role not in roles:
-        raise PermissionDenied(
-            f"This needs the {' or '.join(roles)} role in {project.name}; yours is {role}.")
+        raise PermissionDenied(f"This needs the {' or '.join(roles)} role in {project.name}; yours is {role}.")
     return role
 
 
@@ -70,13 +70,16 @@ def project_with_role(user, project_id: int, *roles: str) -> tuple[Project, str]
 def project_view(*roles: str):
     """Decorate a view taking `project_id`: log-in required, then the project is loaded and the role
     checked; the view receives `(request, project, ...)` and `request.project_role` is set."""
+
     def decorator(view):
         @login_required
         @wraps(view)
         def wrapper(request, project_id: int, *args, **kwargs):
             project, request.project_role = project_with_role(request.user, project_id, *roles)
             return view(request, project, *args, **kwargs)
+
         return wrapper
+
     return decorator
 
 
@@ -99,8 +102,11 @@ def actable_pair_ids(*, user, role: str, pairs) -> set[int]:
     if others:
         from apps.curation.models import PairAssignment  # curation depends on projects, not the reverse
 
-        allowed.update(PairAssignment.objects.filter(pair_id__in=others, user=user, decision="",
-                                                     leased_until__gt=timezone.now()).values_list("pair_id", flat=True))
+        allowed.update(
+            PairAssignment.objects.filter(
+                pair_id__in=others, user=user, decision="", leased_until__gt=timezone.now()
+            ).values_list("pair_id", flat=True)
+        )
     return allowed
 
 
@@ -112,4 +118,5 @@ def require_pair_action(*, user, role: str, pair) -> None:
     """PermissionDenied unless the member may change the pair (see `actable_pair_ids`)."""
     if not can_act_on_pair(user=user, role=role, pair=pair):
         raise PermissionDenied(
-            f"Pair #{pair.pk} is {pair.status}: changing a pair someone else reviewed needs the reviewer role.")
+            f"Pair #{pair.pk} is {pair.status}: changing a pair someone else reviewed needs the reviewer role."
+        )

@@ -1,4 +1,5 @@
 """Writes to projects: creating them and giving people roles in them."""
+
 from __future__ import annotations
 
 import secrets

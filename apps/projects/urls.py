@@ -1,4 +1,5 @@
 """Project URLs, mounted under /projects/."""
+
 from django.urls import path
 
 from . import views

@@ -22,6 +22,7 @@ Barriers of a call's process, outermost first (sandbox.py adds the network names
 - an audit hook: refuses the same things at the Python level, with messages that say what was refused, and
   reports each refusal on the result pipe before the tool can catch it.
 """
+
 import errno
 import json
 import os
@@ -36,19 +37,82 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 ERROR_CHARS = 2000  # an error message longer than this says nothing more useful
 NOBODY = 65534  # uid and gid of tool code when the worker is root ("nobody"/"nogroup" on Debian and Red Hat)
 REFUSED_EXIT = 86  # a call's process exits with this when it cannot report a refusal (its pipe was tampered with)
-REASONS = frozenset({"exception", "blocked", "unknown_tool", "missing_function", "bad_arguments", "memory_limit",
-                     "cpu_limit", "timeout", "output_limit", "crashed"})  # CallOutcome.reason, "" aside
+REASONS = frozenset(
+    {
+        "exception",
+        "blocked",
+        "unknown_tool",
+        "missing_function",
+        "bad_arguments",
+        "memory_limit",
+        "cpu_limit",
+        "timeout",
+        "output_limit",
+        "crashed",
+    }
+)  # CallOutcome.reason, "" aside
 # Standard-library modules this process imports before forking when a tool's code imports them: the calls'
 # processes read no bytecode caches (see `lock_down`), so each would otherwise compile them from source.
 # Only modules whose import has no side effect: importing runs here, outside the sandbox.
-PRELOADABLE = frozenset({
-    "__future__", "abc", "array", "base64", "binascii", "bisect", "calendar", "cmath", "collections",
-    "collections.abc", "colorsys", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal", "difflib",
-    "enum", "fnmatch", "fractions", "functools", "hashlib", "heapq", "hmac", "html", "inspect", "io", "ipaddress",
-    "itertools", "json", "keyword", "math", "numbers", "operator", "os", "os.path", "pathlib", "pprint", "random",
-    "re", "secrets", "shlex", "statistics", "string", "struct", "tempfile", "textwrap", "time", "typing",
-    "unicodedata", "urllib.parse", "uuid", "zlib", "zoneinfo",
-})
+PRELOADABLE = frozenset(
+    {
+        "__future__",
+        "abc",
+        "array",
+        "base64",
+        "binascii",
+        "bisect",
+        "calendar",
+        "cmath",
+        "collections",
+        "collections.abc",
+        "colorsys",
+        "contextlib",
+        "copy",
+        "csv",
+        "dataclasses",
+        "datetime",
+        "decimal",
+        "difflib",
+        "enum",
+        "fnmatch",
+        "fractions",
+        "functools",
+        "hashlib",
+        "heapq",
+        "hmac",
+        "html",
+        "inspect",
+        "io",
+        "ipaddress",
+        "itertools",
+        "json",
+        "keyword",
+        "math",
+        "numbers",
+        "operator",
+        "os",
+        "os.path",
+        "pathlib",
+        "pprint",
+        "random",
+        "re",
+        "secrets",
+        "shlex",
+        "statistics",
+        "string",
+        "struct",
+        "tempfile",
+        "textwrap",
+        "time",
+        "typing",
+        "unicodedata",
+        "urllib.parse",
+        "uuid",
+        "zlib",
+        "zoneinfo",
+    }
+)
 IMPORT_STATEMENT = r"(?m)^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import\b|import[ \t]+([\w., \t]+))"  # (from X, import X, Y)
 
 # Landlock (include/uapi/linux/landlock.h): syscall numbers are the same on every architecture.
@@ -61,26 +125,76 @@ FS_RIGHTS_BY_ABI = {1: 13, 2: 14, 3: 15, 4: 15}  # how many access bits each ABI
 PROC_FILES = ("cpuinfo", "meminfo", "stat", "uptime", "loadavg", "version")  # and /proc/self, i.e. /proc/<pid>
 DEV_FILES = ("null", "zero", "full", "random", "urandom")
 READABLE_DIRS = ("/usr", "/lib", "/lib64", "/sys", "/proc/self")  # shared libraries, zoneinfo, CPU count
-READABLE_FILES = ("/etc/localtime", "/etc/ld.so.cache", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
-                  *(f"/proc/{name}" for name in PROC_FILES), *(f"/dev/{name}" for name in DEV_FILES))
+READABLE_FILES = (
+    "/etc/localtime",
+    "/etc/ld.so.cache",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    *(f"/proc/{name}" for name in PROC_FILES),
+    *(f"/dev/{name}" for name in DEV_FILES),
+)
 
 # seccomp (x86-64 numbers, arch/x86/entry/syscalls/syscall_64.tbl): refused with EPERM.
 DENIED_SYSCALLS = {
-    "socket": 41, "clone": 56, "fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "tkill": 200,
-    "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_open": 434,
-    "pidfd_send_signal": 424, "pidfd_getfd": 438, "setsid": 112, "setpgid": 109, "unshare": 272,
-    "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "mknod": 133,
-    "mknodat": 259, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "bpf": 321,
-    "perf_event_open": 298, "userfaultfd": 323, "keyctl": 250, "add_key": 248, "request_key": 249,
-    "open_by_handle_at": 304, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsmount": 432,
-    "fspick": 433, "mount_setattr": 442, "kexec_load": 246, "init_module": 175, "finit_module": 313,
+    "socket": 41,
+    "clone": 56,
+    "fork": 57,
+    "vfork": 58,
+    "execve": 59,
+    "execveat": 322,
+    "tkill": 200,
+    "ptrace": 101,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "pidfd_open": 434,
+    "pidfd_send_signal": 424,
+    "pidfd_getfd": 438,
+    "setsid": 112,
+    "setpgid": 109,
+    "unshare": 272,
+    "setns": 308,
+    "mount": 165,
+    "umount2": 166,
+    "pivot_root": 155,
+    "chroot": 161,
+    "mknod": 133,
+    "mknodat": 259,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "bpf": 321,
+    "perf_event_open": 298,
+    "userfaultfd": 323,
+    "keyctl": 250,
+    "add_key": 248,
+    "request_key": 249,
+    "open_by_handle_at": 304,
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsmount": 432,
+    "fspick": 433,
+    "mount_setattr": 442,
+    "kexec_load": 246,
+    "init_module": 175,
+    "finit_module": 313,
     "reboot": 169,
     # other processes' scheduling, priority and memory (issue 14: tool code reniced and pinned other processes)
-    "setpriority": 141, "sched_setparam": 142, "sched_setscheduler": 144, "sched_setaffinity": 203,
-    "sched_setattr": 314, "ioprio_set": 251, "migrate_pages": 256, "move_pages": 279, "process_madvise": 440,
-    "process_mrelease": 448, "kcmp": 312,
+    "setpriority": 141,
+    "sched_setparam": 142,
+    "sched_setscheduler": 144,
+    "sched_setaffinity": 203,
+    "sched_setattr": 314,
+    "ioprio_set": 251,
+    "migrate_pages": 256,
+    "move_pages": 279,
+    "process_madvise": 440,
+    "process_mrelease": 448,
+    "kcmp": 312,
     # files in memory, which the noexec temp dir does not cover
-    "memfd_create": 319, "memfd_secret": 447,
+    "memfd_create": 319,
+    "memfd_secret": 447,
 }
 SYS_CLONE3, SYS_KILL, SYS_TGKILL, SYS_PRLIMIT64 = 435, 62, 234, 302
 AUDIT_ARCH_X86_64 = 0xC000003E
@@ -88,8 +202,10 @@ AUDIT_ARCH_X86_64 = 0xC000003E
 # Audit events refused outright, by prefix, with the reason the tool is told.
 REFUSED_EVENTS = (
     (("socket.",), "network access is blocked"),
-    (("os.system", "os.fork", "os.exec", "os.spawn", "os.posix_spawn", "subprocess.Popen", "os.startfile"),
-     "starting processes is blocked"),
+    (
+        ("os.system", "os.fork", "os.exec", "os.spawn", "os.posix_spawn", "subprocess.Popen", "os.startfile"),
+        "starting processes is blocked",
+    ),
     (("os.kill", "signal.pthread_kill"), "sending signals is blocked"),
     (("ctypes.",), "ctypes (raw memory and C calls) is blocked"),
     (("resource.setrlimit", "resource.prlimit"), "changing resource limits is blocked"),
@@ -104,9 +220,17 @@ REFUSED_EVENTS = (
 REFUSED_MODULES = ("_posixsubprocess", "_ctypes", "_xx", "_test")
 # Events that change the filesystem: (event, ((position of a path argument, position of its dir_fd), ...)).
 PATH_EVENTS = (
-    ("os.mkdir", ((0, 2),)), ("os.rmdir", ((0, 1),)), ("os.remove", ((0, 1),)), ("os.rename", ((0, 2), (1, 3))),
-    ("os.truncate", ((0, None),)), ("os.chmod", ((0, 2),)), ("os.chown", ((0, 3),)), ("os.utime", ((0, 3),)),
-    ("os.setxattr", ((0, None),)), ("os.removexattr", ((0, None),)), ("os.chflags", ((0, None),)),
+    ("os.mkdir", ((0, 2),)),
+    ("os.rmdir", ((0, 1),)),
+    ("os.remove", ((0, 1),)),
+    ("os.rename", ((0, 2), (1, 3))),
+    ("os.truncate", ((0, None),)),
+    ("os.chmod", ((0, 2),)),
+    ("os.chown", ((0, 3),)),
+    ("os.utime", ((0, 3),)),
+    ("os.setxattr", ((0, None),)),
+    ("os.removexattr", ((0, None),)),
+    ("os.chflags", ((0, None),)),
 )
 PROC_LINKS = ("root", "cwd", "fd", "map_files", "exe")  # /proc/self/<these> lead outside the sandbox
 
@@ -167,14 +291,25 @@ def seccomp_program(own_pid: int) -> list[tuple[int, int, int, int]]:
     """A classic-BPF filter as (code, jump if true, jump if false, k) rows; see linux/seccomp.h."""
     load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
     allow, deny, nosys, kill = 0x7FFF0000, 0x50000 | errno.EPERM, 0x50000 | errno.ENOSYS, 0x80000000
-    program = [(load, 0, 0, 4), (jeq, 1, 0, AUDIT_ARCH_X86_64), (ret, 0, 0, kill),  # other ABIs: kill
-               (load, 0, 0, 0), (jge, 0, 1, 0x40000000), (ret, 0, 0, deny)]  # x32 numbers: refuse
+    program = [
+        (load, 0, 0, 4),
+        (jeq, 1, 0, AUDIT_ARCH_X86_64),
+        (ret, 0, 0, kill),  # other ABIs: kill
+        (load, 0, 0, 0),
+        (jge, 0, 1, 0x40000000),
+        (ret, 0, 0, deny),
+    ]  # x32 numbers: refuse
     for number in DENIED_SYSCALLS.values():
         program += [(jeq, 0, 1, number), (ret, 0, 0, deny)]
     program += [(jeq, 0, 1, SYS_CLONE3), (ret, 0, 0, nosys)]  # glibc then falls back to clone, refused above
     for number, allowed_first_argument in ((SYS_KILL, own_pid), (SYS_TGKILL, own_pid), (SYS_PRLIMIT64, 0)):
-        program += [(jeq, 0, 4, number), (load, 0, 0, 16), (jeq, 0, 1, allowed_first_argument),
-                    (ret, 0, 0, allow), (ret, 0, 0, deny)]
+        program += [
+            (jeq, 0, 4, number),
+            (load, 0, 0, 16),
+            (jeq, 0, 1, allowed_first_argument),
+            (ret, 0, 0, allow),
+            (ret, 0, 0, deny),
+        ]
     return program + [(ret, 0, 0, allow)]
 
 
@@ -230,10 +365,14 @@ class Plan:
         self.tmpfs = self.mounts and self._tmpfs_works()
         if not self.tmpfs and self.nobody:
             os.chown(workdir, NOBODY, NOBODY)
-        self.kernel_barriers = ["rlimits", *(["tmpfs"] if self.tmpfs else []),
-                                *([f"landlock-v{self.landlock_abi}"] if self.landlock_abi else []),
-                                *(["user-nobody"] if self.nobody else []),
-                                *(["no-capabilities"] if libc else []), *(["seccomp"] if self.seccomp else [])]
+        self.kernel_barriers = [
+            "rlimits",
+            *(["tmpfs"] if self.tmpfs else []),
+            *([f"landlock-v{self.landlock_abi}"] if self.landlock_abi else []),
+            *(["user-nobody"] if self.nobody else []),
+            *(["no-capabilities"] if libc else []),
+            *(["seccomp"] if self.seccomp else []),
+        ]
         self.barriers = ["process-per-call", *self.kernel_barriers, *(["audit-hook"] if self.audit_hook else [])]
 
     def mount(self, source, target: str, fstype, flags: int, options) -> None:
@@ -244,10 +383,11 @@ class Plan:
         """A fresh tmpfs over the temp dir for one call: its size and inode count are the disk quota, and
         noexec refuses executable mappings of anything written there (a copied .so does not load)."""
         limits = self.limits
-        options = (f"size={limits['disk_mb']}m,nr_inodes={limits['files'] + 1},mode=0700,"
-                   f"uid={self.uid},gid={self.gid}")  # one inode is the root dir's
-        self.mount(b"tmpfs", self.workdir, b"tmpfs", self.MS_NOSUID | self.MS_NODEV | self.MS_NOEXEC,
-                   options.encode())
+        options = (
+            f"size={limits['disk_mb']}m,nr_inodes={limits['files'] + 1},mode=0700,"
+            f"uid={self.uid},gid={self.gid}"
+        )  # one inode is the root dir's
+        self.mount(b"tmpfs", self.workdir, b"tmpfs", self.MS_NOSUID | self.MS_NODEV | self.MS_NOEXEC, options.encode())
 
     def unmount_call_dir(self) -> None:
         if self.libc.umount2(self.workdir.encode(), self.ctypes.c_int(self.MNT_DETACH)) != 0:
@@ -301,8 +441,9 @@ class Plan:
                 continue
             keep = os.open(prefix, os.O_PATH | os.O_CLOEXEC)  # the install, before the tmpfs hides it
             try:
-                self.mount(b"tmpfs", blocked, b"tmpfs", self.MS_NOSUID | self.MS_NODEV | self.MS_NOEXEC,
-                           b"mode=0755,size=64k")
+                self.mount(
+                    b"tmpfs", blocked, b"tmpfs", self.MS_NOSUID | self.MS_NODEV | self.MS_NOEXEC, b"mode=0755,size=64k"
+                )
                 os.makedirs(prefix, mode=0o755, exist_ok=True)
                 self.mount(f"/proc/self/fd/{keep}".encode(), prefix, None, self.MS_BIND | self.MS_REC, None)
             except OSError as error:
@@ -498,9 +639,13 @@ def clean_result(message: dict, output_bytes: int) -> dict:
         return {"ok": True, "output": output, "truncated": cut or message.get("truncated") is True}
     if message.get("ok") is False:
         reason, text = message.get("reason"), message.get("error")
-        return {**error(reason if type(reason) is str and reason in REASONS else "exception",
-                        text[:ERROR_CHARS] if type(text) is str else "unknown error"),
-                "killed": message.get("killed") is True}
+        return {
+            **error(
+                reason if type(reason) is str and reason in REASONS else "exception",
+                text[:ERROR_CHARS] if type(text) is str else "unknown error",
+            ),
+            "killed": message.get("killed") is True,
+        }
     return error("crashed", "the sandbox sent an unreadable result")
 
 
@@ -534,7 +679,7 @@ def run_call(implementations: dict, call: dict, limits: dict) -> dict:
 def send(fd: int, message: dict) -> None:
     data = (json.dumps(message) + "\n").encode()  # ASCII escapes: one line per message, whatever the text
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def call_process(plan: Plan, request: dict, index: int, result_fd: int) -> None:

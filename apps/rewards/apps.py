@@ -1,4 +1,5 @@
 """App config for rewards (no models: it is registered for its management command)."""
+
 from django.apps import AppConfig
 
 

@@ -7,13 +7,15 @@ for a tuple-typed list, one level of element types checked); strings compared af
 normalisation (case, spaces and `,./-_*^` ignored); parallel calls matched in any order, greedily, as
 BFCL does; `""` among acceptable values marks a parameter that may be left out; `[]` means no call is
 right. Tool and parameter names that are no Python name (ToolACE's `Market Trends API`, `from`) are read
-where they match an offered tool's (see parsing.py). On top, each failure is named (a Deficiency), explained, located in the raw text, and graded.
+where they match an offered tool's (see parsing.py). On top, each failure is named (a Deficiency), explained,
+located in the raw text, and graded.
 
 Two rules for a malformed call attempt where no call is right (`rule=`): "strict" (the default; search,
 selection, GRPO and the headline pass@1) scores it `malformed` as on any other query; "bfcl" follows BFCL's
 lenient irrelevance rule, under which any output that does not decode as a call — a broken attempt included —
 is a right "no call" (BFCL-compatible evaluation only: as a reward it pays the policy for broken calls).
 """
+
 from __future__ import annotations
 
 import re
@@ -63,10 +65,24 @@ GRADE_BY_DEFICIENCY = {
 GRADE_WEIGHTS = {"excellent": 1.0 / 4, "acceptable": 0.1 / 4, "fair": -1.0 / 4, "poor": -2.0 / 4}
 
 # JSON schema types as BFCL's Python type names; the checker applies BFCL's rules per name.
-_BFCL_TYPE = {"string": "string", "integer": "integer", "number": "float", "boolean": "boolean",
-              "array": "array", "object": "dict"}
-_PY_TYPE = {"string": str, "integer": int, "float": float, "boolean": bool, "array": list, "tuple": list,
-            "dict": dict, "any": str}
+_BFCL_TYPE = {
+    "string": "string",
+    "integer": "integer",
+    "number": "float",
+    "boolean": "boolean",
+    "array": "array",
+    "object": "dict",
+}
+_PY_TYPE = {
+    "string": str,
+    "integer": int,
+    "float": float,
+    "boolean": bool,
+    "array": list,
+    "tuple": list,
+    "dict": dict,
+    "any": str,
+}
 _STRIP_RE = re.compile(r"[ ,./\-_*^]")
 
 
@@ -75,8 +91,17 @@ class Verdict:
 
     __slots__ = ("valid", "deficiency", "detail", "span", "reward", "grade", "_calls", "_parsed")
 
-    def __init__(self, valid: bool, deficiency: str, detail: str, span: Span | None = None, calls=None,
-                 reward: float = 0.0, grade: str = "", parsed: list[ParsedCall] | None = None):
+    def __init__(
+        self,
+        valid: bool,
+        deficiency: str,
+        detail: str,
+        span: Span | None = None,
+        calls=None,
+        reward: float = 0.0,
+        grade: str = "",
+        parsed: list[ParsedCall] | None = None,
+    ):
         self.valid, self.deficiency, self.detail, self.span = valid, deficiency, detail, span
         self.reward, self.grade = reward, grade
         self._calls, self._parsed = calls, parsed
@@ -88,9 +113,15 @@ class Verdict:
         return self._calls
 
     def as_dict(self) -> dict:
-        return {"valid": self.valid, "deficiency": self.deficiency, "detail": self.detail,
-                "span": list(self.span) if self.span else None, "calls": self.calls, "reward": self.reward,
-                "grade": self.grade}
+        return {
+            "valid": self.valid,
+            "deficiency": self.deficiency,
+            "detail": self.detail,
+            "span": list(self.span) if self.span else None,
+            "calls": self.calls,
+            "reward": self.reward,
+            "grade": self.grade,
+        }
 
     def __repr__(self) -> str:
         return f"Verdict(valid={self.valid}, deficiency={self.deficiency!r}, reward={self.reward})"
@@ -139,8 +170,9 @@ class Checker:
                 names = ", ".join(c.name for c in calls)
                 return _verdict(D.CALL_ON_IRRELEVANT, f"no call was expected, got {names}", calls[0].span, calls)
             if parsed.status == "malformed" and rule == STRICT:
-                return _verdict(D.MALFORMED, f"malformed tool call where no call was expected: {parsed.error}",
-                                parsed.span, calls)
+                return _verdict(
+                    D.MALFORMED, f"malformed tool call where no call was expected: {parsed.error}", parsed.span, calls
+                )
             return _verdict(D.NONE, "no call, as expected", None, calls)
         if parsed.status == "malformed":
             return _verdict(D.MALFORMED, f"malformed tool call: {parsed.error}", parsed.span, calls)
@@ -173,8 +205,9 @@ def _verdict(deficiency: D, detail: str, span, parsed: list[ParsedCall], matched
         return Verdict(True, "", detail, None, None, 1.0, GRADE_BY_DEFICIENCY[D.NONE], parsed)
     base = REWARD_BY_DEFICIENCY[deficiency]
     reward = base + (REWARD_PARTIAL_MAX - base) * matched if base > -1 else base
-    return Verdict(False, deficiency.value, detail, span, None, round(reward, 4), GRADE_BY_DEFICIENCY[deficiency],
-                   parsed)
+    return Verdict(
+        False, deficiency.value, detail, span, None, round(reward, 4), GRADE_BY_DEFICIENCY[deficiency], parsed
+    )
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -195,12 +228,14 @@ def _schemas(tools) -> dict[str, dict]:
 
 def _answers(ground_truth) -> list[tuple[str, dict]]:
     if not isinstance(ground_truth, list):
-        raise _Failure(D.BAD_INPUT, f"ground_truth: expected a list of possible answers, got {type(ground_truth).__name__}")
+        raise _Failure(
+            D.BAD_INPUT, f"ground_truth: expected a list of possible answers, got {type(ground_truth).__name__}"
+        )
     answers = []
     for i, entry in enumerate(ground_truth):
         if not isinstance(entry, dict) or len(entry) != 1:
             raise _Failure(D.BAD_INPUT, f'ground_truth[{i}]: expected {{"function": {{"param": [values]}}}}')
-        (name, params), = entry.items()
+        ((name, params),) = entry.items()
         if not isinstance(params, dict) or not all(isinstance(v, list) for v in params.values()):
             raise _Failure(D.BAD_INPUT, f"ground_truth[{i}].{name}: expected param → list of acceptable values")
         answers.append((name, params))
@@ -229,8 +264,15 @@ class _ExpectedParam:
         lists = [[_std(v) for v in a] for a in acceptable if isinstance(a, (list, tuple))]
         if "" in acceptable:
             lists.append([])  # BFCL reads "" (may be omitted) as an empty list too
-        return cls(acceptable, kind, _PY_TYPE.get(kind), nested, _first_type(acceptable),
-                   frozenset(standardize(a) for a in acceptable if isinstance(a, str)), lists)
+        return cls(
+            acceptable,
+            kind,
+            _PY_TYPE.get(kind),
+            nested,
+            _first_type(acceptable),
+            frozenset(standardize(a) for a in acceptable if isinstance(a, str)),
+            lists,
+        )
 
 
 @dataclass
@@ -289,8 +331,9 @@ def _match(calls: list[ParsedCall], expected: list[_ExpectedCall]) -> None:
                     first_failure = same_name[0]
                 else:
                     first = failures[0][1]
-                    first_failure = _Failure(D.WRONG_FUNCTION, f"no call matches {want.name}: {first.detail}",
-                                             first.span)
+                    first_failure = _Failure(
+                        D.WRONG_FUNCTION, f"no call matches {want.name}: {first.detail}", first.span
+                    )
     if first_failure is not None:
         first_failure.matched = matched / len(expected)
         raise first_failure
@@ -314,8 +357,9 @@ def _check_call(call: ParsedCall, want: _ExpectedCall) -> None:
         _check_value(call, name, param, value, expected)
     for param, acceptable in want.answer.items():
         if param not in args and "" not in acceptable:
-            raise _Failure(D.MISSING_PARAM, f"{name}: param {param!r} is missing (expected one of {acceptable})",
-                           call.span)
+            raise _Failure(
+                D.MISSING_PARAM, f"{name}: param {param!r} is missing (expected one of {acceptable})", call.span
+            )
 
 
 def _kind(prop: dict) -> str | None:
@@ -336,8 +380,11 @@ def _check_value(call: ParsedCall, name: str, param: str, value, want: _Expected
     if expected_type is not None:
         ok, is_variable = _type_ok(value, want.acceptable, expected_type, want.nested_type, want.answer_type)
         if not ok:
-            raise _Failure(D.WRONG_TYPE, f"{name}: param {param!r} should be {kind}, got {type(value).__name__} "
-                                         f"{_short(value)}", call.arg_span(param))
+            raise _Failure(
+                D.WRONG_TYPE,
+                f"{name}: param {param!r} should be {kind}, got {type(value).__name__} {_short(value)}",
+                call.arg_span(param),
+            )
     effective = expected_type if expected_type is not None else type(value)
     if is_variable:
         ok = _contains(want.acceptable, value)
@@ -353,8 +400,11 @@ def _check_value(call: ParsedCall, name: str, param: str, value, want: _Expected
         ok = _contains(want.acceptable, value)
     if not ok:
         shown = [a for a in want.acceptable if a != ""]
-        raise _Failure(D.WRONG_VALUE, f"{name}: param {param!r}: got {_short(value)}, expected one of {shown}",
-                       call.arg_span(param))
+        raise _Failure(
+            D.WRONG_VALUE,
+            f"{name}: param {param!r}: got {_short(value)}, expected one of {shown}",
+            call.arg_span(param),
+        )
 
 
 def _short(value) -> str:
@@ -413,7 +463,9 @@ def _dict_ok(value: dict, acceptable: list) -> bool:
             _contains([_std(a) for a in option[k]] if isinstance(option[k], list) else [], _std(v))
             for k, v in value.items()
         )
-        missing = any(k not in value and "" not in (vals if isinstance(vals, list) else []) for k, vals in option.items())
+        missing = any(
+            k not in value and "" not in (vals if isinstance(vals, list) else []) for k, vals in option.items()
+        )
         if keys_ok and values_ok and not missing:
             return True
     return False

@@ -1,4 +1,5 @@
 """What can be wrong with a tool-calling response: one name per kind of mistake."""
+
 from enum import StrEnum
 
 

@@ -6,6 +6,7 @@ Only successful calls count: an error message that happens to contain an answer 
 every tool message, errors included). FTRL's rewards for turns without calls (a final answer, empty or
 malformed output) are not computed here.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,9 @@ def solve_score(outcomes: Sequence[CallOutcome], sub_answers: Mapping[str, Seque
             solved += 1
     calls = len(outcomes)
     return SolveScore(
-        solved=solved, calls=calls, total=total,
+        solved=solved,
+        calls=calls,
+        total=total,
         precision=solved / calls if calls else 1.0,
         recall=solved / total if total else 1.0,
         f1=2 * solved / (calls + total) if calls + total else 1.0,
@@ -65,15 +68,22 @@ def solve_score(outcomes: Sequence[CallOutcome], sub_answers: Mapping[str, Seque
     )
 
 
-def execute_turn(implementations: Mapping[str, str], calls: Sequence[dict],
-                 sub_answers: Mapping[str, Sequence[str]], limits: SandboxLimits = SandboxLimits(),
-                 ) -> tuple[list[CallOutcome], list[dict], SolveScore]:
+def execute_turn(
+    implementations: Mapping[str, str],
+    calls: Sequence[dict],
+    sub_answers: Mapping[str, Sequence[str]],
+    limits: SandboxLimits = SandboxLimits(),
+) -> tuple[list[CallOutcome], list[dict], SolveScore]:
     """Runs one assistant turn's calls `{"name", "arguments", "id"?}`; returns the outcomes, the tool messages
     to append to the conversation (OpenAI format) for the next step, and the turn's score."""
     outcomes = run_calls(dict(implementations), list(calls), limits)
     tool_messages = [
-        {"role": "tool", "tool_call_id": call.get("id") or f"call_{index}", "name": outcome.name,
-         "content": outcome.output}
+        {
+            "role": "tool",
+            "tool_call_id": call.get("id") or f"call_{index}",
+            "name": outcome.name,
+            "content": outcome.output,
+        }
         for index, (call, outcome) in enumerate(zip(calls, outcomes))
     ]
     return outcomes, tool_messages, solve_score(outcomes, sub_answers)
@@ -87,8 +97,12 @@ class Solver:
     query asks (a malformed refusal is not a refusal). An answer with no call scores F1 = 1 exactly when
     nothing was to be found (irrelevance, missing information)."""
 
-    def __init__(self, implementations: Mapping[str, str], sub_answers: Mapping[str, Sequence[str]],
-                 limits: SandboxLimits = SandboxLimits()):
+    def __init__(
+        self,
+        implementations: Mapping[str, str],
+        sub_answers: Mapping[str, Sequence[str]],
+        limits: SandboxLimits = SandboxLimits(),
+    ):
         self.implementations = dict(implementations)
         self.sub_answers = {name: list(answers) for name, answers in sub_answers.items()}
         self.limits = limits
@@ -99,8 +113,16 @@ class Solver:
         parsed = parse_output(text)
         if parsed.status == "malformed":
             total = sum(len(answers) for answers in self.sub_answers.values())
-            return SolveScore(solved=0, calls=0, total=total, precision=0.0, recall=0.0, f1=0.0, step_reward=0.0,
-                              unsolved={k: list(v) for k, v in self.sub_answers.items() if v})
+            return SolveScore(
+                solved=0,
+                calls=0,
+                total=total,
+                precision=0.0,
+                recall=0.0,
+                f1=0.0,
+                step_reward=0.0,
+                unsolved={k: list(v) for k, v in self.sub_answers.items() if v},
+            )
         calls = [call.as_json() for call in parsed.calls]
         outcomes = run_calls(self.implementations, calls, self.limits) if calls else []
         return solve_score(outcomes, self.sub_answers)

@@ -4,11 +4,11 @@ Never raises on model output: text that is no call is `no_call`, text shaped lik
 parse is `malformed`, each with a message and the character span at fault. Given the offered tools' names,
 Python call lists also read names that are no Python name (ToolACE's `[Market Trends API(from="2024")]`).
 """
+
 from __future__ import annotations
 
 import ast
 import json
-from keyword import iskeyword
 import math
 import operator
 import re
@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import count
+from keyword import iskeyword
 
 Span = tuple[int, int]
 
@@ -44,8 +45,14 @@ class ParsedCall:
 
     __slots__ = ("name", "arguments", "_span", "_arg_spans", "_locate")
 
-    def __init__(self, name: str, arguments: dict, span: Span | None = None,
-                 arg_spans: dict[str, Span] | None = None, locate=None):
+    def __init__(
+        self,
+        name: str,
+        arguments: dict,
+        span: Span | None = None,
+        arg_spans: dict[str, Span] | None = None,
+        locate=None,
+    ):
         self.name, self.arguments = name, arguments
         self._span, self._arg_spans, self._locate = span, arg_spans, locate  # locate() -> (span, arg_spans)
 
@@ -277,8 +284,15 @@ def _parse_tags(text: str) -> list[ParsedCall]:
 # a bare name is a variable (kept as its name), a call without keywords is kept as text, a call with
 # keywords becomes a nested {name: {args}}, and arithmetic on numbers is evaluated — safely, here.
 
-_ARITH = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-          ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_ARITH = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
 
 
 def parse_python_calls(text: str, offset: int = 0, fast: bool = True) -> list[ParsedCall]:
@@ -306,12 +320,16 @@ def parse_python_calls(text: str, offset: int = 0, fast: bool = True) -> list[Pa
         if not isinstance(elem, ast.Call):
             raise CallSyntaxError(f"not a call: {ast.unparse(elem)[:80]}", pos.span(elem))
         keywords = [kw for kw in elem.keywords if kw.arg is not None]
-        calls.append(ParsedCall(
-            _dotted_name(elem.func, pos),
-            {kw.arg: _value(kw.value, pos) for kw in keywords},
-            locate=lambda elem=elem, keywords=keywords: (
-                pos.span(elem), {kw.arg: pos.span(kw.value) for kw in keywords}),
-        ))
+        calls.append(
+            ParsedCall(
+                _dotted_name(elem.func, pos),
+                {kw.arg: _value(kw.value, pos) for kw in keywords},
+                locate=lambda elem=elem, keywords=keywords: (
+                    pos.span(elem),
+                    {kw.arg: pos.span(kw.value) for kw in keywords},
+                ),
+            )
+        )
     return calls
 
 
@@ -341,8 +359,7 @@ def _value(node: ast.expr, pos: _Positions):
     if isinstance(node, ast.Dict):
         if any(k is None for k in node.keys):
             raise CallSyntaxError("** inside a dict literal", pos.span(node))
-        return {_hashable(_value(k, pos), node, pos): _value(v, pos)
-                for k, v in zip(node.keys, node.values)}
+        return {_hashable(_value(k, pos), node, pos): _value(v, pos) for k, v in zip(node.keys, node.values)}
     if isinstance(node, ast.Name):
         return node.id  # a variable: BFCL keeps its name
     if isinstance(node, ast.BinOp):
@@ -350,8 +367,9 @@ def _value(node: ast.expr, pos: _Positions):
     if isinstance(node, ast.Call):
         if not node.keywords:
             return ast.unparse(node)
-        return {_dotted_name(node.func, pos): {kw.arg: _value(kw.value, pos)
-                                                        for kw in node.keywords if kw.arg is not None}}
+        return {
+            _dotted_name(node.func, pos): {kw.arg: _value(kw.value, pos) for kw in node.keywords if kw.arg is not None}
+        }
     if isinstance(node, (ast.Subscript, ast.Lambda)):
         return ast.unparse(node)
     raise CallSyntaxError(f"unsupported value {ast.unparse(node)[:80]}", pos.span(node))
@@ -382,8 +400,10 @@ def _arith(node: ast.BinOp, pos: _Positions):
 # the parser, and tests/apps/rewards/test_parsing.py checks that both read what the scanner accepts alike.
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _NAME = rf"{_IDENT}(?:\.{_IDENT})*"
-_SCALAR = (r"""'[^'\\\n]*'|"[^"\\\n]*"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?![0-9A-Za-z_.])"""
-           rf"|{_IDENT}(?![0-9A-Za-z_.(\[])")  # True / False / None, or a variable's name
+_SCALAR = (
+    r"""'[^'\\\n]*'|"[^"\\\n]*"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?![0-9A-Za-z_.])"""
+    rf"|{_IDENT}(?![0-9A-Za-z_.(\[])"
+)  # True / False / None, or a variable's name
 _LITERAL = rf"(?:{_SCALAR})|\[\s*+(?:(?:{_SCALAR})(?:\s*+,\s*+(?:{_SCALAR}))*+(?:\s*+,)?+)?+\s*+\]"
 # Possessive `\s*+` everywhere: whitespace is never backtracked into, so no input makes these slow.
 _ARG = rf"\s*+{_IDENT}\s*+=\s*+(?:{_LITERAL})"
@@ -480,8 +500,9 @@ def names_in_tools(schemas) -> list[str]:
 
 @lru_cache(maxsize=1024)
 def _exotic(names: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(sorted({n for n in names if isinstance(n, str) and n and not is_python_name(n)},
-                        key=lambda n: (-len(n), n)))
+    return tuple(
+        sorted({n for n in names if isinstance(n, str) and n and not is_python_name(n)}, key=lambda n: (-len(n), n))
+    )
 
 
 def call_names(names: Iterable[str]) -> tuple[str, ...]:
@@ -565,8 +586,9 @@ def _name_sites(body: str, names: tuple[str, ...]) -> list[tuple[int, str, bool]
 
 def _name_at(body: str, i: int, names: tuple[str, ...], kind: str) -> tuple[str, bool] | None:
     if kind == "arg":
-        return next(((name, True) for name in names
-                     if body.startswith(name, i) and _ASSIGN_RE.match(body, i + len(name))), None)
+        return next(
+            ((name, True) for name in names if body.startswith(name, i) and _ASSIGN_RE.match(body, i + len(name))), None
+        )
     # A call's parenthesis must open like arguments (`)`, `name=`, a literal for an offered name): prose such
     # as "SEC Filings (the documents companies file) are…" or "I cannot help (sorry)" stays prose.
     for name in names:

@@ -10,6 +10,7 @@ kills the child's whole process group when it is done, and kills it earlier if i
 then fails and a fresh child runs the calls after it. docs/sandbox.md says what this guarantees and under
 which privileges.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,10 @@ from apps.rewards._sandbox_child import clean_result
 CHILD_SCRIPT = Path(__file__).with_name("_sandbox_child.py")
 # The child's command line: it reads the child script's code, compiled here, from stdin, then runs it (which
 # reads the request that follows). Compiling the script in every child took ~15 ms of its ~45 ms start-up.
-CHILD_BOOT = ("import marshal, sys; stdin = sys.stdin.buffer; "
-              "exec(marshal.loads(stdin.read(int(stdin.readline()))), {'__name__': '__main__'})")
+CHILD_BOOT = (
+    "import marshal, sys; stdin = sys.stdin.buffer; "
+    "exec(marshal.loads(stdin.read(int(stdin.readline()))), {'__name__': '__main__'})"
+)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # tool code may not read the app's files (settings, keys)
 ERROR_OUTPUT = "an error occurred when calling {name}: {error}"  # FTRL: "an error occured when call NAME: ERR"
 STDERR_BYTES = 4096  # kept from the child's stderr to explain a crash
@@ -58,8 +61,15 @@ class SandboxLimits:
     open_files: int = 32  # RLIMIT_NOFILE; the interpreter itself holds about six
 
     def __post_init__(self):
-        for name, minimum in (("cpu_seconds", 1), ("memory_mb", 64), ("output_bytes", 1), ("file_mb", 1),
-                              ("disk_mb", 1), ("files", 1), ("open_files", 16)):
+        for name, minimum in (
+            ("cpu_seconds", 1),
+            ("memory_mb", 64),
+            ("output_bytes", 1),
+            ("file_mb", 1),
+            ("disk_mb", 1),
+            ("files", 1),
+            ("open_files", 16),
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ValueError(f"SandboxLimits.{name} must be an int >= {minimum}, got {value!r}")
@@ -84,13 +94,14 @@ class CallOutcome:
     seconds: float = 0.0  # wall time of the call
 
 
-def run_calls(implementations: dict[str, str], calls: list[dict],
-              limits: SandboxLimits = SandboxLimits()) -> list[CallOutcome]:
+def run_calls(
+    implementations: dict[str, str], calls: list[dict], limits: SandboxLimits = SandboxLimits()
+) -> list[CallOutcome]:
     """Runs each call `{"name": str, "arguments": dict}` with the tool's Python source; one outcome per call."""
     requested = [{"name": call.get("name"), "arguments": call.get("arguments")} for call in calls]
     outcomes: list[CallOutcome] = []
     while len(outcomes) < len(requested):
-        outcomes += _run_batch(implementations, requested[len(outcomes):], limits)[1]
+        outcomes += _run_batch(implementations, requested[len(outcomes) :], limits)[1]
     return outcomes
 
 
@@ -112,8 +123,12 @@ def _namespaces() -> tuple[str, ...]:
     unshare, true = shutil.which("unshare"), shutil.which("true")
     if not unshare or not true:
         return ()
-    for prefix in ((unshare, "--net", "--mount"), (unshare, "--net", "--mount", "--map-root-user"),
-                   (unshare, "--net"), (unshare, "--net", "--map-root-user")):
+    for prefix in (
+        (unshare, "--net", "--mount"),
+        (unshare, "--net", "--mount", "--map-root-user"),
+        (unshare, "--net"),
+        (unshare, "--net", "--map-root-user"),
+    ):
         try:
             if subprocess.run([*prefix, true], capture_output=True, timeout=10).returncode == 0:
                 return prefix
@@ -122,23 +137,35 @@ def _namespaces() -> tuple[str, ...]:
     return ()
 
 
-def _run_batch(implementations: dict, calls: list[dict],
-               limits: SandboxLimits) -> tuple[tuple[str, ...], list[CallOutcome]]:
+def _run_batch(
+    implementations: dict, calls: list[dict], limits: SandboxLimits
+) -> tuple[tuple[str, ...], list[CallOutcome]]:
     """Runs calls in one child until they are done or the child dies; returns (barriers, outcomes so far).
 
     When the child dies, the call it was running gets the failure, so at least one outcome comes back."""
     with tempfile.TemporaryDirectory(prefix="itool-sandbox-") as workdir:
         workdir = os.path.realpath(workdir)  # the child's path checks are lexical: no symlink in the prefix
         code = _child_code()
-        request = json.dumps({"limits": asdict(limits), "implementations": implementations, "calls": calls,
-                              "private_dirs": [str(PROJECT_ROOT)], "audit_hook": _AUDIT_HOOK,
-                              "host_mount_namespace": os.stat("/proc/self/ns/mnt").st_ino,
-                              "started": time.monotonic()}).encode()  # the first call's wall time starts here
+        request = json.dumps(
+            {
+                "limits": asdict(limits),
+                "implementations": implementations,
+                "calls": calls,
+                "private_dirs": [str(PROJECT_ROOT)],
+                "audit_hook": _AUDIT_HOOK,
+                "host_mount_namespace": os.stat("/proc/self/ns/mnt").st_ino,
+                "started": time.monotonic(),
+            }
+        ).encode()  # the first call's wall time starts here
         namespace = _namespaces()
         proc = subprocess.Popen(
             [*namespace, sys.executable, "-I", "-S", "-B", "-c", CHILD_BOOT, str(CHILD_SCRIPT)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=workdir, env={"HOME": workdir, "TMPDIR": workdir}, start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=workdir,
+            env={"HOME": workdir, "TMPDIR": workdir},
+            start_new_session=True,
         )
         try:
             barriers, outcomes = _collect(proc, b"%d\n" % len(code) + code + request, calls, limits)
@@ -147,8 +174,9 @@ def _run_batch(implementations: dict, calls: list[dict],
         return (("netns",) if namespace else ()) + barriers, outcomes
 
 
-def _collect(proc: subprocess.Popen, request: bytes, calls: list[dict],
-             limits: SandboxLimits) -> tuple[tuple[str, ...], list[CallOutcome]]:
+def _collect(
+    proc: subprocess.Popen, request: bytes, calls: list[dict], limits: SandboxLimits
+) -> tuple[tuple[str, ...], list[CallOutcome]]:
     try:  # the child reads its whole request before anything else, so this cannot block for long
         proc.stdin.write(request)
         proc.stdin.close()
@@ -192,13 +220,24 @@ def _collect(proc: subprocess.Popen, request: bytes, calls: list[dict],
     if len(outcomes) < len(calls):
         if failure is None:  # the child closed its stdout: find out how it ended
             status = _exit_status(proc, deadline)
-            failure = (("timeout", f"wall time limit of {limits.wall_seconds}s exceeded") if status is None
-                       else _death(status, stderr, limits))
+            failure = (
+                ("timeout", f"wall time limit of {limits.wall_seconds}s exceeded")
+                if status is None
+                else _death(status, stderr, limits)
+            )
         reason, error = failure
         name = str(calls[len(outcomes)].get("name"))
-        outcomes.append(CallOutcome(name=name, ok=False, output=ERROR_OUTPUT.format(name=name, error=error),
-                                    error=error, reason=reason, killed=True,
-                                    seconds=time.monotonic() - call_started))
+        outcomes.append(
+            CallOutcome(
+                name=name,
+                ok=False,
+                output=ERROR_OUTPUT.format(name=name, error=error),
+                error=error,
+                reason=reason,
+                killed=True,
+                seconds=time.monotonic() - call_started,
+            )
+        )
     return barriers, outcomes
 
 
@@ -218,11 +257,17 @@ def _outcome(call: dict, message: dict, limits: SandboxLimits) -> CallOutcome:
     seconds = float(seconds) if type(seconds) in (int, float) and 0 <= seconds < 1e6 else 0.0
     result = clean_result(message, limits.output_bytes)
     if result["ok"]:
-        return CallOutcome(name=name, ok=True, output=result["output"], truncated=result["truncated"],
-                           seconds=seconds)
+        return CallOutcome(name=name, ok=True, output=result["output"], truncated=result["truncated"], seconds=seconds)
     error = result["error"]
-    return CallOutcome(name=name, ok=False, output=ERROR_OUTPUT.format(name=name, error=error), error=error,
-                       reason=result["reason"], killed=result.get("killed") is True, seconds=seconds)
+    return CallOutcome(
+        name=name,
+        ok=False,
+        output=ERROR_OUTPUT.format(name=name, error=error),
+        error=error,
+        reason=result["reason"],
+        killed=result.get("killed") is True,
+        seconds=seconds,
+    )
 
 
 def _exit_status(proc: subprocess.Popen, deadline: float) -> int | None:

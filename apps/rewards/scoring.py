@@ -1,4 +1,5 @@
 """Scoring JSON Lines of model outputs (the `score_calls` contract): one verdict per line, never a crash."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Admin for search trees and their nodes."""
+
 from django.contrib import admin
 
 from itool_web.admin_display import pretty_json, shorten
@@ -22,7 +23,16 @@ class SearchTreeAdmin(admin.ModelAdmin):
 
 @admin.register(TreeNode)
 class TreeNodeAdmin(admin.ModelAdmin):
-    list_display = ["id", "tree", "depth", "fragment_short", "visits", "value_display", "is_terminal", "terminal_reward"]
+    list_display = [
+        "id",
+        "tree",
+        "depth",
+        "fragment_short",
+        "visits",
+        "value_display",
+        "is_terminal",
+        "terminal_reward",
+    ]
     list_filter = ["is_terminal", "depth"]
     raw_id_fields = ["tree", "parent"]
     readonly_fields = ["verdict_display"]

@@ -1,4 +1,5 @@
 """App config for search."""
+
 from django.apps import AppConfig
 
 

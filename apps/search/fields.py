@@ -1,4 +1,5 @@
 """A compact column for token ids: little-endian uint32s in a binary column (4 bytes a token, no JSON)."""
+
 from __future__ import annotations
 
 import sys

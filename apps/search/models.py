@@ -1,4 +1,5 @@
 """Search trees: one per (round, query); nodes are fragments of sampled assistant responses."""
+
 from django.db import models
 
 from .fields import TokenIdsField

@@ -1,4 +1,5 @@
 """Reads for the tree page: one search tree's nodes as a collapsible outline, a pair's branches marked."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,8 +38,13 @@ def trees_in_project(*, project) -> QuerySet[SearchTree]:
 def tree_outline(*, tree: SearchTree, marks: dict[int, str], open_depth: int = 2) -> tuple[list[OutlineRow], bool]:
     """(rows in pre-order, whether the tree was cut at MAX_TREE_NODES). One query. Nodes above `open_depth`
     and the paths to marked nodes start expanded."""
-    nodes = list(TreeNode.objects.filter(tree=tree).order_by("depth", "ordinal", "id").values(
-        "id", "parent_id", "depth", "fragment", "visits", "value_sum", "is_terminal", "verdict")[:MAX_TREE_NODES + 1])
+    nodes = list(
+        TreeNode.objects.filter(tree=tree)
+        .order_by("depth", "ordinal", "id")
+        .values("id", "parent_id", "depth", "fragment", "visits", "value_sum", "is_terminal", "verdict")[
+            : MAX_TREE_NODES + 1
+        ]
+    )
     truncated = len(nodes) > MAX_TREE_NODES
     nodes = nodes[:MAX_TREE_NODES]
     by_id = {n["id"]: n for n in nodes}
@@ -62,10 +68,21 @@ def tree_outline(*, tree: SearchTree, marks: dict[int, str], open_depth: int = 2
             continue
         n, kids = by_id[node_id], children.get(node_id, [])
         value = n["value_sum"] / n["visits"] if n["visits"] else 0.0
-        rows.append(OutlineRow(node_id, n["depth"], n["fragment"], n["visits"], value, n["is_terminal"], n["verdict"],
-                               marks.get(node_id, ""), bool(kids),
-                               open=n["depth"] < open_depth or node_id in on_path or node_id in marks,
-                               on_path=node_id in on_path))
+        rows.append(
+            OutlineRow(
+                node_id,
+                n["depth"],
+                n["fragment"],
+                n["visits"],
+                value,
+                n["is_terminal"],
+                n["verdict"],
+                marks.get(node_id, ""),
+                bool(kids),
+                open=n["depth"] < open_depth or node_id in on_path or node_id in marks,
+                on_path=node_id in on_path,
+            )
+        )
         if kids:
             stack.append((node_id, True))
             stack.extend((kid, False) for kid in reversed(kids))

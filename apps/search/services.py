@@ -1,18 +1,30 @@
 """Writes to search trees: creating them for a round, and persisting each search step atomically."""
+
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from .fields import ids_to_bytes
 from .models import SearchTree, TreeNode
 
-NODE_FIELDS = ("key", "depth", "ordinal", "fragment", "prior", "visits", "value_sum", "is_terminal",
-               "terminal_reward", "verdict", "token_count", "token_ids")
+NODE_FIELDS = (
+    "key",
+    "depth",
+    "ordinal",
+    "fragment",
+    "prior",
+    "visits",
+    "value_sum",
+    "is_terminal",
+    "terminal_reward",
+    "verdict",
+    "token_count",
+    "token_ids",
+)
 
 
 def node_row(node) -> dict:
@@ -23,8 +35,10 @@ def node_row(node) -> dict:
 def trees_create(*, round, query_ids: Iterable[int], config: dict) -> int:
     """One pending tree per selected query of `round` (existing ones are kept); returns how many exist."""
     SearchTree.objects.bulk_create(
-        [SearchTree(project_id=round.project_id, round=round, query_id=qid, policy=round.policy_in, config=config)
-         for qid in query_ids],
+        [
+            SearchTree(project_id=round.project_id, round=round, query_id=qid, policy=round.policy_in, config=config)
+            for qid in query_ids
+        ],
         ignore_conflicts=True,
     )
     return SearchTree.objects.filter(round=round).count()
@@ -48,11 +62,21 @@ def storable(value):
     return value
 
 
-def tree_step_save(*, tree_id: int, new_nodes: list[dict], updated_nodes: list[dict], simulations_done: int,
-                   done: bool = False) -> None:
+def tree_step_save(
+    *, tree_id: int, new_nodes: list[dict], updated_nodes: list[dict], simulations_done: int, done: bool = False
+) -> None:
     """Store one search step of one tree (see `trees_steps_save`)."""
-    trees_steps_save(steps=[{"tree_id": tree_id, "new_nodes": new_nodes, "updated_nodes": updated_nodes,
-                             "simulations_done": simulations_done, "done": done}])
+    trees_steps_save(
+        steps=[
+            {
+                "tree_id": tree_id,
+                "new_nodes": new_nodes,
+                "updated_nodes": updated_nodes,
+                "simulations_done": simulations_done,
+                "done": done,
+            }
+        ]
+    )
 
 
 def trees_steps_save(*, steps: list[dict]) -> None:
@@ -65,8 +89,12 @@ def trees_steps_save(*, steps: list[dict]) -> None:
     if not steps:
         return
     with transaction.atomic():
-        stored = dict(SearchTree.objects.select_for_update().filter(pk__in=[s["tree_id"] for s in steps])
-                      .order_by("pk").values_list("pk", "simulations_done"))
+        stored = dict(
+            SearchTree.objects.select_for_update()
+            .filter(pk__in=[s["tree_id"] for s in steps])
+            .order_by("pk")
+            .values_list("pk", "simulations_done")
+        )
         missing = sorted({s["tree_id"] for s in steps} - set(stored))
         if missing:
             raise SearchTree.DoesNotExist(f"no search tree with id {missing[0]}")
@@ -74,16 +102,23 @@ def trees_steps_save(*, steps: list[dict]) -> None:
         if not steps:
             return  # older runs of these steps have nothing to add
         new_nodes = [(s["tree_id"], storable(n)) for s in steps for n in s["new_nodes"]]
-        inserted = (_insert_nodes_postgres(new_nodes) if connection.vendor == "postgresql"
-                    else _insert_nodes_orm(new_nodes))
+        inserted = (
+            _insert_nodes_postgres(new_nodes) if connection.vendor == "postgresql" else _insert_nodes_orm(new_nodes)
+        )
         changes = {(s["tree_id"], u["key"]): u for s in steps for u in s["updated_nodes"]}
         updated = _update_from_values(
-            TreeNode._meta.db_table, "visits = v.visits, value_sum = v.value_sum",
-            "{t}.tree_id = v.tree AND {t}.key = v.key", ("tree", "key", "visits", "value_sum"),
-            [(tree_id, key, u["visits"], u["value_sum"]) for (tree_id, key), u in changes.items()])
+            TreeNode._meta.db_table,
+            "visits = v.visits, value_sum = v.value_sum",
+            "{t}.tree_id = v.tree AND {t}.key = v.key",
+            ("tree", "key", "visits", "value_sum"),
+            [(tree_id, key, u["visits"], u["value_sum"]) for (tree_id, key), u in changes.items()],
+        )
         if updated != len(changes):  # a change to a node never stored: the step is wrong, store none of it
-            known = set(TreeNode.objects.filter(tree_id__in={t for t, _ in changes}, key__in={k for _, k in changes})
-                        .values_list("tree_id", "key"))
+            known = set(
+                TreeNode.objects.filter(
+                    tree_id__in={t for t, _ in changes}, key__in={k for _, k in changes}
+                ).values_list("tree_id", "key")
+            )
             tree_id, key = min(set(changes) - known)
             raise KeyError(f"tree {tree_id} has no node {key!r} to update")
         now = connection.ops.adapt_datetimefield_value(timezone.now())
@@ -92,15 +127,25 @@ def trees_steps_save(*, steps: list[dict]) -> None:
             "simulations_done = v.simulations_done, node_count = node_count + v.inserted, "
             "valid_leaves = valid_leaves + v.valid, status = v.status, finished_at = "
             + ("CAST(v.finished_at AS timestamptz)" if connection.vendor == "postgresql" else "v.finished_at"),
-            "{t}.id = v.id", ("id", "simulations_done", "inserted", "valid", "status", "finished_at"),
-            [(s["tree_id"], s["simulations_done"], inserted.get(s["tree_id"], 0),
-              sum(1 for n in s["new_nodes"] if n.get("is_terminal") and (n.get("verdict") or {}).get("valid")),
-              SearchTree.Status.DONE if s.get("done") else SearchTree.Status.RUNNING, now if s.get("done") else None)
-             for s in steps])
+            "{t}.id = v.id",
+            ("id", "simulations_done", "inserted", "valid", "status", "finished_at"),
+            [
+                (
+                    s["tree_id"],
+                    s["simulations_done"],
+                    inserted.get(s["tree_id"], 0),
+                    sum(1 for n in s["new_nodes"] if n.get("is_terminal") and (n.get("verdict") or {}).get("valid")),
+                    SearchTree.Status.DONE if s.get("done") else SearchTree.Status.RUNNING,
+                    now if s.get("done") else None,
+                )
+                for s in steps
+            ],
+        )
 
 
-def _update_from_values(table: str, assignments: str, match: str, columns: tuple[str, ...], rows: list[tuple],
-                        chunk: int = 500) -> int:
+def _update_from_values(
+    table: str, assignments: str, match: str, columns: tuple[str, ...], rows: list[tuple], chunk: int = 500
+) -> int:
     """UPDATE `table` from a VALUES list (one statement per `chunk` rows; PostgreSQL and SQLite ≥ 3.33 alike):
     `assignments` and `match` name the list's columns as v.<column>, `match` the table as {t}. Returns the
     number of rows updated."""
@@ -109,10 +154,12 @@ def _update_from_values(table: str, assignments: str, match: str, columns: tuple
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
-            part = rows[start:start + chunk]
-            cursor.execute(f"UPDATE {table} SET {assignments} FROM (SELECT {names} FROM (VALUES "
-                           f"{', '.join([one] * len(part))}) AS x) AS v WHERE {match.format(t=table)}",
-                           [value for row in part for value in row])
+            part = rows[start : start + chunk]
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} FROM (SELECT {names} FROM (VALUES "
+                f"{', '.join([one] * len(part))}) AS x) AS v WHERE {match.format(t=table)}",
+                [value for row in part for value in row],
+            )
             count += max(cursor.rowcount, 0)
     return count
 
@@ -130,14 +177,22 @@ def _insert_nodes_orm(new_nodes: list[tuple[int, dict]]) -> dict[int, int]:
         return inserted
     tree_ids = {t for t, _ in new_nodes}
     keys = {n["key"] for _, n in new_nodes} | {n["parent_key"] for _, n in new_nodes if n.get("parent_key")}
-    ids = {(t, k): i for t, k, i in TreeNode.objects.filter(tree_id__in=tree_ids, key__in=keys)
-           .values_list("tree_id", "key", "id")}
+    ids = {
+        (t, k): i
+        for t, k, i in TreeNode.objects.filter(tree_id__in=tree_ids, key__in=keys).values_list("tree_id", "key", "id")
+    }
     for level in _levels(new_nodes):
         fresh = [(t, n) for t, n in level if (t, n["key"]) not in ids]
         TreeNode.objects.bulk_create(
-            [TreeNode(tree_id=t, parent_id=ids.get((t, n.get("parent_key"))),
-                      **{k: n[k] for k in NODE_FIELDS if k in n}) for t, n in fresh],
-            ignore_conflicts=True, batch_size=2000)
+            [
+                TreeNode(
+                    tree_id=t, parent_id=ids.get((t, n.get("parent_key"))), **{k: n[k] for k in NODE_FIELDS if k in n}
+                )
+                for t, n in fresh
+            ],
+            ignore_conflicts=True,
+            batch_size=2000,
+        )
         made = TreeNode.objects.filter(tree_id__in={t for t, _ in fresh}, key__in={n["key"] for _, n in fresh})
         for t, k, i in made.values_list("tree_id", "key", "id"):
             if (t, k) not in ids:

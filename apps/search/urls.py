@@ -1,4 +1,5 @@
 """Search tree URLs, mounted under /projects/<project_id>/trees/."""
+
 from django.urls import path
 
 from . import views

@@ -1,4 +1,5 @@
 """Admin for rounds, checkpoints and evaluation runs."""
+
 from django.contrib import admin, messages
 
 from itool_web.admin_display import pretty_json

@@ -1,4 +1,5 @@
 """App config for training."""
+
 from django.apps import AppConfig
 
 

@@ -6,6 +6,7 @@ One button drives a round forward: **launch** starts a draft round (select → s
 train for GRPO, or the warm-up SFT for round 0) and, once review is done, checks the review gate, freezes the
 snapshot and trains. Each stage's task hands over to the next when it ends (`stage_finished`).
 """
+
 from __future__ import annotations
 
 import uuid
@@ -26,8 +27,13 @@ A = TrainingRound.Algorithm
 ACTIVE = (S.SELECTING, S.SEARCHING, S.PAIRING, S.TRAINING, S.EVALUATING)
 FINAL = (S.DONE, S.FAILED, S.CANCELLED)
 # The state a failed stage returns to when resumed.
-STAGE_STATE = {"select": S.SELECTING, "search": S.SEARCHING, "pair": S.PAIRING, "train": S.TRAINING,
-               "evaluate": S.EVALUATING}
+STAGE_STATE = {
+    "select": S.SELECTING,
+    "search": S.SEARCHING,
+    "pair": S.PAIRING,
+    "train": S.TRAINING,
+    "evaluate": S.EVALUATING,
+}
 STATE_STAGE = {state: stage for stage, state in STAGE_STATE.items()}
 
 
@@ -72,25 +78,35 @@ class GateStatus:
 
 def round_gate(rnd: TrainingRound) -> GateStatus:
     """Whether the round's review is far enough for training, by its gate (one GROUP BY query)."""
-    counts = dict(PreferencePair.objects.filter(round=rnd).values_list("status").annotate(n=Count("id"))
-                  .values_list("status", "n"))
+    counts = dict(
+        PreferencePair.objects.filter(round=rnd)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
     c = {status: counts.get(status, 0) for status in PreferencePair.Status.values}
     total = sum(c.values())
     reviewed = c["approved"] + c["edited"] + c["rejected"]
     trainable = c["approved"] + c["edited"]
-    figures = (f"{total} pairs: {c['pending']} pending, {c['flagged']} flagged, {c['approved']} approved, "
-               f"{c['edited']} edited, {c['rejected']} rejected")
+    figures = (
+        f"{total} pairs: {c['pending']} pending, {c['flagged']} flagged, {c['approved']} approved, "
+        f"{c['edited']} edited, {c['rejected']} rejected"
+    )
     if rnd.algorithm == A.GRPO:
         ok, reason = True, "GRPO trains online on the selected queries: no pairs, no review"
     elif rnd.gate == TrainingRound.Gate.ALL_REVIEWED:
         ok = total > 0 and c["pending"] == 0 and c["flagged"] == 0
-        reason = (f"every pair is reviewed ({figures})" if ok else
-                  f"the gate needs every pair reviewed: {c['pending'] + c['flagged']} of {total} are not "
-                  f"({figures})" if total else "the round has no pairs to review")
+        reason = (
+            f"every pair is reviewed ({figures})"
+            if ok
+            else f"the gate needs every pair reviewed: {c['pending'] + c['flagged']} of {total} are not ({figures})"
+            if total
+            else "the round has no pairs to review"
+        )
     elif rnd.gate == TrainingRound.Gate.FRACTION_REVIEWED:
         fraction = reviewed / total if total else 0.0
         ok = total > 0 and fraction >= rnd.gate_value
-        reason = (f"{fraction:.0%} reviewed, the gate needs {rnd.gate_value:.0%} ({figures})")
+        reason = f"{fraction:.0%} reviewed, the gate needs {rnd.gate_value:.0%} ({figures})"
     else:
         ok = trainable >= rnd.gate_value
         reason = f"{trainable} approved, the gate needs {rnd.gate_value:g} ({figures})"
@@ -146,8 +162,11 @@ def round_launch(*, round_id: int, user=None, dispatch: bool = True) -> Training
     from apps.datasets.services import snapshot_freeze
 
     with transaction.atomic():
-        rnd = (TrainingRound.objects.select_for_update(of=("self",))  # Postgres: not the nullable joined rows
-               .select_related("project", "policy_in").get(pk=round_id))
+        rnd = (
+            TrainingRound.objects.select_for_update(of=("self",))  # Postgres: not the nullable joined rows
+            .select_related("project", "policy_in")
+            .get(pk=round_id)
+        )
         if rnd.policy_in is None:
             raise LaunchRefused(f"round {rnd.number} has no policy checkpoint: build or train one first")
         if rnd.state == S.DRAFT:
@@ -163,16 +182,28 @@ def round_launch(*, round_id: int, user=None, dispatch: bool = True) -> Training
                     _send_stage(rnd, "select")
             return TrainingRound.objects.get(pk=rnd.pk)
         if rnd.state != S.REVIEWING:
-            raise LaunchRefused(f"round {rnd.number} is {rnd.state}: only a draft round (to start it) or a round "
-                                "in review (to train it) can be launched")
+            raise LaunchRefused(
+                f"round {rnd.number} is {rnd.state}: only a draft round (to start it) or a round "
+                "in review (to train it) can be launched"
+            )
         gate = round_gate(rnd)
         if not gate.ok:
             raise LaunchRefused(f"the review gate does not hold: {gate.reason}", gate)
-        snapshot = snapshot_freeze(project=rnd.project, round=rnd, created_by=user if _is_user(user) else None,
-                                   name=f"{rnd.project.name} round {rnd.number}")
+        snapshot = snapshot_freeze(
+            project=rnd.project,
+            round=rnd,
+            created_by=user if _is_user(user) else None,
+            name=f"{rnd.project.name} round {rnd.number}",
+        )
         rnd = round_transition(round_id=rnd.pk, to=S.TRAINING, snapshot=snapshot)
-        round_progress(round_id=rnd.pk, stage="train", gate=gate.as_dict(), snapshot=snapshot.pk,
-                       snapshot_pairs=snapshot.pair_count, launched_by=_who(user))
+        round_progress(
+            round_id=rnd.pk,
+            stage="train",
+            gate=gate.as_dict(),
+            snapshot=snapshot.pk,
+            snapshot_pairs=snapshot.pair_count,
+            launched_by=_who(user),
+        )
         if dispatch:
             _send_stage(rnd, "train")
         return TrainingRound.objects.get(pk=rnd.pk)
@@ -194,11 +225,13 @@ def round_auto_approve(*, round_id: int, reason: str = "round setting auto_appro
 
     reviewer = auto_reviewer()
     approved = 0
-    for pair_id, version in (PreferencePair.objects.filter(round_id=round_id, status=PreferencePair.Status.PENDING)
-                             .values_list("pk", "version").iterator()):
+    for pair_id, version in (
+        PreferencePair.objects.filter(round_id=round_id, status=PreferencePair.Status.PENDING)
+        .values_list("pk", "version")
+        .iterator()
+    ):
         try:
-            pair_auto_approve(pair_id=pair_id, version=version, note=f"automatic approval: {reason}",
-                              reviewer=reviewer)
+            pair_auto_approve(pair_id=pair_id, version=version, note=f"automatic approval: {reason}", reviewer=reviewer)
             approved += 1
         except StaleVersion:  # someone reviewed it meanwhile: theirs stands
             pass
@@ -291,12 +324,16 @@ def rounds_reap(*, stalled_after: timedelta | None = None, now=None) -> list[int
         stalled_after = timedelta(minutes=settings.ROUND_STALL_MINUTES)
     now = now or timezone.now()
     reaped = []
-    for rnd in TrainingRound.objects.filter(state__in=ACTIVE, updated_at__lt=now - stalled_after,
-                                            progress__has_key="running_stage"):
+    for rnd in TrainingRound.objects.filter(
+        state__in=ACTIVE, updated_at__lt=now - stalled_after, progress__has_key="running_stage"
+    ):
         stage = STATE_STAGE[rnd.state]
-        round_fail(round_id=rnd.pk, stage=stage,
-                   error=f"the {stage} worker sent no progress since {rnd.updated_at:%Y-%m-%d %H:%M:%S} UTC "
-                         f"(over {int(stalled_after.total_seconds())} s): it died or lost its connection")
+        round_fail(
+            round_id=rnd.pk,
+            stage=stage,
+            error=f"the {stage} worker sent no progress since {rnd.updated_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"(over {int(stalled_after.total_seconds())} s): it died or lost its connection",
+        )
         reaped.append(rnd.pk)
     return reaped
 
@@ -312,8 +349,13 @@ def round_resume(*, round_id: int, user=None, dispatch: bool = True) -> Training
         if stage not in STAGE_STATE:
             raise LaunchRefused(f"round {rnd.number} failed before any stage started: create a new round")
         rnd = round_transition(round_id=round_id, to=STAGE_STATE[stage], error="")
-        round_progress(round_id=round_id, stage=stage, failed_stage=None, resumed_by=_who(user),
-                       resumes=rnd.progress.get("resumes", 0) + 1)
+        round_progress(
+            round_id=round_id,
+            stage=stage,
+            failed_stage=None,
+            resumed_by=_who(user),
+            resumes=rnd.progress.get("resumes", 0) + 1,
+        )
         if dispatch:
             _send_stage(rnd, stage)
         return TrainingRound.objects.get(pk=rnd.pk)

@@ -3,6 +3,7 @@
 The CLI (`run_round`) calls them in-process with progress bars; Celery tasks call the same functions
 (search sharded over `gpu` workers), then hand over to the next stage (`lifecycle.stage_finished`).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -39,8 +40,11 @@ def _round(round_id: int) -> TrainingRound:
 
 def _searchable(project) -> list[Query]:
     """Train queries a checker can score (a known ground truth), with their tools loaded."""
-    return list(Query.objects.filter(project=project, split=Query.Split.TRAIN, ground_truth__isnull=False)
-                .prefetch_related("query_tools__tool").order_by("id"))
+    return list(
+        Query.objects.filter(project=project, split=Query.Split.TRAIN, ground_truth__isnull=False)
+        .prefetch_related("query_tools__tool")
+        .order_by("id")
+    )
 
 
 # --- select ------------------------------------------------------------------------------------
@@ -87,8 +91,13 @@ def round_select(*, round_id: int, progress: Progress | None = None) -> dict:
             [RoundQuery(round=rnd, query=q, score=s, selected=c) for q, s, c in zip(queries, scores, chosen)],
             batch_size=2000,
         )
-    summary = {"stage": "select", "scored": len(queries), "selected": sum(chosen), "method": config.method,
-               "reason": None if any(chosen) else selection_empty_reason(scores, config)}
+    summary = {
+        "stage": "select",
+        "scored": len(queries),
+        "selected": sum(chosen),
+        "method": config.method,
+        "reason": None if any(chosen) else selection_empty_reason(scores, config),
+    }
     round_progress(round_id=round_id, **summary)
     return summary
 
@@ -100,11 +109,12 @@ def selection_empty_reason(scores: list[float], config: SelectionConfig) -> str:
     never = sum(score < config.min_rate for score in scores)
     always = sum(score >= config.threshold for score in scores)
     window = f"pass rate in [{config.min_rate:.1%}, {config.threshold:.1%}) over {config.k} samples"
-    advice = ("the policy solves none of them: warm it up longer (round 0) or lower selection min_rate"
-              if never >= always else "the policy solves them all: raise selection threshold or k, or add harder "
-                                      "queries")
-    return (f"none of the {len(scores)} scored queries has a {window} ({never} below, {always} at or above): "
-            f"{advice}")
+    advice = (
+        "the policy solves none of them: warm it up longer (round 0) or lower selection min_rate"
+        if never >= always
+        else "the policy solves them all: raise selection threshold or k, or add harder queries"
+    )
+    return f"none of the {len(scores)} scored queries has a {window} ({never} below, {always} at or above): {advice}"
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -124,33 +134,56 @@ def round_search_prepare(*, round_id: int) -> list[int]:
         why = rnd.progress.get("reason") if rnd.progress.get("stage") == "select" else None
         raise StageError(f"round {rnd.number} has no selected queries: {why or 'run the select stage first'}")
     trees_create(round=rnd, query_ids=list(selected), config=search_config(rnd).as_dict())
-    return list(SearchTree.objects.filter(round=rnd).exclude(status=SearchTree.Status.DONE)
-                .order_by("id").values_list("id", flat=True))
+    return list(
+        SearchTree.objects.filter(round=rnd)
+        .exclude(status=SearchTree.Status.DONE)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
 
 
 def trees_search(*, round_id: int, tree_ids: list[int], progress: Progress | None = None) -> dict:
     """Search these trees of the round to completion, every step stored as it is made (resumable)."""
     rnd = _round(round_id)
     config = search_config(rnd)
-    rows = list(SearchTree.objects.filter(pk__in=tree_ids, round=rnd).select_related("query")
-                .prefetch_related("query__query_tools__tool").order_by("id"))
+    rows = list(
+        SearchTree.objects.filter(pk__in=tree_ids, round=rnd)
+        .select_related("query")
+        .prefetch_related("query__query_tools__tool")
+        .order_by("id")
+    )
     tokenizer = policy_tokenizer(rnd.policy_in)
     trees, scorers = [], []
     for row in rows:
         prompt = query_prompt(tokenizer, row.query)
         stored = tree_rows(tree=row)
-        trees.append(Tree.from_rows(row.pk, prompt, stored, row.simulations_done) if stored else Tree.new(row.pk, prompt))
+        trees.append(
+            Tree.from_rows(row.pk, prompt, stored, row.simulations_done) if stored else Tree.new(row.pk, prompt)
+        )
         scorers.append(leaf_scorer(config, row.query.ground_truth, query_tools(row.query)))
 
     def on_step(step_index, steps, stats) -> None:
         for step in steps:
-            tree_step_save(tree_id=step.tree_id, new_nodes=[node_row(n) for n in step.new_nodes],
-                           updated_nodes=[{"key": c.key, "visits": c.visits, "value_sum": c.value_sum}
-                                          for c in step.updated_nodes],
-                           simulations_done=step.simulations_done, done=step.done)
+            tree_step_save(
+                tree_id=step.tree_id,
+                new_nodes=[node_row(n) for n in step.new_nodes],
+                updated_nodes=[
+                    {"key": c.key, "visits": c.visits, "value_sum": c.value_sum} for c in step.updated_nodes
+                ],
+                simulations_done=step.simulations_done,
+                done=step.done,
+            )
         if progress:
-            progress({"stage": "search", "trees": stats.trees, "trees_done": stats.trees_done,
-                      "nodes": stats.nodes, "valid_leaves": stats.valid_leaves, "simulations": stats.simulations})
+            progress(
+                {
+                    "stage": "search",
+                    "trees": stats.trees,
+                    "trees_done": stats.trees_done,
+                    "nodes": stats.nodes,
+                    "valid_leaves": stats.valid_leaves,
+                    "simulations": stats.simulations,
+                }
+            )
 
     backend = policy_backend(rnd.policy_in)
     try:
@@ -170,8 +203,10 @@ def round_search_dispatch(*, round_id: int, shard_size: int = 64) -> list[str]:
     from workers.tasks import search_trees_search
 
     tree_ids = round_search_prepare(round_id=round_id)
-    task_ids = [search_trees_search.delay(round_id, tree_ids[i:i + shard_size]).id
-                for i in range(0, len(tree_ids), shard_size)]
+    task_ids = [
+        search_trees_search.delay(round_id, tree_ids[i : i + shard_size]).id
+        for i in range(0, len(tree_ids), shard_size)
+    ]
     with transaction.atomic():
         rnd = TrainingRound.objects.select_for_update().get(pk=round_id)
         rnd.task_ids = [*rnd.task_ids, *task_ids]
@@ -205,9 +240,14 @@ def round_pair(*, round_id: int, config: PairConfig | None = None, progress: Pro
             progress({"stage": "pair", "done": i, "total": len(trees), "pairs": created})
     round_transition(round_id=round_id, to=S.REVIEWING)
     total = PreferencePair.objects.filter(round=rnd).count()
-    summary = {"stage": "pair", "trees": len(trees), "pairs": total,
-               "reason": None if total else no_pairs_reason(outcomes, len(trees), config,
-                                                            SelectionConfig(**rnd.selection).method)}
+    summary = {
+        "stage": "pair",
+        "trees": len(trees),
+        "pairs": total,
+        "reason": None
+        if total
+        else no_pairs_reason(outcomes, len(trees), config, SelectionConfig(**rnd.selection).method),
+    }
     round_progress(round_id=round_id, **summary)
     return summary
 
@@ -241,16 +281,21 @@ def no_pairs_reason(outcomes: dict[str, int], trees: int, config: PairConfig, me
         if outcomes[ONE_ANSWER]:
             parts.append(f"{outcomes[ONE_ANSWER]} sampled the same fragments every time (no branch)")
         if outcomes[FILTERED]:
-            parts.append(f"{outcomes[FILTERED]} had branches of different values, but no sibling pair passed the "
-                         f"filter (gap ≥ {config.gap_min:g}, chosen value ≥ {config.chosen_value_min:g}, word "
-                         f"overlap ≤ {config.overlap_max:g})")
+            parts.append(
+                f"{outcomes[FILTERED]} had branches of different values, but no sibling pair passed the "
+                f"filter (gap ≥ {config.gap_min:g}, chosen value ≥ {config.chosen_value_min:g}, word "
+                f"overlap ≤ {config.overlap_max:g})"
+            )
         head = f"of {trees} trees, " + "; ".join(parts)
     top = max(outcomes, key=lambda k: (outcomes[k], k))
     if top == NEVER_RIGHT:
-        advice = ("the policy never solves these queries — try selection pass_rate with min_rate > 0 (queries it "
-                  "solves sometimes)" if method != "pass_rate" else
-                  "the policy never solves these queries — warm it up longer (round 0) or search wider "
-                  "(search width, simulations)")
+        advice = (
+            "the policy never solves these queries — try selection pass_rate with min_rate > 0 (queries it "
+            "solves sometimes)"
+            if method != "pass_rate"
+            else "the policy never solves these queries — warm it up longer (round 0) or search wider "
+            "(search width, simulations)"
+        )
     elif top == ALWAYS_RIGHT:
         advice = "the policy always solves these queries — select harder ones (selection threshold below 1)"
     elif top == ONE_ANSWER:
@@ -284,9 +329,12 @@ def round_train(*, round_id: int, progress: Progress | None = None, check=None) 
     def tick(p: dict) -> None:
         loss = p.get("loss")  # every trainer counts its steps from the start (the warm-up's stages run in one)
         point = (p["step"], loss) if loss is not None and p.get("step") is not None else None
-        round_progress(round_id=round_id, stage="train", loss_point=point,
-                       **{k: v for k, v in p.items() if k in ("step", "max_steps", "loss", "epoch", "bucket",
-                                                              "reward")})
+        round_progress(
+            round_id=round_id,
+            stage="train",
+            loss_point=point,
+            **{k: v for k, v in p.items() if k in ("step", "max_steps", "loss", "epoch", "bucket", "reward")},
+        )
         if check:
             check()
         if progress:
@@ -299,8 +347,14 @@ def round_train(*, round_id: int, progress: Progress | None = None, check=None) 
     else:
         output, kind, config, summary = _train_preference(rnd, tick)
     checkpoint = checkpoint_register(
-        project=rnd.project, name=f"{rnd.project.name}-round{rnd.number}-{rnd.algorithm}", path=str(output),
-        kind=kind, parent=rnd.policy_in, round=rnd, config={"algorithm": rnd.algorithm, "config": config, **summary})
+        project=rnd.project,
+        name=f"{rnd.project.name}-round{rnd.number}-{rnd.algorithm}",
+        path=str(output),
+        kind=kind,
+        parent=rnd.policy_in,
+        round=rnd,
+        config={"algorithm": rnd.algorithm, "config": config, **summary},
+    )
     round_transition(round_id=round_id, to=S.EVALUATING, policy_out=checkpoint)
     round_progress(round_id=round_id, stage="evaluate", train=summary)
     return {"checkpoint": checkpoint.pk, **summary}
@@ -317,7 +371,8 @@ def _train_sft(rnd: TrainingRound, tick):
     examples: dict[str, list[dict]] = {}
     for q in queries.prefetch_related("query_tools__tool").order_by("id"):
         examples.setdefault(q.difficulty_bucket, []).append(
-            {"prompt": query_prompt(tokenizer, q), "completion": q.reference_output})
+            {"prompt": query_prompt(tokenizer, q), "completion": q.reference_output}
+        )
     if not examples:
         raise StageError("no train query with a reference answer to warm up on")
     output = _output_dir(rnd, "sft")
@@ -335,8 +390,13 @@ def snapshot_training_rows(snapshot) -> list[dict]:
 
     rows = []
     for row in snapshot_rows(snapshot, "trl"):
-        train = {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"],
-                 "chosen_ends": row["metadata"]["chosen_ends"], "rejected_ends": row["metadata"]["rejected_ends"]}
+        train = {
+            "prompt": row["prompt"],
+            "chosen": row["chosen"],
+            "rejected": row["rejected"],
+            "chosen_ends": row["metadata"]["chosen_ends"],
+            "rejected_ends": row["metadata"]["rejected_ends"],
+        }
         if row["prompt_ids"] is not None:
             train.update(prompt_ids=row["prompt_ids"], chosen_ids=row["chosen_ids"], rejected_ids=row["rejected_ids"])
         rows.append(train)
@@ -355,8 +415,9 @@ def _train_preference(rnd: TrainingRound, tick):
     output = _output_dir(rnd, rnd.algorithm)
     scratch = _output_dir(rnd, f"trainer-state-{rnd.pk}")  # the row's id: a re-made project never resumes it
     resume = scratch.exists() and any(scratch.glob("checkpoint-*"))
-    result = train_preference(rnd.policy_in.path, output, rows, config, progress=tick, checkpoint_dir=scratch,
-                              resume=resume)
+    result = train_preference(
+        rnd.policy_in.path, output, rows, config, progress=tick, checkpoint_dir=scratch, resume=resume
+    )
     summary = {k: v for k, v in asdict(result).items() if k != "losses"}
     summary["resumed"] = resume
     return output, "preference", asdict(config), summary
@@ -390,8 +451,10 @@ def _reward_fn(kind: str, query: Query):
     if kind == "solve_f1":
         solver = solver_for(query.ordered_tools(), query.sub_answers)
         if solver is None:
-            raise StageError(f"query {query.external_id!r}: the solve_f1 reward needs executable tools and the "
-                             "query's sub-answers; use reward 'checker'")
+            raise StageError(
+                f"query {query.external_id!r}: the solve_f1 reward needs executable tools and the "
+                "query's sub-answers; use reward 'checker'"
+            )
         return lambda text: float(solver(text).step_reward)
     checker = Checker(query.ground_truth, query_tools(query), rule="strict")  # never pays for a broken call
     return lambda text: float(checker(text).reward)
@@ -422,9 +485,14 @@ def round_evaluate(*, round_id: int, progress: Progress | None = None, check=Non
 
     after = checkpoint_eval_run(checkpoint=rnd.policy_out, round=rnd, progress=tick, limit=limit)
     before = _baseline(rnd, after, limit, tick)
-    metrics = {"eval": after.metrics, "before": before.metrics, "eval_run": after.pk, "before_run": before.pk,
-               "pass_rate_change": after.metrics["pass_rate"] - before.metrics["pass_rate"],
-               "changes": paired_changes(eval_results_paired(before=before, after=after))}
+    metrics = {
+        "eval": after.metrics,
+        "before": before.metrics,
+        "eval_run": after.pk,
+        "before_run": before.pk,
+        "pass_rate_change": after.metrics["pass_rate"] - before.metrics["pass_rate"],
+        "changes": paired_changes(eval_results_paired(before=before, after=after)),
+    }
     round_transition(round_id=round_id, to=S.DONE, metrics=metrics)
     return metrics
 
@@ -439,9 +507,14 @@ def _baseline(rnd: TrainingRound, after, limit: int | None, tick):
     from .selectors import eval_outcomes
 
     queries = set(eval_outcomes(eval_run=after))
-    runs = (EvalRun.objects.filter(checkpoint=rnd.policy_in, status=EvalRun.Status.DONE, split="eval",
-                                   n_queries=after.n_queries)
-            .annotate(stored=Count("results")).filter(stored=F("n_queries")).order_by("-created_at"))
+    runs = (
+        EvalRun.objects.filter(
+            checkpoint=rnd.policy_in, status=EvalRun.Status.DONE, split="eval", n_queries=after.n_queries
+        )
+        .annotate(stored=Count("results"))
+        .filter(stored=F("n_queries"))
+        .order_by("-created_at")
+    )
     for run in runs[:5]:
         if set(eval_outcomes(eval_run=run)) == queries:
             return run
@@ -462,21 +535,30 @@ def round_warmup(*, round_id: int, config=None, progress: Progress | None = None
         round_transition(round_id=round_id, to=S.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
     rnd = TrainingRound.objects.select_related("policy_out").get(pk=round_id)
-    run = checkpoint_eval_run(checkpoint=rnd.policy_out, round=rnd, progress=progress,
-                              limit=rnd.hyperparameters.get("eval_limit"))
+    run = checkpoint_eval_run(
+        checkpoint=rnd.policy_out, round=rnd, progress=progress, limit=rnd.hyperparameters.get("eval_limit")
+    )
     round_transition(round_id=round_id, to=S.DONE, metrics={"eval": run.metrics, "eval_run": run.pk})
     return {**trained, "eval": run.metrics}
 
 
-def checkpoint_evaluate(*, checkpoint, round=None, progress: Progress | None = None, limit: int | None = None,
-                        source: str | None = None) -> dict:
+def checkpoint_evaluate(
+    *, checkpoint, round=None, progress: Progress | None = None, limit: int | None = None, source: str | None = None
+) -> dict:
     """The metrics of `checkpoint_eval_run` (same arguments)."""
-    return checkpoint_eval_run(checkpoint=checkpoint, round=round, progress=progress, limit=limit,
-                               source=source).metrics
+    return checkpoint_eval_run(
+        checkpoint=checkpoint, round=round, progress=progress, limit=limit, source=source
+    ).metrics
 
 
-def checkpoint_eval_run(*, checkpoint, round=None, progress: Progress | None = None, limit: int | None = None,
-                        source: str | None = None):
+def _eval_sources(project) -> list[str]:
+    eval_split = Query.objects.filter(project=project, split=Query.Split.EVAL)
+    return sorted(set(eval_split.values_list("source", flat=True)))
+
+
+def checkpoint_eval_run(
+    *, checkpoint, round=None, progress: Progress | None = None, limit: int | None = None, source: str | None = None
+):
     """Score a checkpoint on the project's eval split (greedy, checker-verified by the strict and BFCL rules;
     Solve-F1 where the tools are executable; pass rate per BFCL category for imported BFCL queries), or on its
     eval queries from one `source` (e.g. "bfcl"); stored as an EvalRun (its metrics) with one EvalResult per
@@ -494,11 +576,18 @@ def checkpoint_eval_run(*, checkpoint, round=None, progress: Progress | None = N
         eval_queries = eval_queries.filter(source=source)
     queries = list(eval_queries.prefetch_related("query_tools__tool").order_by("id")[:limit])
     if source is not None and not queries:
-        raise StageError(f"project {checkpoint.project.name!r} has no eval query with a ground truth from source "
-                         f"{source!r} (sources: {', '.join(sorted(set(Query.objects.filter(project=checkpoint.project, split=Query.Split.EVAL).values_list('source', flat=True)))) or 'none'})")
-    run = EvalRun.objects.create(project=checkpoint.project, checkpoint=checkpoint, round=round,
-                                 status=EvalRun.Status.RUNNING, n_queries=len(queries),
-                                 split="eval" if source is None else f"eval:{source}"[:32])
+        raise StageError(
+            f"project {checkpoint.project.name!r} has no eval query with a ground truth from source "
+            f"{source!r} (sources: {', '.join(_eval_sources(checkpoint.project)) or 'none'})"
+        )
+    run = EvalRun.objects.create(
+        project=checkpoint.project,
+        checkpoint=checkpoint,
+        round=round,
+        status=EvalRun.Status.RUNNING,
+        n_queries=len(queries),
+        split="eval" if source is None else f"eval:{source}"[:32],
+    )
     tokenizer = policy_tokenizer(checkpoint)
     backend = policy_backend(checkpoint)
     done = [0]
@@ -509,10 +598,15 @@ def checkpoint_eval_run(*, checkpoint, round=None, progress: Progress | None = N
             progress({"stage": "evaluate", "done": done[0], "total": len(queries)})
 
     try:
-        evaluation = evaluate(backend, [query_prompt(tokenizer, q) for q in queries],
-                              [Checker(q.ground_truth, query_tools(q)) for q in queries], [q.kind for q in queries],
-                              progress=tick, solvers=[solver_for(q.ordered_tools(), q.sub_answers) for q in queries],
-                              categories=[(q.metadata or {}).get("bfcl_category") for q in queries])
+        evaluation = evaluate(
+            backend,
+            [query_prompt(tokenizer, q) for q in queries],
+            [Checker(q.ground_truth, query_tools(q)) for q in queries],
+            [q.kind for q in queries],
+            progress=tick,
+            solvers=[solver_for(q.ordered_tools(), q.sub_answers) for q in queries],
+            categories=[(q.metadata or {}).get("bfcl_category") for q in queries],
+        )
     except Exception as exc:
         EvalRun.objects.filter(pk=run.pk).update(status=EvalRun.Status.FAILED, error=str(exc)[:10_000])
         raise
@@ -520,12 +614,26 @@ def checkpoint_eval_run(*, checkpoint, round=None, progress: Progress | None = N
         backend.close()
     with transaction.atomic():
         EvalResult.objects.bulk_create(
-            [EvalResult(eval_run=run, query=queries[r.index], kind=r.kind, output=_storable(r.output), valid=r.valid,
-                        valid_bfcl=r.valid_bfcl, deficiency=r.deficiency, detail=_storable(r.detail), reward=r.reward,
-                        expects_call=r.expects_call) for r in evaluation.records],
-            batch_size=1000)
-        EvalRun.objects.filter(pk=run.pk).update(status=EvalRun.Status.DONE, metrics=evaluation.metrics,
-                                                 finished_at=timezone.now())
+            [
+                EvalResult(
+                    eval_run=run,
+                    query=queries[r.index],
+                    kind=r.kind,
+                    output=_storable(r.output),
+                    valid=r.valid,
+                    valid_bfcl=r.valid_bfcl,
+                    deficiency=r.deficiency,
+                    detail=_storable(r.detail),
+                    reward=r.reward,
+                    expects_call=r.expects_call,
+                )
+                for r in evaluation.records
+            ],
+            batch_size=1000,
+        )
+        EvalRun.objects.filter(pk=run.pk).update(
+            status=EvalRun.Status.DONE, metrics=evaluation.metrics, finished_at=timezone.now()
+        )
     run.refresh_from_db()
     return run
 

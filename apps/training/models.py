@@ -1,4 +1,5 @@
 """Training rounds (the loop's unit of iteration), the checkpoints they make, and evaluation runs."""
+
 from django.conf import settings
 from django.db import models
 
@@ -67,9 +68,7 @@ class TrainingRound(models.Model):
     selection = models.JSONField(default=dict, blank=True, help_text="Deficiency selection config.")
     search_config = models.JSONField(default=dict, blank=True, help_text="MCTS config.")
     gate = models.CharField(max_length=20, choices=Gate.choices, default=Gate.ALL_REVIEWED)
-    gate_value = models.FloatField(
-        default=1.0, help_text="Fraction for fraction_reviewed, count for min_approved."
-    )
+    gate_value = models.FloatField(default=1.0, help_text="Fraction for fraction_reviewed, count for min_approved.")
     policy_in = models.ForeignKey(
         Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="rounds_started"
     )
@@ -122,9 +121,7 @@ class EvalRun(models.Model):
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="eval_runs")
     checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="eval_runs")
-    round = models.ForeignKey(
-        TrainingRound, null=True, blank=True, on_delete=models.SET_NULL, related_name="eval_runs"
-    )
+    round = models.ForeignKey(TrainingRound, null=True, blank=True, on_delete=models.SET_NULL, related_name="eval_runs")
     split = models.CharField(max_length=32, default="eval", help_text="eval, or a BFCL category.")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     n_queries = models.PositiveIntegerField(default=0)
@@ -159,8 +156,10 @@ class EvalResult(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["eval_run", "query"], name="evalresult_unique_query")]
-        indexes = [models.Index(fields=["eval_run", "kind", "deficiency", "id"], name="evalresult_run_kind_def"),
-                   models.Index(fields=["eval_run", "deficiency", "id"], name="evalresult_run_def")]
+        indexes = [
+            models.Index(fields=["eval_run", "kind", "deficiency", "id"], name="evalresult_run_kind_def"),
+            models.Index(fields=["eval_run", "deficiency", "id"], name="evalresult_run_def"),
+        ]
 
     def __str__(self) -> str:
         return f"eval #{self.eval_run_id} · query #{self.query_id}: {self.deficiency or 'right'}"

@@ -1,4 +1,5 @@
 """The policy a round samples from: a generation backend for a checkpoint, and the prompts it continues."""
+
 from __future__ import annotations
 
 import threading
@@ -18,12 +19,20 @@ def policy_backend(checkpoint: Checkpoint) -> BaseBackend:
     """The configured backend (GENERATION_BACKEND) serving `checkpoint`."""
     name = settings.GENERATION_BACKEND
     if name == "transformers":
-        return get_backend(name, model_path=checkpoint.path, device=settings.GENERATION_DEVICE,
-                           num_threads=settings.GENERATION_THREADS or None)
+        return get_backend(
+            name,
+            model_path=checkpoint.path,
+            device=settings.GENERATION_DEVICE,
+            num_threads=settings.GENERATION_THREADS or None,
+        )
     if name == "vllm":
         return get_backend(name, model_path=checkpoint.path, tensor_parallel_size=settings.VLLM_TENSOR_PARALLEL_SIZE)
-    return get_backend(name, base_url=settings.OPENAI_BASE_URL, model=settings.OPENAI_MODEL or checkpoint.path,
-                       api_key=settings.OPENAI_API_KEY or None)
+    return get_backend(
+        name,
+        base_url=settings.OPENAI_BASE_URL,
+        model=settings.OPENAI_MODEL or checkpoint.path,
+        api_key=settings.OPENAI_API_KEY or None,
+    )
 
 
 # transformers imports its names lazily, and those first imports are not thread-safe: two threads resolving names at
@@ -52,7 +61,7 @@ def policy_tokenizer(checkpoint: Checkpoint):
             except (ImportError, RuntimeError) as exc:
                 if not _half_imported(exc) or attempt == _LOAD_ATTEMPTS - 1:
                     raise
-                time.sleep(0.05 * 2 ** attempt)
+                time.sleep(0.05 * 2**attempt)
 
 
 def query_tools(query: Query) -> list[dict]:

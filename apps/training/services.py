@@ -1,4 +1,5 @@
 """Writes to training rounds: creating them and moving them through their states (only through here)."""
+
 from __future__ import annotations
 
 from django.db import transaction
@@ -20,8 +21,7 @@ TRANSITIONS: dict[str, set[str]] = {
     State.EVALUATING: {State.DONE, State.FAILED, State.CANCELLED},
     State.DONE: set(),
     # A failed round can be resumed at the stage that failed (lifecycle.round_resume), or cancelled.
-    State.FAILED: {State.SELECTING, State.SEARCHING, State.PAIRING, State.TRAINING, State.EVALUATING,
-                   State.CANCELLED},
+    State.FAILED: {State.SELECTING, State.SEARCHING, State.PAIRING, State.TRAINING, State.EVALUATING, State.CANCELLED},
     State.CANCELLED: set(),
 }
 
@@ -38,12 +38,24 @@ class InvalidTransition(ValueError):
 # Round 0 of a tiny policy trained from scratch: a fixed step budget, a high learning rate with a cosine decay in
 # each curriculum stage, AdamW β2 0.95 (the demo's warm-up; it trains 2,500 steps on 16,000 queries — a small
 # project needs fewer to learn the call format).
-TINY_WARMUP = {"max_steps": 600, "learning_rate": 1e-2, "lr_scheduler_type": "cosine", "warmup_steps": 30,
-               "adam_beta2": 0.95}
+TINY_WARMUP = {
+    "max_steps": 600,
+    "learning_rate": 1e-2,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 30,
+    "adam_beta2": 0.95,
+}
 # Search the queries the policy solves sometimes (1 to 7 of 8 samples right): their trees hold right and wrong
 # branches side by side. Pass rates on at most 3,200 train queries drawn at random; at most 256 searched.
-SELECTION = {"method": "pass_rate", "k": 8, "min_rate": 0.125, "threshold": 1.0, "max_tokens": 96,
-             "candidates": 3200, "max_queries": 256}
+SELECTION = {
+    "method": "pass_rate",
+    "k": 8,
+    "min_rate": 0.125,
+    "threshold": 1.0,
+    "max_tokens": 96,
+    "candidates": 3200,
+    "max_queries": 256,
+}
 # Keep a pair only when most rollouts below its chosen fragment are right.
 PAIRS = {"chosen_value_min": 0.5}
 # SimPO (iTool's β 2.5, γ 0.5) plus an SFT term on the chosen fragment, at the tiny policy's learning rate.
@@ -71,18 +83,32 @@ def round_defaults(*, policy: Checkpoint | None, algorithm: str) -> dict:
     return {"selection": dict(SELECTION), "hyperparameters": {"train": train, "pairs": dict(PAIRS)}}
 
 
-def round_create(*, project, algorithm: str = TrainingRound.Algorithm.SIMPO, policy: Checkpoint | None = None,
-                 selection: dict | None = None, search_config: dict | None = None, hyperparameters: dict | None = None,
-                 created_by=None) -> TrainingRound:
+def round_create(
+    *,
+    project,
+    algorithm: str = TrainingRound.Algorithm.SIMPO,
+    policy: Checkpoint | None = None,
+    selection: dict | None = None,
+    search_config: dict | None = None,
+    hyperparameters: dict | None = None,
+    created_by=None,
+) -> TrainingRound:
     """A new draft round numbered after the project's last; its policy defaults to the last round's output."""
     with transaction.atomic():
         last = TrainingRound.objects.select_for_update().filter(project=project).aggregate(n=Max("number"))["n"]
         if policy is None:
-            previous = TrainingRound.objects.filter(project=project, policy_out__isnull=False).order_by("-number").first()
+            previous = (
+                TrainingRound.objects.filter(project=project, policy_out__isnull=False).order_by("-number").first()
+            )
             policy = previous.policy_out if previous else None
         return TrainingRound.objects.create(
-            project=project, number=0 if last is None else last + 1, algorithm=algorithm, policy_in=policy,
-            selection=selection or {}, search_config=search_config or {}, hyperparameters=hyperparameters or {},
+            project=project,
+            number=0 if last is None else last + 1,
+            algorithm=algorithm,
+            policy_in=policy,
+            selection=selection or {},
+            search_config=search_config or {},
+            hyperparameters=hyperparameters or {},
             created_by=created_by,
         )
 
@@ -129,7 +155,16 @@ def round_progress(*, round_id: int, loss_point: tuple[int, float] | None = None
         rnd.save(update_fields=["progress", "updated_at"])
 
 
-def checkpoint_register(*, project, name: str, path: str, kind: str, parent: Checkpoint | None = None,
-                        round: TrainingRound | None = None, config: dict | None = None) -> Checkpoint:
-    return Checkpoint.objects.create(project=project, name=name, path=path, kind=kind, parent=parent, round=round,
-                                     config=config or {})
+def checkpoint_register(
+    *,
+    project,
+    name: str,
+    path: str,
+    kind: str,
+    parent: Checkpoint | None = None,
+    round: TrainingRound | None = None,
+    config: dict | None = None,
+) -> Checkpoint:
+    return Checkpoint.objects.create(
+        project=project, name=name, path=path, kind=kind, parent=parent, round=round, config=config or {}
+    )

@@ -1,6 +1,7 @@
 """Round pages: the project's rounds compared (eval charts), one round (stage progress, the review gate, the
 loss curve, before/after figures with paired bootstrap intervals, the failures browser of its eval answers), and
 the admin actions on it — new, launch, cancel, resume."""
+
 from __future__ import annotations
 
 import json
@@ -25,19 +26,31 @@ S = TrainingRound.State
 
 
 def _round(project, number: int) -> TrainingRound:
-    return get_object_or_404(TrainingRound.objects.select_related("policy_in", "policy_out", "snapshot"),
-                             project=project, number=number)
+    return get_object_or_404(
+        TrainingRound.objects.select_related("policy_in", "policy_out", "snapshot"), project=project, number=number
+    )
 
 
 def round_status(rnd: TrainingRound) -> dict:
     """What the round page polls, and what the API and CLI report: state, stage and its figures."""
     progress = {k: v for k, v in rnd.progress.items() if k != "losses"}
-    return {"id": rnd.pk, "number": rnd.number, "state": rnd.state, "algorithm": rnd.algorithm,
-            "stage": progress.get("stage"), "progress": progress, "error": rnd.error, "reason": progress.get("reason"),
-            "finished": rnd.state in FINAL, "updated_at": rnd.updated_at.isoformat(),
-            "policy_in": rnd.policy_in_id, "policy_out": rnd.policy_out_id, "snapshot": rnd.snapshot_id,
-            "pass_rate": (rnd.metrics.get("eval") or {}).get("pass_rate"),
-            "pass_rate_before": (rnd.metrics.get("before") or {}).get("pass_rate")}
+    return {
+        "id": rnd.pk,
+        "number": rnd.number,
+        "state": rnd.state,
+        "algorithm": rnd.algorithm,
+        "stage": progress.get("stage"),
+        "progress": progress,
+        "error": rnd.error,
+        "reason": progress.get("reason"),
+        "finished": rnd.state in FINAL,
+        "updated_at": rnd.updated_at.isoformat(),
+        "policy_in": rnd.policy_in_id,
+        "policy_out": rnd.policy_out_id,
+        "snapshot": rnd.snapshot_id,
+        "pass_rate": (rnd.metrics.get("eval") or {}).get("pass_rate"),
+        "pass_rate_before": (rnd.metrics.get("before") or {}).get("pass_rate"),
+    }
 
 
 def eval_history(project) -> tuple[list[dict], list[str]]:
@@ -50,8 +63,14 @@ def eval_history(project) -> tuple[list[dict], list[str]]:
             continue
         before = rnd.metrics.get("before") or {}
         kinds.update(after.get("by_kind", {}))
-        rows.append({"round": rnd, "after": after, "before": before,
-                     "change": _pct(rnd.metrics.get("pass_rate_change"), sign=True) if before else ""})
+        rows.append(
+            {
+                "round": rnd,
+                "after": after,
+                "before": before,
+                "change": _pct(rnd.metrics.get("pass_rate_change"), sign=True) if before else "",
+            }
+        )
     return rows, sorted(kinds)
 
 
@@ -66,8 +85,16 @@ def pass_rate_chart(rows: list[dict], kinds: list[str]):
             figures = row["after"].get("by_kind", {}).get(kind)
             if figures:
                 by_kind[kind].append((number, figures["pass_rate"]))
-    return line_chart({"all": overall, **by_kind}, title="Eval pass@1 after each round", x_label="round",
-                      y_label="pass@1", percent=True, y_range=(0, 1), width=760, element_id="pass-rate-chart")
+    return line_chart(
+        {"all": overall, **by_kind},
+        title="Eval pass@1 after each round",
+        x_label="round",
+        y_label="pass@1",
+        percent=True,
+        y_range=(0, 1),
+        width=760,
+        element_id="pass-rate-chart",
+    )
 
 
 def solve_f1_chart(rows: list[dict]):
@@ -80,8 +107,15 @@ def solve_f1_chart(rows: list[dict]):
             points.append((row["round"].number, row["after"]["solve_f1"]))
     if not points:
         return None
-    return line_chart({"Solve-F1": points}, title="Eval Solve-F1 after each round", x_label="round",
-                      y_label="Solve-F1", y_range=(0, 1), width=760, element_id="solve-f1-chart")
+    return line_chart(
+        {"Solve-F1": points},
+        title="Eval Solve-F1 after each round",
+        x_label="round",
+        y_label="Solve-F1",
+        y_range=(0, 1),
+        width=760,
+        element_id="solve-f1-chart",
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -96,19 +130,36 @@ def round_list(request, project):
         form = RoundForm(request.POST, project=project)
         if form.is_valid():
             data = form.cleaned_data
-            rnd = round_create(project=project, algorithm=data["algorithm"], policy=data["policy"],
-                               created_by=request.user, **data["parsed"])
+            rnd = round_create(
+                project=project,
+                algorithm=data["algorithm"],
+                policy=data["policy"],
+                created_by=request.user,
+                **data["parsed"],
+            )
             rnd.gate, rnd.gate_value = data["gate"], data["gate_value"]
             rnd.save(update_fields=["gate", "gate_value", "updated_at"])
             messages.success(request, f"Round {rnd.number} created as a draft: launch it when ready.")
             return redirect("training:round_detail", project.pk, rnd.number)
-    rounds = list(TrainingRound.objects.filter(project=project).select_related("policy_in", "policy_out")
-                  .order_by("-number"))
+    rounds = list(
+        TrainingRound.objects.filter(project=project).select_related("policy_in", "policy_out").order_by("-number")
+    )
     rows, kinds = eval_history(project)
-    return render(request, "training/round_list.html", {
-        "project": project, "rounds": rounds, "form": form, "is_admin": is_admin,
-        "chart": pass_rate_chart(rows, kinds), "solve_chart": solve_f1_chart(rows), "history": rows, "kinds": kinds,
-    }, status=400 if form is not None and form.errors else 200)
+    return render(
+        request,
+        "training/round_list.html",
+        {
+            "project": project,
+            "rounds": rounds,
+            "form": form,
+            "is_admin": is_admin,
+            "chart": pass_rate_chart(rows, kinds),
+            "solve_chart": solve_f1_chart(rows),
+            "history": rows,
+            "kinds": kinds,
+        },
+        status=400 if form is not None and form.errors else 200,
+    )
 
 
 FAILURES_PAGE = 50
@@ -142,30 +193,55 @@ def round_failures(rnd: TrainingRound, params) -> dict | None:
         cursor = int(params.get("cursor") or 0)
     except ValueError:
         raise BadFilter(f"cursor must be a whole number, got {params.get('cursor')!r}") from None
-    rows = eval_result_list(eval_run=runs[run_ids[side]], kind=kind or None,
-                            deficiency=None if deficiency in ("", "all") else deficiency,
-                            failed_only=deficiency == "")
+    rows = eval_result_list(
+        eval_run=runs[run_ids[side]],
+        kind=kind or None,
+        deficiency=None if deficiency in ("", "all") else deficiency,
+        failed_only=deficiency == "",
+    )
     matching = rows.count()
-    page = list(rows.filter(id__gt=cursor).select_related("query")[:FAILURES_PAGE + 1])
+    page = list(rows.filter(id__gt=cursor).select_related("query")[: FAILURES_PAGE + 1])
     more = len(page) > FAILURES_PAGE
     page = page[:FAILURES_PAGE]
     other_side = "before" if side == "after" else "after"
     others = {}
     if run_ids[other_side] in runs:
-        others = {r.query_id: r for r in eval_result_list(eval_run=runs[run_ids[other_side]])
-                  .filter(query_id__in=[r.query_id for r in page])}
-    return {"side": side, "other_side": other_side, "has_before": run_ids["before"] in runs, "kind": kind, "deficiency": deficiency, "kinds": kinds,
-            "deficiencies": deficiencies, "matching": matching, "cursor": cursor,
-            "next_cursor": page[-1].pk if more else None,
-            "rows": [{"result": r, "other": others.get(r.query_id)} for r in page]}
+        others = {
+            r.query_id: r
+            for r in eval_result_list(eval_run=runs[run_ids[other_side]]).filter(
+                query_id__in=[r.query_id for r in page]
+            )
+        }
+    return {
+        "side": side,
+        "other_side": other_side,
+        "has_before": run_ids["before"] in runs,
+        "kind": kind,
+        "deficiency": deficiency,
+        "kinds": kinds,
+        "deficiencies": deficiencies,
+        "matching": matching,
+        "cursor": cursor,
+        "next_cursor": page[-1].pk if more else None,
+        "rows": [{"result": r, "other": others.get(r.query_id)} for r in page],
+    }
 
 
 def change_rows(rnd: TrainingRound) -> list[dict]:
     """The round's before → after figures with their intervals, as the page shows them."""
-    return [{**c, "before_pct": f"{c['before']:.1%}", "after_pct": f"{c['after']:.1%}",
-             "diff_points": f"{c['diff'] * 100:+.1f}", "low_points": f"{c['low'] * 100:+.1f}",
-             "high_points": f"{c['high'] * 100:+.1f}", "confidence_pct": f"{c['confidence']:.0%}",
-             "lower_is_better": c["key"] == "over_refusal"} for c in rnd.metrics.get("changes", [])]
+    return [
+        {
+            **c,
+            "before_pct": f"{c['before']:.1%}",
+            "after_pct": f"{c['after']:.1%}",
+            "diff_points": f"{c['diff'] * 100:+.1f}",
+            "low_points": f"{c['low'] * 100:+.1f}",
+            "high_points": f"{c['high'] * 100:+.1f}",
+            "confidence_pct": f"{c['confidence']:.0%}",
+            "lower_is_better": c["key"] == "over_refusal",
+        }
+        for c in rnd.metrics.get("changes", [])
+    ]
 
 
 @project_view(*MEMBERS)
@@ -177,32 +253,61 @@ def round_detail(request, project, number: int):
     losses = rnd.progress.get("losses", [])
     after, before = rnd.metrics.get("eval") or {}, rnd.metrics.get("before") or {}
     kinds = sorted(set(after.get("by_kind", {})) | set(before.get("by_kind", {})))
-    deficiencies = sorted(set(after.get("deficiencies", {})) | set(before.get("deficiencies", {})),
-                          key=lambda d: -(after.get("deficiencies", {}).get(d, 0)))
+    deficiencies = sorted(
+        set(after.get("deficiencies", {})) | set(before.get("deficiencies", {})),
+        key=lambda d: -(after.get("deficiencies", {}).get(d, 0)),
+    )
     failures_error = ""
     try:
         failures = round_failures(rnd, request.GET)
     except BadFilter as exc:
         failures, failures_error = None, str(exc)
-    return render(request, "training/round_detail.html", {
-        "project": project, "round": rnd, "is_admin": is_admin, "gate": gate, "status": round_status(rnd),
-        "loss_chart": line_chart({"loss": losses}, title="Training loss", x_label="step", y_label="loss",
-                                 element_id="loss-chart") if losses else None,
-        "after": after, "before": before, "kinds": kinds, "deficiencies": deficiencies,
-        "summary": {"after": _pct(after.get("pass_rate")), "before": _pct(before.get("pass_rate")),
-                    "change": _pct(rnd.metrics.get("pass_rate_change"), sign=True),
-                    "bfcl_after": _pct(after.get("pass_rate_bfcl")), "bfcl_before": _pct(before.get("pass_rate_bfcl")),
-                    "refusal_after": _pct(after.get("over_refusal")),
-                    "refusal_before": _pct(before.get("over_refusal"))},
-        "can_launch": is_admin and rnd.state in (S.DRAFT, S.REVIEWING),
-        "can_cancel": is_admin and rnd.state not in FINAL,
-        "can_resume": is_admin and rnd.state == S.FAILED and rnd.progress.get("failed_stage"),
-        "eval_runs": EvalRun.objects.filter(round=rnd).select_related("checkpoint").order_by("created_at"),
-        "skips_review": rnd.algorithm in (TrainingRound.Algorithm.GRPO, TrainingRound.Algorithm.SFT),
-        "settings": [(label, json.dumps(value, sort_keys=True) if value else "defaults") for label, value in (
-            ("Selection", rnd.selection), ("Search", rnd.search_config), ("Training and more", rnd.hyperparameters))],
-        "changes": change_rows(rnd), "failures": failures, "failures_error": failures_error,
-    }, status=400 if failures_error else 200)
+    return render(
+        request,
+        "training/round_detail.html",
+        {
+            "project": project,
+            "round": rnd,
+            "is_admin": is_admin,
+            "gate": gate,
+            "status": round_status(rnd),
+            "loss_chart": line_chart(
+                {"loss": losses}, title="Training loss", x_label="step", y_label="loss", element_id="loss-chart"
+            )
+            if losses
+            else None,
+            "after": after,
+            "before": before,
+            "kinds": kinds,
+            "deficiencies": deficiencies,
+            "summary": {
+                "after": _pct(after.get("pass_rate")),
+                "before": _pct(before.get("pass_rate")),
+                "change": _pct(rnd.metrics.get("pass_rate_change"), sign=True),
+                "bfcl_after": _pct(after.get("pass_rate_bfcl")),
+                "bfcl_before": _pct(before.get("pass_rate_bfcl")),
+                "refusal_after": _pct(after.get("over_refusal")),
+                "refusal_before": _pct(before.get("over_refusal")),
+            },
+            "can_launch": is_admin and rnd.state in (S.DRAFT, S.REVIEWING),
+            "can_cancel": is_admin and rnd.state not in FINAL,
+            "can_resume": is_admin and rnd.state == S.FAILED and rnd.progress.get("failed_stage"),
+            "eval_runs": EvalRun.objects.filter(round=rnd).select_related("checkpoint").order_by("created_at"),
+            "skips_review": rnd.algorithm in (TrainingRound.Algorithm.GRPO, TrainingRound.Algorithm.SFT),
+            "settings": [
+                (label, json.dumps(value, sort_keys=True) if value else "defaults")
+                for label, value in (
+                    ("Selection", rnd.selection),
+                    ("Search", rnd.search_config),
+                    ("Training and more", rnd.hyperparameters),
+                )
+            ],
+            "changes": change_rows(rnd),
+            "failures": failures,
+            "failures_error": failures_error,
+        },
+        status=400 if failures_error else 200,
+    )
 
 
 def _pct(value, sign: bool = False) -> str:
@@ -228,9 +333,11 @@ def round_action(request, project, number: int, action: str):
             return JsonResponse({"error": str(refused)}, status=409)
         messages.error(request, f"{action.capitalize()} refused: {refused}")
         return redirect("training:round_detail", project.pk, number)
-    done = {"launch": f"Round {rnd.number} launched: it is {rnd.state}.",
-            "cancel": f"Round {rnd.number} cancelled; its data is kept.",
-            "resume": f"Round {rnd.number} resumed at its {rnd.progress.get('stage')} stage."}[action]
+    done = {
+        "launch": f"Round {rnd.number} launched: it is {rnd.state}.",
+        "cancel": f"Round {rnd.number} cancelled; its data is kept.",
+        "resume": f"Round {rnd.number} resumed at its {rnd.progress.get('stage')} stage.",
+    }[action]
     if "application/json" in request.headers.get("Accept", ""):
         return JsonResponse(round_status(rnd))
     messages.success(request, done)

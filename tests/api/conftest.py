@@ -1,11 +1,19 @@
 """Fixtures of the REST API tests: members of each role with their tokens, and an API client per person."""
+
 import pytest
 from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.factories import (CheckpointFactory, MembershipFactory, PairFactory, QueryFactory, ToolFactory,
-                             TrainingRoundFactory, UserFactory)
+from tests.factories import (
+    CheckpointFactory,
+    MembershipFactory,
+    PairFactory,
+    QueryFactory,
+    ToolFactory,
+    TrainingRoundFactory,
+    UserFactory,
+)
 
 ROLES = ("annotator", "reviewer", "admin")
 

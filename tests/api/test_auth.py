@@ -1,4 +1,5 @@
 """Authentication and throttling: tokens from a password, 401 without a valid one, sessions with CSRF, 429."""
+
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 

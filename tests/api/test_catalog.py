@@ -1,5 +1,6 @@
 """The catalog over REST: tools and queries with filters, one query added, and a file uploaded to the importer
 (the same Celery task as the admin's upload, run eagerly here)."""
+
 import json
 
 import pytest
@@ -29,7 +30,9 @@ def jsonl(name: str, records) -> SimpleUploadedFile:
 def test_tools_and_queries_are_listed_with_filters(api, people, project):
     calc = ToolFactory(project=project, name="calc", schema_hash="hash-calc")
     weather = ToolFactory(project=project)
-    easy = QueryFactory(project=project, tools=[weather, calc], split="train", kind="multiple", difficulty_bucket="easy")
+    easy = QueryFactory(
+        project=project, tools=[weather, calc], split="train", kind="multiple", difficulty_bucket="easy"
+    )
     hard = QueryFactory(project=project, tools=[weather], split="eval", kind="parallel", difficulty_bucket="hard")
     elsewhere = ProjectFactory(name="elsewhere")
     ToolFactory(project=elsewhere, name="secret", schema_hash="s")
@@ -53,8 +56,13 @@ def test_tools_and_queries_are_listed_with_filters(api, people, project):
 
 def test_a_query_is_added_as_an_openai_record(api, project):
     client = api("admin")
-    record = {"project": project.pk, "split": "eval", **openai_record(
-        [{"type": "function", "function": {"name": "get_time", "arguments": '{"tz": "Asia/Tokyo"}'}}], qid="tokyo")}
+    record = {
+        "project": project.pk,
+        "split": "eval",
+        **openai_record(
+            [{"type": "function", "function": {"name": "get_time", "arguments": '{"tz": "Asia/Tokyo"}'}}], qid="tokyo"
+        ),
+    }
     created = client.post("/api/v1/queries/", record, format="json")
     assert created.status_code == 201, created.content
     body = created.json()
@@ -68,14 +76,17 @@ def test_a_query_is_added_as_an_openai_record(api, project):
     assert Query.objects.count() == 1 and Tool.objects.count() == 1
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"messages": []}, "messages"),
-    ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
-    ({"tools": [{"type": "function", "function": {"description": "no name"}}]}, "tools[0]"),
-    ({"expected": [{"type": "function", "function": {"name": "get_date", "arguments": {}}}]}, "ground_truth[0]"),
-    ({"kind": "weird"}, "kind"),
-    ({"split": "test"}, "split"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
+        ({"tools": [{"type": "function", "function": {"description": "no name"}}]}, "tools[0]"),
+        ({"expected": [{"type": "function", "function": {"name": "get_date", "arguments": {}}}]}, "ground_truth[0]"),
+        ({"kind": "weird"}, "kind"),
+        ({"split": "test"}, "split"),
+    ],
+)
 def test_a_bad_query_is_400_naming_the_field(api, project, change, field):
     record = {"project": project.pk, **openai_record([]), **change}
     response = api("admin").post("/api/v1/queries/", record, format="json")
@@ -89,7 +100,9 @@ def test_only_project_admins_add_queries_or_upload(api, people, project):
     assert api("reviewer").post("/api/v1/queries/", record, format="json").status_code == 403
     assert client_for(people["outsider"]).post("/api/v1/queries/", record, format="json").status_code == 404
     upload = {"format": "openai", "file": jsonl("a.jsonl", [openai_record([])])}
-    assert api("reviewer").post(f"/api/v1/projects/{project.pk}/imports/", upload, format="multipart").status_code == 403
+    assert (
+        api("reviewer").post(f"/api/v1/projects/{project.pk}/imports/", upload, format="multipart").status_code == 403
+    )
     assert not Query.objects.exists() and not ImportJob.objects.exists()
 
 
@@ -97,9 +110,11 @@ def test_upload_runs_the_importer_task_end_to_end(api, project, eager, django_ca
     client = api("admin")
     records = [toolace_record(), toolace_record(answer="[get_time(tz='Europe/Paris')]")]
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = client.post(f"/api/v1/projects/{project.pk}/imports/",
-                               {"format": "toolace", "split": "eval", "file": jsonl("two.jsonl", records)},
-                               format="multipart")
+        response = client.post(
+            f"/api/v1/projects/{project.pk}/imports/",
+            {"format": "toolace", "split": "eval", "file": jsonl("two.jsonl", records)},
+            format="multipart",
+        )
     assert response.status_code == 202, response.content
     assert len(callbacks) == 1  # the task is sent once the job row is committed
     job = ImportJob.objects.get()
@@ -114,18 +129,25 @@ def test_upload_runs_the_importer_task_end_to_end(api, project, eager, django_ca
 def test_a_bad_file_fails_the_job_with_line_and_field(api, project, eager, django_capture_on_commit_callbacks):
     client = api("admin")
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(f"/api/v1/projects/{project.pk}/imports/",
-                               {"format": "openai", "file": jsonl("bad.jsonl", [openai_record([]), "{nope"])},
-                               format="multipart")
+        response = client.post(
+            f"/api/v1/projects/{project.pk}/imports/",
+            {"format": "openai", "file": jsonl("bad.jsonl", [openai_record([]), "{nope"])},
+            format="multipart",
+        )
     job = client.get(f"/api/v1/imports/{response.json()['id']}/").json()
     assert job["status"] == "failed" and "line 2" in job["error"] and "invalid JSON" in job["error"]
     assert not Query.objects.exists()
 
 
-@pytest.mark.parametrize("fields, error_field", [
-    ({"format": "csv"}, "format"), ({"format": "openai", "split": "test"}, "split"), ({"format": "openai", "file": None}, "file"),
-    ({"format": "openai", "answers_file": jsonl("answers.json", [{}])}, "answers_file"),
-])
+@pytest.mark.parametrize(
+    "fields, error_field",
+    [
+        ({"format": "csv"}, "format"),
+        ({"format": "openai", "split": "test"}, "split"),
+        ({"format": "openai", "file": None}, "file"),
+        ({"format": "openai", "answers_file": jsonl("answers.json", [{}])}, "answers_file"),
+    ],
+)
 def test_a_bad_upload_is_400_with_field_errors(api, project, eager, fields, error_field):
     data = {"file": jsonl("a.jsonl", [openai_record([])]), **fields}
     data = {k: v for k, v in data.items() if v is not None}
@@ -138,8 +160,8 @@ def test_an_oversized_upload_is_refused_before_storing(api, project, eager, sett
     settings.IMPORT_MAX_UPLOAD_BYTES = 2000
     big = jsonl("big.jsonl", [openai_record([], qid=f"q{i}") for i in range(40)])
     assert big.size > 2000
-    response = api("admin").post(f"/api/v1/projects/{project.pk}/imports/", {"format": "openai", "file": big},
-                                 format="multipart")
+    response = api("admin").post(
+        f"/api/v1/projects/{project.pk}/imports/", {"format": "openai", "file": big}, format="multipart"
+    )
     assert response.status_code == 413 and "IMPORT_MAX_UPLOAD_BYTES" in response.json()["detail"]
     assert not ImportJob.objects.exists() and not (settings.MEDIA_ROOT / "imports").exists()
-

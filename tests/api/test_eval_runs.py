@@ -1,24 +1,43 @@
 """Evaluation runs and their per-query answers over REST: members read them, filtered by kind and deficiency,
 a page at a time; other projects' runs are 404; bad filters are 400."""
+
 from apps.training.models import EvalResult, EvalRun
 from tests.factories import CheckpointFactory, ProjectFactory, QueryFactory
 
 from .conftest import client_for
 from .test_pairs import walk
 
-ANSWERS = [("single", "[get_weather(city='Paris')]", ""), ("single", "[get_weather(city='Rome')]", "wrong_value"),
-           ("parallel", "Sorry, no tool fits.", "no_call"), ("irrelevance", "[get_weather(city=", "malformed")]
+ANSWERS = [
+    ("single", "[get_weather(city='Paris')]", ""),
+    ("single", "[get_weather(city='Rome')]", "wrong_value"),
+    ("parallel", "Sorry, no tool fits.", "no_call"),
+    ("irrelevance", "[get_weather(city=", "malformed"),
+]
 
 
 def _run(project):
     checkpoint = CheckpointFactory(project=project)
-    run = EvalRun.objects.create(project=project, checkpoint=checkpoint, status="done", n_queries=len(ANSWERS),
-                                 metrics={"n": 4, "pass_rate": 0.25, "pass_rate_bfcl": 0.5, "over_refusal": 1 / 3})
+    run = EvalRun.objects.create(
+        project=project,
+        checkpoint=checkpoint,
+        status="done",
+        n_queries=len(ANSWERS),
+        metrics={"n": 4, "pass_rate": 0.25, "pass_rate_bfcl": 0.5, "over_refusal": 1 / 3},
+    )
     for i, (kind, output, deficiency) in enumerate(ANSWERS):
         query = QueryFactory(project=project, kind=kind, split="eval")
-        EvalResult.objects.create(eval_run=run, query=query, kind=kind, output=output, valid=not deficiency,
-                                  valid_bfcl=deficiency in ("", "malformed"), deficiency=deficiency, detail="d",
-                                  reward=1.0 if not deficiency else -1.0, expects_call=kind != "irrelevance")
+        EvalResult.objects.create(
+            eval_run=run,
+            query=query,
+            kind=kind,
+            output=output,
+            valid=not deficiency,
+            valid_bfcl=deficiency in ("", "malformed"),
+            deficiency=deficiency,
+            detail="d",
+            reward=1.0 if not deficiency else -1.0,
+            expects_call=kind != "irrelevance",
+        )
     return run
 
 

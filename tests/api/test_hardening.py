@@ -1,5 +1,6 @@
 """The API under hostile input: JSON nested past any use (400, not a RecursionError's 500), and password
 guesses that a client cannot reset by writing its own X-Forwarded-For."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,8 +21,9 @@ def nested(levels: int, inner: str = "1") -> str:
 
 @pytest.mark.parametrize("levels", [MAX_JSON_DEPTH + 1, 1_000, 100_000])
 def test_deeply_nested_json_is_a_400_on_the_open_token_endpoint(people, levels):
-    response = APIClient().post(TOKEN_URL, '{"username": "annotator", "version": ' + nested(levels) + "}",
-                                content_type="application/json")
+    response = APIClient().post(
+        TOKEN_URL, '{"username": "annotator", "version": ' + nested(levels) + "}", content_type="application/json"
+    )
     assert response.status_code == 400, response.content[:200]
     assert f"nested deeper than {MAX_JSON_DEPTH} levels" in response.json()["detail"]
 

@@ -1,17 +1,36 @@
 """Every list answers in a fixed number of SQL queries, whatever the number of rows (no query per row)."""
+
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.catalog.models import ImportJob
 from apps.datasets.models import DatasetSnapshot
-from tests.factories import (CheckpointFactory, QueryFactory, SearchTreeFactory, ToolFactory, TrainingRoundFactory,
-                             TreeNodeFactory, UserFactory)
+from tests.factories import (
+    CheckpointFactory,
+    QueryFactory,
+    SearchTreeFactory,
+    ToolFactory,
+    TrainingRoundFactory,
+    TreeNodeFactory,
+    UserFactory,
+)
 
 from .conftest import client_for
 
-LISTS = ["/api/v1/projects/", "/api/v1/tools/", "/api/v1/queries/", "/api/v1/imports/", "/api/v1/trees/",
-         "/api/v1/pairs/", "/api/v1/pairs/?mine=true&tool=get_weather&q=Paris", "/api/v1/checkpoints/",
-         "/api/v1/rounds/", "/api/v1/snapshots/", "tree-nodes", "pair-events"]
+LISTS = [
+    "/api/v1/projects/",
+    "/api/v1/tools/",
+    "/api/v1/queries/",
+    "/api/v1/imports/",
+    "/api/v1/trees/",
+    "/api/v1/pairs/",
+    "/api/v1/pairs/?mine=true&tool=get_weather&q=Paris",
+    "/api/v1/checkpoints/",
+    "/api/v1/rounds/",
+    "/api/v1/snapshots/",
+    "tree-nodes",
+    "pair-events",
+]
 
 
 def add_rows(project, n: int, make_pair, admin, state: dict) -> None:
@@ -27,14 +46,16 @@ def add_rows(project, n: int, make_pair, admin, state: dict) -> None:
         CheckpointFactory(project=project)
         TrainingRoundFactory(project=project, number=100 + state["i"])
         ImportJob.objects.create(project=project, format="openai", file="x.jsonl", created_by=admin)
-        DatasetSnapshot.objects.create(project=project, name=f"s{state['i']}", content_hash=f"{state['i']:064d}",
-                                       created_by=admin)
+        DatasetSnapshot.objects.create(
+            project=project, name=f"s{state['i']}", content_hash=f"{state['i']:064d}", created_by=admin
+        )
         state["i"] += 1
     client = client_for(admin)
     version = state["pair"].__class__.objects.get(pk=state["pair"].pk).version
     for _ in range(n):  # events on the first pair
-        version = client.post(f"/api/v1/pairs/{state['pair'].pk}/swap/", {"version": version},
-                              format="json").json()["version"]
+        version = client.post(f"/api/v1/pairs/{state['pair'].pk}/swap/", {"version": version}, format="json").json()[
+            "version"
+        ]
 
 
 def test_each_list_costs_the_same_queries_for_2_rows_or_12(people, project, make_pair):
@@ -44,8 +65,10 @@ def test_each_list_costs_the_same_queries_for_2_rows_or_12(people, project, make
     def counts() -> dict[str, tuple[int, int]]:
         out = {}
         for url in LISTS:
-            target = {"tree-nodes": f"/api/v1/trees/{state['tree'].pk}/nodes/",
-                      "pair-events": f"/api/v1/pairs/{state['pair'].pk}/events/"}.get(url, url)
+            target = {
+                "tree-nodes": f"/api/v1/trees/{state['tree'].pk}/nodes/",
+                "pair-events": f"/api/v1/pairs/{state['pair'].pk}/events/",
+            }.get(url, url)
             with CaptureQueriesContext(connection) as queries:
                 response = client.get(target)
             assert response.status_code == 200, (url, response.content)

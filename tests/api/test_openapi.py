@@ -1,27 +1,39 @@
 """The OpenAPI schema: served at /api/schema/, valid, every route in it; the docs page needs no CDN; and a
 schemathesis run against the schema: generated requests (valid and invalid) never get a 5xx, and answers
 match what the schema says."""
+
 import re
 from collections import Counter, defaultdict
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from django.contrib.staticfiles import finders
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
-from hypothesis import HealthCheck, Phase, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
 from rest_framework.authtoken.models import Token
+from schemathesis import GenerationMode
 
 from apps.arms.models import ArmRun
 from apps.catalog.models import ImportJob
 from apps.curation.models import PreferencePair
 from apps.datasets.services import snapshot_file_build, snapshot_file_request, snapshot_freeze
 from apps.training.models import EvalResult, EvalRun
-from tests.factories import (CheckpointFactory, MembershipFactory, PairFactory, ProjectFactory, QueryFactory,
-                             SearchTreeFactory, ToolFactory, TrainingRoundFactory, TreeNodeFactory, UserFactory)
+from tests.factories import (
+    CheckpointFactory,
+    MembershipFactory,
+    PairFactory,
+    ProjectFactory,
+    QueryFactory,
+    SearchTreeFactory,
+    ToolFactory,
+    TrainingRoundFactory,
+    TreeNodeFactory,
+    UserFactory,
+)
 
 
 def test_schema_is_served_and_describes_every_route(client, db):
@@ -31,20 +43,40 @@ def test_schema_is_served_and_describes_every_route(client, db):
     assert schema["openapi"].startswith("3.") and schema["info"]["title"] == "iTool Web API"
     operations = {(method.upper(), path) for path, item in schema["paths"].items() for method in item}
     expected = {
-        ("POST", "/api/v1/auth/token/"), ("GET", "/api/v1/projects/"), ("GET", "/api/v1/projects/{id}/"),
-        ("POST", "/api/v1/projects/{project_id}/imports/"), ("GET", "/api/v1/imports/{id}/"),
-        ("GET", "/api/v1/tools/"), ("GET", "/api/v1/queries/"), ("POST", "/api/v1/queries/"),
-        ("GET", "/api/v1/trees/{id}/"), ("GET", "/api/v1/trees/{tree_id}/nodes/"),
-        ("GET", "/api/v1/pairs/"), ("GET", "/api/v1/pairs/{id}/"), ("GET", "/api/v1/pairs/{pair_id}/events/"),
-        *{("POST", f"/api/v1/pairs/{{id}}/{a}/") for a in ("approve", "reject", "flag", "swap", "edit", "undo", "skip")},
-        ("GET", "/api/v1/rounds/"), ("POST", "/api/v1/rounds/"), ("GET", "/api/v1/rounds/{id}/"),
+        ("POST", "/api/v1/auth/token/"),
+        ("GET", "/api/v1/projects/"),
+        ("GET", "/api/v1/projects/{id}/"),
+        ("POST", "/api/v1/projects/{project_id}/imports/"),
+        ("GET", "/api/v1/imports/{id}/"),
+        ("GET", "/api/v1/tools/"),
+        ("GET", "/api/v1/queries/"),
+        ("POST", "/api/v1/queries/"),
+        ("GET", "/api/v1/trees/{id}/"),
+        ("GET", "/api/v1/trees/{tree_id}/nodes/"),
+        ("GET", "/api/v1/pairs/"),
+        ("GET", "/api/v1/pairs/{id}/"),
+        ("GET", "/api/v1/pairs/{pair_id}/events/"),
+        *{
+            ("POST", f"/api/v1/pairs/{{id}}/{a}/")
+            for a in ("approve", "reject", "flag", "swap", "edit", "undo", "skip")
+        },
+        ("GET", "/api/v1/rounds/"),
+        ("POST", "/api/v1/rounds/"),
+        ("GET", "/api/v1/rounds/{id}/"),
         ("GET", "/api/v1/rounds/{id}/status/"),
         *{("POST", f"/api/v1/rounds/{{id}}/{a}/") for a in ("launch", "cancel", "resume")},
-        ("GET", "/api/v1/snapshots/"), ("POST", "/api/v1/snapshots/"), ("GET", "/api/v1/snapshots/{id}/"),
-        ("GET", "/api/v1/snapshots/{id}/export/"), ("GET", "/api/v1/checkpoints/"),
-        ("GET", "/api/v1/snapshots/{id}/files/"), ("POST", "/api/v1/snapshots/{id}/files/"),
-        ("GET", "/api/v1/snapshot-files/{id}/"), ("GET", "/api/v1/snapshot-files/{id}/download/"),
-        ("GET", "/api/v1/eval-runs/"), ("GET", "/api/v1/eval-runs/{id}/"), ("GET", "/api/v1/eval-runs/{eval_run_id}/results/"),
+        ("GET", "/api/v1/snapshots/"),
+        ("POST", "/api/v1/snapshots/"),
+        ("GET", "/api/v1/snapshots/{id}/"),
+        ("GET", "/api/v1/snapshots/{id}/export/"),
+        ("GET", "/api/v1/checkpoints/"),
+        ("GET", "/api/v1/snapshots/{id}/files/"),
+        ("POST", "/api/v1/snapshots/{id}/files/"),
+        ("GET", "/api/v1/snapshot-files/{id}/"),
+        ("GET", "/api/v1/snapshot-files/{id}/download/"),
+        ("GET", "/api/v1/eval-runs/"),
+        ("GET", "/api/v1/eval-runs/{id}/"),
+        ("GET", "/api/v1/eval-runs/{eval_run_id}/results/"),
     }
     assert expected <= operations, expected - operations
     approve = schema["paths"]["/api/v1/pairs/{id}/approve/"]["post"]
@@ -91,8 +123,10 @@ def api_world(db, settings, tmp_path, tiny_model_dir):
     TrainingRoundFactory(project=project, number=2, state="draft", policy_in=policy)
     tool = ToolFactory(project=project)
     query = QueryFactory(project=project, tools=[tool])
-    pairs = [PairFactory(project=project, round=rnd, query=query, status=s, chosen=f"city='Paris{i}')]")
-             for i, s in enumerate(["approved", "pending", "edited", "rejected"])]
+    pairs = [
+        PairFactory(project=project, round=rnd, query=query, status=s, chosen=f"city='Paris{i}')]")
+        for i, s in enumerate(["approved", "pending", "edited", "rejected"])
+    ]
     tree = SearchTreeFactory(project=project, round=rnd, query=query)
     root = TreeNodeFactory(tree=tree, key="root")
     TreeNodeFactory(tree=tree, parent=root, key="child")
@@ -101,11 +135,33 @@ def api_world(db, settings, tmp_path, tiny_model_dir):
     job = ImportJob.objects.create(project=project, format="openai", file="imports/x.jsonl", created_by=admin)
     arm_run = ArmRun.objects.create(round=rnd, arm="input")
     eval_run = EvalRun.objects.create(project=project, checkpoint=policy, status="done", n_queries=1)
-    EvalResult.objects.create(eval_run=eval_run, query=query, kind="single", output="[get_weather(city='Paris')]",
-                              valid=True, valid_bfcl=True, reward=1.0)
-    ids = {"pairs": pairs[1].pk, "rounds": rnd.pk, "snapshots": snapshot.pk, "trees": tree.pk, "tools": tool.pk,
-           "queries": query.pk, "imports": job.pk, "projects": project.pk, "checkpoints": policy.pk,
-           "snapshot-files": parquet.pk, "arm-runs": arm_run.pk, "eval-runs": eval_run.pk, "eval_run_id": eval_run.pk, "project_id": project.pk, "tree_id": tree.pk, "pair_id": pairs[1].pk}
+    EvalResult.objects.create(
+        eval_run=eval_run,
+        query=query,
+        kind="single",
+        output="[get_weather(city='Paris')]",
+        valid=True,
+        valid_bfcl=True,
+        reward=1.0,
+    )
+    ids = {
+        "pairs": pairs[1].pk,
+        "rounds": rnd.pk,
+        "snapshots": snapshot.pk,
+        "trees": tree.pk,
+        "tools": tool.pk,
+        "queries": query.pk,
+        "imports": job.pk,
+        "projects": project.pk,
+        "checkpoints": policy.pk,
+        "snapshot-files": parquet.pk,
+        "arm-runs": arm_run.pk,
+        "eval-runs": eval_run.pk,
+        "eval_run_id": eval_run.pk,
+        "project_id": project.pk,
+        "tree_id": tree.pk,
+        "pair_id": pairs[1].pk,
+    }
     return {"token": Token.objects.create(user=admin).key, "ids": ids}
 
 
@@ -115,17 +171,23 @@ def api_schema(api_world):
     test's database connection when it ends: unhook that while the run lasts, as Django's test client does."""
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
-    config = schemathesis.Config.from_dict({
-        "seed": SEED,
-        "generation": {"deterministic": True},
-        # A request the schema allows may still be refused for reasons a schema cannot say (a wrong password,
-        # a version the pair does not have, an unknown training setting): 400 there is right, not a failure.
-        "checks": {"positive_data_acceptance": {"enabled": False}},
-        # A multipart file part is binary whatever its bytes: schemathesis reads a text file part as "not
-        # binary" and expects a 400 that no server could give.
-        "operations": [{"include-operation-id": "projects_imports_create",
-                        "checks": {"negative_data_rejection": {"enabled": False}}}],
-    })
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "generation": {"deterministic": True},
+            # A request the schema allows may still be refused for reasons a schema cannot say (a wrong password,
+            # a version the pair does not have, an unknown training setting): 400 there is right, not a failure.
+            "checks": {"positive_data_acceptance": {"enabled": False}},
+            # A multipart file part is binary whatever its bytes: schemathesis reads a text file part as "not
+            # binary" and expects a 400 that no server could give.
+            "operations": [
+                {
+                    "include-operation-id": "projects_imports_create",
+                    "checks": {"negative_data_rejection": {"enabled": False}},
+                }
+            ],
+        }
+    )
     yield schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler(), config=config)
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
@@ -155,8 +217,14 @@ def test_generated_requests_get_no_server_error(api_schema, api_world):
             strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
 
             @given(strategy)
-            @hypothesis_settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-                                 suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink])
+            @hypothesis_settings(
+                max_examples=EXAMPLES,
+                derandomize=True,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.generate, Phase.shrink],
+            )
             def run(case):
                 if mode.is_positive and isinstance(case.body, dict) and isinstance(case.body.get("version"), int):
                     # a review at the pair's version writes, so the fuzzed notes and fragments reach the database
@@ -171,8 +239,10 @@ def test_generated_requests_get_no_server_error(api_schema, api_world):
                 assert mode == GenerationMode.NEGATIVE and not operation.body and not operation.query, operation.label
             except (Exception, BaseExceptionGroup) as error:  # noqa: BLE001 - reported together below
                 failures.append(f"{operation.label} ({mode.value}): {error}")
-    print(f"schemathesis: {len(statuses)} operations, {sum(map(sum, [c.values() for c in statuses.values()]))} "
-          f"requests, {len(failures)} failures")
+    print(
+        f"schemathesis: {len(statuses)} operations, {sum(map(sum, [c.values() for c in statuses.values()]))} "
+        f"requests, {len(failures)} failures"
+    )
     for label, codes in sorted(statuses.items()):
         print(f"  {label}: {dict(sorted(codes.items()))}")
     assert not failures, "\n\n".join(failures)

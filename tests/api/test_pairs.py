@@ -1,5 +1,6 @@
 """Pairs over REST: the bulk page's filters, keyset pages in gap order, the review actions at a version, 409 on a
 stale version with nothing changed, and the pages' permission rules."""
+
 import threading
 from urllib.parse import urlencode
 
@@ -34,7 +35,9 @@ def test_list_filters_like_the_bulk_page(api, people, project, make_pair, round_
     lyon = make_pair(status="approved", gap=0.5, chosen="city='Lyon')]", rejected="city='Nice')]")
     calc_pair = make_pair(gap=0.9, deficiency="wrong_type", query=QueryFactory(project=project, tools=[calc]))
     leased = make_pair(gap=0.4)
-    PairAssignment.objects.create(pair=leased, user=people["annotator"], leased_until=timezone.now() + timezone.timedelta(minutes=5))
+    PairAssignment.objects.create(
+        pair=leased, user=people["annotator"], leased_until=timezone.now() + timezone.timedelta(minutes=5)
+    )
     other_project = ProjectFactory(name="elsewhere")
     hidden = make_pair(gap=0.3, project=other_project)
     client = api("annotator")
@@ -60,11 +63,22 @@ def test_list_filters_like_the_bulk_page(api, people, project, make_pair, round_
     assert ids(q="  nice ", status="approved", gap_max=0.5) == [lyon.pk]  # the text is trimmed, as on the page
 
 
-@pytest.mark.parametrize("params", [
-    {}, {"status": "pending"}, {"status": "approved", "sort": "gap"}, {"deficiency": "wrong_type"},
-    {"tool": "calc"}, {"gap_min": "0.25", "gap_max": "0.6"}, {"gap_min": "0.5"}, {"q": " NICE "}, {"mine": "true"},
-    {"round": "ROUND", "status": "pending", "sort": "newest"}, {"q": "lyon", "tool": "get_weather", "gap_max": "1"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"status": "pending"},
+        {"status": "approved", "sort": "gap"},
+        {"deficiency": "wrong_type"},
+        {"tool": "calc"},
+        {"gap_min": "0.25", "gap_max": "0.6"},
+        {"gap_min": "0.5"},
+        {"q": " NICE "},
+        {"mine": "true"},
+        {"round": "ROUND", "status": "pending", "sort": "newest"},
+        {"q": "lyon", "tool": "get_weather", "gap_max": "1"},
+    ],
+)
 def test_the_list_and_the_bulk_page_select_the_same_pairs(api, people, project, make_pair, round_, params):
     """One selector (apps.curation.selectors.pairs_filtered) behind both: the same parameters give the same rows
     in the same order over REST and on the bulk page."""
@@ -74,29 +88,47 @@ def test_the_list_and_the_bulk_page_select_the_same_pairs(api, people, project, 
     calc = ToolFactory(project=project, name="calc", schema_hash="hash-calc")
     for k in range(12):
         with_calc = {"query": QueryFactory(project=project, tools=[calc])} if k % 3 == 1 else {}
-        pair = make_pair(status=["pending", "approved", "rejected"][k % 3], gap=round(0.05 + k * 0.08, 2),
-                         round=round_ if k % 2 else None, deficiency="wrong_type" if k % 4 == 0 else "wrong_value",
-                         chosen="city='Nice')]" if k % 5 == 0 else "city='Paris')]", **with_calc)
+        pair = make_pair(
+            status=["pending", "approved", "rejected"][k % 3],
+            gap=round(0.05 + k * 0.08, 2),
+            round=round_ if k % 2 else None,
+            deficiency="wrong_type" if k % 4 == 0 else "wrong_value",
+            chosen="city='Nice')]" if k % 5 == 0 else "city='Paris')]",
+            **with_calc,
+        )
         if k % 6 == 0:
-            PairAssignment.objects.create(pair=pair, user=people["annotator"],
-                                          leased_until=timezone.now() + timezone.timedelta(minutes=5))
+            PairAssignment.objects.create(
+                pair=pair, user=people["annotator"], leased_until=timezone.now() + timezone.timedelta(minutes=5)
+            )
     make_pair(gap=0.3, project=ProjectFactory(name="elsewhere"), chosen="city='Nice')]")
     params = {name: str(round_.pk) if value == "ROUND" else value for name, value in params.items()}
 
-    rest = [row["id"] for row in walk(api("annotator"), "/api/v1/pairs/?" + urlencode(
-        {**params, "project": project.pk, "page_size": 5}))]
+    rest = [
+        row["id"]
+        for row in walk(
+            api("annotator"), "/api/v1/pairs/?" + urlencode({**params, "project": project.pk, "page_size": 5})
+        )
+    ]
     form = PairFilterForm(params or None, **pair_filter_choices(project=project))
     assert not params or form.is_valid(), form.errors
     filters = form.filters() if params else PairFilters()  # as the bulk view reads its query string
-    page = list(pair_list_for_review(project=project, filters=filters, user=people["annotator"])
-                .values_list("pk", flat=True))
+    page = list(
+        pair_list_for_review(project=project, filters=filters, user=people["annotator"]).values_list("pk", flat=True)
+    )
     assert rest == page and 0 < len(rest) < 12 + (not params)
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"status": "maybe"}, "status"), ({"gap_min": "high"}, "gap_min"), ({"round": "one"}, "round"),
-    ({"project": str(2**70)}, "project"), ({"sort": "random"}, "sort"), ({"cursor": "forged"}, "cursor"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"status": "maybe"}, "status"),
+        ({"gap_min": "high"}, "gap_min"),
+        ({"round": "one"}, "round"),
+        ({"project": str(2**70)}, "project"),
+        ({"sort": "random"}, "sort"),
+        ({"cursor": "forged"}, "cursor"),
+    ],
+)
 def test_bad_filters_are_400_naming_the_parameter(api, params, field):
     response = api("annotator").get("/api/v1/pairs/", params)
     assert response.status_code == 400 and field in response.json()
@@ -154,16 +186,25 @@ def test_the_list_writes_pairs_as_the_generic_serializer_does(api, people, proje
     made = [
         make_pair(gap=0.1),
         make_pair(status="approved", round=round_, gap=1e-7, chosen_value=0.30000000000000004),
-        make_pair(status="edited", original_chosen="city='Pariss')]", chosen="city='Paris\u00e9 \"x\"')]",
-                  tree=tree, node=root, chosen_node=TreeNodeFactory(tree=tree, parent=root, ordinal=1),
-                  rejected_node=TreeNodeFactory(tree=tree, parent=root, ordinal=2), gap=3.0),
+        make_pair(
+            status="edited",
+            original_chosen="city='Pariss')]",
+            chosen="city='Paris\u00e9 \"x\"')]",
+            tree=tree,
+            node=root,
+            chosen_node=TreeNodeFactory(tree=tree, parent=root, ordinal=1),
+            rejected_node=TreeNodeFactory(tree=tree, parent=root, ordinal=2),
+            gap=3.0,
+        ),
         make_pair(status="flagged", flag_note="Köln?\n", deficiency=""),
     ]
     now = timezone.now()
-    PreferencePair.objects.filter(pk=made[0].pk).update(assignee=people["annotator"],
-                                                        lease_expires_at=now + timezone.timedelta(minutes=5))
-    PreferencePair.objects.filter(pk__in=[p.pk for p in made[1:]]).update(reviewed_by=people["reviewer"],
-                                                                          reviewed_at=now)
+    PreferencePair.objects.filter(pk=made[0].pk).update(
+        assignee=people["annotator"], lease_expires_at=now + timezone.timedelta(minutes=5)
+    )
+    PreferencePair.objects.filter(pk__in=[p.pk for p in made[1:]]).update(
+        reviewed_by=people["reviewer"], reviewed_at=now
+    )
     view = PairViewSet(action="list")
     listed = list(view.base_queryset().filter(pk__in=[p.pk for p in made]).order_by("pk"))
     plain = list(PreferencePair.objects.filter(pk__in=[p.pk for p in made]))  # no usernames annotated
@@ -201,13 +242,16 @@ def test_retrieve_shows_version_and_verdicts(api, make_pair):
 # --- review actions ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("action, body, status", [
-    ("approve", {}, "approved"),
-    ("reject", {"note": "wrong city"}, "rejected"),
-    ("flag", {"note": "is Lyon wrong here?"}, "flagged"),
-    ("edit", {"chosen": "city='Paris', unit='c')]"}, "edited"),
-    ("swap", {}, "pending"),
-])
+@pytest.mark.parametrize(
+    "action, body, status",
+    [
+        ("approve", {}, "approved"),
+        ("reject", {"note": "wrong city"}, "rejected"),
+        ("flag", {"note": "is Lyon wrong here?"}, "flagged"),
+        ("edit", {"chosen": "city='Paris', unit='c')]"}, "edited"),
+        ("swap", {}, "pending"),
+    ],
+)
 def test_each_action_answers_the_new_pair(api, people, make_pair, action, body, status):
     pair = make_pair()
     response = api("annotator").post(f"/api/v1/pairs/{pair.pk}/{action}/", {"version": 1, **body}, format="json")
@@ -235,12 +279,19 @@ def test_undo_and_skip(api, people, make_pair):
     assert PairAssignment.objects.get(pair=pair, user=people["annotator"]).decision == "skip"
 
 
-@pytest.mark.parametrize("action, body, field", [
-    ("approve", {}, "version"), ("approve", {"version": "two"}, "version"), ("approve", {"version": 0}, "version"),
-    ("approve", {"version": 5}, "version"),  # a version the pair does not have yet
-    ("flag", {"version": 1}, "note"), ("flag", {"version": 1, "note": "  "}, "note"),
-    ("edit", {"version": 1, "chosen": "   "}, "chosen"), ("edit", {"version": 1, "chosen": "x" * 20_001}, "chosen"),
-])
+@pytest.mark.parametrize(
+    "action, body, field",
+    [
+        ("approve", {}, "version"),
+        ("approve", {"version": "two"}, "version"),
+        ("approve", {"version": 0}, "version"),
+        ("approve", {"version": 5}, "version"),  # a version the pair does not have yet
+        ("flag", {"version": 1}, "note"),
+        ("flag", {"version": 1, "note": "  "}, "note"),
+        ("edit", {"version": 1, "chosen": "   "}, "chosen"),
+        ("edit", {"version": 1, "chosen": "x" * 20_001}, "chosen"),
+    ],
+)
 def test_a_bad_body_is_400_and_changes_nothing(api, make_pair, action, body, field):
     pair = make_pair()
     response = api("annotator").post(f"/api/v1/pairs/{pair.pk}/{action}/", body, format="json")
@@ -264,7 +315,10 @@ def test_text_that_is_not_unicode_is_400_not_a_database_error(api, make_pair):
 def test_a_stale_version_is_409_with_the_pair_now_and_nothing_changed(api, make_pair):
     pair = make_pair()
     reviewer, annotator = api("reviewer"), api("annotator")
-    assert reviewer.post(f"/api/v1/pairs/{pair.pk}/reject/", {"version": 1, "note": "no"}, format="json").status_code == 200
+    assert (
+        reviewer.post(f"/api/v1/pairs/{pair.pk}/reject/", {"version": 1, "note": "no"}, format="json").status_code
+        == 200
+    )
     stale = annotator.post(f"/api/v1/pairs/{pair.pk}/edit/", {"version": 1, "chosen": "city='Rome')]"}, format="json")
     assert stale.status_code == 409
     body = stale.json()
@@ -299,10 +353,17 @@ def test_events_are_the_pairs_history_paged(api, make_pair):
     client = api("annotator")
     version = 1
     for action in ("approve", "undo", "reject", "undo", "approve"):
-        version = client.post(f"/api/v1/pairs/{pair.pk}/{action}/", {"version": version}, format="json").json()["version"]
+        version = client.post(f"/api/v1/pairs/{pair.pk}/{action}/", {"version": version}, format="json").json()[
+            "version"
+        ]
     rows = walk(client, f"/api/v1/pairs/{pair.pk}/events/?page_size=2")
-    assert [(e["action"], e["version"]) for e in rows] == [("approve", 2), ("undo", 3), ("reject", 4), ("undo", 5),
-                                                          ("approve", 6)]
+    assert [(e["action"], e["version"]) for e in rows] == [
+        ("approve", 2),
+        ("undo", 3),
+        ("reject", 4),
+        ("undo", 5),
+        ("approve", 6),
+    ]
     assert rows[0]["before"] == {"status": "pending"} and rows[0]["after"] == {"status": "approved"}
     undos = client.get(f"/api/v1/pairs/{pair.pk}/events/?action=undo").json()["results"]
     assert [e["version"] for e in undos] == [3, 5]

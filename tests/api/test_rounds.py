@@ -1,5 +1,6 @@
 """Rounds over REST: list and status, create (validated by the round form), launch / cancel / resume with 409 and
 the reason when refused. Tasks are captured at commit, never sent."""
+
 import pytest
 
 from apps.datasets.models import DatasetSnapshot
@@ -29,14 +30,30 @@ def test_rounds_are_listed_with_status_and_progress(api, project, round_, make_p
 
 def test_admin_creates_a_draft_round_validated_like_the_form(api, project, policy):
     client = api("admin")
-    response = client.post("/api/v1/rounds/", {
-        "project": project.pk, "algorithm": "dpo", "policy": policy.pk, "gate": "fraction_reviewed",
-        "gate_value": 0.5, "train": {"beta": 0.2}, "selection": {"method": "pass_rate", "k": 2},
-        "search": {"simulations": 3}, "eval_limit": 40}, format="json")
+    response = client.post(
+        "/api/v1/rounds/",
+        {
+            "project": project.pk,
+            "algorithm": "dpo",
+            "policy": policy.pk,
+            "gate": "fraction_reviewed",
+            "gate_value": 0.5,
+            "train": {"beta": 0.2},
+            "selection": {"method": "pass_rate", "k": 2},
+            "search": {"simulations": 3},
+            "eval_limit": 40,
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert (body["number"], body["state"], body["algorithm"], body["gate"], body["gate_value"]) == (
-        0, "draft", "dpo", "fraction_reviewed", 0.5)
+        0,
+        "draft",
+        "dpo",
+        "fraction_reviewed",
+        0.5,
+    )
     assert body["hyperparameters"] == {"train": {"beta": 0.2}, "eval_limit": 40}
     assert body["selection"] == {"method": "pass_rate", "k": 2} and body["search_config"] == {"simulations": 3}
     assert body["policy_in"] == policy.pk and body["status"]["state"] == "draft"
@@ -44,19 +61,28 @@ def test_admin_creates_a_draft_round_validated_like_the_form(api, project, polic
     assert second["number"] == 1 and second["algorithm"] == "simpo" and second["gate"] == "all_reviewed"
 
 
-@pytest.mark.parametrize("change, field, message", [
-    ({"train": {"bogus": 1}}, "non_field_errors", "unknown dpo setting(s): bogus"),
-    ({"selection": {"method": "vibes"}}, "non_field_errors", "selection method must be"),
-    ({"pairs": {"overlap_max": 2}}, "non_field_errors", "overlap_max must be in [0, 1]"),
-    ({"gate": "fraction_reviewed", "gate_value": 1.5}, "non_field_errors", "a fraction gate needs a value in (0, 1]"),
-    ({"gate_value": "NaN"}, "gate_value", "finite"),
-    ({"algorithm": "sft"}, "algorithm", "not a valid choice"),
-    ({"train": [1, 2]}, "train", "Expected a JSON object"),
-    ({"train": {"note": "a\u0000b"}}, "train", "NUL"),
-    ({"policy": 999999}, "policy", "valid choice"),
-])
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        ({"train": {"bogus": 1}}, "non_field_errors", "unknown dpo setting(s): bogus"),
+        ({"selection": {"method": "vibes"}}, "non_field_errors", "selection method must be"),
+        ({"pairs": {"overlap_max": 2}}, "non_field_errors", "overlap_max must be in [0, 1]"),
+        (
+            {"gate": "fraction_reviewed", "gate_value": 1.5},
+            "non_field_errors",
+            "a fraction gate needs a value in (0, 1]",
+        ),
+        ({"gate_value": "NaN"}, "gate_value", "finite"),
+        ({"algorithm": "sft"}, "algorithm", "not a valid choice"),
+        ({"train": [1, 2]}, "train", "Expected a JSON object"),
+        ({"train": {"note": "a\u0000b"}}, "train", "NUL"),
+        ({"policy": 999999}, "policy", "valid choice"),
+    ],
+)
 def test_a_bad_round_is_400_and_creates_nothing(api, project, change, field, message):
-    response = api("admin").post("/api/v1/rounds/", {"project": project.pk, "algorithm": "dpo", **change}, format="json")
+    response = api("admin").post(
+        "/api/v1/rounds/", {"project": project.pk, "algorithm": "dpo", **change}, format="json"
+    )
     assert response.status_code == 400, response.content
     assert message in " ".join(response.json()[field]), response.json()
     assert not TrainingRound.objects.exists()
@@ -82,7 +108,9 @@ def test_only_admins_create_and_launch(api, people, project, round_):
     assert round_.state == S.REVIEWING and TrainingRound.objects.count() == 1
 
 
-def test_launch_refused_by_the_gate_says_why_with_the_figures(api, round_, make_pair, django_capture_on_commit_callbacks):
+def test_launch_refused_by_the_gate_says_why_with_the_figures(
+    api, round_, make_pair, django_capture_on_commit_callbacks
+):
     make_pair(round=round_, status="approved")
     make_pair(round=round_, status="pending")
     with django_capture_on_commit_callbacks() as callbacks:
@@ -134,15 +162,19 @@ def test_cancel_then_resume_is_refused(api, round_, django_capture_on_commit_cal
         cancelled = client.post(f"/api/v1/rounds/{round_.pk}/cancel/")
     assert cancelled.status_code == 202 and cancelled.json()["state"] == "cancelled"
     assert cancelled.json()["error"] == "cancelled by admin"
-    for verb, reason in (("cancel", "is already cancelled"), ("resume", "only a failed round can be resumed"),
-                         ("launch", "only a draft round")):
+    for verb, reason in (
+        ("cancel", "is already cancelled"),
+        ("resume", "only a failed round can be resumed"),
+        ("launch", "only a draft round"),
+    ):
         refused = client.post(f"/api/v1/rounds/{round_.pk}/{verb}/")
         assert refused.status_code == 409 and reason in refused.json()["detail"], (verb, refused.json())
 
 
 def test_resume_a_failed_round(api, round_, django_capture_on_commit_callbacks):
-    TrainingRound.objects.filter(pk=round_.pk).update(state=S.FAILED, progress={"failed_stage": "search"},
-                                                      error="worker died")
+    TrainingRound.objects.filter(pk=round_.pk).update(
+        state=S.FAILED, progress={"failed_stage": "search"}, error="worker died"
+    )
     with django_capture_on_commit_callbacks() as callbacks:
         response = api("admin").post(f"/api/v1/rounds/{round_.pk}/resume/")
     assert response.status_code == 202 and response.json()["state"] == "searching" and response.json()["error"] == ""

@@ -1,5 +1,6 @@
 """Parquet snapshot files over REST: project admins ask for one (202), any member lists them and downloads one
 when it is done (409 with its status until then); the bytes are those whose sha256 was recorded."""
+
 import hashlib
 import io
 import json
@@ -47,7 +48,12 @@ def test_ask_poll_then_download_the_recorded_bytes(api, snapshot, django_capture
     body = asked.json()
     assert len(callbacks) == 1  # the task goes out when the request's transaction commits
     assert (body["snapshot"], body["format"], body["span"], body["kind"], body["status"]) == (
-        snapshot.pk, "trl", "completion", "parquet", "pending")
+        snapshot.pk,
+        "trl",
+        "completion",
+        "parquet",
+        "pending",
+    )
     assert body["download"] == f"/api/v1/snapshot-files/{body['id']}/download/" and body["created_by"] == "admin"
 
     # not ready: 409 with the status, for anyone who may read it
@@ -80,7 +86,8 @@ def test_ask_poll_then_download_the_recorded_bytes(api, snapshot, django_capture
 
 
 def test_a_failed_file_answers_409_with_the_reason_and_is_made_again_when_asked(
-        api, snapshot, django_capture_on_commit_callbacks):
+    api, snapshot, django_capture_on_commit_callbacks
+):
     file_id = ask(api("admin"), snapshot, {"format": "openai"}, django_capture_on_commit_callbacks)[0].json()["id"]
     SnapshotFile.objects.filter(pk=file_id).update(status="failed", error="MemoryError: out of memory")
     failed = api("annotator").get(f"/api/v1/snapshot-files/{file_id}/download/")
@@ -132,8 +139,11 @@ def test_only_admins_ask_and_outsiders_see_nothing(api, people, snapshot, django
 
     file_id = ask(api("admin"), snapshot, {"format": "trl"}, django_capture_on_commit_callbacks)[0].json()["id"]
     snapshot_file_build(file_id=file_id)
-    for path in (f"/api/v1/snapshots/{snapshot.pk}/files/", f"/api/v1/snapshot-files/{file_id}/",
-                 f"/api/v1/snapshot-files/{file_id}/download/"):
+    for path in (
+        f"/api/v1/snapshots/{snapshot.pk}/files/",
+        f"/api/v1/snapshot-files/{file_id}/",
+        f"/api/v1/snapshot-files/{file_id}/download/",
+    ):
         assert outsider.get(path).status_code == 404, path
         assert api("annotator").get(path).status_code == 200, path
     # a superuser sees every project's files
@@ -153,12 +163,17 @@ def test_other_projects_files_are_404(api, people):
     assert client.post(f"/api/v1/snapshots/{hidden.pk}/files/", {"format": "openai"}, format="json").status_code == 404
 
 
-@pytest.mark.parametrize("body, field, message", [
-    ({"format": "csv"}, "format", '"csv" is not a valid choice'),
-    ({}, "format", "This field is required"),
-    ({"format": "trl", "span": "all"}, "span", '"all" is not a valid choice'),
-])
-def test_a_bad_request_is_400_and_makes_nothing(api, snapshot, django_capture_on_commit_callbacks, body, field, message):
+@pytest.mark.parametrize(
+    "body, field, message",
+    [
+        ({"format": "csv"}, "format", '"csv" is not a valid choice'),
+        ({}, "format", "This field is required"),
+        ({"format": "trl", "span": "all"}, "span", '"all" is not a valid choice'),
+    ],
+)
+def test_a_bad_request_is_400_and_makes_nothing(
+    api, snapshot, django_capture_on_commit_callbacks, body, field, message
+):
     response, callbacks = ask(api("admin"), snapshot, body, django_capture_on_commit_callbacks)
     assert response.status_code == 400 and message in " ".join(response.json()[field]), response.json()
     assert not callbacks and not SnapshotFile.objects.exists()

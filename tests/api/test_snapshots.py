@@ -1,5 +1,6 @@
 """Snapshots over REST: freeze from a round or a selection, list with the content hash, and export streamed as
 JSON Lines — the same bytes every time, with the hash, an ETag and a file name in the headers."""
+
 import json
 
 import pytest
@@ -26,9 +27,14 @@ def tiny_policy(project, tiny_model_dir):
 def reviewed_round(project, tiny_policy, make_pair):
     """A round whose five pairs are reviewed (three approved or edited), over two queries, one in German."""
     rnd = TrainingRoundFactory(project=project, number=1, policy_in=tiny_policy)
-    queries = [QueryFactory(project=project),
-               QueryFactory(project=project, messages=[{"role": "user", "content": "Wetter in Köln?"}],
-                            ground_truth=[{"get_weather": {"city": ["Köln"]}}])]
+    queries = [
+        QueryFactory(project=project),
+        QueryFactory(
+            project=project,
+            messages=[{"role": "user", "content": "Wetter in Köln?"}],
+            ground_truth=[{"get_weather": {"city": ["Köln"]}}],
+        ),
+    ]
     for i, status in enumerate(["approved", "edited", "rejected", "approved", "pending"]):
         make_pair(status, round=rnd, query=queries[i % 2], rejected=f"city='Lyon{i}')]")
     return rnd
@@ -57,22 +63,28 @@ def test_freeze_a_round_then_list_and_read_it(api, project, reviewed_round):
 
 
 def test_freeze_a_selection(api, project, reviewed_round):
-    response = api("admin").post("/api/v1/snapshots/", {
-        "project": project.pk, "name": "edited only", "filters": {"status": ["edited"], "min_gap": 0.5}}, format="json")
+    response = api("admin").post(
+        "/api/v1/snapshots/",
+        {"project": project.pk, "name": "edited only", "filters": {"status": ["edited"], "min_gap": 0.5}},
+        format="json",
+    )
     assert response.status_code == 201, response.content
     assert response.json()["pair_count"] == 1 and response.json()["name"] == "edited only"
     assert response.json()["checkpoint"] is not None  # the project's newest renders trl prompts
 
 
-@pytest.mark.parametrize("body, field, message", [
-    ({"filters": {"colour": "red"}}, "filters", "unknown snapshot filter(s) 'colour'"),
-    ({"filters": {"status": ["pending"]}}, "filters", "unknown value(s) ['pending']"),
-    ({"filters": {"min_gap": 0.9, "max_gap": 0.1}}, "filters", "is above max_gap"),
-    ({"filters": {"deficiency": ["wrong_type"]}}, "non_field_errors", "nothing to freeze"),
-    ({"round": 999999}, "round", "No round #999999"),
-    ({"checkpoint": 999999}, "checkpoint", "No checkpoint #999999"),
-    ({"name": "x" * 201}, "name", "no more than 200"),
-])
+@pytest.mark.parametrize(
+    "body, field, message",
+    [
+        ({"filters": {"colour": "red"}}, "filters", "unknown snapshot filter(s) 'colour'"),
+        ({"filters": {"status": ["pending"]}}, "filters", "unknown value(s) ['pending']"),
+        ({"filters": {"min_gap": 0.9, "max_gap": 0.1}}, "filters", "is above max_gap"),
+        ({"filters": {"deficiency": ["wrong_type"]}}, "non_field_errors", "nothing to freeze"),
+        ({"round": 999999}, "round", "No round #999999"),
+        ({"checkpoint": 999999}, "checkpoint", "No checkpoint #999999"),
+        ({"name": "x" * 201}, "name", "no more than 200"),
+    ],
+)
 def test_a_bad_freeze_is_400_and_freezes_nothing(api, project, reviewed_round, body, field, message):
     response = api("admin").post("/api/v1/snapshots/", {"project": project.pk, **body}, format="json")
     assert response.status_code == 400, response.content
@@ -109,12 +121,16 @@ def test_export_streams_the_same_bytes_with_the_listed_hash(api, project, review
 
 
 def test_trl_spans_put_the_prefix_in_the_prompt_or_the_completions(api, project, reviewed_round):
-    snapshot = api("admin").post("/api/v1/snapshots/", {"project": project.pk, "round": reviewed_round.pk},
-                                 format="json").json()
+    snapshot = (
+        api("admin")
+        .post("/api/v1/snapshots/", {"project": project.pk, "round": reviewed_round.pk}, format="json")
+        .json()
+    )
     client = api("annotator")
     fragment = json.loads(read(client.get(f"/api/v1/snapshots/{snapshot['id']}/export/?format=trl")).splitlines()[0])
-    completion = json.loads(read(client.get(f"/api/v1/snapshots/{snapshot['id']}/export/?format=trl&span=completion"))
-                            .splitlines()[0])
+    completion = json.loads(
+        read(client.get(f"/api/v1/snapshots/{snapshot['id']}/export/?format=trl&span=completion")).splitlines()[0]
+    )
     assert fragment["prompt"].endswith("[get_weather(") and fragment["chosen"] == "city='Paris')]"
     assert completion["chosen"] == "[get_weather(city='Paris')]"
     assert fragment["metadata"]["snapshot_hash"] == snapshot["content_hash"]
@@ -122,8 +138,11 @@ def test_trl_spans_put_the_prefix_in_the_prompt_or_the_completions(api, project,
 
 def test_complete_exports_are_their_own_variant(api, project, reviewed_round):
     """`complete=true`: whole answers (these pairs' sides end already: the same rows), its own ETag and file name."""
-    snapshot = api("admin").post("/api/v1/snapshots/", {"project": project.pk, "round": reviewed_round.pk},
-                                 format="json").json()
+    snapshot = (
+        api("admin")
+        .post("/api/v1/snapshots/", {"project": project.pk, "round": reviewed_round.pk}, format="json")
+        .json()
+    )
     client = api("annotator")
     url = f"/api/v1/snapshots/{snapshot['id']}/export/?format=sharegpt"
     plain, complete = client.get(url), client.get(url + "&complete=true")
@@ -132,11 +151,21 @@ def test_complete_exports_are_their_own_variant(api, project, reviewed_round):
     assert read(complete) == read(plain)
 
 
-@pytest.mark.parametrize("query, field", [("format=parquet", "format"), ("", "format"), ("format=trl&span=all", "span"),
-                                          ("format=trl&complete=maybe", "complete")])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("format=parquet", "format"),
+        ("", "format"),
+        ("format=trl&span=all", "span"),
+        ("format=trl&complete=maybe", "complete"),
+    ],
+)
 def test_a_bad_export_format_is_400(api, project, reviewed_round, query, field):
-    snapshot = api("admin").post("/api/v1/snapshots/", {"project": project.pk, "round": reviewed_round.pk},
-                                 format="json").json()
+    snapshot = (
+        api("admin")
+        .post("/api/v1/snapshots/", {"project": project.pk, "round": reviewed_round.pk}, format="json")
+        .json()
+    )
     response = api("annotator").get(f"/api/v1/snapshots/{snapshot['id']}/export/?{query}")
     assert response.status_code == 400 and response["Content-Type"] == "application/json"
     assert field in response.json()

@@ -1,4 +1,5 @@
 """Search trees and their nodes over REST: a tree, its nodes a page at a time, filtered by depth or parent."""
+
 from tests.factories import ProjectFactory, SearchTreeFactory, TreeNodeFactory
 
 from .conftest import client_for
@@ -8,8 +9,10 @@ from .test_pairs import walk
 def test_a_trees_nodes_page_by_page(api, people, project, round_):
     tree = SearchTreeFactory(project=project, round=round_, node_count=13)
     root = TreeNodeFactory(tree=tree, key="root")
-    children = [TreeNodeFactory(tree=tree, parent=root, ordinal=i, fragment=f"city='C{i}'", visits=2, value_sum=1.0)
-                for i in range(3)]
+    children = [
+        TreeNodeFactory(tree=tree, parent=root, ordinal=i, fragment=f"city='C{i}'", visits=2, value_sum=1.0)
+        for i in range(3)
+    ]
     grandchildren = [TreeNodeFactory(tree=tree, parent=children[0], ordinal=i) for i in range(9)]
     other = SearchTreeFactory(project=project)
     TreeNodeFactory(tree=other)

@@ -1,4 +1,5 @@
 """The schema serves the loop's hot reads from indexes, and its deletion rules keep data consistent."""
+
 import pytest
 from django.db import connection
 from django.db.models import RestrictedError
@@ -50,8 +51,9 @@ def test_deleting_a_project_removes_its_rows_but_a_used_tool_cannot_be_deleted(p
 def test_snapshots_are_immutable(project):
     query = Query.objects.create(project=project, external_id="q", source="x", messages=[], content_hash="c")
     snap = DatasetSnapshot.objects.create(project=project, name="s", content_hash="abc", pair_count=1)
-    item = SnapshotPair.objects.create(snapshot=snap, ordinal=0, query=query, chosen="a", rejected="b",
-                                       status="approved")
+    item = SnapshotPair.objects.create(
+        snapshot=snap, ordinal=0, query=query, chosen="a", rejected="b", status="approved"
+    )
     snap.name = "renamed"
     with pytest.raises(ImmutableError):
         snap.save()
@@ -74,8 +76,7 @@ def test_tree_node_keys_are_unique_per_tree(project):
     with pytest.raises(IntegrityError), transaction.atomic():
         TreeNode.objects.create(tree=tree, key="root")
     # a resumed worker re-inserting nodes it already wrote gets no duplicates
-    TreeNode.objects.bulk_create([TreeNode(tree=tree, key="root"), TreeNode(tree=tree, key="a")],
-                                 ignore_conflicts=True)
+    TreeNode.objects.bulk_create([TreeNode(tree=tree, key="root"), TreeNode(tree=tree, key="a")], ignore_conflicts=True)
     assert sorted(tree.nodes.values_list("key", flat=True)) == ["a", "root"]
 
 

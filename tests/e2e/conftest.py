@@ -8,6 +8,7 @@ ordinary thread and is not affected).
 Chromium: $CHROMIUM, else `chromium` / `chromium-browser` on PATH (Debian: `apt-get install chromium`;
 `make setup` installs it when run as root). Without one the tests fail, saying how to install it.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,14 +24,23 @@ os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 PASSWORD = "pw-for-tests"  # tests.factories.UserFactory's
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 10_000  # a step that waits longer has failed
 
 
 def chromium_path() -> str | None:
-    candidates = [os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                  shutil.which("chromium-browser")]
+    candidates = [
+        os.environ.get("CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ]
     return next((c for c in candidates if c and Path(c).exists()), None)
 
 
@@ -99,14 +109,27 @@ def review_data(transactional_db, fast_passwords) -> ReviewData:
     pending pairs with real checker verdicts, a pair whose chosen fragment is wrong (to edit), a search tree
     behind the first pair, and a second project none of them belongs to."""
     from apps.projects.services import membership_set
-    from tests.factories import (PairFactory, ProjectFactory, QueryFactory, SearchTreeFactory, TreeNodeFactory,
-                                 UserFactory)
+    from tests.factories import (
+        PairFactory,
+        ProjectFactory,
+        QueryFactory,
+        SearchTreeFactory,
+        TreeNodeFactory,
+        UserFactory,
+    )
 
-    project = ProjectFactory(name="e2e-project", description="Pairs for the browser tests.",
-                             guidelines="# Guidelines\n\nApprove a pair when the **chosen** call is right.")
+    project = ProjectFactory(
+        name="e2e-project",
+        description="Pairs for the browser tests.",
+        guidelines="# Guidelines\n\nApprove a pair when the **chosen** call is right.",
+    )
     users = {}
-    for username, role in (("annotator", "annotator"), ("second", "annotator"), ("reviewer", "reviewer"),
-                           ("admin", "admin")):
+    for username, role in (
+        ("annotator", "annotator"),
+        ("second", "annotator"),
+        ("reviewer", "reviewer"),
+        ("admin", "admin"),
+    ):
         users[username] = UserFactory(username=username)
         membership_set(project=project, user=users[username], role=role)
 
@@ -114,24 +137,67 @@ def review_data(transactional_db, fast_passwords) -> ReviewData:
     tree = SearchTreeFactory(project=project, query=query, node_count=4, simulations_done=8, valid_leaves=1)
     root = TreeNodeFactory(tree=tree, key="root", fragment="", visits=8, value_sum=2.0)
     parent = TreeNodeFactory(tree=tree, parent=root, key="p", fragment="[get_weather(", visits=5, value_sum=2.0)
-    chosen = TreeNodeFactory(tree=tree, parent=parent, key="c", fragment="city='Paris')]", visits=3, value_sum=2.7,
-                             is_terminal=True, verdict={"valid": True}, ordinal=0)
-    rejected = TreeNodeFactory(tree=tree, parent=parent, key="r", fragment="city='Lyon')]", visits=2,
-                               value_sum=0.4, is_terminal=True, verdict={"valid": False, "deficiency": "wrong_value"},
-                               ordinal=1)
-    queue = [PairFactory(project=project, query=query, tree=tree, node=parent, chosen_node=chosen,
-                         rejected_node=rejected, gap=0.1, dedup_key="e2e-0")]
-    queue += [PairFactory(project=project, query=QueryFactory(project=project), gap=0.1 * (i + 1),
-                          dedup_key=f"e2e-{i}") for i in range(1, 4)]
+    chosen = TreeNodeFactory(
+        tree=tree,
+        parent=parent,
+        key="c",
+        fragment="city='Paris')]",
+        visits=3,
+        value_sum=2.7,
+        is_terminal=True,
+        verdict={"valid": True},
+        ordinal=0,
+    )
+    rejected = TreeNodeFactory(
+        tree=tree,
+        parent=parent,
+        key="r",
+        fragment="city='Lyon')]",
+        visits=2,
+        value_sum=0.4,
+        is_terminal=True,
+        verdict={"valid": False, "deficiency": "wrong_value"},
+        ordinal=1,
+    )
+    queue = [
+        PairFactory(
+            project=project,
+            query=query,
+            tree=tree,
+            node=parent,
+            chosen_node=chosen,
+            rejected_node=rejected,
+            gap=0.1,
+            dedup_key="e2e-0",
+        )
+    ]
+    queue += [
+        PairFactory(project=project, query=QueryFactory(project=project), gap=0.1 * (i + 1), dedup_key=f"e2e-{i}")
+        for i in range(1, 4)
+    ]
     # gap 0.9: last in the queue; its chosen and rejected are swapped, so the chosen one is the wrong value
-    wrong_chosen = PairFactory(project=project, query=QueryFactory(project=project), chosen="city='Lyon')]",
-                               rejected="city='Paris')]", gap=0.9, deficiency="", dedup_key="e2e-wrong")
+    wrong_chosen = PairFactory(
+        project=project,
+        query=QueryFactory(project=project),
+        chosen="city='Lyon')]",
+        rejected="city='Paris')]",
+        gap=0.9,
+        deficiency="",
+        dedup_key="e2e-wrong",
+    )
     assert wrong_chosen.chosen_verdict["deficiency"] == "wrong_value", wrong_chosen.chosen_verdict
 
     other_project = ProjectFactory(name="e2e-other-project")
     other_pair = PairFactory(project=other_project, dedup_key="e2e-other")
-    return ReviewData(project=project, other_project=other_project, users=users, queue=queue,
-                      wrong_chosen=wrong_chosen, other_pair=other_pair, tree=tree)
+    return ReviewData(
+        project=project,
+        other_project=other_project,
+        users=users,
+        queue=queue,
+        wrong_chosen=wrong_chosen,
+        other_pair=other_pair,
+        tree=tree,
+    )
 
 
 class Session:
@@ -143,9 +209,14 @@ class Session:
         self.page.set_default_timeout(TIMEOUT_MS)
         self.errors: list[str] = []
         self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
-        self.page.on("console", lambda msg: self.errors.append(f"console.{msg.type}: {msg.text}")
-                     if msg.type == "error" and not any(f"status of {code}" in msg.text for code in (400, 403, 404, 409))
-                     else None)  # answers the pages expect (bad input, conflicts) are not script errors
+        self.page.on(
+            "console",
+            lambda msg: (
+                self.errors.append(f"console.{msg.type}: {msg.text}")
+                if msg.type == "error" and not any(f"status of {code}" in msg.text for code in (400, 403, 404, 409))
+                else None
+            ),
+        )  # answers the pages expect (bad input, conflicts) are not script errors
 
     def url(self, path: str) -> str:
         return self.base_url + path

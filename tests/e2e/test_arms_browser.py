@@ -1,6 +1,7 @@
 """The arms page in a real Chromium: an admin launches arms (tasks recorded, not sent), watches a run's progress
 update live, and reads the table and the interval chart once the runs are done; an annotator sees the results but
 no launch form, and a forged launch is refused."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,13 +18,30 @@ def _eval(round_, checkpoint, query_ids, passed, deficiencies):
     from apps.training.models import EvalResult
 
     n = len(query_ids)
-    metrics = {"n": n, "pass_rate": sum(passed) / n, "over_refusal": 0.25, "deficiencies": deficiencies,
-               "by_kind": {"single": {"n": n, "pass_rate": sum(passed) / n}}}
-    run = EvalRun.objects.create(project=round_.project, checkpoint=checkpoint, round=round_, status="done",
-                                 n_queries=n, metrics=metrics)
-    EvalResult.objects.bulk_create([
-        EvalResult(eval_run=run, query_id=q, kind="single", valid=ok, valid_bfcl=ok, reward=1.0 if ok else -1.0,
-                   deficiency="" if ok else "wrong_value") for q, ok in zip(query_ids, passed)])
+    metrics = {
+        "n": n,
+        "pass_rate": sum(passed) / n,
+        "over_refusal": 0.25,
+        "deficiencies": deficiencies,
+        "by_kind": {"single": {"n": n, "pass_rate": sum(passed) / n}},
+    }
+    run = EvalRun.objects.create(
+        project=round_.project, checkpoint=checkpoint, round=round_, status="done", n_queries=n, metrics=metrics
+    )
+    EvalResult.objects.bulk_create(
+        [
+            EvalResult(
+                eval_run=run,
+                query_id=q,
+                kind="single",
+                valid=ok,
+                valid_bfcl=ok,
+                reward=1.0 if ok else -1.0,
+                deficiency="" if ok else "wrong_value",
+            )
+            for q, ok in zip(query_ids, passed)
+        ]
+    )
     return run
 
 
@@ -39,20 +57,26 @@ def sent(monkeypatch):
 @pytest.fixture
 def arms_page_round(review_data, tmp_path):
     """Round 1 of the e2e project: reviewed and frozen (its one approved pair), input policy in a real folder."""
-    from apps.datasets.services import snapshot_freeze
     from apps.curation.models import PreferencePair
+    from apps.datasets.services import snapshot_freeze
 
     project = review_data.project
     (tmp_path / "policy").mkdir()
     policy = Checkpoint.objects.create(project=project, name="warm-policy", path=str(tmp_path / "policy"), kind="sft")
-    rnd = TrainingRoundFactory(project=project, number=1, state=TrainingRound.State.REVIEWING, policy_in=policy,
-                               hyperparameters={"train": {"max_steps": 4, "batch_size": 2}})
+    rnd = TrainingRoundFactory(
+        project=project,
+        number=1,
+        state=TrainingRound.State.REVIEWING,
+        policy_in=policy,
+        hyperparameters={"train": {"max_steps": 4, "batch_size": 2}},
+    )
     pair = review_data.queue[0]
     PreferencePair.objects.filter(pk=pair.pk).update(round=rnd, status="approved")
     review_data.tree.round = rnd
     review_data.tree.save(update_fields=["round"])
-    TrainingRound.objects.filter(pk=rnd.pk).update(snapshot=snapshot_freeze(project=project, round=rnd,
-                                                                            checkpoint=policy))
+    TrainingRound.objects.filter(pk=rnd.pk).update(
+        snapshot=snapshot_freeze(project=project, round=rnd, checkpoint=policy)
+    )
     rnd.refresh_from_db()
     return rnd
 
@@ -86,10 +110,17 @@ def test_admin_launches_arms_watches_and_reads_the_table(review_data, arms_page_
     queries = [q.pk for q in type(review_data.queue[0].query).objects.filter(project=project)][:4]
     for row in ArmRun.objects.filter(round=rnd):
         passed = {"input": [1, 0, 0, 0], "step_pairs": [1, 1, 1, 0], "unreviewed": [1, 1, 0, 0]}[row.arm]
-        ckpt = rnd.policy_in if row.arm == "input" else Checkpoint.objects.create(
-            project=project, name=f"{row.arm}-{row.seed}", path="/x", kind="preference")
-        ArmRun.objects.filter(pk=row.pk).update(status="done", checkpoint=ckpt, progress={"stage": "done"},
-                                                eval_run=_eval(rnd, ckpt, queries, passed, {"wrong_value": 4 - sum(passed)}))
+        ckpt = (
+            rnd.policy_in
+            if row.arm == "input"
+            else Checkpoint.objects.create(project=project, name=f"{row.arm}-{row.seed}", path="/x", kind="preference")
+        )
+        ArmRun.objects.filter(pk=row.pk).update(
+            status="done",
+            checkpoint=ckpt,
+            progress={"stage": "done"},
+            eval_run=_eval(rnd, ckpt, queries, passed, {"wrong_value": 4 - sum(passed)}),
+        )
     page.locator("#arms-chart .interval").first.wait_for()
     table = page.locator("#arms-table").inner_text()
     assert "step_pairs" in table and "75%" in table and "+50.0 points" in table

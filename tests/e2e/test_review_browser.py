@@ -1,6 +1,7 @@
 """The review pages in a real Chromium (Playwright) against the live server: keyboard review, live-scored
 edits, a conflict between two people resolved without a lost update, and what each role can reach.
 Every visited page is saved under test-output/screenshots/."""
+
 from __future__ import annotations
 
 import re
@@ -192,8 +193,12 @@ def test_roles_what_each_person_can_reach(review_data, open_session):
     assert other.name not in page.content()
 
     # another project: 404 for its dashboard and its pairs, even by typed URL
-    for path in (f"/projects/{other.pk}/", focus_path(review_data.other_pair),
-                 f"/projects/{other.pk}/pairs/next/", f"/projects/{other.pk}/guidelines/"):
+    for path in (
+        f"/projects/{other.pk}/",
+        focus_path(review_data.other_pair),
+        f"/projects/{other.pk}/pairs/next/",
+        f"/projects/{other.pk}/guidelines/",
+    ):
         response = s.goto(path)
         assert response.status == 404, path
     s.shot("08-other-project-404")

@@ -3,6 +3,7 @@ once the pairs are reviewed, watches the stage figures update live, cancels, and
 the chart; an annotator sees the rounds but no launch or cancel button, and a forged launch is refused.
 The tasks a launch sends are recorded instead of sent (no worker runs in these tests; tests/workers runs
 the same launches on real workers)."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,8 +15,13 @@ from tests.factories import PairFactory, TrainingRoundFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 S = TrainingRound.State
-EVAL = {"n": 20, "pass_rate": 0.55, "mean_reward": 0.3, "deficiencies": {"wrong_value": 6},
-        "by_kind": {"single": {"n": 10, "pass_rate": 0.8}, "parallel": {"n": 10, "pass_rate": 0.3}}}
+EVAL = {
+    "n": 20,
+    "pass_rate": 0.55,
+    "mean_reward": 0.3,
+    "deficiencies": {"wrong_value": 6},
+    "by_kind": {"single": {"n": 10, "pass_rate": 0.8}, "parallel": {"n": 10, "pass_rate": 0.3}},
+}
 
 
 @pytest.fixture
@@ -28,10 +34,22 @@ def sent(monkeypatch):
 def test_admin_launches_watches_cancels_and_compares_rounds(review_data, open_session, sent):
     project = review_data.project
     policy = Checkpoint.objects.create(project=project, name="warm-policy", path="/models/warm", kind="sft")
-    TrainingRoundFactory(project=project, number=0, state=S.DONE, algorithm="sft", policy_out=policy,
-                         metrics={"eval": {**EVAL, "pass_rate": 0.4}})
-    TrainingRoundFactory(project=project, number=1, state=S.DONE, policy_in=policy, policy_out=policy,
-                         metrics={"eval": EVAL, "before": {**EVAL, "pass_rate": 0.4}, "pass_rate_change": 0.15})
+    TrainingRoundFactory(
+        project=project,
+        number=0,
+        state=S.DONE,
+        algorithm="sft",
+        policy_out=policy,
+        metrics={"eval": {**EVAL, "pass_rate": 0.4}},
+    )
+    TrainingRoundFactory(
+        project=project,
+        number=1,
+        state=S.DONE,
+        policy_in=policy,
+        policy_out=policy,
+        metrics={"eval": EVAL, "before": {**EVAL, "pass_rate": 0.4}, "pass_rate_change": 0.15},
+    )
     s = open_session("admin")
     page = s.page
 

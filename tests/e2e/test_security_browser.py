@@ -1,6 +1,7 @@
 """Security in a real Chromium: a `javascript:` link an admin writes into the guidelines does not run, however
 it is spelled; even markup that got past the sanitiser would not run under the Content-Security-Policy; and the
 pages (review, admin, API docs) still work under it, with no policy violation."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,8 +32,9 @@ def test_a_javascript_link_in_the_guidelines_does_not_run(review_data, open_sess
     project, pair = review_data.project, review_data.queue[0]
     admin = open_session("admin")
     admin.goto(f"/projects/{project.pk}/guidelines/")
-    source = "# Rules\n\n" + "\n\n".join(f"{i}. {link.replace('alert(1)', 'window.__pwned=true,alert(1)')}"
-                                         for i, link in enumerate(SCRIPT_LINKS))
+    source = "# Rules\n\n" + "\n\n".join(
+        f"{i}. {link.replace('alert(1)', 'window.__pwned=true,alert(1)')}" for i, link in enumerate(SCRIPT_LINKS)
+    )
     admin.page.locator("textarea[name=guidelines]").fill(source)
     admin.page.get_by_role("button", name="Save").click()
     admin.page.locator(".messages", has_text="Guidelines saved.").wait_for()
@@ -59,9 +61,11 @@ def test_markup_past_the_sanitiser_still_would_not_run(review_data, open_session
     script and an event handler, and the browser reports each refusal."""
     from apps.projects import views
 
-    hostile = ('<p><a id="raw-link" href="javascript:window.__pwned=true;alert(1)">raw link</a></p>'
-               '<script>window.__pwned = true; alert(2)</script>'
-               '<img id="raw-img" src="/static/itool/app.css" onerror="window.__pwned=true;alert(3)">')
+    hostile = (
+        '<p><a id="raw-link" href="javascript:window.__pwned=true;alert(1)">raw link</a></p>'
+        "<script>window.__pwned = true; alert(2)</script>"
+        '<img id="raw-img" src="/static/itool/app.css" onerror="window.__pwned=true;alert(3)">'
+    )
     monkeypatch.setattr(views, "guidelines_html", lambda text: hostile)
     s = open_session("annotator")
     page = s.page

@@ -1,4 +1,5 @@
 """Every model has a working admin: list (with its filters and search) and change pages render."""
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
@@ -17,26 +18,52 @@ def one_of_each(project):
     user = UserFactory(username="boss", is_staff=True, is_superuser=True)
     Membership.objects.create(project=project, user=user, role="admin")
     tool = Tool.objects.create(project=project, name="get_time", schema_hash="h", parameters={"type": "object"})
-    query = Query.objects.create(project=project, external_id="q1", source="openai", content_hash="c",
-                                 messages=[{"role": "user", "content": "What time is it?"}], ground_truth=[])
+    query = Query.objects.create(
+        project=project,
+        external_id="q1",
+        source="openai",
+        content_hash="c",
+        messages=[{"role": "user", "content": "What time is it?"}],
+        ground_truth=[],
+    )
     QueryTool.objects.create(query=query, tool=tool, position=0)
     ckpt = Checkpoint.objects.create(project=project, name="tiny", path="/tmp/tiny", kind="tiny")
     rnd = TrainingRound.objects.create(project=project, number=1, policy_in=ckpt, progress={"stage": "draft"})
     tree = SearchTree.objects.create(project=project, round=rnd, query=query, policy=ckpt)
     root = TreeNode.objects.create(tree=tree, key="r", fragment="[get_time(", visits=2, value_sum=1.0)
-    TreeNode.objects.create(tree=tree, parent=root, key="r.0", depth=1, fragment="tz='UTC')]", is_terminal=True,
-                            terminal_reward=1.0, verdict={"valid": True})
-    pair = PreferencePair.objects.create(project=project, round=rnd, query=query, tree=tree, node=root,
-                                         chosen="tz='UTC')]", rejected="tz=1)]", gap=1.5, dedup_key="d",
-                                         deficiency="wrong_type")
-    ReviewEvent.objects.create(pair=pair, user=user, action="approve", version=2, before={"status": "pending"},
-                               after={"status": "approved"})
+    TreeNode.objects.create(
+        tree=tree,
+        parent=root,
+        key="r.0",
+        depth=1,
+        fragment="tz='UTC')]",
+        is_terminal=True,
+        terminal_reward=1.0,
+        verdict={"valid": True},
+    )
+    pair = PreferencePair.objects.create(
+        project=project,
+        round=rnd,
+        query=query,
+        tree=tree,
+        node=root,
+        chosen="tz='UTC')]",
+        rejected="tz=1)]",
+        gap=1.5,
+        dedup_key="d",
+        deficiency="wrong_type",
+    )
+    ReviewEvent.objects.create(
+        pair=pair, user=user, action="approve", version=2, before={"status": "pending"}, after={"status": "approved"}
+    )
     snap = DatasetSnapshot.objects.create(project=project, round=rnd, name="s1", content_hash="x", pair_count=1)
-    SnapshotPair.objects.create(snapshot=snap, ordinal=0, pair=pair, query=query, chosen="a", rejected="b",
-                                status="approved")
+    SnapshotPair.objects.create(
+        snapshot=snap, ordinal=0, pair=pair, query=query, chosen="a", rejected="b", status="approved"
+    )
     EvalRun.objects.create(project=project, checkpoint=ckpt, round=rnd, metrics={"pass_rate": 0.5})
-    ImportJob.objects.create(project=project, format="openai", file="imports/x.jsonl", status="running",
-                             progress_done=50, progress_total=200)
+    ImportJob.objects.create(
+        project=project, format="openai", file="imports/x.jsonl", status="running", progress_done=50, progress_total=200
+    )
     return user
 
 

@@ -1,4 +1,5 @@
 """`batched`: consecutive lists of a given size, the last one shorter, reading the items once."""
+
 from itool_web.batching import batched
 
 

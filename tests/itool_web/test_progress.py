@@ -1,4 +1,5 @@
 """Progress in a log: plain lines, throttled, and the last state always written."""
+
 import io
 
 from itool_web.progress import progress_bar

@@ -1,5 +1,6 @@
 """Security headers on every response (a Content-Security-Policy with no inline script, and Django's usual
 ones), templates that need no inline script, and a limit on password guesses at both login pages."""
+
 from __future__ import annotations
 
 import re
@@ -85,8 +86,12 @@ def test_templates_have_no_inline_script_event_handler_or_javascript_link():
 def test_password_guesses_at_a_login_page_are_limited(client, member, login_url):
     """The attack run's 40 wrong passwords: past the rate (30/minute by default) each gets 429 without a
     password check; a changing X-Forwarded-For does not reset the count; the right one then waits too."""
-    codes = [client.post(login_url, {"username": "annotator", "password": f"guess-{i}"},
-                         HTTP_X_FORWARDED_FOR=f"198.51.100.{i}").status_code for i in range(40)]
+    codes = [
+        client.post(
+            login_url, {"username": "annotator", "password": f"guess-{i}"}, HTTP_X_FORWARDED_FOR=f"198.51.100.{i}"
+        ).status_code
+        for i in range(40)
+    ]
     assert codes == [200] * 30 + [429] * 10
     right = client.post(login_url, {"username": "annotator", "password": "pw-for-tests"})
     assert right.status_code == 429 and 0 < int(right["Retry-After"]) <= 60
@@ -102,8 +107,7 @@ def test_people_logging_in_do_not_use_up_their_address(client, member, settings)
         client.post("/accounts/logout/")
     # a logged-in guesser gets no refund for wrong guesses at someone else's password
     client.force_login(member)
-    codes = [client.post("/accounts/login/", {"username": "admin", "password": "guess"}).status_code
-             for _ in range(4)]
+    codes = [client.post("/accounts/login/", {"username": "admin", "password": "guess"}).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
 
 

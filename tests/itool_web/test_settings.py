@@ -1,4 +1,5 @@
 """Settings come from the environment; with nothing set, the embedded default needs no server."""
+
 import json
 import os
 import subprocess
@@ -20,15 +21,23 @@ if out["engine"].endswith("sqlite3"):
         cur.execute("PRAGMA busy_timeout"); out["busy_ms"] = cur.fetchone()[0]
 print(json.dumps(out))
 """
-CONFIG_VARS = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "SECRET_KEY", "DEBUG",
-               "ALLOWED_HOSTS", "MEDIA_ROOT", "CHECKPOINT_DIR", "ITOOL_DATA_DIR")
+CONFIG_VARS = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_RESULT_BACKEND",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "MEDIA_ROOT",
+    "CHECKPOINT_DIR",
+    "ITOOL_DATA_DIR",
+)
 
 
 def probe(tmp_path, **env) -> dict:
     base = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
     base.update({"DJANGO_SETTINGS_MODULE": "itool_web.settings", "ITOOL_DATA_DIR": str(tmp_path), **env})
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=base, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=base, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 

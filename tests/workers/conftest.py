@@ -1,4 +1,5 @@
 """Real Celery worker processes for tests, on the configured broker and the test database."""
+
 import os
 import signal
 import subprocess
@@ -30,14 +31,41 @@ class Workers:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, queues: str = "cpu", name: str = "w") -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(self.media_root),
-               "CHECKPOINT_DIR": str(self.media_root / "checkpoints"),
-               "CELERY_TASK_ALWAYS_EAGER": "0", "GENERATION_THREADS": "1"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "MEDIA_ROOT": str(self.media_root),
+            "CHECKPOINT_DIR": str(self.media_root / "checkpoints"),
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "GENERATION_THREADS": "1",
+        }
         log = (self.tmp_path / f"{name}.log").open("w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "itool_web", "worker", "-Q", queues, "--pool", "solo",
-             "--concurrency", "1", "--without-gossip", "--without-mingle", "--loglevel", "INFO", "-n", f"{name}@%h"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "itool_web",
+                "worker",
+                "-Q",
+                queues,
+                "--pool",
+                "solo",
+                "--concurrency",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+                "-n",
+                f"{name}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         proc.log_path = self.tmp_path / f"{name}.log"
         self.procs.append(proc)

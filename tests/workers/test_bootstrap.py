@@ -1,5 +1,6 @@
 """The paired bootstrap against cases whose bootstrap distribution can be enumerated by hand, its deterministic
 properties, and its refusals."""
+
 import itertools
 from fractions import Fraction
 
@@ -25,7 +26,7 @@ def exact_quantile(diffs, q):
     for draw in itertools.product(diffs, repeat=n):
         mean = Fraction(sum(draw), n)
         counts[mean] = counts.get(mean, 0) + 1
-    total, seen = n ** n, 0
+    total, seen = n**n, 0
     for mean in sorted(counts):
         seen += counts[mean]
         if Fraction(seen, total) >= q:
@@ -44,7 +45,10 @@ def test_three_queries_match_the_enumerated_bootstrap():
     assert result.high == pytest.approx(exact_quantile(diffs, 0.975))
     # 80%: 10% → -2/3 (1/27 < .1 ≤ 4/27), 90% → 2/3 (23/27 = .852 < .9 ≤ 26/27)
     wide = paired_bootstrap(before, after, confidence=0.8)
-    assert (wide.low, wide.high) == (pytest.approx(exact_quantile(diffs, 0.1)), pytest.approx(exact_quantile(diffs, 0.9)))
+    assert (wide.low, wide.high) == (
+        pytest.approx(exact_quantile(diffs, 0.1)),
+        pytest.approx(exact_quantile(diffs, 0.9)),
+    )
     assert (wide.low, wide.high) == (pytest.approx(-2 / 3), pytest.approx(2 / 3))
 
 
@@ -70,13 +74,16 @@ def test_reproducible_by_seed_and_centred_on_the_change():
     assert floats.diff == 0.125 and floats.as_dict()["n"] == 2
 
 
-@pytest.mark.parametrize("before, after, kwargs, message", [
-    ([], [], {}, "at least one query"),
-    ([1, 0], [1], {}, "2 before and 1 after"),
-    ([1], [1], {"resamples": 0}, "resamples must be at least 1"),
-    ([1], [1], {"confidence": 1.0}, "confidence must be in"),
-    ([1], [float("nan")], {}, "finite"),
-])
+@pytest.mark.parametrize(
+    "before, after, kwargs, message",
+    [
+        ([], [], {}, "at least one query"),
+        ([1, 0], [1], {}, "2 before and 1 after"),
+        ([1], [1], {"resamples": 0}, "resamples must be at least 1"),
+        ([1], [1], {"confidence": 1.0}, "confidence must be in"),
+        ([1], [float("nan")], {}, "finite"),
+    ],
+)
 def test_refuses_what_it_cannot_pair(before, after, kwargs, message):
     with pytest.raises(ValueError, match=message):
         paired_bootstrap(before, after, **kwargs)

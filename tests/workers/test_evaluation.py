@@ -1,6 +1,7 @@
 """Evaluation metrics on known answers: strict and BFCL-rule pass rate per kind and per kind group,
 over-refusal, deficiency histogram, mean reward, Solve-F1 (the answers' calls run for real in the sandbox),
 and the per-query records."""
+
 import json
 
 import pytest
@@ -11,9 +12,14 @@ from apps.rewards.sandbox import SandboxLimits
 from workers.evaluation import EvalRecord, evaluate
 from workers.llm.base import BaseBackend, Sample
 
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather of a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 IMPLEMENTATIONS = {"get_weather": "def get_weather(city):\n    return {'city': city, 'temp': len(city) * 3}\n"}
 FAST = SandboxLimits(cpu_seconds=1, wall_seconds=3)
 
@@ -64,8 +70,12 @@ def test_pass_rate_by_kind_deficiencies_and_solve_f1():
 
 
 def test_without_solvers_there_is_no_solve_f1():
-    metrics = evaluate(Answers({"p": "[get_weather(city='Paris')]"}), ["p"],
-                       [Checker([{"get_weather": {"city": ["Paris"]}}], [WEATHER])], ["single"]).metrics
+    metrics = evaluate(
+        Answers({"p": "[get_weather(city='Paris')]"}),
+        ["p"],
+        [Checker([{"get_weather": {"city": ["Paris"]}}], [WEATHER])],
+        ["single"],
+    ).metrics
     assert metrics["pass_rate"] == 1.0
     assert "solve_f1" not in metrics and "solve_f1" not in metrics["by_kind"]["single"]
 
@@ -97,10 +107,19 @@ def test_solver_for_needs_implementations_and_sub_answers():
 
 
 def test_pass_rate_per_bfcl_category_for_the_queries_that_have_one():
-    answers = {"a": "[get_weather(city='Paris')]", "b": "[get_weather(city='Rome')]", "c": "[get_weather(city='Paris')]"}
+    answers = {
+        "a": "[get_weather(city='Paris')]",
+        "b": "[get_weather(city='Rome')]",
+        "c": "[get_weather(city='Paris')]",
+    }
     checker = Checker([{"get_weather": {"city": ["Paris"]}}], [WEATHER])
-    metrics = evaluate(Answers(answers), ["a", "b", "c"], [checker] * 3, ["single"] * 3,
-                       categories=["simple_python", "simple_python", None]).metrics
+    metrics = evaluate(
+        Answers(answers),
+        ["a", "b", "c"],
+        [checker] * 3,
+        ["single"] * 3,
+        categories=["simple_python", "simple_python", None],
+    ).metrics
     assert metrics["by_category"] == {"simple_python": {"n": 2, "pass_rate": 0.5, "pass_rate_bfcl": 0.5}}
     assert metrics["pass_rate"] == pytest.approx(2 / 3)
     assert "by_category" not in evaluate(Answers(answers), ["a"], [checker], ["single"], categories=[None]).metrics
@@ -123,14 +142,21 @@ def test_strict_and_bfcl_pass_rates_over_refusal_groups_and_records():
         ("irrelevance", [], "[get_weather(city='Paris')]"),  # a call where none is right
     ]
     prompts = [f"p{i}" for i in range(len(cases))]
-    evaluation = evaluate(Answers({p: c[2] for p, c in zip(prompts, cases)}), prompts,
-                          [Checker(truth, [WEATHER]) for _, truth, _ in cases], [c[0] for c in cases])
+    evaluation = evaluate(
+        Answers({p: c[2] for p, c in zip(prompts, cases)}),
+        prompts,
+        [Checker(truth, [WEATHER]) for _, truth, _ in cases],
+        [c[0] for c in cases],
+    )
     m = evaluation.metrics
     assert m["n"] == 8 and m["call_n"] == 5
     assert m["pass_rate"] == pytest.approx(2 / 8) and m["pass_rate_bfcl"] == pytest.approx(3 / 8)
     assert m["over_refusal"] == pytest.approx(2 / 5)  # no call on 2 of the 5 call queries; malformed is not one
-    assert m["by_kind"]["irrelevance"] == {"n": 3, "pass_rate": pytest.approx(1 / 3),
-                                           "pass_rate_bfcl": pytest.approx(2 / 3)}  # no over-refusal there
+    assert m["by_kind"]["irrelevance"] == {
+        "n": 3,
+        "pass_rate": pytest.approx(1 / 3),
+        "pass_rate_bfcl": pytest.approx(2 / 3),
+    }  # no over-refusal there
     assert m["by_kind"]["single"] == {"n": 2, "pass_rate": 0.5, "pass_rate_bfcl": 0.5, "over_refusal": 0.5}
     assert m["by_kind"]["parallel"]["over_refusal"] == 1.0 and m["by_kind"]["multi_hop"]["over_refusal"] == 0.0
     assert m["groups"]["call_kinds"] == {"n": 5, "pass_rate": 0.2, "pass_rate_bfcl": 0.2, "over_refusal": 0.4}
@@ -142,7 +168,12 @@ def test_strict_and_bfcl_pass_rates_over_refusal_groups_and_records():
     assert [r.index for r in records] == list(range(8)) and all(isinstance(r, EvalRecord) for r in records)
     gamed = records[5]
     assert (gamed.kind, gamed.output, gamed.valid, gamed.valid_bfcl, gamed.deficiency) == (
-        "irrelevance", BROKEN, False, True, "malformed")
+        "irrelevance",
+        BROKEN,
+        False,
+        True,
+        "malformed",
+    )
     assert gamed.reward == -1.0 and "no call was expected" in gamed.detail and not gamed.expects_call
     assert (records[1].deficiency, records[1].expects_call, records[1].valid_bfcl) == ("no_call", True, False)
     assert records[0].valid and records[0].deficiency == "" and records[0].reward == 1.0

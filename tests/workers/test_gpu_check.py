@@ -1,5 +1,6 @@
 """`make gpu-check`: without CUDA it says so and exits 0; on the CPU (`--device cpu`) every part runs and a
 failing part makes the exit code non-zero while the others still report."""
+
 import pytest
 import torch
 
@@ -30,8 +31,13 @@ def test_on_the_cpu_every_part_runs_and_one_failure_fails_the_check(monkeypatch,
     monkeypatch.setattr(workers.train.grpo, "train_grpo", broken)
     assert gpu_check.main(["--device", "cpu", "--steps", "2", "--trees", "4", "--vllm", "skip"]) == 1
     out = capsys.readouterr().out
-    for part in ("build the tiny model", "transformers backend", "generation (transformers, cpu, float32)",
-                 "search (transformers, cpu)", "preference round (SimPO, cpu)"):
+    for part in (
+        "build the tiny model",
+        "transformers backend",
+        "generation (transformers, cpu, float32)",
+        "search (transformers, cpu)",
+        "preference round (SimPO, cpu)",
+    ):
         assert f"ok   {part}" in out, out
     assert "tokens/s" in out and "nodes/s" in out
     assert "FAIL GRPO round (cpu)" in out and "out of memory" in out

@@ -1,6 +1,7 @@
 """Rounds driven by real Celery workers: launch → train → evaluate → done through the stage hand-overs, a
 GRPO round from draft (select → train → evaluate, no search or review), and a training worker killed with
 SIGKILL that is reaped (failed, with the reason) and resumed from its last trainer checkpoint."""
+
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -43,15 +44,24 @@ def make_project(name, tiny_model_dir):
 
 def reviewed_round(project, policy, train: dict):
     """A round in review whose pairs were approved (chosen = the reference answer, rejected = a wrong one)."""
-    rnd = round_create(project=project, policy=policy, algorithm="simpo",
-                       hyperparameters={"train": train, "eval_limit": 6})
+    rnd = round_create(
+        project=project, policy=policy, algorithm="simpo", hyperparameters={"train": train, "eval_limit": 6}
+    )
     for to in (S.SELECTING, S.SEARCHING, S.PAIRING, S.REVIEWING):
         round_transition(round_id=rnd.pk, to=to)
     queries = Query.objects.filter(project=project, split="train").exclude(reference_output="")[:8]
     for i, q in enumerate(queries):
-        PreferencePair.objects.create(project=project, round=rnd, query=q, prefix="", chosen=q.reference_output,
-                                      rejected=q.reference_output[: len(q.reference_output) // 2], gap=0.5,
-                                      status="approved", dedup_key=f"k{i}")
+        PreferencePair.objects.create(
+            project=project,
+            round=rnd,
+            query=q,
+            prefix="",
+            chosen=q.reference_output,
+            rejected=q.reference_output[: len(q.reference_output) // 2],
+            gap=0.5,
+            status="approved",
+            dedup_key=f"k{i}",
+        )
     return TrainingRound.objects.get(pk=rnd.pk)
 
 
@@ -71,7 +81,8 @@ def test_launched_round_trains_evaluates_and_finishes_on_workers(workers, tiny_m
     assert {r.checkpoint_id for r in runs} == {policy.pk, out.pk}  # before and after, on the same queries
     assert rnd.metrics["eval"]["n"] == rnd.metrics["before"]["n"] == 6
     assert rnd.metrics["pass_rate_change"] == pytest.approx(
-        rnd.metrics["eval"]["pass_rate"] - rnd.metrics["before"]["pass_rate"])
+        rnd.metrics["eval"]["pass_rate"] - rnd.metrics["before"]["pass_rate"]
+    )
     for figures in (rnd.metrics["eval"], rnd.metrics["before"]):  # the generated tools run: Solve-F1 everywhere
         assert figures["solve_n"] == 6 and 0 <= figures["solve_f1"] <= 1
 
@@ -80,12 +91,23 @@ def test_launched_round_trains_evaluates_and_finishes_on_workers(workers, tiny_m
 @pytest.mark.django_db(transaction=True)
 def test_grpo_round_goes_from_draft_to_done_without_search(workers, tiny_model_dir):
     project, policy = make_project("grpo-round", tiny_model_dir)
-    rnd = round_create(project=project, policy=policy, algorithm="grpo",
-                       selection={"method": "perplexity", "ratio": 0.3, "max_queries": 4},
-                       hyperparameters={"train": {"max_steps": 2, "num_generations": 2, "batch_size": 2,
-                                                  "max_completion_length": 16, "logging_steps": 1,
-                                                  "reward": "solve_f1"},
-                                        "eval_limit": 4})
+    rnd = round_create(
+        project=project,
+        policy=policy,
+        algorithm="grpo",
+        selection={"method": "perplexity", "ratio": 0.3, "max_queries": 4},
+        hyperparameters={
+            "train": {
+                "max_steps": 2,
+                "num_generations": 2,
+                "batch_size": 2,
+                "max_completion_length": 16,
+                "logging_steps": 1,
+                "reward": "solve_f1",
+            },
+            "eval_limit": 4,
+        },
+    )
     workers.start("gpu,cpu", name="worker")
     rnd = round_launch(round_id=rnd.pk)
     rnd = wait_for(rnd, (S.DONE,))
@@ -97,8 +119,7 @@ def test_grpo_round_goes_from_draft_to_done_without_search(workers, tiny_model_d
 @pytest.mark.django_db(transaction=True)
 def test_killed_training_worker_is_reaped_and_resumes_from_its_checkpoint(workers, tiny_model_dir):
     project, policy = make_project("kill-train", tiny_model_dir)
-    rnd = reviewed_round(project, policy, {"max_steps": 120, "save_steps": 5, "logging_steps": 1,
-                                           "batch_size": 2})
+    rnd = reviewed_round(project, policy, {"max_steps": 120, "save_steps": 5, "logging_steps": 1, "batch_size": 2})
     first = workers.start("gpu", name="first")
     rnd = round_launch(round_id=rnd.pk)
     scratch = None
@@ -128,5 +149,5 @@ def test_killed_training_worker_is_reaped_and_resumes_from_its_checkpoint(worker
     assert trained["resumed"] and trained["resumed_from_step"] == saved and trained["steps"] == 120
     steps = [p[0] for p in rnd.progress["losses"]]
     # the second worker's loss points start after the saved step: it continued, it did not start over
-    resumed_points = steps[steps.index(killed_at) + 1:] if killed_at in steps else steps
+    resumed_points = steps[steps.index(killed_at) + 1 :] if killed_at in steps else steps
     assert resumed_points[0] == saved + 1 and resumed_points[-1] == 120

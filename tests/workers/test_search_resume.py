@@ -1,5 +1,6 @@
 """A search worker killed with SIGKILL mid-search: a retry on a new worker completes every tree with no
 node stored twice and none of the stored ones lost."""
+
 import time
 from collections import Counter
 
@@ -18,17 +19,24 @@ SEARCH = {"simulations": 8, "width": 3, "max_tokens": 40}
 
 
 def stored_nodes(round_) -> dict[str, tuple]:
-    return {key: (tree, parent, fragment, terminal) for key, tree, parent, fragment, terminal in
-            TreeNode.objects.filter(tree__round=round_).values_list("key", "tree_id", "parent__key", "fragment",
-                                                                     "is_terminal")}
+    return {
+        key: (tree, parent, fragment, terminal)
+        for key, tree, parent, fragment, terminal in TreeNode.objects.filter(tree__round=round_).values_list(
+            "key", "tree_id", "parent__key", "fragment", "is_terminal"
+        )
+    }
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_killed_search_worker_resumes_without_duplicates_or_losses(workers, tiny_model_dir):
     project = ProjectFactory(name="resume")
-    records_write(project=project, records=generate_environment(EnvironmentConfig(seed=7, queries=12)).queries,
-                  source="generated", split="train")
+    records_write(
+        project=project,
+        records=generate_environment(EnvironmentConfig(seed=7, queries=12)).queries,
+        source="generated",
+        split="train",
+    )
     policy = Checkpoint.objects.create(project=project, name="nano", path=str(tiny_model_dir), kind="tiny")
     rnd = round_create(project=project, policy=policy, search_config=SEARCH)
     round_transition(round_id=rnd.pk, to="selecting")
@@ -69,4 +77,5 @@ def test_killed_search_worker_resumes_without_duplicates_or_losses(workers, tiny
         # every stored step was backed up exactly once: width rollouts per simulation reach the root
         assert root.visits == sum(c.visits for c in children) == tree.simulations_done * SEARCH["width"]
         assert tree.simulations_done == SEARCH["simulations"] or not any(
-            not n.is_terminal and n.depth < 3 and not any(m.parent_id == n.pk for m in nodes) for n in nodes)
+            not n.is_terminal and n.depth < 3 and not any(m.parent_id == n.pk for m in nodes) for n in nodes
+        )

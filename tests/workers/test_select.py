@@ -1,4 +1,5 @@
 """Selection: which queries a round searches."""
+
 import math
 
 import pytest
@@ -46,8 +47,9 @@ def test_pass_rate_floor_keeps_only_the_queries_solved_sometimes():
     assert capped == [False, True, False, False, False, True, False]  # the rarest solved first: 0.125, 0.25
 
 
-@pytest.mark.parametrize("bad", [{"min_rate": -0.1}, {"min_rate": 0.5, "threshold": 0.5},
-                                 {"min_rate": 0.6, "threshold": 0.5}])
+@pytest.mark.parametrize(
+    "bad", [{"min_rate": -0.1}, {"min_rate": 0.5, "threshold": 0.5}, {"min_rate": 0.6, "threshold": 0.5}]
+)
 def test_a_floor_at_or_over_the_threshold_is_refused(bad):
     with pytest.raises(ValueError, match="min_rate"):
         SelectionConfig(method="pass_rate", **bad)

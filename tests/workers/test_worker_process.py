@@ -1,5 +1,6 @@
 """A task sent through the configured broker (Redis in CI, the filesystem one by default) and run by a
 real worker process, against the same database the test uses."""
+
 import json
 
 import pytest
@@ -37,8 +38,12 @@ def test_import_task_runs_in_a_worker_process(workers):
 
 
 def test_task_options_suit_long_idempotent_work():
-    for name, queue, hours in (("catalog.import_job_run", "cpu", 1), ("search.trees_search", "gpu", 12),
-                               ("training.round_select", "gpu", 1), ("curation.round_pair", "cpu", 1)):
+    for name, queue, hours in (
+        ("catalog.import_job_run", "cpu", 1),
+        ("search.trees_search", "gpu", 12),
+        ("training.round_select", "gpu", 1),
+        ("curation.round_pair", "cpu", 1),
+    ):
         task = celery_app.tasks[name]
         assert task.acks_late is True and task.time_limit >= hours * 3600, name
         assert celery_app.amqp.router.route({}, name)["queue"].name == queue, name

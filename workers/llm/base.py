@@ -1,4 +1,5 @@
 """The generation interface every backend implements: batched prompts in, n samples each out, with logprobs."""
+
 from __future__ import annotations
 
 import math

@@ -16,6 +16,7 @@ Limitations, all the server's:
   tree search prompts with text and stores no node ids (pairs then train on text; docs/token-ids.md).
 - The seed is sent as is: a prompt given twice in one call gets the same samples from a deterministic server.
 """
+
 from __future__ import annotations
 
 import json
@@ -137,8 +138,15 @@ class OpenAIBackend(BaseBackend):
             prompt, continuation = pair
             if not continuation:
                 return []
-            body = {"model": self.model, "prompt": prompt + continuation, "max_tokens": 1, "temperature": 0,
-                    "echo": True, "logprobs": 1, "skip_special_tokens": False}
+            body = {
+                "model": self.model,
+                "prompt": prompt + continuation,
+                "max_tokens": 1,
+                "temperature": 0,
+                "echo": True,
+                "logprobs": 1,
+                "skip_special_tokens": False,
+            }
             return continuation_logprobs_from_echo(self._post(body), continuation)
 
         return list(self._pool.map(score_one, zip(prompts, continuations)))

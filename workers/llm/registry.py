@@ -1,4 +1,5 @@
 """Backends by name: `get_backend("transformers" | "vllm" | "openai", **engine_arguments)`."""
+
 from __future__ import annotations
 
 import importlib

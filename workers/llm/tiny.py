@@ -10,6 +10,7 @@ and full JSON schemas would make every example several times longer (DESIGN.md, 
 CPU"). Assistant tool calls are rendered as the Python call list the model is trained to answer with,
 `[get_weather(city='Paris')]`, whether the arguments arrive as an object or as a JSON string.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,7 +75,9 @@ _PY_KWARGS_MACRO = r"""
 {%- endmacro -%}
 """
 
-CHAT_TEMPLATE = _PY_KWARGS_MACRO + r"""
+CHAT_TEMPLATE = (
+    _PY_KWARGS_MACRO
+    + r"""
 {%- macro call_list(tool_calls) -%}
 [{%- for call in tool_calls -%}
 {%- set fn = call.function if call.function is defined else call -%}
@@ -120,11 +123,12 @@ CHAT_TEMPLATE = _PY_KWARGS_MACRO + r"""
 {{- '<|im_start|>assistant\n' -}}
 {%- endif -%}
 """
+)
 
 # Architecture presets. "small" is the demo's policy: 2 layers of width 128 and a BPE vocabulary of up to 4,096
 # tokens (the demo's corpus runs out of merges seen twice at about 1,900: city names, tickers and most words
-# become one token), 0.77M parameters; docs/experiments.md ("The demo policy") has the runs behind it. "nano" is the ~100k-parameter model the tests build in a few seconds
-# (DESIGN.md: "a 107k-parameter Qwen2 builds in ~5 s").
+# become one token), 0.77M parameters; docs/experiments.md ("The demo policy") has the runs behind it. "nano" is
+# the ~100k-parameter model the tests build in a few seconds (DESIGN.md: "a 107k-parameter Qwen2 builds in ~5 s").
 SIZE_PRESETS: dict[str, dict[str, int]] = {
     "nano": {
         "vocab_size": 1024,
@@ -182,7 +186,9 @@ def render_conversation(messages: list[dict], tools: list[dict] | None, add_gene
     from transformers.utils.chat_template_utils import render_jinja_template
 
     rendered, _ = render_jinja_template(
-        conversations=[messages], tools=tools or None, chat_template=CHAT_TEMPLATE,
+        conversations=[messages],
+        tools=tools or None,
+        chat_template=CHAT_TEMPLATE,
         add_generation_prompt=add_generation_prompt,
     )
     return rendered[0]
@@ -226,10 +232,12 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int, min_frequency: int):
     # with `Qwen2Tokenizer`, which rebuilds this pipeline around the saved vocabulary and merges.
     backend = Tokenizer(models.BPE())
     backend.normalizer = normalizers.NFC()
-    backend.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -290,9 +298,18 @@ def build_tiny_model(corpus: Iterable[str], output_dir: str | Path, config: Tiny
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
-    (output_dir / "tiny_model.json").write_text(json.dumps(
-        {"size": config.size, "seed": config.seed, "parameters": model.num_parameters(),
-         "vocab_size": len(tokenizer)}, indent=2) + "\n")
+    (output_dir / "tiny_model.json").write_text(
+        json.dumps(
+            {
+                "size": config.size,
+                "seed": config.seed,
+                "parameters": model.num_parameters(),
+                "vocab_size": len(tokenizer),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return output_dir
 
 

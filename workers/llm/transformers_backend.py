@@ -24,6 +24,7 @@ of the returned text, as `score()` computes them by teacher forcing and as vLLM 
 token ends a sample and is neither in its text nor in its logprobs; a stop string cuts the text where it
 starts and the logprobs after the last token needed for the kept text.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -170,7 +171,9 @@ class TransformersBackend(BaseBackend):
         out: list[list[Sample]] = [[None] * params.n for _ in prompts]  # type: ignore[list-item]
         for row in rows:
             out[row.prompt_index][row.sample_index] = Sample(
-                text=row.text, token_logprobs=row.logprobs, finish_reason=row.finish_reason,
+                text=row.text,
+                token_logprobs=row.logprobs,
+                finish_reason=row.finish_reason,
                 token_ids=row.token_ids,
             )
         return out
@@ -182,8 +185,13 @@ class TransformersBackend(BaseBackend):
             # Baseline: every row is its own sequence, the whole prompt prefilled (left padding only).
             flat = [(prompt_ids[k], [r]) for k in range(len(prompt_ids)) for r in rows_of[k]]
             return [
-                [PrefixGroup([], [ids for ids, _ in flat[s:s + self.batch_size]],
-                             [rs for _, rs in flat[s:s + self.batch_size]])]
+                [
+                    PrefixGroup(
+                        [],
+                        [ids for ids, _ in flat[s : s + self.batch_size]],
+                        [rs for _, rs in flat[s : s + self.batch_size]],
+                    )
+                ]
                 for s in range(0, len(flat), self.batch_size)
             ]
         # Distinct prompts, with all the rows they feed, in token order so that shared prefixes are adjacent.
@@ -192,8 +200,12 @@ class TransformersBackend(BaseBackend):
             members.setdefault(tuple(ids), []).extend(rows_of[k])
         distinct = sorted(members)
         # A prompt with more samples than a batch holds is split into batch-sized pieces.
-        pieces = [(list(ids), rs[s:s + self.batch_size])
-                  for ids in distinct for rs in [members[ids]] for s in range(0, len(rs), self.batch_size)]
+        pieces = [
+            (list(ids), rs[s : s + self.batch_size])
+            for ids in distinct
+            for rs in [members[ids]]
+            for s in range(0, len(rs), self.batch_size)
+        ]
         groups: list[list[tuple[list[int], list[int]]]] = []
         for ids, rs in pieces:
             current = groups[-1] if groups else None
@@ -212,8 +224,9 @@ class TransformersBackend(BaseBackend):
             # so that every member has a suffix whose last position gives the first logits.
             shared = common_prefix_length(group[0][0], group[-1][0])
             shared = min(shared, min(len(ids) for ids, _ in group) - 1)
-            prefix_group = PrefixGroup(group[0][0][:shared], [ids[shared:] for ids, _ in group],
-                                       [rs for _, rs in group])
+            prefix_group = PrefixGroup(
+                group[0][0][:shared], [ids[shared:] for ids, _ in group], [rs for _, rs in group]
+            )
             if not batches or batch_rows + prefix_group.row_count > self.batch_size:
                 batches.append([])
                 batch_rows = 0
@@ -230,8 +243,13 @@ class TransformersBackend(BaseBackend):
         members = len(group.suffixes)
         if prefix_len:
             prefix = torch.tensor([group.prefix], device=self.device)
-            self.model(input_ids=prefix, position_ids=torch.arange(prefix_len, device=self.device)[None],
-                       past_key_values=cache, use_cache=True, logits_to_keep=1)
+            self.model(
+                input_ids=prefix,
+                position_ids=torch.arange(prefix_len, device=self.device)[None],
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
             cache.batch_repeat_interleave(members)
             self.last_stats["prefill_tokens"] += prefix_len
         width = max(len(s) for s in group.suffixes)
@@ -239,13 +257,19 @@ class TransformersBackend(BaseBackend):
         mask = torch.zeros((members, prefix_len + width), dtype=torch.long)
         mask[:, :prefix_len] = 1
         for m, suffix in enumerate(group.suffixes):
-            input_ids[m, width - len(suffix):] = torch.tensor(suffix)
-            mask[m, prefix_len + width - len(suffix):] = 1
+            input_ids[m, width - len(suffix) :] = torch.tensor(suffix)
+            mask[m, prefix_len + width - len(suffix) :] = 1
         self.last_stats["prefill_tokens"] += sum(len(s) for s in group.suffixes)
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions[:, prefix_len:],
-                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions[:, prefix_len:],
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         # Each member's state is repeated to its sample rows.
         repeat = torch.tensor([m for m, rs in enumerate(group.rows) for _ in rs], device=self.device)
         cache = out.past_key_values
@@ -259,7 +283,7 @@ class TransformersBackend(BaseBackend):
         layers = []
         for layer in range(len(states[0][0].layers)):
             keys, values = [], []
-            for cache, mask, _, _ in states:
+            for cache, _mask, _, _ in states:
                 k, v = cache.layers[layer].keys, cache.layers[layer].values  # (rows, kv_heads, time, head_dim)
                 pad = length - k.shape[2]
                 keys.append(torch.nn.functional.pad(k, (0, 0, pad, 0)))
@@ -303,8 +327,13 @@ class TransformersBackend(BaseBackend):
                 live = [live[b] for b in keep]
                 generators = [generators[b] for b in keep]
             mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
-            out = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions[:, None],
-                             past_key_values=cache, use_cache=True)
+            out = self.model(
+                input_ids=tokens[:, None],
+                attention_mask=mask,
+                position_ids=positions[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
             cache, logits = out.past_key_values, out.logits[:, -1, :]
             positions = positions + 1
         for row in (rows[r] for group in batch for rs in group.rows for r in rs):
@@ -344,7 +373,7 @@ class TransformersBackend(BaseBackend):
         cut = min(cuts)
         # Keep the fewest tokens whose text covers text[:cut]; a token straddling the cut stays.
         keep = len(row.token_ids)
-        while keep > 0 and len(self.decode(row.token_ids[:keep - 1])) >= cut:
+        while keep > 0 and len(self.decode(row.token_ids[: keep - 1])) >= cut:
             keep -= 1
         del row.token_ids[keep:], row.logprobs[keep:]
         row.text = text[:cut]
@@ -368,30 +397,33 @@ class TransformersBackend(BaseBackend):
             if not p:
                 raise ValueError(f"prompt {i} is empty: the first token has nothing to be predicted from")
             if len(p) + len(c) > self.max_positions:
-                raise ValueError(f"prompt {i} + continuation is {len(p) + len(c)} tokens; the model takes "
-                                 f"at most {self.max_positions}")
+                raise ValueError(
+                    f"prompt {i} + continuation is {len(p) + len(c)} tokens; the model takes "
+                    f"at most {self.max_positions}"
+                )
             if c:
                 work.append(i)
         for s in range(0, len(work), self.batch_size):
-            chunk = work[s:s + self.batch_size]
+            chunk = work[s : s + self.batch_size]
             sequences = [prompt_ids[i] + continuation_ids[i] for i in chunk]
             width = max(len(seq) for seq in sequences)
             input_ids = torch.full((len(chunk), width), self.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
             for b, seq in enumerate(sequences):
-                input_ids[b, width - len(seq):] = torch.tensor(seq)
-                mask[b, width - len(seq):] = 1
+                input_ids[b, width - len(seq) :] = torch.tensor(seq)
+                mask[b, width - len(seq) :] = 1
             input_ids, mask = input_ids.to(self.device), mask.to(self.device)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             longest = max(len(continuation_ids[i]) for i in chunk)
             # Logits at position t predict token t+1: keep the last `longest` + 1 positions only.
-            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                                logits_to_keep=longest + 1).logits[:, :-1, :]
+            logits = self.model(
+                input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=longest + 1
+            ).logits[:, :-1, :]
             logprobs = torch.log_softmax(logits.float(), dim=-1)
-            targets = input_ids[:, width - longest:]
+            targets = input_ids[:, width - longest :]
             token_logprobs = logprobs.gather(2, targets[..., None])[..., 0]  # (batch, longest)
             for b, i in enumerate(chunk):
-                results[i] = token_logprobs[b, longest - len(continuation_ids[i]):].tolist()
+                results[i] = token_logprobs[b, longest - len(continuation_ids[i]) :].tolist()
         return results
 
     def close(self) -> None:
@@ -428,8 +460,8 @@ def _growing_cache(layers: list[tuple[torch.Tensor, torch.Tensor]]):
             if new_length > self._key_buffer.shape[2]:  # out of room: double it
                 self._key_buffer = self._with_room(self.keys, 2 * new_length)
                 self._value_buffer = self._with_room(self.values, 2 * new_length)
-            self._key_buffer[:, :, self._length:new_length] = key_states
-            self._value_buffer[:, :, self._length:new_length] = value_states
+            self._key_buffer[:, :, self._length : new_length] = key_states
+            self._value_buffer[:, :, self._length : new_length] = value_states
             self._length = new_length
             self._views()
             return self.keys, self.values

@@ -10,6 +10,7 @@ a stop string vLLM keeps the logprobs of the tokens that formed it. `score()` pa
 continuation tokenized apart, as the transformers backend does) and reads `prompt_logprobs`; vLLM computes
 prompt logprobs without reading the prefix cache, so scoring does not profit from it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -45,8 +46,7 @@ def samples_from_request_output(output, eos_token_ids: Iterable[int] = ()) -> li
         finish = completion.finish_reason or "length"
         if finish == "stop" and completion.stop_reason is None and token_ids and token_ids[-1] in eos:
             token_ids, logprobs = token_ids[:-1], logprobs[:-1]  # the EOS token is not part of the text
-        samples.append(Sample(text=completion.text, token_logprobs=logprobs, finish_reason=finish,
-                              token_ids=token_ids))
+        samples.append(Sample(text=completion.text, token_logprobs=logprobs, finish_reason=finish, token_ids=token_ids))
     return samples
 
 
@@ -89,9 +89,13 @@ class VLLMBackend(BaseBackend):
             ) from exc
         self._sampling_params = VLLMSamplingParams
         self.llm = LLM(
-            model=model_path, tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-            enable_prefix_caching=enable_prefix_caching, seed=seed, dtype=dtype,
+            model=model_path,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            enable_prefix_caching=enable_prefix_caching,
+            seed=seed,
+            dtype=dtype,
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.eos_token_ids = _eos_token_ids(model_path, self.tokenizer)

@@ -1,4 +1,5 @@
 """Monte Carlo Tree Search over fragments of the policy's responses, and the step-level pairs it yields."""
+
 from .config import MCTSConfig, PairConfig
 from .fragments import first_step, group_fragments, split_fragments
 from .pairs import PairCandidate, dedupe, extract_pairs, word_overlap
@@ -18,8 +19,28 @@ from .search import (
 from .tree import Node, Tree, child_key, root_key
 
 __all__ = [
-    "MCTSConfig", "PairConfig", "first_step", "group_fragments", "split_fragments", "PairCandidate", "dedupe",
-    "extract_pairs", "word_overlap", "CheckerScorer", "JudgeScorer", "LeafScore", "LeafScorer", "NodeCounts",
-    "SearchStats", "TreeStep", "leaf_scorer", "run_search", "run_search_sequential", "search_stats", "Node",
-    "Tree", "child_key", "root_key",
+    "MCTSConfig",
+    "PairConfig",
+    "first_step",
+    "group_fragments",
+    "split_fragments",
+    "PairCandidate",
+    "dedupe",
+    "extract_pairs",
+    "word_overlap",
+    "CheckerScorer",
+    "JudgeScorer",
+    "LeafScore",
+    "LeafScorer",
+    "NodeCounts",
+    "SearchStats",
+    "TreeStep",
+    "leaf_scorer",
+    "run_search",
+    "run_search_sequential",
+    "search_stats",
+    "Node",
+    "Tree",
+    "child_key",
+    "root_key",
 ]

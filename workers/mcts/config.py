@@ -3,6 +3,7 @@
 iTool references are to github.com/zeng-yirong/iTool: `mcts/utils.py` (argparse defaults),
 `mcts/run_mcts_dpo.sh` (the settings of the paper's runs) and `mcts/mcts_vllm.py` (the search).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -36,8 +37,9 @@ class MCTSConfig:
     def __post_init__(self):
         _positive_int(self, "simulations", "width", "step_limit", "max_depth", "max_tokens")
         if isinstance(self.delimiters, (list, str)):
-            object.__setattr__(self, "delimiters", (self.delimiters,) if isinstance(self.delimiters, str)
-                               else tuple(self.delimiters))
+            object.__setattr__(
+                self, "delimiters", (self.delimiters,) if isinstance(self.delimiters, str) else tuple(self.delimiters)
+            )
         if not self.delimiters or not all(isinstance(d, str) and d for d in self.delimiters):
             raise ValueError(f"delimiters must be non-empty strings, got {self.delimiters!r}")
         if not _is_number(self.c_puct) or self.c_puct < 0:

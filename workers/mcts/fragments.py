@@ -7,6 +7,7 @@ the text; here pieces are joined as they were, so the fragments of a path concat
 Cuts are made on characters; when the sample's token ids are known, `snap_to_token` moves a cut to the end
 of the token it falls in, so that a node holds whole tokens (docs/token-ids.md).
 """
+
 from __future__ import annotations
 
 import re
@@ -28,7 +29,7 @@ def split_fragments(text: str, delimiters: tuple[str, ...]) -> list[str]:
     """
     pieces, start = [], 0
     for match in _delimiter_pattern(tuple(delimiters)).finditer(text):
-        pieces.append(text[start:match.end()])
+        pieces.append(text[start : match.end()])
         start = match.end()
     if start < len(text):
         pieces.append(text[start:])
@@ -39,14 +40,14 @@ def group_fragments(pieces: list[str], step_limit: int) -> list[str]:
     """Consecutive pieces joined `step_limit` at a time: the fragments of successive nodes."""
     if step_limit < 1:
         raise ValueError(f"step_limit must be a positive integer, got {step_limit!r}")
-    return ["".join(pieces[i:i + step_limit]) for i in range(0, len(pieces), step_limit)]
+    return ["".join(pieces[i : i + step_limit]) for i in range(0, len(pieces), step_limit)]
 
 
 def first_step(text: str, delimiters: tuple[str, ...], step_limit: int) -> tuple[str, str]:
     """(fragment, rest): the first `step_limit` pieces of `text`, and what follows them."""
     pieces = split_fragments(text, delimiters)
     fragment = "".join(pieces[:step_limit])
-    return fragment, text[len(fragment):]
+    return fragment, text[len(fragment) :]
 
 
 def snap_to_token(text: str, token_ids: list[int], cut: int, decode: Callable[[list[int]], str]) -> int:

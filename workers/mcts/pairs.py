@@ -6,6 +6,7 @@ two fragments' word overlap at most `overlap_max` and the chosen value at least 
 iTool compares accumulated value sums; here a child's value is its mean rollout reward
 (value_sum / visits), so children visited more often are not favoured for that alone.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -85,15 +86,25 @@ def pair_at(tree: Tree, node: Node, config: PairConfig) -> PairCandidate | None:
         return None
     prefix = tree.path_text(node)
     return PairCandidate(
-        node_key=node.key, chosen_key=chosen.key, rejected_key=rejected.key, prefix=prefix,
-        chosen=chosen.fragment, rejected=rejected.fragment,
-        chosen_value=chosen.value, rejected_value=rejected.value,
-        chosen_visits=chosen.visits, rejected_visits=rejected.visits, gap=gap,
+        node_key=node.key,
+        chosen_key=chosen.key,
+        rejected_key=rejected.key,
+        prefix=prefix,
+        chosen=chosen.fragment,
+        rejected=rejected.fragment,
+        chosen_value=chosen.value,
+        rejected_value=rejected.value,
+        chosen_visits=chosen.visits,
+        rejected_visits=rejected.visits,
+        gap=gap,
         deficiency=(rejected.verdict or {}).get("deficiency") or "",
         rejected_span=span_in_fragment(rejected.verdict, len(prefix), rejected.fragment),
-        chosen_verdict=chosen.verdict, rejected_verdict=rejected.verdict,
+        chosen_verdict=chosen.verdict,
+        rejected_verdict=rejected.verdict,
         dedup_key=dedup_key(tree.prompt, prefix, chosen.fragment, rejected.fragment),
-        prefix_ids=tree.path_ids(node), chosen_ids=chosen.token_ids, rejected_ids=rejected.token_ids,
+        prefix_ids=tree.path_ids(node),
+        chosen_ids=chosen.token_ids,
+        rejected_ids=rejected.token_ids,
     )
 
 

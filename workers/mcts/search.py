@@ -41,15 +41,16 @@ the rewards up. The rules, where iTool (mcts_vllm.py) differs or leaves a choice
   (parent key, ordinal) with ordinals continuing after existing children, so no key is reused for other
   content and no committed node is lost.
 """
+
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from apps.rewards.checker import GRADE_WEIGHTS, Checker
-
 from workers.llm.base import BaseBackend, Prompt, Sample, SamplingParams
 
 from .config import MCTSConfig
@@ -203,8 +204,9 @@ def sample_ids(sample: Sample, decode: Decode | None) -> list[int] | None:
     return list(sample.token_ids)
 
 
-def next_fragment(sample: Sample, depth: int, config: MCTSConfig,
-                  decode: Decode | None = None) -> tuple[str, bool, list[int] | None]:
+def next_fragment(
+    sample: Sample, depth: int, config: MCTSConfig, decode: Decode | None = None
+) -> tuple[str, bool, list[int] | None]:
     """(fragment, is_terminal, fragment token ids or None) of the child a sample makes at `depth` (see the
     module docstring); with `decode`, the cut is moved to a token boundary."""
     ids = sample_ids(sample, decode)
@@ -215,13 +217,14 @@ def next_fragment(sample: Sample, depth: int, config: MCTSConfig,
         count = snap_to_token(sample.text, ids, len(fragment), decode)
         ids = ids[:count]
         fragment = decode(ids)
-        rest = sample.text[len(fragment):]
+        rest = sample.text[len(fragment) :]
     # An empty sample ends the response too: continuing it would ask the same prompt again.
     return fragment, not rest and (sample.finish_reason == "stop" or not fragment), ids
 
 
-def expand(tree: Tree, leaf: Node, samples: list[Sample], scorer: LeafScorer, config: MCTSConfig,
-           decode: Decode | None = None) -> TreeStep:
+def expand(
+    tree: Tree, leaf: Node, samples: list[Sample], scorer: LeafScorer, config: MCTSConfig, decode: Decode | None = None
+) -> TreeStep:
     """Add the samples' children under `leaf`, back their rewards up, and report what changed.
 
     `decode` is given when the samples continued the leaf's token ids (see `leaf_prompt`): the children
@@ -238,12 +241,20 @@ def expand(tree: Tree, leaf: Node, samples: list[Sample], scorer: LeafScorer, co
             same.visits += 1
             same.value_sum += score.reward
             continue
-        logprobs = (list(sample.token_logprobs[:len(ids)]) if ids is not None
-                    else fragment_logprobs(sample, len(fragment)))
+        logprobs = (
+            list(sample.token_logprobs[: len(ids)]) if ids is not None else fragment_logprobs(sample, len(fragment))
+        )
         merged[(fragment, terminal)] = tree.add_child(
-            leaf, fragment=fragment, prior=fragment_prior(logprobs), visits=1, value_sum=score.reward,
-            is_terminal=terminal, terminal_reward=score.reward if terminal else None, verdict=score.verdict,
-            token_count=len(logprobs), token_ids=ids,
+            leaf,
+            fragment=fragment,
+            prior=fragment_prior(logprobs),
+            visits=1,
+            value_sum=score.reward,
+            is_terminal=terminal,
+            terminal_reward=score.reward if terminal else None,
+            verdict=score.verdict,
+            token_count=len(logprobs),
+            token_ids=ids,
         )
     path = tree.path(leaf)
     tree.backup(path, reward_sum, len(samples))
@@ -264,16 +275,18 @@ def call_seed(base_seed: int, sample_index: int) -> int:
 
 
 def sampling_params(config: MCTSConfig, n: int, seed: int) -> SamplingParams:
-    return SamplingParams(n=n, max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p,
-                          seed=seed)
+    return SamplingParams(
+        n=n, max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p, seed=seed
+    )
 
 
 def _generate(backend: BaseBackend, prompts: list[Prompt], params: SamplingParams) -> list[list[Sample]]:
     outputs = backend.generate(prompts, params)
     if len(outputs) != len(prompts) or any(len(samples) != params.n for samples in outputs):
         shape = [len(samples) for samples in outputs]
-        raise RuntimeError(f"{type(backend).__name__}.generate returned {shape} samples for "
-                           f"{len(prompts)} prompts x n={params.n}")
+        raise RuntimeError(
+            f"{type(backend).__name__}.generate returned {shape} samples for {len(prompts)} prompts x n={params.n}"
+        )
     return outputs
 
 
@@ -327,8 +340,13 @@ def _check_inputs(trees: list[Tree], scorers: list[LeafScorer]) -> None:
         raise ValueError("a tree is listed twice (two trees share a root key)")
 
 
-def run_search(trees: list[Tree], backend: BaseBackend, scorers: list[LeafScorer], config: MCTSConfig,
-               on_step: StepCallback | None = None) -> list[Tree]:
+def run_search(
+    trees: list[Tree],
+    backend: BaseBackend,
+    scorers: list[LeafScorer],
+    config: MCTSConfig,
+    on_step: StepCallback | None = None,
+) -> list[Tree]:
     """Search every tree to `config.simulations` simulations (or until nothing is left to expand).
 
     Each step, every active tree selects one leaf and all the leaves' prefixes go to the backend in one
@@ -350,8 +368,13 @@ def run_search(trees: list[Tree], backend: BaseBackend, scorers: list[LeafScorer
         steps += 1
 
 
-def run_search_sequential(trees: list[Tree], backend: BaseBackend, scorers: list[LeafScorer],
-                          config: MCTSConfig, on_step: StepCallback | None = None) -> list[Tree]:
+def run_search_sequential(
+    trees: list[Tree],
+    backend: BaseBackend,
+    scorers: list[LeafScorer],
+    config: MCTSConfig,
+    on_step: StepCallback | None = None,
+) -> list[Tree]:
     """The one-node-at-a-time baseline (how MCTS-DPO calls its generator): tree after tree, one
     `generate` call per sample (n=1, `width` calls per expansion). Given the same samples it builds the
     same trees as `run_search`; `benchmarks/mcts.py` compares their speed."""

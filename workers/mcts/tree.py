@@ -6,6 +6,7 @@ the rewards of every rollout through the node, `visits` counts them, and the sel
 `Q/(N+1) + c·prior·sqrt(ln N_parent / (N+1))` with Q = value_sum, N = visits (iTool mcts_vllm.py
 Node.best_child).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@ checker grade or FTRL's Solve-F1 step reward), generates with transformers (no v
 policy with `save_pretrained`. Each dataset row carries its index in the `idx` column, which TRL passes to the
 reward function, so completion k of prompt i is scored by `rewards[i]`.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -60,28 +61,41 @@ class GRPOParams:
     reward: str = "checker"
 
     def __post_init__(self):
-        problems = field_type_problems(self) or [message for ok, message in (
-            (self.reward in REWARDS, f"reward must be one of {', '.join(REWARDS)} (got {self.reward!r})"),
-            (self.num_generations >= 2, "num_generations must be >= 2: rewards are normalised within a group "
-                                        f"(got {self.num_generations!r})"),
-            (self.max_completion_length >= 1,
-             f"max_completion_length must be >= 1 (got {self.max_completion_length!r})"),
-            (self.learning_rate > 0, f"learning_rate must be > 0 (got {self.learning_rate!r})"),
-            (self.beta >= 0, f"beta must be >= 0 (got {self.beta!r})"),
-            (self.temperature > 0, f"temperature must be > 0 (got {self.temperature!r})"),
-            (self.entropy_coef >= 0, f"entropy_coef must be >= 0 (got {self.entropy_coef!r})"),
-            (self.loss_type in LOSS_TYPES,
-             f"loss_type must be one of {', '.join(LOSS_TYPES)} (got {self.loss_type!r})"),
-            (self.epochs > 0, f"epochs must be > 0 (got {self.epochs!r})"),
-            (self.max_steps == -1 or self.max_steps >= 1,
-             f"max_steps must be -1 (no cap) or >= 1 (got {self.max_steps!r})"),
-            (self.batch_size >= 1, f"batch_size must be >= 1 (got {self.batch_size!r})"),
-            (self.lora_r >= 1, f"lora_r must be >= 1 (got {self.lora_r!r})"),
-            (self.lora_alpha >= 1, f"lora_alpha must be >= 1 (got {self.lora_alpha!r})"),
-            (self.logging_steps >= 1, f"logging_steps must be >= 1 (got {self.logging_steps!r})"),
-            (self.save_steps >= 1, f"save_steps must be >= 1 (got {self.save_steps!r})"),
-            (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1 (got {self.keep_checkpoints!r})"),
-        ) if not ok]
+        problems = field_type_problems(self) or [
+            message
+            for ok, message in (
+                (self.reward in REWARDS, f"reward must be one of {', '.join(REWARDS)} (got {self.reward!r})"),
+                (
+                    self.num_generations >= 2,
+                    "num_generations must be >= 2: rewards are normalised within a group "
+                    f"(got {self.num_generations!r})",
+                ),
+                (
+                    self.max_completion_length >= 1,
+                    f"max_completion_length must be >= 1 (got {self.max_completion_length!r})",
+                ),
+                (self.learning_rate > 0, f"learning_rate must be > 0 (got {self.learning_rate!r})"),
+                (self.beta >= 0, f"beta must be >= 0 (got {self.beta!r})"),
+                (self.temperature > 0, f"temperature must be > 0 (got {self.temperature!r})"),
+                (self.entropy_coef >= 0, f"entropy_coef must be >= 0 (got {self.entropy_coef!r})"),
+                (
+                    self.loss_type in LOSS_TYPES,
+                    f"loss_type must be one of {', '.join(LOSS_TYPES)} (got {self.loss_type!r})",
+                ),
+                (self.epochs > 0, f"epochs must be > 0 (got {self.epochs!r})"),
+                (
+                    self.max_steps == -1 or self.max_steps >= 1,
+                    f"max_steps must be -1 (no cap) or >= 1 (got {self.max_steps!r})",
+                ),
+                (self.batch_size >= 1, f"batch_size must be >= 1 (got {self.batch_size!r})"),
+                (self.lora_r >= 1, f"lora_r must be >= 1 (got {self.lora_r!r})"),
+                (self.lora_alpha >= 1, f"lora_alpha must be >= 1 (got {self.lora_alpha!r})"),
+                (self.logging_steps >= 1, f"logging_steps must be >= 1 (got {self.logging_steps!r})"),
+                (self.save_steps >= 1, f"save_steps must be >= 1 (got {self.save_steps!r})"),
+                (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1 (got {self.keep_checkpoints!r})"),
+            )
+            if not ok
+        ]
         if problems:
             raise ValueError("invalid grpo settings: " + "; ".join(problems))
 
@@ -137,11 +151,17 @@ class _RoutedReward:
         return scores
 
 
-def train_grpo(model_path: str | Path, output_dir: str | Path, prompts: Sequence[str],
-               rewards: Sequence[Callable[[str], float]], config: GRPOParams = GRPOParams(),
-               progress: Callable[[dict], None] | None = None,
-               checkpoint_dir: str | Path | None = None, resume: bool = False,
-               progress_tokens: bool = False) -> GRPOResult:
+def train_grpo(
+    model_path: str | Path,
+    output_dir: str | Path,
+    prompts: Sequence[str],
+    rewards: Sequence[Callable[[str], float]],
+    config: GRPOParams = GRPOParams(),
+    progress: Callable[[dict], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress_tokens: bool = False,
+) -> GRPOResult:
     """GRPO on rendered `prompts`, `rewards[i](completion)` scoring a completion of `prompts[i]`; saves to `output_dir`.
 
     `progress` receives {"step", "max_steps", "loss", "epoch", "reward"} (reward: the logged batch mean; plus
@@ -170,18 +190,32 @@ def train_grpo(model_path: str | Path, output_dir: str | Path, prompts: Sequence
     with tempfile.TemporaryDirectory(prefix="itool-grpo-") as scratch:
         common = training_arguments(config, checkpoint_dir or scratch, save_checkpoints=checkpoint_dir is not None)
         args = GRPOConfig(
-            num_generations=config.num_generations, max_completion_length=config.max_completion_length,
-            per_device_train_batch_size=per_device(config.batch_size * config.num_generations,
-                                                   "batch_size x num_generations"),
+            num_generations=config.num_generations,
+            max_completion_length=config.max_completion_length,
+            per_device_train_batch_size=per_device(
+                config.batch_size * config.num_generations, "batch_size x num_generations"
+            ),
             num_train_epochs=config.epochs,
-            beta=config.beta, temperature=config.temperature, entropy_coef=config.entropy_coef,
-            loss_type=config.loss_type, **common)
+            beta=config.beta,
+            temperature=config.temperature,
+            entropy_coef=config.entropy_coef,
+            loss_type=config.loss_type,
+            **common,
+        )
         trainer = None
-        log = TrainLog(progress, extra=("reward",),  # TRL counts tokens over all processes
-                       tokens=(lambda: trainer.state.num_input_tokens_seen) if progress_tokens else None)
+        log = TrainLog(
+            progress,
+            extra=("reward",),  # TRL counts tokens over all processes
+            tokens=(lambda: trainer.state.num_input_tokens_seen) if progress_tokens else None,
+        )
         trainer = GRPOTrainer(
-            model=model, reward_funcs=[routed], args=args, processing_class=tokenizer, callbacks=[log.callback],
-            train_dataset=datasets.Dataset.from_list([{"prompt": p, "idx": i} for i, p in enumerate(prompts)]))
+            model=model,
+            reward_funcs=[routed],
+            args=args,
+            processing_class=tokenizer,
+            callbacks=[log.callback],
+            train_dataset=datasets.Dataset.from_list([{"prompt": p, "idx": i} for i, p in enumerate(prompts)]),
+        )
         quiet(trainer)
         checkpoint = last_checkpoint(checkpoint_dir) if resume else None
         train_start = time.perf_counter()
@@ -196,10 +230,22 @@ def train_grpo(model_path: str | Path, output_dir: str | Path, prompts: Sequence
     means = [sum(shares) / len(shares) for shares in zip(*(r[2] for r in per_rank))] or [float("nan")]  # nan:
     # nothing was generated (resumed at the last step)
     return GRPOResult(
-        algorithm="grpo", prompts=len(prompts), steps=output.global_step,
-        resumed_from_step=log.start_step, completions=scored, first_loss=losses[0], last_loss=losses[-1],
-        first_reward=means[0], last_reward=means[-1],
-        mean_reward=total / scored if scored else float("nan"), seconds=seconds,
-        total_seconds=time.perf_counter() - start, tokens=tokens,
-        tokens_per_second=tokens / seconds if seconds > 0 else 0.0, losses=trimmed(losses),
-        rewards=trimmed(means), world_size=len(per_rank), prompts_seen=len({i for r in per_rank for i in r[3]}))
+        algorithm="grpo",
+        prompts=len(prompts),
+        steps=output.global_step,
+        resumed_from_step=log.start_step,
+        completions=scored,
+        first_loss=losses[0],
+        last_loss=losses[-1],
+        first_reward=means[0],
+        last_reward=means[-1],
+        mean_reward=total / scored if scored else float("nan"),
+        seconds=seconds,
+        total_seconds=time.perf_counter() - start,
+        tokens=tokens,
+        tokens_per_second=tokens / seconds if seconds > 0 else 0.0,
+        losses=trimmed(losses),
+        rewards=trimmed(means),
+        world_size=len(per_rank),
+        prompts_seen=len({i for r in per_rank for i in r[3]}),
+    )

@@ -11,6 +11,7 @@ Anything else a library prints goes to stderr, so stdout carries these lines onl
 next to the saved policy as `itool_job.json`. A GRPO spec carries what each prompt's reward needs (ground truth and
 tools for the checker; tool implementations and sub-answers for Solve-F1), and the job builds the reward itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -89,9 +90,11 @@ def _problems(spec: JobSpec) -> list[str]:
     """What is wrong with a spec, each naming its field (data checked as deeply as the trainers would)."""
     if spec.algorithm not in ALGORITHMS:
         return [f"algorithm: expected one of {', '.join(ALGORITHMS)}, got {spec.algorithm!r}"]
-    problems = [f"{name}: expected a non-empty path, got {getattr(spec, name)!r}"
-                for name in ("policy_path", "output_dir") if not isinstance(getattr(spec, name), str)
-                or not getattr(spec, name)]
+    problems = [
+        f"{name}: expected a non-empty path, got {getattr(spec, name)!r}"
+        for name in ("policy_path", "output_dir")
+        if not isinstance(getattr(spec, name), str) or not getattr(spec, name)
+    ]
     if spec.checkpoint_dir is not None and (not isinstance(spec.checkpoint_dir, str) or not spec.checkpoint_dir):
         problems.append(f"checkpoint_dir: expected a path or null, got {spec.checkpoint_dir!r}")
     if not isinstance(spec.resume, bool):
@@ -146,9 +149,13 @@ def _data_problems(algorithm: str, data) -> list[str]:
         if not isinstance(examples, list):
             problems.append(f"{bucket}: expected a list of examples")
             continue
-        problems += [f"{bucket} example {i}: expected text prompt and completion" for i, e in enumerate(examples)
-                     if not isinstance(e, dict) or not isinstance(e.get("prompt"), str)
-                     or not isinstance(e.get("completion"), str)][:10]
+        problems += [
+            f"{bucket} example {i}: expected text prompt and completion"
+            for i, e in enumerate(examples)
+            if not isinstance(e, dict)
+            or not isinstance(e.get("prompt"), str)
+            or not isinstance(e.get("completion"), str)
+        ][:10]
     return problems
 
 
@@ -175,8 +182,11 @@ def _reward_problems(reward) -> list[str]:
         return problems + ([] if isinstance(reward.get("tools"), list) else ["tools: expected a list"])
     implementations, sub_answers = reward.get("implementations"), reward.get("sub_answers")
     problems = [] if isinstance(sub_answers, dict) else ["sub_answers: expected an object"]
-    if not isinstance(implementations, dict) or not implementations or not all(
-            isinstance(code, str) and code.strip() for code in implementations.values()):
+    if (
+        not isinstance(implementations, dict)
+        or not implementations
+        or not all(isinstance(code, str) and code.strip() for code in implementations.values())
+    ):
         problems.append("implementations: expected {tool name: Python source} for every tool")
     return problems
 
@@ -226,19 +236,34 @@ def run_spec(spec: JobSpec, progress: Callable[[dict], None] | None = None) -> d
     if spec.algorithm == "sft":
         from workers.train.sft import results_summary, warmup_sft
 
-        return results_summary(warmup_sft(spec.policy_path, spec.output_dir, spec.examples, params,
-                                          progress=progress))
+        return results_summary(warmup_sft(spec.policy_path, spec.output_dir, spec.examples, params, progress=progress))
     if spec.algorithm == "grpo":
         from workers.train.grpo import train_grpo
 
-        result = train_grpo(spec.policy_path, spec.output_dir, [p["prompt"] for p in spec.prompts],
-                            [reward_from_spec(p["reward"]) for p in spec.prompts], params, progress=progress,
-                            checkpoint_dir=spec.checkpoint_dir, resume=spec.resume, progress_tokens=True)
+        result = train_grpo(
+            spec.policy_path,
+            spec.output_dir,
+            [p["prompt"] for p in spec.prompts],
+            [reward_from_spec(p["reward"]) for p in spec.prompts],
+            params,
+            progress=progress,
+            checkpoint_dir=spec.checkpoint_dir,
+            resume=spec.resume,
+            progress_tokens=True,
+        )
     else:
         from workers.train.preference import train_preference
 
-        result = train_preference(spec.policy_path, spec.output_dir, spec.rows, params, progress=progress,
-                                  checkpoint_dir=spec.checkpoint_dir, resume=spec.resume, progress_tokens=True)
+        result = train_preference(
+            spec.policy_path,
+            spec.output_dir,
+            spec.rows,
+            params,
+            progress=progress,
+            checkpoint_dir=spec.checkpoint_dir,
+            resume=spec.resume,
+            progress_tokens=True,
+        )
     return asdict(result)
 
 
@@ -282,8 +307,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = run_spec(spec, progress=lambda update: emit({"event": "progress", **update}))
     world_size = int(os.environ.get("WORLD_SIZE") or 1)
-    record = {"algorithm": spec.algorithm, "world_size": world_size, "launcher": launcher_name(),
-              "config": asdict(spec.params()), "result": result}
+    record = {
+        "algorithm": spec.algorithm,
+        "world_size": world_size,
+        "launcher": launcher_name(),
+        "config": asdict(spec.params()),
+        "result": result,
+    }
     if rank == 0:
         (Path(spec.output_dir) / RESULT_FILE).write_text(json.dumps(record, indent=1))
         emit({"event": "result", **record})

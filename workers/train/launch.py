@@ -12,6 +12,7 @@ Without a config file, one process runs accelerate's simple launcher and N > 1 r
 machine without CUDA accelerate makes that gloo on CPU). With a config file (DDP, FSDP, DeepSpeed; see
 configs/accelerate/), the file decides, and `num_processes` > 1 overrides its process count.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,15 +43,23 @@ class JobFailed(RuntimeError):
 
     def __init__(self, exit_code: int, stderr_tail: str, reason: str = ""):
         self.exit_code, self.stderr_tail = exit_code, stderr_tail
-        how = (f"was killed by {signal.Signals(-exit_code).name}" if exit_code < 0
-               else f"exited with code {exit_code}")
+        how = f"was killed by {signal.Signals(-exit_code).name}" if exit_code < 0 else f"exited with code {exit_code}"
         reason = reason or _reason(stderr_tail)
-        super().__init__(f"training job {how}" + (f": {reason}" if reason else "")
-                         + (f"\n--- stderr (last lines) ---\n{stderr_tail}" if stderr_tail else ""))
+        super().__init__(
+            f"training job {how}"
+            + (f": {reason}" if reason else "")
+            + (f"\n--- stderr (last lines) ---\n{stderr_tail}" if stderr_tail else "")
+        )
 
 
-def launch_command(spec_path: str | Path, *, num_processes: int = 1, accelerate_config: str | Path | None = None,
-                   python: str = sys.executable, port: int | None = None) -> list[str]:
+def launch_command(
+    spec_path: str | Path,
+    *,
+    num_processes: int = 1,
+    accelerate_config: str | Path | None = None,
+    python: str = sys.executable,
+    port: int | None = None,
+) -> list[str]:
     """The `accelerate launch` command line for a job (checks nothing; `run_job` does)."""
     cmd = [python, "-m", "accelerate.commands.launch"]
     if accelerate_config:
@@ -59,8 +68,16 @@ def launch_command(spec_path: str | Path, *, num_processes: int = 1, accelerate_
             cmd += ["--num_processes", str(num_processes)]
     else:
         # every choice given, so a user's default accelerate config (~/.cache/huggingface) plays no part
-        cmd += ["--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
-                "--dynamo_backend", "no"]
+        cmd += [
+            "--num_processes",
+            str(num_processes),
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+        ]
         if num_processes > 1:
             cmd.append("--multi_gpu")  # DDP: NCCL on GPUs, gloo on a machine without CUDA
     if port is not None:
@@ -68,28 +85,46 @@ def launch_command(spec_path: str | Path, *, num_processes: int = 1, accelerate_
     return cmd + ["-m", "workers.train.job", str(spec_path)]
 
 
-def run_job(spec_path: str | Path, progress: Callable[[dict], None] | None = None,
-            check: Callable[[], None] | None = None, *, num_processes: int = 1,
-            accelerate_config: str | Path | None = None, python: str = sys.executable,
-            env: Mapping[str, str] | None = None, log_path: str | Path | None = None,
-            on_start: Callable[[int], None] | None = None, check_interval: float = 1.0,
-            grace_seconds: float = 10.0, tail_lines: int = 60) -> dict:
+def run_job(
+    spec_path: str | Path,
+    progress: Callable[[dict], None] | None = None,
+    check: Callable[[], None] | None = None,
+    *,
+    num_processes: int = 1,
+    accelerate_config: str | Path | None = None,
+    python: str = sys.executable,
+    env: Mapping[str, str] | None = None,
+    log_path: str | Path | None = None,
+    on_start: Callable[[int], None] | None = None,
+    check_interval: float = 1.0,
+    grace_seconds: float = 10.0,
+    tail_lines: int = 60,
+) -> dict:
     """Run the job at `spec_path` to the end and return its result line: {"algorithm", "world_size", "launcher",
     "config", "result"}. `progress` gets each progress line ({"step", "max_steps", "loss", ...}); `on_start` the
     launcher's pid (= its process group); `env` adds variables; `log_path` keeps the job's whole stderr."""
     config = _checked_input(spec_path, num_processes, accelerate_config, python)
     port = None
-    if config.get("num_machines", 1) == 1 and not config.get("main_process_port") and (
-            num_processes > 1 or config.get("num_processes", 1) > 1):
+    if (
+        config.get("num_machines", 1) == 1
+        and not config.get("main_process_port")
+        and (num_processes > 1 or config.get("num_processes", 1) > 1)
+    ):
         port = _free_port()  # accelerate's default port is shared by every job on the machine
-    cmd = launch_command(spec_path, num_processes=num_processes, accelerate_config=accelerate_config,
-                         python=python, port=port)
-    child_env = {**os.environ, **(env or {}), LAUNCHER_ENV: "accelerate",
-                 "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-                 "PYTHONUNBUFFERED": "1"}
+    cmd = launch_command(
+        spec_path, num_processes=num_processes, accelerate_config=accelerate_config, python=python, port=port
+    )
+    child_env = {
+        **os.environ,
+        **(env or {}),
+        LAUNCHER_ENV: "accelerate",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
+    }
     try:
-        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_ROOT,
-                                   env=child_env, start_new_session=True)
+        process = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_ROOT, env=child_env, start_new_session=True
+        )
     except OSError as exc:
         raise LaunchError(f"cannot start {cmd[0]}: {exc}") from None
     if on_start:
@@ -128,15 +163,19 @@ def _checked_input(spec_path, num_processes, accelerate_config, python) -> dict:
     gpus = _cuda_devices()
     wants_gpu = str(config.get("distributed_type", "")).upper() in GPU_TYPES and not config.get("use_cpu")
     if wants_gpu and not gpus:
-        raise LaunchError(f"accelerate config {accelerate_config} asks for {config['distributed_type']}, which needs "
-                          "GPUs, and this machine has none visible to torch")
+        raise LaunchError(
+            f"accelerate config {accelerate_config} asks for {config['distributed_type']}, which needs "
+            "GPUs, and this machine has none visible to torch"
+        )
     if gpus and not config.get("use_cpu"):
         if per_machine > gpus:
-            raise LaunchError(f"{per_machine} processes per machine but only {gpus} GPU(s) here: one process "
-                              "drives one GPU")
+            raise LaunchError(
+                f"{per_machine} processes per machine but only {gpus} GPU(s) here: one process drives one GPU"
+            )
     elif per_machine > (os.cpu_count() or 1):
-        raise LaunchError(f"{per_machine} processes but only {os.cpu_count()} CPU core(s) here (no GPU): lower "
-                          "TRAIN_NUM_PROCESSES")
+        raise LaunchError(
+            f"{per_machine} processes but only {os.cpu_count()} CPU core(s) here (no GPU): lower TRAIN_NUM_PROCESSES"
+        )
     return config
 
 
@@ -147,8 +186,7 @@ def _check_accelerate(python: str) -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise LaunchError(f"cannot run the python interpreter {python}: {exc}") from None
     if not found:
-        raise LaunchError(f"the launcher is missing: accelerate is not installed for {python} "
-                          "(pip install accelerate)")
+        raise LaunchError(f"the launcher is missing: accelerate is not installed for {python} (pip install accelerate)")
 
 
 def _read_config(path) -> dict:

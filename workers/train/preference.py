@@ -5,6 +5,7 @@ One frozen params dataclass per algorithm, a name -> (params, TRL arguments, TRL
 `checkpoint_dir` the trainer writes resumable checkpoints there, so a killed worker continues where it stopped.
 The helpers below the table (loading, logging, saving) are shared with `workers.train.grpo`.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,21 +58,27 @@ class PreferenceParams:
 
     def problems(self) -> list[str]:
         """What is wrong with the values (types are already checked); subclasses add their own."""
-        return [message for ok, message in (
-            (self.learning_rate > 0, f"learning_rate must be > 0 (got {self.learning_rate!r})"),
-            (self.epochs > 0, f"epochs must be > 0 (got {self.epochs!r})"),
-            (self.batch_size >= 1, f"batch_size must be >= 1 (got {self.batch_size!r})"),
-            (self.max_length >= 16, f"max_length must be >= 16 (got {self.max_length!r})"),
-            (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio!r})"),
-            (self.sft_weight >= 0, f"sft_weight must be >= 0 (got {self.sft_weight!r})"),
-            (self.lora_r >= 1, f"lora_r must be >= 1 (got {self.lora_r!r})"),
-            (self.lora_alpha >= 1, f"lora_alpha must be >= 1 (got {self.lora_alpha!r})"),
-            (self.max_steps == -1 or self.max_steps >= 1,
-             f"max_steps must be -1 (no cap) or >= 1 (got {self.max_steps!r})"),
-            (self.logging_steps >= 1, f"logging_steps must be >= 1 (got {self.logging_steps!r})"),
-            (self.save_steps >= 1, f"save_steps must be >= 1 (got {self.save_steps!r})"),
-            (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1 (got {self.keep_checkpoints!r})"),
-        ) if not ok]
+        return [
+            message
+            for ok, message in (
+                (self.learning_rate > 0, f"learning_rate must be > 0 (got {self.learning_rate!r})"),
+                (self.epochs > 0, f"epochs must be > 0 (got {self.epochs!r})"),
+                (self.batch_size >= 1, f"batch_size must be >= 1 (got {self.batch_size!r})"),
+                (self.max_length >= 16, f"max_length must be >= 16 (got {self.max_length!r})"),
+                (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio!r})"),
+                (self.sft_weight >= 0, f"sft_weight must be >= 0 (got {self.sft_weight!r})"),
+                (self.lora_r >= 1, f"lora_r must be >= 1 (got {self.lora_r!r})"),
+                (self.lora_alpha >= 1, f"lora_alpha must be >= 1 (got {self.lora_alpha!r})"),
+                (
+                    self.max_steps == -1 or self.max_steps >= 1,
+                    f"max_steps must be -1 (no cap) or >= 1 (got {self.max_steps!r})",
+                ),
+                (self.logging_steps >= 1, f"logging_steps must be >= 1 (got {self.logging_steps!r})"),
+                (self.save_steps >= 1, f"save_steps must be >= 1 (got {self.save_steps!r})"),
+                (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1 (got {self.keep_checkpoints!r})"),
+            )
+            if not ok
+        ]
 
 
 @dataclass(frozen=True)
@@ -105,10 +112,14 @@ class SimPOParams(PreferenceParams):
     gamma: float = 0.5  # target reward margin; iTool's choice. TRL CPOConfig.simpo_gamma (loss uses gamma / beta)
 
     def problems(self) -> list[str]:
-        return super().problems() + [message for ok, message in (
-            (self.beta > 0, f"beta must be > 0 (got {self.beta!r})"),
-            (self.gamma >= 0, f"gamma must be >= 0 (got {self.gamma!r})"),
-        ) if not ok]
+        return super().problems() + [
+            message
+            for ok, message in (
+                (self.beta > 0, f"beta must be > 0 (got {self.beta!r})"),
+                (self.gamma >= 0, f"gamma must be >= 0 (got {self.gamma!r})"),
+            )
+            if not ok
+        ]
 
 
 @dataclass(frozen=True)
@@ -119,11 +130,18 @@ class ORPOParams(PreferenceParams):
     beta: float = 0.1  # lambda in the ORPO paper; TRL ORPOConfig default
 
     def problems(self) -> list[str]:
-        return super().problems() + [message for ok, message in (
-            (self.beta > 0, f"beta must be > 0 (got {self.beta!r})"),
-            (self.sft_weight == 0, "sft_weight must be 0 for ORPO: its loss already has the NLL term on the "
-                                   f"chosen side (got {self.sft_weight!r})"),
-        ) if not ok]
+        return super().problems() + [
+            message
+            for ok, message in (
+                (self.beta > 0, f"beta must be > 0 (got {self.beta!r})"),
+                (
+                    self.sft_weight == 0,
+                    "sft_weight must be 0 for ORPO: its loss already has the NLL term on the "
+                    f"chosen side (got {self.sft_weight!r})",
+                ),
+            )
+            if not ok
+        ]
 
 
 def field_type_problems(params) -> list[str]:
@@ -160,8 +178,14 @@ def _dpo_args(params: DPOParams | IPOParams, common: dict):
 
 def _simpo_args(params: SimPOParams, common: dict):
     cpo = _trl_experimental("cpo")
-    return cpo.CPOConfig(loss_type="simpo", beta=params.beta, simpo_gamma=params.gamma, cpo_alpha=params.sft_weight,
-                         remove_unused_columns=False, **common)
+    return cpo.CPOConfig(
+        loss_type="simpo",
+        beta=params.beta,
+        simpo_gamma=params.gamma,
+        cpo_alpha=params.sft_weight,
+        remove_unused_columns=False,
+        **common,
+    )
 
 
 def _orpo_args(params: ORPOParams, common: dict):
@@ -204,8 +228,12 @@ def config_for(algorithm: str, overrides: dict | None = None) -> PreferenceParam
 def trl_args(params: PreferenceParams, output_dir: str | Path, save_checkpoints: bool = False):
     """The TRL config object `train_preference` trains with (exposed so a bare TRL run can use the same)."""
     common = training_arguments(params, output_dir, save_checkpoints)
-    common.update(num_train_epochs=params.epochs, per_device_train_batch_size=per_device(params.batch_size),
-                  max_length=params.max_length, warmup_steps=params.warmup_ratio)
+    common.update(
+        num_train_epochs=params.epochs,
+        per_device_train_batch_size=per_device(params.batch_size),
+        max_length=params.max_length,
+        warmup_steps=params.warmup_ratio,
+    )
     return ALGORITHMS[params.algorithm].trl_args(params, common)
 
 
@@ -230,11 +258,16 @@ class PreferenceResult:
     distinct_examples_seen: int = 0  # ... of which distinct (by their token ids)
 
 
-def train_preference(model_path: str | Path, output_dir: str | Path, rows: Sequence[dict],
-                     config: PreferenceParams = SimPOParams(),
-                     progress: Callable[[dict], None] | None = None,
-                     checkpoint_dir: str | Path | None = None, resume: bool = False,
-                     progress_tokens: bool = False) -> PreferenceResult:
+def train_preference(
+    model_path: str | Path,
+    output_dir: str | Path,
+    rows: Sequence[dict],
+    config: PreferenceParams = SimPOParams(),
+    progress: Callable[[dict], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress_tokens: bool = False,
+) -> PreferenceResult:
     """Train the policy at `model_path` on `{"prompt", "chosen", "rejected"}` rows and save it to `output_dir`.
 
     Prompts are already rendered (chat template + the shared assistant prefix); chosen/rejected are the
@@ -263,13 +296,16 @@ def train_preference(model_path: str | Path, output_dir: str | Path, rows: Seque
         counter = None
         log = TrainLog(progress, tokens=(lambda: counter.tokens * world_size()) if progress_tokens else None)
         trainer = _on_token_ids(ALGORITHMS[config.algorithm].trainer_class())(
-            model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tokenizer,
-            callbacks=[log.callback])
+            model=model,
+            args=args,
+            train_dataset=datasets.Dataset.from_list(rows),
+            processing_class=tokenizer,
+            callbacks=[log.callback],
+        )
         quiet(trainer)
         if config.algorithm in ("simpo", "orpo"):  # the rows' id columns, now in TRL's own (DPOTrainer's are these)
             trainer.train_dataset = trainer.train_dataset.remove_columns(list(_ID_COLUMNS))
-        trainer.train_dataset = _unfinished_without_eos(trainer.train_dataset, config.algorithm,
-                                                        tokenizer.eos_token_id)
+        trainer.train_dataset = _unfinished_without_eos(trainer.train_dataset, config.algorithm, tokenizer.eos_token_id)
         counter = _TokenCounter(trainer.data_collator)
         trainer.data_collator = counter
         checkpoint = last_checkpoint(checkpoint_dir) if resume else None
@@ -281,11 +317,21 @@ def train_preference(model_path: str | Path, output_dir: str | Path, rows: Seque
     tokens = sum(t for t, _, _ in per_rank)
     losses = log.losses or [output.training_loss]
     return PreferenceResult(
-        algorithm=config.algorithm, examples=len(rows), steps=output.global_step, resumed_from_step=log.start_step,
-        first_loss=losses[0], last_loss=losses[-1], seconds=seconds, total_seconds=time.perf_counter() - start,
-        tokens=tokens, tokens_per_second=tokens / seconds if seconds > 0 else 0.0, losses=trimmed(losses),
-        world_size=len(per_rank), examples_seen=sum(n for _, n, _ in per_rank),
-        distinct_examples_seen=len({f for _, _, seen in per_rank for f in seen}))
+        algorithm=config.algorithm,
+        examples=len(rows),
+        steps=output.global_step,
+        resumed_from_step=log.start_step,
+        first_loss=losses[0],
+        last_loss=losses[-1],
+        seconds=seconds,
+        total_seconds=time.perf_counter() - start,
+        tokens=tokens,
+        tokens_per_second=tokens / seconds if seconds > 0 else 0.0,
+        losses=trimmed(losses),
+        world_size=len(per_rank),
+        examples_seen=sum(n for _, n, _ in per_rank),
+        distinct_examples_seen=len({f for _, _, seen in per_rank for f in seen}),
+    )
 
 
 def _checked_rows(rows: Sequence[dict]) -> list[dict]:
@@ -320,7 +366,8 @@ def _checked_ids(value, where: str) -> list[int]:
     if value is None:
         return []
     if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+    ):
         raise ValueError(f"{where} must be a list of token ids (integers >= 0)")
     return list(value)
 
@@ -340,6 +387,7 @@ def _on_token_ids(trainer_class):
     `tokenize_row`. The subclass builds the same columns from the ids for those rows and leaves the others to
     TRL; nothing else of the trainers changes (collators, losses, truncation of the completion)."""
     if hasattr(trainer_class, "tokenize_row"):  # CPO (SimPO) and ORPO
+
         class WithTokenIds(trainer_class):
             def tokenize_row(self, feature, model=None):
                 if not feature.get("prompt_ids"):
@@ -348,12 +396,13 @@ def _on_token_ids(trainer_class):
                 batch = {"prompt_input_ids": prompt, "prompt_attention_mask": [1] * len(prompt)}
                 for side in ("chosen", "rejected"):
                     answer = _side_ids(feature, side, self.processing_class)
-                    answer = answer[:max(0, self.max_length - len(prompt))]
+                    answer = answer[: max(0, self.max_length - len(prompt))]
                     batch[f"{side}_input_ids"] = prompt + answer
                     batch[f"{side}_attention_mask"] = [1] * (len(prompt) + len(answer))
                     batch[f"{side}_labels"] = [-100] * len(prompt) + answer
                 return batch
     else:  # DPOTrainer (DPO, IPO)
+
         class WithTokenIds(trainer_class):
             def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
                 given = [i for i, ids in enumerate(dataset["prompt_ids"]) if ids]
@@ -362,9 +411,12 @@ def _on_token_ids(trainer_class):
                 import datasets
 
                 tokenizer = getattr(processing_class, "tokenizer", processing_class)
-                with_ids = dataset.select(given).map(lambda example: {
-                    "chosen_ids": _side_ids(example, "chosen", tokenizer),
-                    "rejected_ids": _side_ids(example, "rejected", tokenizer)})
+                with_ids = dataset.select(given).map(
+                    lambda example: {
+                        "chosen_ids": _side_ids(example, "chosen", tokenizer),
+                        "rejected_ids": _side_ids(example, "rejected", tokenizer),
+                    }
+                )
                 if args.max_length is not None and args.truncation_mode == "keep_start":  # as TRL drops them
                     with_ids = with_ids.filter(lambda example: len(example["prompt_ids"]) < args.max_length)
                 others = sorted(set(range(len(dataset))) - set(given))
@@ -372,15 +424,19 @@ def _on_token_ids(trainer_class):
                     return with_ids
                 text = super()._prepare_dataset(dataset.select(others), processing_class, args, dataset_name)
                 return datasets.concatenate_datasets([text.cast(with_ids.features), with_ids])
+
     WithTokenIds.__name__ = WithTokenIds.__qualname__ = trainer_class.__name__
     return WithTokenIds
 
 
 # The token columns each trainer builds for a side: DPOTrainer tokenises the completion apart (`chosen_ids`);
 # the CPO (SimPO) and ORPO trainers store prompt + completion with labels.
-_SIDE_COLUMNS = {"dpo": ("{side}_ids",), "ipo": ("{side}_ids",),
-                 "simpo": ("{side}_input_ids", "{side}_attention_mask", "{side}_labels"),
-                 "orpo": ("{side}_input_ids", "{side}_attention_mask", "{side}_labels")}
+_SIDE_COLUMNS = {
+    "dpo": ("{side}_ids",),
+    "ipo": ("{side}_ids",),
+    "simpo": ("{side}_input_ids", "{side}_attention_mask", "{side}_labels"),
+    "orpo": ("{side}_input_ids", "{side}_attention_mask", "{side}_labels"),
+}
 
 
 def _unfinished_without_eos(dataset, algorithm: str, eos_id: int):
@@ -419,8 +475,7 @@ class _TokenCounter:
                 self.tokens += len(f["prompt_ids"]) + len(f["chosen_ids"]) + len(f["rejected_ids"])
                 ids = (*f["prompt_ids"], -1, *f["chosen_ids"], -1, *f["rejected_ids"])
             else:  # CPO / ORPO trainers: chosen and rejected sequences each include the prompt
-                self.tokens += (len(f["chosen_input_ids"]) + len(f["rejected_input_ids"])
-                                - len(f["prompt_input_ids"]))
+                self.tokens += len(f["chosen_input_ids"]) + len(f["rejected_input_ids"]) - len(f["prompt_input_ids"])
                 ids = (*f["chosen_input_ids"], -1, *f["rejected_input_ids"])
             self.examples += 1
             self.fingerprints.add(hash(ids))  # ints and tuples of ints hash the same in every process
@@ -436,11 +491,18 @@ def training_arguments(params, output_dir: str | Path, save_checkpoints: bool) -
 
     cuda = torch.cuda.is_available()
     return dict(
-        output_dir=str(output_dir), learning_rate=params.learning_rate, max_steps=params.max_steps,
-        logging_steps=params.logging_steps, seed=params.seed, report_to="none", disable_tqdm=True,
-        save_strategy="steps" if save_checkpoints else "no", save_steps=params.save_steps,
+        output_dir=str(output_dir),
+        learning_rate=params.learning_rate,
+        max_steps=params.max_steps,
+        logging_steps=params.logging_steps,
+        seed=params.seed,
+        report_to="none",
+        disable_tqdm=True,
+        save_strategy="steps" if save_checkpoints else "no",
+        save_steps=params.save_steps,
         save_total_limit=params.keep_checkpoints,
-        use_cpu=not cuda, dataloader_num_workers=0,
+        use_cpu=not cuda,
+        dataloader_num_workers=0,
         # TRL turns bf16 on by default, on CPU too; there it ran slower than fp32 here (SimPO, 6 steps: 0.55 s
         # against 0.38 s), and the tiny model does not need the memory.
         bf16=cuda and torch.cuda.is_bf16_supported(),
@@ -458,8 +520,9 @@ def per_device(batch: int, what: str = "batch_size") -> int:
     of examples however many processes run it (and one process reproduces the in-process run)."""
     processes = world_size()
     if batch % processes:
-        raise ValueError(f"{what} {batch} does not split evenly over {processes} processes: use a multiple of "
-                         f"{processes}")
+        raise ValueError(
+            f"{what} {batch} does not split evenly over {processes} processes: use a multiple of {processes}"
+        )
     return batch // processes
 
 
@@ -487,8 +550,12 @@ def load_policy(model_path: str | Path, params):
     if params.lora:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=params.lora_r, lora_alpha=params.lora_alpha,
-                                                 task_type="CAUSAL_LM", target_modules="all-linear"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=params.lora_r, lora_alpha=params.lora_alpha, task_type="CAUSAL_LM", target_modules="all-linear"
+            ),
+        )
     return tokenizer, model
 
 
@@ -530,8 +597,11 @@ def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
     The trainer writes trainer_state.json after the weights, optimiser and RNG states, and deletes older
     checkpoints only after that: a checkpoint a kill interrupted has no readable state file and is passed over.
     """
-    steps = {int(p.name.rsplit("-", 1)[1]): p for p in Path(checkpoint_dir).glob("checkpoint-*")
-             if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()}
+    steps = {
+        int(p.name.rsplit("-", 1)[1]): p
+        for p in Path(checkpoint_dir).glob("checkpoint-*")
+        if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()
+    }
     for step in sorted(steps, reverse=True):
         try:
             json.loads((steps[step] / "trainer_state.json").read_text())
@@ -546,8 +616,12 @@ class TrainLog:
     the `extra` logged values present, and "tokens_per_second" since the previous report when `tokens` counts the
     tokens trained so far) to `progress`."""
 
-    def __init__(self, progress: Callable[[dict], None] | None, extra: Sequence[str] = (),
-                 tokens: Callable[[], int] | None = None):
+    def __init__(
+        self,
+        progress: Callable[[dict], None] | None,
+        extra: Sequence[str] = (),
+        tokens: Callable[[], int] | None = None,
+    ):
         from transformers import TrainerCallback
 
         outer = self
@@ -562,17 +636,22 @@ class TrainLog:
                     return
                 outer.losses.append(float(logs["loss"]))
                 if outer.progress:
-                    outer.progress({"step": state.global_step, "max_steps": state.max_steps,
-                                    "loss": float(logs["loss"]), "epoch": float(state.epoch or 0.0),
-                                    **{key: float(logs[key]) for key in outer.extra if key in logs},
-                                    **outer.token_rate()})
+                    outer.progress(
+                        {
+                            "step": state.global_step,
+                            "max_steps": state.max_steps,
+                            "loss": float(logs["loss"]),
+                            "epoch": float(state.epoch or 0.0),
+                            **{key: float(logs[key]) for key in outer.extra if key in logs},
+                            **outer.token_rate(),
+                        }
+                    )
 
         self.start_step, self.start_tokens = 0, 0  # where this call's training began (> 0 after a resume)
         self.losses: list[float] = []
         self.progress, self.extra, self.tokens = progress, tuple(extra), tokens
         self.mark = (time.perf_counter(), 0)  # (time, tokens) when training began
         self.callback = Callback()
-
 
     def token_rate(self) -> dict:
         """Tokens per second since this call's training began (a rate over the whole run so far: the data loader

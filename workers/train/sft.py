@@ -1,4 +1,5 @@
 """Warm-up SFT (round 0): iTool's easy-to-hard curriculum, one TRL SFTTrainer pass per difficulty bucket."""
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,10 @@ class WarmupConfig:
         if not 0 < self.adam_beta2 < 1:
             raise ValueError(f"adam_beta2 must be in (0, 1), got {self.adam_beta2!r}")
         if self.lr_scheduler_type not in ("linear", "cosine", "constant", "constant_with_warmup"):
-            raise ValueError(f"lr_scheduler_type must be linear, cosine, constant or constant_with_warmup, got "
-                             f"{self.lr_scheduler_type!r}")
+            raise ValueError(
+                f"lr_scheduler_type must be linear, cosine, constant or constant_with_warmup, got "
+                f"{self.lr_scheduler_type!r}"
+            )
 
 
 @dataclass
@@ -82,8 +85,14 @@ def stage_steps(stage_rows: Sequence[int], total: int) -> list[int]:
     return steps
 
 
-def curriculum_order(stage_rows: Sequence[Sequence[int]], stage_steps_: Sequence[int], batch_size: int,
-                     lengths: Sequence[int], seed: int, group_by_length: bool = True) -> list[int]:
+def curriculum_order(
+    stage_rows: Sequence[Sequence[int]],
+    stage_steps_: Sequence[int],
+    batch_size: int,
+    lengths: Sequence[int],
+    seed: int,
+    group_by_length: bool = True,
+) -> list[int]:
     """The order in which one trainer sees the examples: stage after stage, each stage's `steps × batch_size`
     indices drawn from its rows (reshuffled on every pass through them). With `group_by_length`, each stage's
     indices are cut into megabatches of 50 batches, sorted by length inside a megabatch and the batches of a
@@ -102,8 +111,8 @@ def curriculum_order(stage_rows: Sequence[Sequence[int]], stage_steps_: Sequence
             mega = 50 * batch_size
             batches = []
             for start in range(0, len(picked), mega):
-                part = sorted(picked[start:start + mega], key=lambda i: lengths[i])
-                batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+                part = sorted(picked[start : start + mega], key=lambda i: lengths[i])
+                batches += [part[j : j + batch_size] for j in range(0, len(part), batch_size)]
             rng.shuffle(batches)
             picked = [i for batch in batches for i in batch]
         order += picked
@@ -128,12 +137,15 @@ def _trainer_class(token_metrics: bool, order: list[int], n_rows: int):
         def _get_train_sampler(self, *args, **kwargs):
             # TRL drops examples with no completion token left after truncation; the order indexes the rows given
             if len(self.train_dataset) != n_rows:
-                raise ValueError(f"{n_rows - len(self.train_dataset)} examples have no completion "
-                                 f"token left within max_length={self.args.max_length}: raise max_length or "
-                                 f"leave out the examples whose prompt is longer")
+                raise ValueError(
+                    f"{n_rows - len(self.train_dataset)} examples have no completion "
+                    f"token left within max_length={self.args.max_length}: raise max_length or "
+                    f"leave out the examples whose prompt is longer"
+                )
             return CurriculumSampler()
 
         if not token_metrics:
+
             def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
                 inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "labels")}
                 outputs = model(**inputs, use_cache=False)
@@ -160,8 +172,15 @@ class _LossLog:
                     bucket = outer.bucket_at(state.global_step)
                     outer.losses.setdefault(bucket, []).append(float(logs["loss"]))
                     if outer.progress:
-                        outer.progress({"stage": "train", "bucket": bucket, "step": state.global_step,
-                                        "max_steps": state.max_steps, "loss": float(logs["loss"])})
+                        outer.progress(
+                            {
+                                "stage": "train",
+                                "bucket": bucket,
+                                "step": state.global_step,
+                                "max_steps": state.max_steps,
+                                "loss": float(logs["loss"]),
+                            }
+                        )
 
         self.losses: dict[str, list[float]] = {}
         self.step_times: dict[int, float] = {}  # when each stage's last step ended
@@ -177,9 +196,13 @@ class _LossLog:
         return self.stage_ends[-1][0]
 
 
-def warmup_sft(model_path: str | Path, output_dir: str | Path, examples: Mapping[str, Sequence[dict]],
-               config: WarmupConfig = WarmupConfig(),
-               progress: Callable[[dict], None] | None = None) -> list[BucketResult]:
+def warmup_sft(
+    model_path: str | Path,
+    output_dir: str | Path,
+    examples: Mapping[str, Sequence[dict]],
+    config: WarmupConfig = WarmupConfig(),
+    progress: Callable[[dict], None] | None = None,
+) -> list[BucketResult]:
     """Fine-tune the policy at `model_path` on `{"prompt", "completion"}` examples, stage by stage in
     BUCKETS order (easy first), and save it (model + tokenizer) to `output_dir`. Loss is on the completion only.
 
@@ -204,16 +227,25 @@ def warmup_sft(model_path: str | Path, output_dir: str | Path, examples: Mapping
     if config.lora:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
-                                                 task_type="CAUSAL_LM", target_modules="all-linear"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=config.lora_r, lora_alpha=config.lora_alpha, task_type="CAUSAL_LM", target_modules="all-linear"
+            ),
+        )
     eos = tokenizer.eos_token or ""
     rows: list[dict] = []  # every example once; stages are lists of indices into it
     stages: list[tuple[str, list[int]]] = []
     seen: list[int] = []
     for bucket in BUCKETS:
         fresh = list(range(len(rows), len(rows) + len(examples.get(bucket, []))))
-        rows += [{"prompt": e["prompt"], "completion": e["completion"] if e["completion"].endswith(eos)
-                  else e["completion"] + eos} for e in examples.get(bucket, [])]
+        rows += [
+            {
+                "prompt": e["prompt"],
+                "completion": e["completion"] if e["completion"].endswith(eos) else e["completion"] + eos,
+            }
+            for e in examples.get(bucket, [])
+        ]
         if fresh:
             # Cumulative: each stage adds the harder bucket to what came before, so the model does not forget
             # single calls while it learns parallel and multi-hop ones.
@@ -228,31 +260,55 @@ def warmup_sft(model_path: str | Path, output_dir: str | Path, examples: Mapping
     else:
         budgets = [max(1, math.ceil(config.epochs * len(ids) / config.batch_size)) for _, ids in stages]
     lengths = [len(r["prompt"]) + len(r["completion"]) for r in rows]  # characters: enough to group by
-    order = curriculum_order([ids for _, ids in stages], budgets, config.batch_size, lengths, config.seed,
-                             config.group_by_length and not config.packing)
+    order = curriculum_order(
+        [ids for _, ids in stages],
+        budgets,
+        config.batch_size,
+        lengths,
+        config.seed,
+        config.group_by_length and not config.packing,
+    )
     stage_ends, total = [], 0
     for (bucket, _), steps in zip(stages, budgets):
         total += steps
         stage_ends.append((bucket, total))
-    trainer_class = _trainer_class(config.token_metrics or config.packing, order, len(rows))  # packed rows need TRL's loss
+    trainer_class = _trainer_class(
+        config.token_metrics or config.packing, order, len(rows)
+    )  # packed rows need TRL's loss
     log = _LossLog(progress, stage_ends)
     with tempfile.TemporaryDirectory(prefix="itool-sft-") as scratch:
         args = SFTConfig(
             # the curriculum is cut into steps of batch_size examples; several processes share each step
-            output_dir=scratch, max_steps=total, per_device_train_batch_size=per_device(config.batch_size),
-            learning_rate=config.learning_rate, warmup_steps=config.warmup_steps,
+            output_dir=scratch,
+            max_steps=total,
+            per_device_train_batch_size=per_device(config.batch_size),
+            learning_rate=config.learning_rate,
+            warmup_steps=config.warmup_steps,
             lr_scheduler_type=config.lr_scheduler_type,
-            weight_decay=config.weight_decay, adam_beta2=config.adam_beta2, max_length=config.max_length,
-            completion_only_loss=True, packing=config.packing,
-            logging_steps=config.logging_steps, save_strategy="no", report_to="none", seed=config.seed,
-            use_cpu=not torch.cuda.is_available(), disable_tqdm=True, dataloader_num_workers=0,
+            weight_decay=config.weight_decay,
+            adam_beta2=config.adam_beta2,
+            max_length=config.max_length,
+            completion_only_loss=True,
+            packing=config.packing,
+            logging_steps=config.logging_steps,
+            save_strategy="no",
+            report_to="none",
+            seed=config.seed,
+            use_cpu=not torch.cuda.is_available(),
+            disable_tqdm=True,
+            dataloader_num_workers=0,
             # TRL turns bf16 on by default: on a CPU that means bf16 autocast, emulated where the CPU lacks bf16
             # instructions (3× slower steps here) and too coarse for a small model trained from scratch
             bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
             gradient_checkpointing=False,  # TRL turns it on by default; it only pays off for large models
         )
-        trainer = trainer_class(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
-                                processing_class=tokenizer, callbacks=[log.callback])
+        trainer = trainer_class(
+            model=model,
+            args=args,
+            train_dataset=datasets.Dataset.from_list(rows),
+            processing_class=tokenizer,
+            callbacks=[log.callback],
+        )
         trainer.remove_callback(PrinterCallback)  # losses reach the caller through `progress` instead
         start = time.perf_counter()
         output = trainer.train()
@@ -267,5 +323,4 @@ def warmup_sft(model_path: str | Path, output_dir: str | Path, examples: Mapping
 
 
 def results_summary(results: list[BucketResult]) -> dict:
-    return {"buckets": [asdict(r) for r in results],
-            "final_loss": results[-1].last_loss if results else math.nan}
+    return {"buckets": [asdict(r) for r in results], "final_loss": results[-1].last_loss if results else math.nan}

@@ -1,4 +1,5 @@
 """Importers: one module per source format, each turning a file into QuerySpec records."""
+
 from __future__ import annotations
 
 from .base import BaseImporter

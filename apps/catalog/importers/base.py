@@ -1,4 +1,5 @@
 """The importer interface, and the streaming reader of JSON Lines (or a JSON array) they share."""
+
 from __future__ import annotations
 
 import json
@@ -92,8 +93,11 @@ def decoded_json(obj: dict, key: str, kind: type):
         except RecursionError:
             raise RecordError(key, _TOO_DEEP) from None
         if not isinstance(value, kind):
-            raise RecordError(key, f"expected a {kind.__name__} (or one encoded as a JSON string), "
-                                   f"got a string holding {type(value).__name__}")
+            raise RecordError(
+                key,
+                f"expected a {kind.__name__} (or one encoded as a JSON string), "
+                f"got a string holding {type(value).__name__}",
+            )
     return value
 
 
@@ -123,8 +127,14 @@ class BaseImporter:
     def __init__(self):
         self.report = ReadReport()
 
-    def read(self, path: Path, *, answers_path: Path | None = None, progress: ProgressFn | None = None,
-             name: str | None = None):
+    def read(
+        self,
+        path: Path,
+        *,
+        answers_path: Path | None = None,
+        progress: ProgressFn | None = None,
+        name: str | None = None,
+    ):
         """Records of the file at `path`; `name` is the file's original name when it is stored under another
         (an upload), for formats that read meaning from it (BFCL's category)."""
         for line, obj in iter_json_records(path, progress):

@@ -3,6 +3,7 @@
 Single-turn AST categories only; irrelevance categories have no answer file (no call is right), and
 live_relevance none either (any call is right, so the ground truth stays unknown).
 """
+
 from __future__ import annotations
 
 import re

@@ -7,6 +7,7 @@ call-level ground truth: they are scored by executing the calls (Solve-P/R/F1), 
 empty (unknown) and the unsolved set becomes the query's sub-answers. `data_source`, FTRL's own `split` and
 `solve_rate` (sampled records) are kept in the query's metadata; the import's split is the one asked for.
 """
+
 from __future__ import annotations
 
 from ..records import QuerySpec, RecordError, ToolSpec
@@ -33,8 +34,11 @@ class FtrlImporter(BaseImporter):
         for i, raw in enumerate(raw_tools):
             spec = ToolSpec.parse(raw, f"tools[{i}]")
             code = codes.get(spec.name, "")
-            tools.append(ToolSpec(spec.name, spec.description, spec.parameters, _checked_code(spec.name, code),
-                                  origin=spec.origin))
+            tools.append(
+                ToolSpec(
+                    spec.name, spec.description, spec.parameters, _checked_code(spec.name, code), origin=spec.origin
+                )
+            )
         names = {t.name for t in tools}
         for name in codes:
             if name not in names:

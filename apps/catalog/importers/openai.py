@@ -2,6 +2,7 @@
 
 The expected calls are one right answer: optional parameters they leave out may be left out or given their
 documented default (`ground_truth_from_calls`)."""
+
 from __future__ import annotations
 
 import json

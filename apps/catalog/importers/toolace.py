@@ -12,6 +12,7 @@ leaves out optional, their documented defaults accepted (`records.ground_truth_f
 its own ground truth and schemas would not pass (a required parameter left out, a parameter the schema lacks)
 is skipped with the reason.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,16 @@ from ..records import QuerySpec, RecordError, ToolSpec, ground_truth_from_calls
 from ..schema import sha256_of
 from .base import BaseImporter, record_id, require
 
-_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "tool": "tool",
-          "function": "tool", "observation": "tool", "system": "system"}
+_ROLES = {
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "gpt": "assistant",
+    "tool": "tool",
+    "function": "tool",
+    "observation": "tool",
+    "system": "system",
+}
 _LIST_OF_OBJECTS_RE = re.compile(r'\[\s*\{\s*"')
 # The sentence that introduces the list ("Here is a list of functions in JSON format that you can invoke:"),
 # from the end of the sentence before it.
@@ -43,13 +52,18 @@ def tool_list_in_system_prompt(system: str) -> tuple[list, int, int]:
             value, end = decoder.raw_decode(system, start)
         except json.JSONDecodeError as exc:
             if _LIST_OF_OBJECTS_RE.match(system, start):
-                raise RecordError("system", f"the tool list does not parse as JSON: {exc.msg} at character "
-                                            f"{exc.pos}") from None
+                raise RecordError(
+                    "system", f"the tool list does not parse as JSON: {exc.msg} at character {exc.pos}"
+                ) from None
             value = None
         except RecursionError:
             raise RecordError("system", "the tool list is nested too deeply to read") from None
-        if (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
-                and any("name" in v for v in value)):
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, dict) for v in value)
+            and any("name" in v for v in value)
+        ):
             return value, start, end
         start = system.find("[", start + 1)
     raise RecordError("system", 'no JSON list of tools ([{"name": …}, …]) found in the system prompt')
@@ -124,8 +138,9 @@ class _Conversation:
             return self._call_query(index, field, value, [call.as_json() for call in parsed.calls], context)
         self.report.no_call_turns += 1
         if previous != "user":
-            what = {"tool": "tool results (the answer that closes a call)", None: "nothing"}.get(previous,
-                                                                                             f"a {previous} turn")
+            what = {"tool": "tool results (the answer that closes a call)", None: "nothing"}.get(
+                previous, f"a {previous} turn"
+            )
             self.report.skip(f"a text answer after {what}")
             return None
         if self.answered:
@@ -138,16 +153,18 @@ class _Conversation:
     def _call_query(self, index: int, field: str, value: str, calls: list[dict], context: list[dict]):
         unknown = [call["name"] for call in calls if call["name"] not in self.offered]
         if unknown:
-            raise RecordError(field, f"calls {unknown[0]!r}, which the record does not offer "
-                                     f"(offered: {', '.join(self.offered)})")
+            raise RecordError(
+                field, f"calls {unknown[0]!r}, which the record does not offer (offered: {', '.join(self.offered)})"
+            )
         if not context:
             self.report.skip("a call with nothing before it")
             return None
         truth = ground_truth_from_calls(calls, self.tools)
         verdict = Checker(truth, self._checker_tools)(value)
         if not verdict.valid:  # the reference would fail its own query: no right answer to learn
-            self.report.skip(f"the reference answer does not fit its tools' schemas "
-                             f"({verdict.deficiency.replace('_', ' ')})")
+            self.report.skip(
+                f"the reference answer does not fit its tools' schemas ({verdict.deficiency.replace('_', ' ')})"
+            )
             return None
         return self._query(index, context, truth, _kind(calls), value)
 

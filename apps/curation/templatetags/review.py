@@ -1,4 +1,5 @@
 """Template filters for the review pages: highlighted fragments, JSON shown readable, value colours."""
+
 import json
 
 from django import template
@@ -15,8 +16,11 @@ def segments_html(segments) -> str:
     parts = []
     for segment in segments:
         classes = " ".join(name for name, on in (("changed", segment.changed), ("offending", segment.offending)) if on)
-        parts.append(format_html('<span class="{}">{}</span>', classes, segment.text) if classes
-                     else conditional_escape(segment.text))
+        parts.append(
+            format_html('<span class="{}">{}</span>', classes, segment.text)
+            if classes
+            else conditional_escape(segment.text)
+        )
     return mark_safe("".join(parts))
 
 

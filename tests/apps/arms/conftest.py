@@ -1,5 +1,6 @@
 """Fixtures of the arms tests: a round whose search trees hold right and wrong complete answers (scored by the real
 checker), whose pairs are extracted from those trees by the round's own pair stage, approved and frozen."""
+
 import pytest
 
 from apps.catalog.models import Query
@@ -29,8 +30,15 @@ def build_tree(tree_row: SearchTree, answers: list[str]) -> None:
 
     def leaf(parent, fragment, text):
         verdict = check(text, query.ground_truth, tools)
-        return tree.add_child(parent, fragment=fragment, is_terminal=True, terminal_reward=verdict.reward,
-                              verdict=verdict.as_dict(), visits=1, value_sum=verdict.reward)
+        return tree.add_child(
+            parent,
+            fragment=fragment,
+            is_terminal=True,
+            terminal_reward=verdict.reward,
+            verdict=verdict.as_dict(),
+            visits=1,
+            value_sum=verdict.reward,
+        )
 
     first, second, *rest = answers
     cut = first.index("(") + 1
@@ -39,8 +47,13 @@ def build_tree(tree_row: SearchTree, answers: list[str]) -> None:
     opening.visits, opening.value_sum = 2, sum(n.value_sum for n in leaves)
     leaves += [leaf(tree.root, text, text) for text in rest]
     tree.root.visits, tree.root.value_sum = len(leaves), sum(n.value_sum for n in leaves)
-    tree_step_save(tree_id=tree_row.pk, new_nodes=[node_row(n) for n in tree.nodes.values()], updated_nodes=[],
-                   simulations_done=1, done=True)
+    tree_step_save(
+        tree_id=tree_row.pk,
+        new_nodes=[node_row(n) for n in tree.nodes.values()],
+        updated_nodes=[],
+        simulations_done=1,
+        done=True,
+    )
 
 
 @pytest.fixture
@@ -60,8 +73,9 @@ def arms_round(project, tiny_model_dir) -> TrainingRound:
     TrainingRound.objects.create(project=project, number=0, state="done", algorithm="sft", policy_out=policy)
     rnd = round_create(project=project, policy=policy, hyperparameters={"train": TRAIN, "eval_limit": 6})
     queries = list(Query.objects.filter(project=project, split="train").order_by("id"))
-    RoundQuery.objects.bulk_create([RoundQuery(round=rnd, query=q, score=1.0, selected=i < 6)
-                                    for i, q in enumerate(queries)])
+    RoundQuery.objects.bulk_create(
+        [RoundQuery(round=rnd, query=q, score=1.0, selected=i < 6) for i, q in enumerate(queries)]
+    )
     TrainingRound.objects.filter(pk=rnd.pk).update(state="searching")
     trees_create(round=rnd, query_ids=[q.pk for q in queries[:6]], config={})
     for tree_row in SearchTree.objects.filter(round=rnd).select_related("query").order_by("query_id"):

@@ -1,10 +1,20 @@
 """Each arm's data, built from a round's real rows: whole-response pairs and the RFT set from its trees' complete
 rollouts, its pairs as extracted before review, and the budget every arm is fitted to."""
+
 import pytest
 
 from apps.arms.budget import Budget, BudgetError, fitted, grpo_shape, round_budget
-from apps.arms.data import (ArmDataError, Rollout, arm_data, arm_size, correct_rollouts, round_rollouts,
-                            unreviewed_items, whole_pair_items, whole_response_pair)
+from apps.arms.data import (
+    ArmDataError,
+    Rollout,
+    arm_data,
+    arm_size,
+    correct_rollouts,
+    round_rollouts,
+    unreviewed_items,
+    whole_pair_items,
+    whole_response_pair,
+)
 from apps.curation.models import PreferencePair
 from apps.curation.services import pair_edit, pair_reject, pair_swap
 from apps.training.models import Checkpoint, RoundQuery, TrainingRound
@@ -37,8 +47,9 @@ def test_whole_response_pair_rule():
 
     assert whole_response_pair([r("a", "x", 0.2)]) is None
     assert whole_response_pair([r("a", "x", 0.2), r("b", "y", 0.2)]) is None  # all the same score
-    best, worst = whole_response_pair([r("c", "low2", -1.0), r("a", "mid", 0.2), r("b", "top", 1.0),
-                                       r("d", "low1", -1.0)])
+    best, worst = whole_response_pair(
+        [r("c", "low2", -1.0), r("a", "mid", 0.2), r("b", "top", 1.0), r("d", "low1", -1.0)]
+    )
     assert (best.text, worst.text) == ("top", "low2")  # ties: the lower key
     assert whole_response_pair([r("a", "same", 1.0), r("b", "same", -1.0)]) is None  # nothing to prefer
 
@@ -109,8 +120,13 @@ def test_budget_from_the_snapshot_then_from_the_trained_checkpoint(arms_round):
     arms_round.refresh_from_db()
     pairs = arms_round.snapshot.pair_count
     assert round_budget(arms_round).steps == 2 * -(-pairs // 4)  # ⌈epochs × ⌈pairs / batch⌉⌉, as TRL counts
-    out = Checkpoint.objects.create(project=arms_round.project, name="out", path="/x", kind="preference",
-                                    config={"steps": 7, "world_size": 2, "config": {"batch_size": 3}})
+    out = Checkpoint.objects.create(
+        project=arms_round.project,
+        name="out",
+        path="/x",
+        kind="preference",
+        config={"steps": 7, "world_size": 2, "config": {"batch_size": 3}},
+    )
     TrainingRound.objects.filter(pk=arms_round.pk).update(policy_out=out)
     arms_round.refresh_from_db()
     assert (round_budget(arms_round).steps, round_budget(arms_round).batch) == (7, 6)  # 3 per process × 2
@@ -140,8 +156,9 @@ def test_fitting_cycles_or_subsamples_to_exactly_steps_times_batch():
     assert fitted(list(range(100)), Budget(4, 2, "test"), seed=1)[0] != many
 
 
-@pytest.mark.parametrize("batch, prompts, generations", [(8, 1, 8), (16, 2, 8), (6, 1, 6), (10, 2, 5), (11, 1, 11),
-                                                         (2, 1, 2)])
+@pytest.mark.parametrize(
+    "batch, prompts, generations", [(8, 1, 8), (16, 2, 8), (6, 1, 6), (10, 2, 5), (11, 1, 11), (2, 1, 2)]
+)
 def test_grpo_batch_is_prompts_times_completions(batch, prompts, generations):
     shape = grpo_shape(Budget(3, batch, "test"))
     assert (shape.prompts, shape.generations) == (prompts, generations)

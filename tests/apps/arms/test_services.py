@@ -1,5 +1,6 @@
 """Launching and running arms: bad input refused with nothing written, the budget every arm trains at, the rows a
 run leaves (checkpoint + EvalRun), the arms table, re-runs skipping finished arms, and the Celery task."""
+
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,18 @@ def _nothing_written(rnd, checkpoints: int) -> bool:
     return not ArmRun.objects.filter(round=rnd).exists() and Checkpoint.objects.count() == checkpoints
 
 
-@pytest.mark.parametrize("arms, seeds, message", [
-    ("step_pairs,dpo_magic", 1, "unknown arm(s): dpo_magic; known: step_pairs, unreviewed, whole_pairs, rft, sft, grpo"),
-    ("sft", 0, "seeds must be a whole number from 1 to 10, got 0"),
-    ("sft", 11, "from 1 to 10, got 11"),
-])
+@pytest.mark.parametrize(
+    "arms, seeds, message",
+    [
+        (
+            "step_pairs,dpo_magic",
+            1,
+            "unknown arm(s): dpo_magic; known: step_pairs, unreviewed, whole_pairs, rft, sft, grpo",
+        ),
+        ("sft", 0, "seeds must be a whole number from 1 to 10, got 0"),
+        ("sft", 11, "from 1 to 10, got 11"),
+    ],
+)
 def test_bad_arms_or_seeds_are_refused(arms_round, arms, seeds, message):
     before = Checkpoint.objects.count()
     with pytest.raises(ArmsRefused) as refused:
@@ -58,8 +66,11 @@ def test_a_round_whose_input_checkpoint_is_gone_is_refused(arms_round, tmp_path)
     before = Checkpoint.objects.count()
     policy = arms_round.policy_in
     Checkpoint.objects.filter(pk=policy.pk).update(path=str(tmp_path / "deleted"))
-    with pytest.raises(ArmsRefused, match=rf"input checkpoint #{policy.pk} \(nano\) is gone: its folder .*deleted "
-                                          "does not exist"):
+    with pytest.raises(
+        ArmsRefused,
+        match=rf"input checkpoint #{policy.pk} \(nano\) is gone: its folder .*deleted "
+        "does not exist",
+    ):
         arms_launch(round=arms_round, arms="sft", dispatch=False)
     TrainingRound.objects.filter(pk=arms_round.pk).update(policy_in=None)  # as when the row is deleted (SET_NULL)
     with pytest.raises(ArmsRefused, match="round 1 has no input checkpoint"):
@@ -67,7 +78,9 @@ def test_a_round_whose_input_checkpoint_is_gone_is_refused(arms_round, tmp_path)
     assert _nothing_written(arms_round, before)
 
 
-def test_launch_sends_one_task_per_unfinished_arm_at_commit(arms_round, monkeypatch, django_capture_on_commit_callbacks):
+def test_launch_sends_one_task_per_unfinished_arm_at_commit(
+    arms_round, monkeypatch, django_capture_on_commit_callbacks
+):
     from workers import tasks
 
     sent = []
@@ -77,8 +90,11 @@ def test_launch_sends_one_task_per_unfinished_arm_at_commit(arms_round, monkeypa
     assert sorted((r.arm, r.seed) for r in rows) == [("grpo", 0), ("grpo", 1), ("input", 0), ("sft", 0), ("sft", 1)]
     assert sorted(args[0] for args, _ in sent) == sorted(r.pk for r in rows)
     assert {task_id for _, task_id in sent} == set(ArmRun.objects.values_list("task_id", flat=True))
-    assert all(r.budget == {"steps": 2, "batch": 2, "sequences": 4, "source": r.budget["source"]}
-               for r in rows if r.arm != "input")
+    assert all(
+        r.budget == {"steps": 2, "batch": 2, "sequences": 4, "source": r.budget["source"]}
+        for r in rows
+        if r.arm != "input"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert arms_launch(round=arms_round, arms=["sft", "grpo"], seeds=2) == []  # queued already: not sent twice
     assert len(sent) == 5
@@ -143,9 +159,15 @@ def test_compare_arms_trains_each_kind_of_arm_at_the_round_budget(arms_round, ca
 
 
 def test_a_group_column_pools_its_kinds_queries_not_their_rates():
-    metrics = {"pass_rate": 0.5, "n": 100, "by_kind": {
-        "single": {"pass_rate": 0.8, "n": 10}, "parallel": {"pass_rate": 0.2, "n": 40},
-        "irrelevance": {"pass_rate": 0.76, "n": 50}}}
+    metrics = {
+        "pass_rate": 0.5,
+        "n": 100,
+        "by_kind": {
+            "single": {"pass_rate": 0.8, "n": 10},
+            "parallel": {"pass_rate": 0.2, "n": 40},
+            "irrelevance": {"pass_rate": 0.76, "n": 50},
+        },
+    }
     assert column_rate(metrics, "all") == (0.5, 100)
     assert column_rate(metrics, "call_kinds") == (pytest.approx((8 + 8) / 50), 50)  # not (0.8 + 0.2) / 2
     assert column_rate(metrics, "irrelevance") == (0.76, 50)

@@ -1,4 +1,5 @@
 """The admin upload form: runs the importer as a Celery task with visible progress; refuses oversized files."""
+
 import json
 
 import pytest
@@ -53,8 +54,12 @@ def test_bad_upload_fails_the_job_with_the_reason(admin_client, project, eager, 
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(
             reverse("admin:catalog_importjob_add"),
-            {"project": project.pk, "format": "openai", "split": "train",
-             "file": upload("bad.jsonl", [openai_record([]), "{nope"])},
+            {
+                "project": project.pk,
+                "format": "openai",
+                "split": "train",
+                "file": upload("bad.jsonl", [openai_record([]), "{nope"]),
+            },
         )
     job = ImportJob.objects.get()
     assert job.status == "failed"
@@ -79,8 +84,13 @@ def test_oversized_upload_is_refused_before_storing(admin_client, project, eager
 def test_answer_file_only_with_bfcl(admin_client, project, eager):
     response = admin_client.post(
         reverse("admin:catalog_importjob_add"),
-        {"project": project.pk, "format": "openai", "split": "train",
-         "file": upload("a.jsonl", [openai_record([])]), "answers_file": upload("b.json", [{}])},
+        {
+            "project": project.pk,
+            "format": "openai",
+            "split": "train",
+            "file": upload("a.jsonl", [openai_record([])]),
+            "answers_file": upload("b.json", [{}]),
+        },
     )
     assert response.status_code == 200
     assert "An answer file goes with the bfcl format only." in response.content.decode()

@@ -1,4 +1,5 @@
 """The environment generator: reproducible, every kind and bucket, real outputs, well-formed answers, the CLI."""
+
 import ast
 import hashlib
 import json
@@ -55,9 +56,10 @@ def first_values(params: dict) -> dict:
 def test_same_seed_same_environment_other_seed_differs():
     config = EnvironmentConfig(seed=7, queries=120)
     assert as_dicts(generate_environment(config)) == as_dicts(generate_environment(config))
-    assert as_dicts(generate_environment(EnvironmentConfig(seed=8, queries=120)))[1] != as_dicts(
-        generate_environment(config)
-    )[1]
+    assert (
+        as_dicts(generate_environment(EnvironmentConfig(seed=8, queries=120)))[1]
+        != as_dicts(generate_environment(config))[1]
+    )
 
 
 def test_output_does_not_depend_on_hash_randomisation():
@@ -70,7 +72,11 @@ def test_output_does_not_depend_on_hash_randomisation():
     )
     digests = {
         subprocess.run(
-            [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True,
+            [sys.executable, "-c", script],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
             env={**os.environ, "PYTHONHASHSEED": seed},
         ).stdout.strip()
         for seed in ("1", "2")
@@ -136,8 +142,13 @@ def test_implementations_reproduce_every_recorded_output(env, implementations):
             checked += 1
         for message in query.messages:
             if message["role"] == "tool":
-                call = next(c for m in query.messages if m.get("tool_calls") for c in m["tool_calls"]
-                            if c["id"] == message["tool_call_id"])
+                call = next(
+                    c
+                    for m in query.messages
+                    if m.get("tool_calls")
+                    for c in m["tool_calls"]
+                    if c["id"] == message["tool_call_id"]
+                )
                 output = implementations[call["function"]["name"]](**json.loads(call["function"]["arguments"]))
                 assert message["content"] == json.dumps(output)
     assert checked > 0
@@ -148,7 +159,7 @@ def test_sub_answers_appear_in_the_ground_truth_calls_outputs(env, implementatio
     for query in env.queries:
         outputs: dict[str, list[str]] = {}
         for call in query.ground_truth:
-            (name, params), = call.items()
+            ((name, params),) = call.items()
             output = implementations[name](**first_values(params))
             assert "error" not in output, (query.external_id, output)
             outputs.setdefault(name, []).append(json.dumps(output).lower())
@@ -172,7 +183,7 @@ def test_hop_two_argument_comes_from_the_tool_message(env):
         assert [m["tool_call_id"] for m in tool_messages] == [c["id"] for c in assistant["tool_calls"]]
         trajectory = query.metadata["trajectory"]
         assert [c["function"]["name"] for c in assistant["tool_calls"]] == [s["name"] for s in trajectory[:-1]]
-        (name, params), = query.ground_truth[0].items()
+        ((name, params),) = query.ground_truth[0].items()
         assert name == trajectory[-1]["name"] and len(query.ground_truth) == 1
         for link in query.metadata["links"]:
             found = json.loads(tool_messages[link["call"]]["content"])[link["key"]]
@@ -201,7 +212,7 @@ def test_ground_truth_names_offered_tools_and_their_parameters(env):
             continue
         assert query.ground_truth
         for call in query.ground_truth:
-            (name, params), = call.items()
+            ((name, params),) = call.items()
             schema = offered[name]
             assert set(params) <= set(schema["properties"])
             for required in schema["required"]:

@@ -1,5 +1,6 @@
 """Import jobs end: failed with the reason on anything that goes wrong, reaped when their worker dies, and a
 BFCL file imports however often it is uploaded (its category is read from the name it was uploaded under)."""
+
 import json
 from datetime import timedelta
 
@@ -22,13 +23,20 @@ def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
-def make_job(project, name: str, body: str | bytes, fmt: str = "openai", answers: tuple[str, str] | None = None,
-             **fields) -> ImportJob:
+def make_job(
+    project, name: str, body: str | bytes, fmt: str = "openai", answers: tuple[str, str] | None = None, **fields
+) -> ImportJob:
     body = body.encode() if isinstance(body, str) else body
     answers_file = SimpleUploadedFile(answers[0], answers[1].encode()) if answers else ""
-    return ImportJob.objects.create(project=project, format=fmt, file=SimpleUploadedFile(name, body),
-                                    answers_file=answers_file, original_name=name, progress_total=len(body),
-                                    **fields)
+    return ImportJob.objects.create(
+        project=project,
+        format=fmt,
+        file=SimpleUploadedFile(name, body),
+        answers_file=answers_file,
+        original_name=name,
+        progress_total=len(body),
+        **fields,
+    )
 
 
 def deep(levels: int) -> str:
@@ -38,17 +46,47 @@ def deep(levels: int) -> str:
 # --- a job ends failed with the reason, whatever goes wrong ----------------------------------------------
 
 
-@pytest.mark.parametrize("name, body, reason", [
-    ("deep.jsonl", json.dumps(openai_record([])) + "\n" + '{"messages": ' + deep(100_000) + "}\n",
-     "line 2: json: nested too deeply to read"),
-    ("deep.json", deep(100_000), "line 1: json: nested too deeply to read"),  # a top-level array
-    ("nested.jsonl", json.dumps(openai_record([])) + "\n" + json.dumps(openai_record([], qid="q2") | {"tools": [{"type": "function", "function": {
-         "name": "f", "parameters": {"type": "object", "properties": {"x": json.loads(
-             "{\"type\": \"object\", \"properties\": {\"y\": " * 300 + "{}" + "}}" * 300)}}}}]}) + "\n",
-     "line 2:"),
-    ("arr.json", "[1, 2]", "line 1: record: expected a JSON object, got int"),
-    ("bad.bin", b"\xff\xfe\x00garbage", "line 1: json: invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "name, body, reason",
+    [
+        (
+            "deep.jsonl",
+            json.dumps(openai_record([])) + "\n" + '{"messages": ' + deep(100_000) + "}\n",
+            "line 2: json: nested too deeply to read",
+        ),
+        ("deep.json", deep(100_000), "line 1: json: nested too deeply to read"),  # a top-level array
+        (
+            "nested.jsonl",
+            json.dumps(openai_record([]))
+            + "\n"
+            + json.dumps(
+                openai_record([], qid="q2")
+                | {
+                    "tools": [
+                        {
+                            "type": "function",
+                            "function": {
+                                "name": "f",
+                                "parameters": {
+                                    "type": "object",
+                                    "properties": {
+                                        "x": json.loads(
+                                            '{"type": "object", "properties": {"y": ' * 300 + "{}" + "}}" * 300
+                                        )
+                                    },
+                                },
+                            },
+                        }
+                    ]
+                }
+            )
+            + "\n",
+            "line 2:",
+        ),
+        ("arr.json", "[1, 2]", "line 1: record: expected a JSON object, got int"),
+        ("bad.bin", b"\xff\xfe\x00garbage", "line 1: json: invalid JSON"),
+    ],
+)
 def test_a_job_fails_with_the_reason_and_writes_nothing(project, name, body, reason):
     job = import_job_run(job_id=make_job(project, name, body).pk)
     assert job.status == "failed" and job.finished_at is not None
@@ -86,14 +124,32 @@ def test_a_running_job_beats_and_ends_done(project):
 def test_reaper_fails_running_jobs_whose_worker_went_silent(project):
     now = timezone.now()
     body = json.dumps(openai_record([])) + "\n"
-    silent = make_job(project, "a.jsonl", body, status="running", started_at=now - timedelta(hours=3),
-                      heartbeat_at=now - timedelta(hours=2))
+    silent = make_job(
+        project,
+        "a.jsonl",
+        body,
+        status="running",
+        started_at=now - timedelta(hours=3),
+        heartbeat_at=now - timedelta(hours=2),
+    )
     old_row = make_job(project, "b.jsonl", body, status="running", started_at=now - timedelta(hours=2))
-    alive = make_job(project, "c.jsonl", body, status="running", started_at=now - timedelta(hours=3),
-                     heartbeat_at=now - timedelta(minutes=1))
+    alive = make_job(
+        project,
+        "c.jsonl",
+        body,
+        status="running",
+        started_at=now - timedelta(hours=3),
+        heartbeat_at=now - timedelta(minutes=1),
+    )
     queued = make_job(project, "d.jsonl", body)  # pending: waiting for a worker is not dying
-    done = make_job(project, "e.jsonl", body, status="done", started_at=now - timedelta(hours=3),
-                    heartbeat_at=now - timedelta(hours=3))
+    done = make_job(
+        project,
+        "e.jsonl",
+        body,
+        status="done",
+        started_at=now - timedelta(hours=3),
+        heartbeat_at=now - timedelta(hours=3),
+    )
     assert sorted(import_jobs_reap()) == sorted([silent.pk, old_row.pk])
     silent.refresh_from_db()
     assert silent.status == "failed" and "sent no progress since" in silent.error
@@ -107,8 +163,14 @@ def test_reaper_fails_running_jobs_whose_worker_went_silent(project):
 
 def test_the_admin_pages_reap(client, project):
     client.force_login(UserFactory(username="boss", is_staff=True, is_superuser=True))
-    job = make_job(project, "a.jsonl", "{}\n", status="running", started_at=timezone.now() - timedelta(hours=2),
-                   heartbeat_at=timezone.now() - timedelta(hours=2))
+    job = make_job(
+        project,
+        "a.jsonl",
+        "{}\n",
+        status="running",
+        started_at=timezone.now() - timedelta(hours=2),
+        heartbeat_at=timezone.now() - timedelta(hours=2),
+    )
     assert client.get(reverse("admin:catalog_importjob_changelist")).status_code == 200
     job.refresh_from_db()
     assert job.status == "failed"
@@ -125,8 +187,11 @@ def test_the_rest_import_pages_reap(project):
     MembershipFactory(project=project, user=user, role="admin")
     client = APIClient()
     client.force_authenticate(user)
-    stalled = {"status": "running", "started_at": timezone.now() - timedelta(hours=2),
-               "heartbeat_at": timezone.now() - timedelta(hours=2)}
+    stalled = {
+        "status": "running",
+        "started_at": timezone.now() - timedelta(hours=2),
+        "heartbeat_at": timezone.now() - timedelta(hours=2),
+    }
     job = make_job(project, "a.jsonl", "{}\n", **stalled)
     assert client.get(f"/api/v1/imports/{job.pk}/").json()["status"] == "failed"
     other = make_job(project, "b.jsonl", "{}\n", **stalled)
@@ -137,8 +202,13 @@ def test_the_rest_import_pages_reap(project):
 
 
 def test_a_reaped_job_can_run_again(project):
-    job = make_job(project, "a.jsonl", json.dumps(openai_record([])) + "\n", status="running",
-                   started_at=timezone.now() - timedelta(hours=2))
+    job = make_job(
+        project,
+        "a.jsonl",
+        json.dumps(openai_record([])) + "\n",
+        status="running",
+        started_at=timezone.now() - timedelta(hours=2),
+    )
     import_jobs_reap()
     job = import_job_run(job_id=job.pk)  # the broker redelivers the task of the worker that died
     assert job.status == "done" and job.error == ""
@@ -154,20 +224,30 @@ def eager():
     celery_app.conf.task_always_eager = False
 
 
-def test_a_bfcl_file_uploaded_twice_imports_twice(client, project, bfcl_data, eager,
-                                                  django_capture_on_commit_callbacks):
+def test_a_bfcl_file_uploaded_twice_imports_twice(
+    client, project, bfcl_data, eager, django_capture_on_commit_callbacks
+):
     client.force_login(UserFactory(username="boss", is_staff=True, is_superuser=True))
     name = "BFCL_v4_parallel.json"
     prompts = "".join((bfcl_data / name).read_text().splitlines(keepends=True)[:3])
     ids = {json.loads(line)["id"] for line in prompts.splitlines()}
-    answers = "".join(line for line in (bfcl_data / "possible_answer" / name).read_text().splitlines(keepends=True)
-                      if json.loads(line)["id"] in ids)
+    answers = "".join(
+        line
+        for line in (bfcl_data / "possible_answer" / name).read_text().splitlines(keepends=True)
+        if json.loads(line)["id"] in ids
+    )
     for _ in range(2):
         with django_capture_on_commit_callbacks(execute=True):
-            response = client.post(reverse("admin:catalog_importjob_add"), {
-                "project": project.pk, "format": "bfcl", "split": "eval",
-                "file": SimpleUploadedFile(name, prompts.encode()),
-                "answers_file": SimpleUploadedFile(name, answers.encode())})
+            response = client.post(
+                reverse("admin:catalog_importjob_add"),
+                {
+                    "project": project.pk,
+                    "format": "bfcl",
+                    "split": "eval",
+                    "file": SimpleUploadedFile(name, prompts.encode()),
+                    "answers_file": SimpleUploadedFile(name, answers.encode()),
+                },
+            )
         assert response.status_code == 302
     first, second = ImportJob.objects.order_by("pk")
     assert first.file.name != second.file.name  # stored under another name the second time

@@ -1,4 +1,5 @@
 """Importers: each format on good files, and on each kind of bad file (nothing written)."""
+
 import json
 from pathlib import Path
 
@@ -21,7 +22,11 @@ WEATHER = {
         "required": ["city"],
     },
 }
-TIME = {"name": "get_time", "description": "Local time.", "parameters": {"type": "dict", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}
+TIME = {
+    "name": "get_time",
+    "description": "Local time.",
+    "parameters": {"type": "dict", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+}
 
 
 def write_jsonl(path: Path, records) -> Path:
@@ -136,8 +141,10 @@ def test_bfcl_real_categories(project, bfcl_data, category, kind):
     if kind == "irrelevance":
         assert q.ground_truth == []
     else:
-        answers = {json.loads(line)["id"]: json.loads(line)["ground_truth"]
-                   for line in (bfcl_data / "possible_answer" / path.name).open()}
+        answers = {
+            json.loads(line)["id"]: json.loads(line)["ground_truth"]
+            for line in (bfcl_data / "possible_answer" / path.name).open()
+        }
         assert q.ground_truth == answers[first["id"]]
     stored_types = {json.dumps(t.parameters) for t in Tool.objects.all()}
     assert not any('"type": "dict"' in s or '"type": "float"' in s or '"type": "tuple"' in s for s in stored_types)
@@ -153,8 +160,11 @@ def test_bfcl_every_single_turn_category_imports_exactly(project, bfcl_data, cat
     assert counts.created == len(records) == Query.objects.count()
     answers = {}
     if category not in NO_ANSWER:
-        answers = {json.loads(line)["id"]: json.loads(line)["ground_truth"]
-                   for line in (bfcl_data / "possible_answer" / path.name).open() if line.strip()}
+        answers = {
+            json.loads(line)["id"]: json.loads(line)["ground_truth"]
+            for line in (bfcl_data / "possible_answer" / path.name).open()
+            if line.strip()
+        }
     stored = {q.external_id: q for q in Query.objects.all()}
     for record in records:
         query = stored[f"bfcl:{record['id']}"]
@@ -194,20 +204,88 @@ GOOD = openai_record([], qid="good")
         ("openai", [GOOD, GOOD | {"id": "g2", "messages": "hello"}], 2, "messages"),
         ("openai", [GOOD, '"just a string"'], 2, "record"),
         ("openai", [GOOD, GOOD | {"id": "g2", "messages": [{"role": "robot", "content": "x"}]}], 2, "messages[0].role"),
-        ("openai", [GOOD, GOOD | {"id": "g2", "tools": [{"type": "function", "function": {"description": "no name"}}]}], 2, "tools[0].function.name"),
-        ("openai", [GOOD, openai_record([{"function": {"name": "get_date", "arguments": "{}"}}], qid="g2")], 2, "ground_truth[0]"),
-        ("openai", [GOOD, openai_record([{"function": {"name": "get_time", "arguments": "{tz"}}], qid="g2")], 2, "expected[0].function.arguments"),
-        ("openai", [GOOD, GOOD | {"id": "g2", "tools": [{"type": "function", "function": TIME}, {"type": "function", "function": {**TIME, "description": "other"}}]}], 2, "tools[1]"),
-        ("openai", [GOOD, GOOD | {"id": "g2", "tools": [{"type": "function", "function": {**TIME, "parameters": {"type": "object", "properties": {"tz": {"type": "strnig"}}}}}]}], 2, "properties.tz.type"),
-        ("toolace", [toolace_record(), toolace_record(answer="[get_weather(city='Paris'")], 2, "conversations[1].value"),
+        (
+            "openai",
+            [GOOD, GOOD | {"id": "g2", "tools": [{"type": "function", "function": {"description": "no name"}}]}],
+            2,
+            "tools[0].function.name",
+        ),
+        (
+            "openai",
+            [GOOD, openai_record([{"function": {"name": "get_date", "arguments": "{}"}}], qid="g2")],
+            2,
+            "ground_truth[0]",
+        ),
+        (
+            "openai",
+            [GOOD, openai_record([{"function": {"name": "get_time", "arguments": "{tz"}}], qid="g2")],
+            2,
+            "expected[0].function.arguments",
+        ),
+        (
+            "openai",
+            [
+                GOOD,
+                GOOD
+                | {
+                    "id": "g2",
+                    "tools": [
+                        {"type": "function", "function": TIME},
+                        {"type": "function", "function": {**TIME, "description": "other"}},
+                    ],
+                },
+            ],
+            2,
+            "tools[1]",
+        ),
+        (
+            "openai",
+            [
+                GOOD,
+                GOOD
+                | {
+                    "id": "g2",
+                    "tools": [
+                        {
+                            "type": "function",
+                            "function": {
+                                **TIME,
+                                "parameters": {"type": "object", "properties": {"tz": {"type": "strnig"}}},
+                            },
+                        }
+                    ],
+                },
+            ],
+            2,
+            "properties.tz.type",
+        ),
+        (
+            "toolace",
+            [toolace_record(), toolace_record(answer="[get_weather(city='Paris'")],
+            2,
+            "conversations[1].value",
+        ),
         ("toolace", [toolace_record(), {"system": "no tools here", "conversations": []}], 2, "system"),
         ("ftrl", [ftrl_record(), ftrl_record() | {"codes": {"get_time": "def get_time(:"}}], 2, "codes.get_time"),
         ("ftrl", [ftrl_record(), ftrl_record() | {"unsolved_set": {"get_date": ["x"]}}], 2, "unsolved_set.get_date"),
         ("openai", [GOOD, GOOD | {"id": "g2", "messages": [{"role": "user", "content": "a\x00b"}]}], 2, "messages"),
     ],
-    ids=["malformed-json", "wrong-type", "not-an-object", "bad-role", "tool-without-name", "unknown-tool-in-truth",
-         "bad-arguments-json", "duplicate-tool-name", "unknown-schema-type", "bad-call-list", "no-tools-in-system",
-         "ftrl-bad-code", "ftrl-unknown-tool", "nul-character"],
+    ids=[
+        "malformed-json",
+        "wrong-type",
+        "not-an-object",
+        "bad-role",
+        "tool-without-name",
+        "unknown-tool-in-truth",
+        "bad-arguments-json",
+        "duplicate-tool-name",
+        "unknown-schema-type",
+        "bad-call-list",
+        "no-tools-in-system",
+        "ftrl-bad-code",
+        "ftrl-unknown-tool",
+        "nul-character",
+    ],
 )
 def test_bad_record_names_line_and_field_and_writes_nothing(project, tmp_path, fmt, records, line, field_part):
     path = write_jsonl(tmp_path / "bad.jsonl", records)

@@ -1,6 +1,7 @@
 """ToolACE's tool names (spaces, apostrophes, `&`, parentheses) shown where people and trainers see them: the
 review page and the tree page escape them and the checker's verdicts read them; every export format carries
 them unchanged."""
+
 import json
 
 import pytest
@@ -10,8 +11,15 @@ from apps.catalog.models import Query
 from apps.catalog.services import import_file
 from apps.datasets.rows import FORMATS
 from apps.datasets.services import snapshot_export, snapshot_freeze
-from tests.factories import (CheckpointFactory, MembershipFactory, PairFactory, SearchTreeFactory,
-                             TrainingRoundFactory, TreeNodeFactory, UserFactory)
+from tests.factories import (
+    CheckpointFactory,
+    MembershipFactory,
+    PairFactory,
+    SearchTreeFactory,
+    TrainingRoundFactory,
+    TreeNodeFactory,
+    UserFactory,
+)
 
 from .test_importers import write_jsonl
 from .test_toolace import AGENT, COMPETITIONS, IMAGE, toolace
@@ -22,25 +30,35 @@ ESCAPED = "Get Agent&#x27;s Active Listings (Q&amp;A)"
 
 @pytest.fixture
 def query(project, tmp_path):
-    record = toolace([COMPETITIONS, IMAGE, AGENT], [
-        ("user", "The listings of agent A-17, and a football manager image?"),
-        ("assistant", f"[{NAME}(agent_id='A-17'), Get Manager Placeholder Image(sport=\"football\")]"),
-    ])
+    record = toolace(
+        [COMPETITIONS, IMAGE, AGENT],
+        [
+            ("user", "The listings of agent A-17, and a football manager image?"),
+            ("assistant", f"[{NAME}(agent_id='A-17'), Get Manager Placeholder Image(sport=\"football\")]"),
+        ],
+    )
     import_file(project=project, path=write_jsonl(tmp_path / "t.jsonl", [record]), fmt="toolace")
     return Query.objects.get()
 
 
 @pytest.fixture
 def pair(project, query, tiny_model_dir):
-    round_ = TrainingRoundFactory(project=project, number=1,
-                                  policy_in=CheckpointFactory(project=project, path=str(tiny_model_dir)))
+    round_ = TrainingRoundFactory(
+        project=project, number=1, policy_in=CheckpointFactory(project=project, path=str(tiny_model_dir))
+    )
     tree = SearchTreeFactory(project=project, query=query, round=round_)
     root = TreeNodeFactory(tree=tree, fragment="")
     TreeNodeFactory(tree=tree, parent=root, fragment=f"[{NAME}(", visits=3, value_sum=2.0)
-    return PairFactory(project=project, query=query, round=round_, tree=tree, status="approved",
-                       prefix=f"[{NAME}(agent_id='A-17'), ",
-                       chosen='Get Manager Placeholder Image(sport="football")]',
-                       rejected='Get Manager Placeholder Image(sport="tennis")]')
+    return PairFactory(
+        project=project,
+        query=query,
+        round=round_,
+        tree=tree,
+        status="approved",
+        prefix=f"[{NAME}(agent_id='A-17'), ",
+        chosen='Get Manager Placeholder Image(sport="football")]',
+        rejected='Get Manager Placeholder Image(sport="tennis")]',
+    )
 
 
 def test_the_checker_reads_the_names_of_a_pair(pair):

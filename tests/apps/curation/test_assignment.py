@@ -1,4 +1,5 @@
 """Assignment: leases, overlap, skip, undo, bulk review, and agreement figures."""
+
 import threading
 
 import pytest
@@ -6,8 +7,17 @@ from django.db import connection
 
 from apps.curation.agreement import cohen_kappa, percent_agreement, project_agreement
 from apps.curation.models import PairAssignment, PreferencePair, ReviewEvent
-from apps.curation.services import (StaleVersion, pair_approve, pair_bulk_review, pair_edit, pair_lease_next,
-                                    pair_reject, pair_skip, pair_swap, pair_undo)
+from apps.curation.services import (
+    StaleVersion,
+    pair_approve,
+    pair_bulk_review,
+    pair_edit,
+    pair_lease_next,
+    pair_reject,
+    pair_skip,
+    pair_swap,
+    pair_undo,
+)
 from tests.factories import ProjectFactory, UserFactory
 
 from .test_review_services import make_pair
@@ -17,9 +27,18 @@ def more_pairs(project, gaps):
     base = make_pair(project)
     out = [base]
     for i, gap in enumerate(gaps):
-        out.append(PreferencePair.objects.create(
-            project=project, query=base.query, chosen=f"c{i}", rejected=f"r{i}", gap=gap, dedup_key=f"k{i}",
-            chosen_verdict={"valid": True}, rejected_verdict={"valid": False}))
+        out.append(
+            PreferencePair.objects.create(
+                project=project,
+                query=base.query,
+                chosen=f"c{i}",
+                rejected=f"r{i}",
+                gap=gap,
+                dedup_key=f"k{i}",
+                chosen_verdict={"valid": True},
+                rejected_verdict={"valid": False},
+            )
+        )
     return out
 
 
@@ -94,7 +113,12 @@ def test_undo_reverts_the_users_last_change(pair_with_user):
         pair_undo(pair_id=pair.pk, version=3, user=user)
     pair_swap(pair_id=pair.pk, version=3, user=user)
     back = pair_undo(pair_id=pair.pk, version=4, user=user)
-    assert (back.chosen, back.rejected, back.chosen_visits, back.gap) == ("city='Lyon')]", "city=3)]", 3, pytest.approx(0.6))
+    assert (back.chosen, back.rejected, back.chosen_visits, back.gap) == (
+        "city='Lyon')]",
+        "city=3)]",
+        3,
+        pytest.approx(0.6),
+    )
     pair_approve(pair_id=pair.pk, version=5, user=UserFactory())
     with pytest.raises(ValueError, match="someone else's"):
         pair_undo(pair_id=pair.pk, version=6, user=user)

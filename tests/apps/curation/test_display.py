@@ -1,4 +1,5 @@
 """The focus view's word diff and offending-span marks."""
+
 from apps.curation.diff import Segment, fragment_span, segments, word_diff
 from apps.curation.display import branch
 
@@ -22,8 +23,13 @@ def test_fragment_span_maps_full_response_offsets_into_the_fragment():
 
 def test_segments_combine_diff_and_offending_marks():
     got = segments("city='Lyon')]", changed=[(6, 10)], offending=(5, 11))
-    assert got == [Segment("city="), Segment("'", offending=True), Segment("Lyon", True, True),
-                   Segment("'", offending=True), Segment(")]")]
+    assert got == [
+        Segment("city="),
+        Segment("'", offending=True),
+        Segment("Lyon", True, True),
+        Segment("'", offending=True),
+        Segment(")]"),
+    ]
     assert "".join(s.text for s in got) == "city='Lyon')]"
     assert segments("") == [Segment("")]
 

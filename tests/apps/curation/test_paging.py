@@ -1,4 +1,5 @@
 """Keyset pages: every row once, in order, both ways, ties in the sort key included; bad cursors start over."""
+
 import pytest
 
 from apps.curation.models import PreferencePair

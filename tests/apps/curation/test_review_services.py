@@ -1,4 +1,5 @@
 """Review actions: versioned writes (a stale one changes nothing), an event per change, edits re-scored."""
+
 import threading
 
 import pytest
@@ -6,23 +7,39 @@ from django.db import connection
 
 from apps.catalog.models import Query, QueryTool, Tool
 from apps.curation.models import PreferencePair, ReviewEvent
-from apps.curation.services import (StaleVersion, pair_approve, pair_edit, pair_flag, pair_reject, pair_swap)
+from apps.curation.services import StaleVersion, pair_approve, pair_edit, pair_flag, pair_reject, pair_swap
 from tests.factories import ProjectFactory, UserFactory
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 
 
 def make_pair(project) -> PreferencePair:
-    query = Query.objects.create(project=project, external_id="q", source="x", content_hash="c",
-                                 messages=[{"role": "user", "content": "Weather in Paris?"}],
-                                 ground_truth=[{"get_weather": {"city": ["Paris"]}}])
+    query = Query.objects.create(
+        project=project,
+        external_id="q",
+        source="x",
+        content_hash="c",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        ground_truth=[{"get_weather": {"city": ["Paris"]}}],
+    )
     tool = Tool.objects.create(project=project, name="get_weather", schema_hash="h", parameters=WEATHER)
     QueryTool.objects.create(query=query, tool=tool, position=0)
     return PreferencePair.objects.create(
-        project=project, query=query, prefix="[get_weather(", chosen="city='Lyon')]", rejected="city=3)]",
-        chosen_value=0.4, rejected_value=-0.2, chosen_visits=3, rejected_visits=2, gap=0.6, dedup_key="k",
-        deficiency="wrong_type", rejected_verdict={"valid": False, "deficiency": "wrong_type"},
-        chosen_verdict={"valid": False, "deficiency": "wrong_value"})
+        project=project,
+        query=query,
+        prefix="[get_weather(",
+        chosen="city='Lyon')]",
+        rejected="city=3)]",
+        chosen_value=0.4,
+        rejected_value=-0.2,
+        chosen_visits=3,
+        rejected_visits=2,
+        gap=0.6,
+        dedup_key="k",
+        deficiency="wrong_type",
+        rejected_verdict={"valid": False, "deficiency": "wrong_type"},
+        chosen_verdict={"valid": False, "deficiency": "wrong_value"},
+    )
 
 
 @pytest.fixture

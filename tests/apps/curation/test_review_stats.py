@@ -1,6 +1,7 @@
 """The dashboard's running counts: they follow every way rows change (services, bulk creation, plain
 queryset writes, deletes), equal a rebuild from the rows after random and concurrent reviews, and give
 the same figures as computing them from every row."""
+
 from __future__ import annotations
 
 import random
@@ -18,7 +19,7 @@ from apps.curation.agreement import LABELS, checker_label, cohen_kappa, percent_
 from apps.curation.models import AgreementCount, PairAssignment, PairCount, PreferencePair, ReviewEvent
 from apps.curation.selectors import project_review_progress, project_reviewers, project_rounds
 from apps.curation.stats import review_stats_compute, review_stats_differences, review_stats_rebuild
-from tests.factories import (PairFactory, ProjectFactory, SearchTreeFactory, TrainingRoundFactory, UserFactory)
+from tests.factories import PairFactory, ProjectFactory, SearchTreeFactory, TrainingRoundFactory, UserFactory
 from workers.mcts.pairs import PairCandidate
 
 # --- oracles: the figures computed from every row, as the dashboard did before it kept counts ----------
@@ -34,8 +35,11 @@ def progress_from_rows(project) -> dict:
 
 
 def reviewers_from_rows(project) -> dict:
-    rows = (ReviewEvent.objects.filter(pair__project=project).values_list("user__username", "action")
-            .annotate(n=Count("id")))
+    rows = (
+        ReviewEvent.objects.filter(pair__project=project)
+        .values_list("user__username", "action")
+        .annotate(n=Count("id"))
+    )
     out = defaultdict(dict)
     for username, action, n in rows:
         out[username or "(deleted user)"][action] = n
@@ -45,8 +49,9 @@ def reviewers_from_rows(project) -> dict:
 def agreement_from_rows(project) -> dict:
     """The agreement figures as the dashboard computed them before: Python over every decision."""
     decisions = defaultdict(dict)
-    for pair_id, user_id, decision in PairAssignment.objects.filter(pair__project=project, decision__in=LABELS) \
-            .values_list("pair_id", "user_id", "decision"):
+    for pair_id, user_id, decision in PairAssignment.objects.filter(
+        pair__project=project, decision__in=LABELS
+    ).values_list("pair_id", "user_id", "decision"):
         decisions[pair_id][user_id] = decision
     pooled_a, pooled_b, human, machine = [], [], [], []
     for votes in decisions.values():
@@ -59,8 +64,10 @@ def agreement_from_rows(project) -> dict:
             votes = list(decisions[pair.pk].values())
             human.append(max(LABELS, key=votes.count))
             machine.append(label)
-    return {"annotators": (len(pooled_a), percent_agreement(pooled_a, pooled_b), cohen_kappa(pooled_a, pooled_b)),
-            "checker": (len(human), percent_agreement(human, machine), cohen_kappa(human, machine))}
+    return {
+        "annotators": (len(pooled_a), percent_agreement(pooled_a, pooled_b), cohen_kappa(pooled_a, pooled_b)),
+        "checker": (len(human), percent_agreement(human, machine), cohen_kappa(human, machine)),
+    }
 
 
 def assert_counts_match_rows(project):
@@ -68,11 +75,14 @@ def assert_counts_match_rows(project):
     progress = project_review_progress(project=project)
     expected = progress_from_rows(project)
     assert {s: n for s, n in progress["by_status"] if n} == expected["by_status"]
-    assert {row["deficiency"]: {s: row[s] for s in PreferencePair.Status.values if s in row}
-            for row in progress["by_deficiency"]} == expected["by_deficiency"]
+    assert {
+        row["deficiency"]: {s: row[s] for s in PreferencePair.Status.values if s in row}
+        for row in progress["by_deficiency"]
+    } == expected["by_deficiency"]
     assert progress["total"] == PreferencePair.objects.filter(project=project).count()
-    assert {p["user"]: {a: p[a] for a in p if a not in ("user", "total")} for p in project_reviewers(project=project)} \
-        == reviewers_from_rows(project)
+    assert {
+        p["user"]: {a: p[a] for a in p if a not in ("user", "total")} for p in project_reviewers(project=project)
+    } == reviewers_from_rows(project)
     figures, expected = project_agreement(project), agreement_from_rows(project)
     for kind in ("annotators", "checker"):
         got = figures[kind]
@@ -83,21 +93,40 @@ def assert_counts_match_rows(project):
 
 
 def candidate(i: int, deficiency: str = "wrong_value") -> PairCandidate:
-    return PairCandidate(node_key="n", chosen_key="c", rejected_key=f"r{i}", prefix="[get_weather(",
-                         chosen="city='Paris')]", rejected=f"city='Lyon{i}')]", chosen_value=0.9, rejected_value=0.1,
-                         chosen_visits=2, rejected_visits=2, gap=0.8, deficiency=deficiency, rejected_span=None,
-                         chosen_verdict={"valid": True}, rejected_verdict={"valid": False}, dedup_key=f"d{i}")
+    return PairCandidate(
+        node_key="n",
+        chosen_key="c",
+        rejected_key=f"r{i}",
+        prefix="[get_weather(",
+        chosen="city='Paris')]",
+        rejected=f"city='Lyon{i}')]",
+        chosen_value=0.9,
+        rejected_value=0.1,
+        chosen_visits=2,
+        rejected_visits=2,
+        gap=0.8,
+        deficiency=deficiency,
+        rejected_span=None,
+        chosen_verdict={"valid": True},
+        rejected_verdict={"valid": False},
+        dedup_key=f"d{i}",
+    )
 
 
 def test_counts_follow_creation_reviews_plain_updates_and_deletes(project):
     round_1 = TrainingRoundFactory(project=project, number=1)
     tree = SearchTreeFactory(project=project, round=round_1)
-    assert services.pairs_create_from_tree(tree=tree, candidates=[candidate(i) for i in range(3)]
-                                           + [candidate(3, "wrong_type")]) == 4
+    assert (
+        services.pairs_create_from_tree(
+            tree=tree, candidates=[candidate(i) for i in range(3)] + [candidate(3, "wrong_type")]
+        )
+        == 4
+    )
     assert services.pairs_create_from_tree(tree=tree, candidates=[candidate(0)]) == 0  # a duplicate counts nothing
     loose = PairFactory(project=project)  # no round
-    assert dict(PairCount.objects.filter(project_id=project.pk, round_id=round_1.pk).values_list("deficiency", "n")) \
-        == {"wrong_value": 3, "wrong_type": 1}
+    assert dict(
+        PairCount.objects.filter(project_id=project.pk, round_id=round_1.pk).values_list("deficiency", "n")
+    ) == {"wrong_value": 3, "wrong_type": 1}
     progress = project_review_progress(project=project)
     assert (progress["total"], progress["reviewed"]) == (5, 0)
     assert [r["total"] for r in project_rounds(project=project)] == [4]
@@ -111,7 +140,12 @@ def test_counts_follow_creation_reviews_plain_updates_and_deletes(project):
     services.pair_bulk_review(pair_versions={typed.pk: 1, loose.pk: 1}, user=user, action="reject")
     assert_counts_match_rows(project)
     assert dict(project_review_progress(project=project)["by_status"]) == {
-        "pending": 2, "approved": 1, "edited": 0, "rejected": 2, "flagged": 0}
+        "pending": 2,
+        "approved": 1,
+        "edited": 0,
+        "rejected": 2,
+        "flagged": 0,
+    }
 
     PreferencePair.objects.filter(pk=third.pk).update(status="approved")  # admin, scripts: no service
     PreferencePair.objects.filter(pk=second.pk).update(round=None, deficiency="extra_call")
@@ -146,7 +180,10 @@ def test_agreement_counts_follow_decisions_swaps_edits_undos_and_skips(project):
     figures = project_agreement(project)
     assert figures["annotators"]["pairs"] == 3 and figures["annotators"]["percent"] == pytest.approx(1 / 3)
     assert [p["annotators"] for p in figures["annotators"]["by_pair"]] == [
-        [a.username, b.username], [a.username, c.username], [b.username, c.username]]
+        [a.username, b.username],
+        [a.username, c.username],
+        [b.username, c.username],
+    ]
     services.pair_undo(pair_id=pair.pk, version=5, user=c)  # c's vote goes; the pair is unflagged
     services.pair_skip(pair_id=pair.pk, user=b)  # skipping a decided pair takes the decision back
     services.pair_edit(pair_id=pair.pk, version=6, user=a, chosen="city='Paris')]")  # both valid: checker silent
@@ -160,15 +197,36 @@ def test_random_review_sequences_keep_counts_equal_to_a_rebuild(project):
     project.review_overlap = 2
     project.save()
     rounds = [TrainingRoundFactory(project=project, number=n) for n in (1, 2)]
-    pairs = [PairFactory(project=project, round=rng.choice(rounds + [None]), gap=rng.random(),
-                         deficiency=rng.choice(["wrong_value", "wrong_type", ""])) for _ in range(12)]
+    pairs = [
+        PairFactory(
+            project=project,
+            round=rng.choice(rounds + [None]),
+            gap=rng.random(),
+            deficiency=rng.choice(["wrong_value", "wrong_type", ""]),
+        )
+        for _ in range(12)
+    ]
     people = [UserFactory() for _ in range(4)]
     edits = ["city='Paris')]", "city='Rome')]", "city=3)]"]
     for step in range(200):
         user, pair = rng.choice(people), PreferencePair.objects.get(pk=rng.choice(pairs).pk)
         version = pair.version if rng.random() < 0.9 else max(1, pair.version - 1)  # sometimes stale
-        action = rng.choice(["approve", "reject", "approve", "reject", "flag", "swap", "edit", "undo", "skip",
-                             "lease", "bulk", "plain_update"])
+        action = rng.choice(
+            [
+                "approve",
+                "reject",
+                "approve",
+                "reject",
+                "flag",
+                "swap",
+                "edit",
+                "undo",
+                "skip",
+                "lease",
+                "bulk",
+                "plain_update",
+            ]
+        )
         try:
             if action == "approve":
                 services.pair_approve(pair_id=pair.pk, version=version, user=user)
@@ -188,8 +246,9 @@ def test_random_review_sequences_keep_counts_equal_to_a_rebuild(project):
                 services.pair_lease_next(project=project, user=user, round_id=rng.choice([None, rounds[0].pk]))
             elif action == "bulk":
                 chosen = rng.sample(pairs, 3)
-                versions = dict(PreferencePair.objects.filter(pk__in=[p.pk for p in chosen])
-                                .values_list("pk", "version"))
+                versions = dict(
+                    PreferencePair.objects.filter(pk__in=[p.pk for p in chosen]).values_list("pk", "version")
+                )
                 services.pair_bulk_review(pair_versions=versions, user=user, action=rng.choice(["approve", "reject"]))
             else:
                 PreferencePair.objects.filter(pk=pair.pk).update(deficiency=rng.choice(["wrong_value", "no_call"]))
@@ -255,8 +314,12 @@ def test_concurrent_reviewers_lose_no_count():
                     if action in ("approve", "reject", "swap"):
                         getattr(services, f"pair_{action}")(pair_id=pair.pk, version=pair.version, user=user)
                     elif action == "edit":
-                        services.pair_edit(pair_id=pair.pk, version=pair.version, user=user,
-                                           chosen=rng.choice(["city='Paris')]", "city='Rome')]"]))
+                        services.pair_edit(
+                            pair_id=pair.pk,
+                            version=pair.version,
+                            user=user,
+                            chosen=rng.choice(["city='Paris')]", "city='Rome')]"]),
+                        )
                     elif action == "flag":
                         services.pair_flag(pair_id=pair.pk, version=pair.version, user=user, note="race")
                     elif action == "undo":

@@ -1,5 +1,6 @@
 """Review pages through the Django test client: what each page shows, in a bounded number of queries, and
 actions that change pairs, record events, refuse stale versions with 409, and never write on a refusal."""
+
 from __future__ import annotations
 
 import html
@@ -12,16 +13,24 @@ from django.urls import reverse
 from apps.curation import selectors
 from apps.curation.models import PairAssignment, PreferencePair, ReviewEvent
 from apps.curation.services import pair_approve, pair_edit, pair_flag, pair_reject
-from tests.factories import (MembershipFactory, PairFactory, ProjectFactory, QueryFactory, SearchTreeFactory,
-                             ToolFactory, TrainingRoundFactory, TreeNodeFactory, UserFactory)
+from tests.factories import (
+    MembershipFactory,
+    PairFactory,
+    ProjectFactory,
+    QueryFactory,
+    SearchTreeFactory,
+    ToolFactory,
+    TrainingRoundFactory,
+    TreeNodeFactory,
+    UserFactory,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 JSON = {"HTTP_ACCEPT": "application/json"}
 
 # Queries per page, whatever the number of pairs, events, tools or nodes. The session and user lookups of
 # the auth middleware count as 2; the project with the user's role is 1.
-MAX_QUERIES = {"focus": 10, "list": 9, "dashboard": 10, "history": 5, "tree": 6, "project_list": 3,
-               "guidelines": 3}
+MAX_QUERIES = {"focus": 10, "list": 9, "dashboard": 10, "history": 5, "tree": 6, "project_list": 3, "guidelines": 3}
 
 
 @pytest.fixture(autouse=True)
@@ -74,8 +83,9 @@ def test_focus_view_shows_everything_a_reviewer_needs(annotator_client, project,
     pair = PairFactory(project=project, query=query, round=round_, tree=tree)
     upcoming = PairFactory(project=project, query=query, round=round_, gap=0.3)  # smaller gap: next in the queue
     for version in range(1, 13):  # a long history must not add queries
-        pair_approve(pair_id=pair.pk, version=version, user=people["annotator"]) if version % 2 else \
-            pair_reject(pair_id=pair.pk, version=version, user=people["annotator"])
+        pair_approve(pair_id=pair.pk, version=version, user=people["annotator"]) if version % 2 else pair_reject(
+            pair_id=pair.pk, version=version, user=people["annotator"]
+        )
     pair.refresh_from_db()
     with django_assert_max_num_queries(MAX_QUERIES["focus"]):
         response = annotator_client.get(url("curation:pair_focus", project.pk, pair.pk))
@@ -108,8 +118,10 @@ def test_another_projects_pair_is_not_found(annotator_client, project):
     elsewhere = PairFactory(project=ProjectFactory(name="elsewhere"))
     assert annotator_client.get(url("curation:pair_focus", project.pk, elsewhere.pk)).status_code == 404
     assert annotator_client.get(url("curation:pair_focus", elsewhere.project_id, elsewhere.pk)).status_code == 404
-    response = annotator_client.post(action_url(elsewhere, "approve").replace(
-        f"/projects/{elsewhere.project_id}/", f"/projects/{project.pk}/"), {"version": 1})
+    response = annotator_client.post(
+        action_url(elsewhere, "approve").replace(f"/projects/{elsewhere.project_id}/", f"/projects/{project.pk}/"),
+        {"version": 1},
+    )
     assert response.status_code == 404
     elsewhere.refresh_from_db()
     assert elsewhere.status == "pending" and elsewhere.version == 1
@@ -174,8 +186,9 @@ def test_bulk_view_filters_and_sorts(annotator_client, project, people, django_a
     assert response.status_code == 200 and "gap_min" in text_of(response)  # reported, ignored
 
 
-def test_bulk_view_counts_matches_only_up_to_a_limit(annotator_client, project, monkeypatch,
-                                                     django_assert_max_num_queries):
+def test_bulk_view_counts_matches_only_up_to_a_limit(
+    annotator_client, project, monkeypatch, django_assert_max_num_queries
+):
     monkeypatch.setattr(selectors, "COUNT_LIMIT", 3)
     for _ in range(5):
         PairFactory(project=project)
@@ -229,12 +242,21 @@ def test_tree_view_nests_colours_and_marks_the_pairs_branches(annotator_client, 
     tree = SearchTreeFactory(project=project)
     root = TreeNodeFactory(tree=tree, fragment="[get_weather(", visits=4, value_sum=2.0)
     chosen = TreeNodeFactory(tree=tree, parent=root, fragment="city='Paris')]", visits=2, value_sum=2.0)
-    rejected = TreeNodeFactory(tree=tree, parent=root, fragment="city='Lyon')]", visits=2, value_sum=-2.0, ordinal=1,
-                               is_terminal=True, verdict={"valid": False, "deficiency": "wrong_value"})
+    rejected = TreeNodeFactory(
+        tree=tree,
+        parent=root,
+        fragment="city='Lyon')]",
+        visits=2,
+        value_sum=-2.0,
+        ordinal=1,
+        is_terminal=True,
+        verdict={"valid": False, "deficiency": "wrong_value"},
+    )
     for i in range(20):
         TreeNodeFactory(tree=tree, parent=chosen, fragment=f"more {i}", ordinal=i)
-    pair = PairFactory(project=project, query=tree.query, tree=tree, node=root, chosen_node=chosen,
-                       rejected_node=rejected)
+    pair = PairFactory(
+        project=project, query=tree.query, tree=tree, node=root, chosen_node=chosen, rejected_node=rejected
+    )
     with django_assert_max_num_queries(MAX_QUERIES["tree"]):
         response = annotator_client.get(url("search:tree", project.pk, tree.pk), {"pair": pair.pk})
     page = text_of(response)
@@ -279,7 +301,11 @@ def test_approve_through_the_view_leases_and_returns_the_next_pair(annotator_cli
     assert upcoming.assignee == people["annotator"]  # the next pair is leased to whoever goes on
     event = ReviewEvent.objects.get(pair=pair)
     assert (event.action, event.user, event.before, event.after) == (
-        "approve", people["annotator"], {"status": "pending"}, {"status": "approved"})
+        "approve",
+        people["annotator"],
+        {"status": "pending"},
+        {"status": "approved"},
+    )
 
 
 def test_plain_form_posts_redirect_to_the_next_pair(annotator_client, project, pair):
@@ -320,7 +346,12 @@ def test_edit_swap_flag_skip_and_undo_through_the_views(annotator_client, projec
     assert response.status_code == 200
     assert PairAssignment.objects.get(pair=skipped, user=people["annotator"]).decision == "skip"
     assert list(ReviewEvent.objects.filter(user=people["annotator"]).values_list("action", flat=True)) == [
-        "swap", "undo", "edit", "flag", "skip"]
+        "swap",
+        "undo",
+        "edit",
+        "flag",
+        "skip",
+    ]
 
 
 def test_bad_input_is_refused_with_400_and_nothing_changes(annotator_client, pair):
@@ -369,8 +400,11 @@ def test_a_stale_write_gets_409_with_the_other_change_and_can_be_reapplied(clien
 
 def test_bulk_approve_asks_for_confirmation_then_reports_stale_pairs(annotator_client, project, people):
     first, second, third = (PairFactory(project=project) for _ in range(3))
-    selection = {"action": "approve", "pair": [f"{first.pk}:1", f"{second.pk}:1", f"{third.pk}:1"],
-                 "back": f"/projects/{project.pk}/pairs/?status=pending"}
+    selection = {
+        "action": "approve",
+        "pair": [f"{first.pk}:1", f"{second.pk}:1", f"{third.pk}:1"],
+        "back": f"/projects/{project.pk}/pairs/?status=pending",
+    }
     response = annotator_client.post(url("curation:pair_bulk", project.pk), selection)
     page = text_of(response)
     assert response.status_code == 200 and "Approve 3 pairs?" in page and 'name="confirm" value="yes"' in page
@@ -384,8 +418,11 @@ def test_bulk_approve_asks_for_confirmation_then_reports_stale_pairs(annotator_c
     page = text_of(annotator_client.get(response.url))
     assert "Approved 2 pair(s)." in page and f"left alone: #{third.pk}" in page
 
-    response = annotator_client.post(url("curation:pair_bulk", project.pk),
-                                     {"action": "approve", "pair": [f"{first.pk}:2"], "confirm": "yes"}, **JSON)
+    response = annotator_client.post(
+        url("curation:pair_bulk", project.pk),
+        {"action": "approve", "pair": [f"{first.pk}:2"], "confirm": "yes"},
+        **JSON,
+    )
     assert response.json() == {"done": [first.pk], "stale": []}
 
 
@@ -394,8 +431,9 @@ def test_bulk_refuses_bad_selections(annotator_client, project, pair):
     assert annotator_client.post(bulk, {"action": "delete", "pair": [f"{pair.pk}:1"]}).status_code == 400
     assert annotator_client.post(bulk, {"action": "approve"}).status_code == 400
     assert annotator_client.post(bulk, {"action": "approve", "pair": ["1;1"]}).status_code == 400
-    response = annotator_client.post(bulk, {"action": "approve", "pair": [f"{pair.pk}:1"], "confirm": "yes",
-                                            "back": "https://evil.example/"})
+    response = annotator_client.post(
+        bulk, {"action": "approve", "pair": [f"{pair.pk}:1"], "confirm": "yes", "back": "https://evil.example/"}
+    )
     assert response.url == f"/projects/{project.pk}/pairs/"  # no open redirect
 
 
@@ -446,14 +484,18 @@ def test_annotator_cannot_overrule_a_reviewer(annotator_client, project, people,
 
 
 def test_guidelines_render_markdown_and_escape_raw_html(client, project, people, django_assert_max_num_queries):
-    project.guidelines = ("# Rules\n\nPrefer **exact** values.\n\n<script>alert('x')</script>\n\n"
-                          "[click](javascript:alert(1)) <img src=x onerror=alert(1)>")
+    project.guidelines = (
+        "# Rules\n\nPrefer **exact** values.\n\n<script>alert('x')</script>\n\n"
+        "[click](javascript:alert(1)) <img src=x onerror=alert(1)>"
+    )
     project.save()
     client.force_login(people["annotator"])
     with django_assert_max_num_queries(MAX_QUERIES["guidelines"]):
         page = text_of(client.get(url("projects:guidelines", project.pk)))
     assert "<h1>Rules</h1>" in page and "<strong>exact</strong>" in page
-    assert "<script>alert" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page.replace("'", "&#x27;")
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page.replace(
+        "'", "&#x27;"
+    )
     assert "javascript:" not in page and "<img src=x" not in page
     assert 'name="guidelines"' not in page  # annotators read, admins edit
 
@@ -462,11 +504,15 @@ def test_admin_edits_guidelines_and_a_stale_edit_gets_409(client, project, peopl
     client.force_login(people["admin"])
     page = text_of(client.get(url("projects:guidelines", project.pk)))
     read_version = re.search(r'name="read_version" value="([^"]+)"', page).group(1)
-    response = client.post(url("projects:guidelines", project.pk), {"guidelines": "# One", "read_version": read_version})
+    response = client.post(
+        url("projects:guidelines", project.pk), {"guidelines": "# One", "read_version": read_version}
+    )
     assert response.status_code == 302
     project.refresh_from_db()
     assert project.guidelines == "# One"
-    response = client.post(url("projects:guidelines", project.pk), {"guidelines": "# Two", "read_version": read_version})
+    response = client.post(
+        url("projects:guidelines", project.pk), {"guidelines": "# Two", "read_version": read_version}
+    )
     assert response.status_code == 409
     page = text_of(response)
     assert "Someone changed the guidelines" in page and "<h1>One</h1>" in page and "# Two</textarea>" in page

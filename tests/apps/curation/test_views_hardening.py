@@ -1,6 +1,7 @@
 """Odd input to the review pages: numbers in other scripts or beyond any column's range, and NUL characters,
 get 400 or 404 (or are ignored where a default applies), never a 500 and never a write; the pages refuse what
 the REST API refuses."""
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,11 @@ def action_url(pair, action):
 def assert_unchanged(pair):
     fresh = PreferencePair.objects.get(pk=pair.pk)
     assert (fresh.status, fresh.version, fresh.chosen, fresh.flag_note) == (
-        pair.status, pair.version, pair.chosen, pair.flag_note)
+        pair.status,
+        pair.version,
+        pair.chosen,
+        pair.flag_note,
+    )
     assert not ReviewEvent.objects.filter(pair=pair).exists()
 
 
@@ -107,8 +112,11 @@ def test_an_odd_page_cursor_is_ignored(annotator_client, project, pair, cursor):
 # --- NUL characters: the REST API refuses them with 400; so do the pages -----------------------------
 
 
-NUL_INPUTS = [("flag", {"note": "both\x00wrong"}), ("reject", {"note": "no\x00"}),
-              ("edit", {"chosen": "city='Paris\x00')]"})]
+NUL_INPUTS = [
+    ("flag", {"note": "both\x00wrong"}),
+    ("reject", {"note": "no\x00"}),
+    ("edit", {"chosen": "city='Paris\x00')]"}),
+]
 
 
 @pytest.mark.parametrize("action,data", NUL_INPUTS)
@@ -121,8 +129,9 @@ def test_a_nul_character_in_a_page_form_is_a_400_and_nothing_is_stored(annotator
 
 
 def test_a_nul_character_in_a_live_rescore_is_a_400(annotator_client, project, pair):
-    response = annotator_client.post(reverse("curation:pair_score", args=[project.pk, pair.pk]),
-                                     {"chosen": "city='Paris\x00')]"}, **JSON)
+    response = annotator_client.post(
+        reverse("curation:pair_score", args=[project.pk, pair.pk]), {"chosen": "city='Paris\x00')]"}, **JSON
+    )
     assert response.status_code == 400
 
 
@@ -130,14 +139,22 @@ def test_a_nul_character_in_a_live_rescore_is_a_400(annotator_client, project, p
 
 
 AGREEMENT_CASES = [
-    ("approve", {"version": 0}), ("approve", {"version": MAX_VERSION + 1}), ("approve", {"version": 10**30}),
-    ("approve", {"version": "²"}), ("approve", {"version": "9" * 5000}), ("approve", {"version": 2}),
+    ("approve", {"version": 0}),
+    ("approve", {"version": MAX_VERSION + 1}),
+    ("approve", {"version": 10**30}),
+    ("approve", {"version": "²"}),
+    ("approve", {"version": "9" * 5000}),
+    ("approve", {"version": 2}),
     ("approve", {"version": 1}),
     *[(action, {"version": 1, **data}) for action, data in NUL_INPUTS],
-    ("flag", {"version": 1, "note": "x" * 20_001}), ("flag", {"version": 1, "note": "x" * 20_000}),
-    ("edit", {"version": 1, "chosen": "   "}), ("edit", {"version": 1, "chosen": "city='paris')]"}),
+    ("flag", {"version": 1, "note": "x" * 20_001}),
+    ("flag", {"version": 1, "note": "x" * 20_000}),
+    ("edit", {"version": 1, "chosen": "   "}),
+    ("edit", {"version": 1, "chosen": "city='paris')]"}),
     # what an action does not read is not checked by either
-    ("approve", {"version": 1, "note": "x\x00"}), ("skip", {"version": "²"}), ("swap", {"version": 1, "chosen": "\x00"}),
+    ("approve", {"version": 1, "note": "x\x00"}),
+    ("skip", {"version": "²"}),
+    ("swap", {"version": 1, "chosen": "\x00"}),
 ]
 
 
@@ -146,8 +163,9 @@ def test_the_page_and_the_api_agree_on_what_is_valid(client, project, annotator,
     client.force_login(annotator)
     on_page, via_api = PairFactory(project=project), PairFactory(project=project)
     page = client.post(action_url(on_page, action), data, **JSON).status_code
-    api = client.post(f"/api/v1/pairs/{via_api.pk}/{action}/", json.dumps(data),
-                      content_type="application/json").status_code
+    api = client.post(
+        f"/api/v1/pairs/{via_api.pk}/{action}/", json.dumps(data), content_type="application/json"
+    ).status_code
     assert (page == 200) == (api == 200) and (page == 400) == (api == 400), (page, api)
     assert page in (200, 400)
 

@@ -1,4 +1,5 @@
 """Fixtures for the snapshot tests: a tiny checkpoint to render prompts, and reviewed pairs."""
+
 import pytest
 
 from tests.factories import CheckpointFactory, PairFactory, QueryFactory, ToolFactory, TrainingRoundFactory

@@ -1,4 +1,5 @@
 """The snapshot admin: read-only pages with the row count, the hash, and how to export."""
+
 from django.urls import reverse
 
 from apps.datasets.services import snapshot_freeze

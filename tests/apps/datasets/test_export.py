@@ -1,4 +1,5 @@
 """Export: JSON Lines streamed in chunks, the same bytes every time, errors before the first byte."""
+
 import json
 
 import pytest
@@ -13,13 +14,23 @@ from tests.factories import QueryFactory
 def snapshot(project, make_pair, round_):
     """Seven pairs over three queries, one in German with non-ASCII text."""
     queries = [QueryFactory(project=project) for _ in range(2)]
-    queries.append(QueryFactory(project=project, messages=[{"role": "user", "content": "Wie ist das Wetter in Köln?"}],
-                                ground_truth=[{"get_weather": {"city": ["Köln"]}}]))
+    queries.append(
+        QueryFactory(
+            project=project,
+            messages=[{"role": "user", "content": "Wie ist das Wetter in Köln?"}],
+            ground_truth=[{"get_weather": {"city": ["Köln"]}}],
+        )
+    )
     for i in range(7):
         query = queries[i % 3]
         city = "Köln" if query is queries[2] else "Paris"
-        make_pair("approved" if i % 2 else "edited", round=round_, query=query, chosen=f"city='{city}')]",
-                  rejected=f"city='Lyon{i}')]")
+        make_pair(
+            "approved" if i % 2 else "edited",
+            round=round_,
+            query=query,
+            chosen=f"city='{city}')]",
+            rejected=f"city='Lyon{i}')]",
+        )
     return snapshot_freeze(project=project, round=round_)
 
 

@@ -1,6 +1,7 @@
 """The JSON Lines stream outside a transaction (as a web request or the CLI runs it): on PostgreSQL it reads in a
 transaction of its own, so that the server-side cursor is not held (materialised) before the first row, and
 leaves the connection in autocommit however the stream ends."""
+
 import pytest
 from django.db import connection
 

@@ -1,11 +1,12 @@
 """Freezing: only approved and edited pairs, in a stable order, hashed; the same content frozen twice is one
 snapshot; later edits do not reach it; bad selections are refused with a clear message."""
+
 import pytest
 
 from apps.curation.services import pair_edit
 from apps.datasets.models import DatasetSnapshot, ImmutableError, SnapshotPair
 from apps.datasets.services import snapshot_content_hash, snapshot_export, snapshot_freeze
-from tests.factories import (CheckpointFactory, ProjectFactory, QueryFactory, TrainingRoundFactory, UserFactory)
+from tests.factories import CheckpointFactory, ProjectFactory, QueryFactory, TrainingRoundFactory, UserFactory
 
 
 def frozen_texts(snapshot):
@@ -21,8 +22,10 @@ def test_freezes_only_approved_and_edited_pairs(project, make_pair, round_):
     snapshot = snapshot_freeze(project=project, round=round_)
 
     assert snapshot.pair_count == 2 == snapshot.items.count()
-    assert frozen_texts(snapshot) == [(0, kept[0].pk, "approved", "city='Paris')]"),
-                                      (1, kept[1].pk, "edited", "city='Paris' )]")]
+    assert frozen_texts(snapshot) == [
+        (0, kept[0].pk, "approved", "city='Paris')]"),
+        (1, kept[1].pk, "edited", "city='Paris' )]"),
+    ]
     assert (snapshot.round, snapshot.checkpoint, snapshot.name) == (round_, round_.policy_in, "round 1")
     assert snapshot.filters == {"status": ["approved", "edited"], "round": round_.pk}
 
@@ -98,18 +101,21 @@ def test_an_empty_selection_is_refused_and_leaves_nothing(project, make_pair, ro
     assert DatasetSnapshot.objects.count() == 0 and SnapshotPair.objects.count() == 0
 
 
-@pytest.mark.parametrize("filters, message", [
-    ({"colour": "red"}, "unknown snapshot filter.*'colour'.*expected some of status, round"),
-    ({"status": ["approved", "pending"]}, "filter 'status': unknown value.*'pending'"),
-    ({"status": []}, "filter 'status'"),
-    ({"deficiency": "typo"}, "filter 'deficiency': unknown value.*'typo'"),
-    ({"kind": ["single", "huge"]}, "filter 'kind': unknown value.*'huge'"),
-    ({"min_gap": "0.5"}, "filter 'min_gap': expected a finite number"),
-    ({"max_gap": float("nan")}, "filter 'max_gap': expected a finite number"),
-    ({"min_gap": 0.8, "max_gap": 0.2}, "min_gap 0.8 is above max_gap 0.2"),
-    ({"round": "first"}, "filter 'round': expected a round id"),
-    ({"round": 999999}, "filter 'round': no round #999999 in project 'test-project'"),
-])
+@pytest.mark.parametrize(
+    "filters, message",
+    [
+        ({"colour": "red"}, "unknown snapshot filter.*'colour'.*expected some of status, round"),
+        ({"status": ["approved", "pending"]}, "filter 'status': unknown value.*'pending'"),
+        ({"status": []}, "filter 'status'"),
+        ({"deficiency": "typo"}, "filter 'deficiency': unknown value.*'typo'"),
+        ({"kind": ["single", "huge"]}, "filter 'kind': unknown value.*'huge'"),
+        ({"min_gap": "0.5"}, "filter 'min_gap': expected a finite number"),
+        ({"max_gap": float("nan")}, "filter 'max_gap': expected a finite number"),
+        ({"min_gap": 0.8, "max_gap": 0.2}, "min_gap 0.8 is above max_gap 0.2"),
+        ({"round": "first"}, "filter 'round': expected a round id"),
+        ({"round": 999999}, "filter 'round': no round #999999 in project 'test-project'"),
+    ],
+)
 def test_bad_filters_are_refused(project, make_pair, filters, message):
     make_pair("approved")
     with pytest.raises(ValueError, match=message):
@@ -173,8 +179,17 @@ def test_two_concurrent_freezes_of_the_same_content_make_one_snapshot():
     query = QueryFactory(project=project)
     # enough rows that the two copies overlap (on PostgreSQL the loser then hits the unique hash)
     PreferencePair.objects.bulk_create(
-        PreferencePair(project=project, query=query, prefix="[get_weather(", chosen=f"city='Paris{i}')]",
-                       rejected="city='Lyon')]", status="approved", dedup_key=f"race-{i}") for i in range(3000))
+        PreferencePair(
+            project=project,
+            query=query,
+            prefix="[get_weather(",
+            chosen=f"city='Paris{i}')]",
+            rejected="city='Lyon')]",
+            status="approved",
+            dedup_key=f"race-{i}",
+        )
+        for i in range(3000)
+    )
     results, errors, barrier = [], [], threading.Barrier(2)
 
     def freeze():

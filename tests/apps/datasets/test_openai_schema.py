@@ -7,6 +7,7 @@ format (https://platform.openai.com/docs/guides/direct-preference-optimization: 
 assistant's `tool_calls` with `id`, `type: "function"` and `function.{name, arguments}` where arguments is a JSON
 string; a `tool` message with `content` and the `tool_call_id` of a call it answers; function names of a-z, A-Z,
 0-9, underscores and dashes, at most 64)."""
+
 import json
 import re
 
@@ -21,8 +22,13 @@ ROLES = {"system", "developer", "user", "assistant", "tool"}
 
 
 def _text(value) -> bool:
-    return isinstance(value, str) or (isinstance(value, list) and all(
-        isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str) for part in value))
+    return isinstance(value, str) or (
+        isinstance(value, list)
+        and all(
+            isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+            for part in value
+        )
+    )
 
 
 def openai_preference_errors(row) -> list[str]:
@@ -31,8 +37,11 @@ def openai_preference_errors(row) -> list[str]:
     if not isinstance(row, dict) or set(row) != {"input", "preferred_output", "non_preferred_output"}:
         return [f"row keys must be input, preferred_output, non_preferred_output: got {sorted(row or {})}"]
     given = row["input"]
-    if not isinstance(given, dict) or "messages" not in given or set(given) - {"messages", "tools",
-                                                                                 "parallel_tool_calls"}:
+    if (
+        not isinstance(given, dict)
+        or "messages" not in given
+        or set(given) - {"messages", "tools", "parallel_tool_calls"}
+    ):
         return [f"input must hold messages (and optionally tools, parallel_tool_calls): got {sorted(given)}"]
     if "parallel_tool_calls" in given and not isinstance(given["parallel_tool_calls"], bool):
         errors.append("input.parallel_tool_calls must be a boolean")
@@ -72,8 +81,12 @@ def openai_preference_errors(row) -> list[str]:
                 errors.append(f"{where}.content must be text")
     for key in ("preferred_output", "non_preferred_output"):
         output = row[key]
-        if not isinstance(output, list) or len(output) != 1 or not isinstance(output[0], dict) or \
-                output[0].get("role") != "assistant":
+        if (
+            not isinstance(output, list)
+            or len(output) != 1
+            or not isinstance(output[0], dict)
+            or output[0].get("role") != "assistant"
+        ):
             errors.append(f"{key} must be a list of one assistant message")
             continue
         errors += _assistant_errors(output[0], key, set())
@@ -115,8 +128,10 @@ def _assistant_errors(message: dict, where: str, unanswered: set) -> list[str]:
 TOOLACE = [
     {"role": "system", "content": "You are a market assistant."},
     {"role": "user", "content": "How are the market indexes doing, and show a football placeholder?"},
-    {"role": "assistant", "content": '[Market Trends API(trend_type="MARKET_INDEXES"), '
-                                     'Get Manager Placeholder Image(sport="football")]'},
+    {
+        "role": "assistant",
+        "content": '[Market Trends API(trend_type="MARKET_INDEXES"), Get Manager Placeholder Image(sport="football")]',
+    },
     {"role": "tool", "content": '{"indexes": [{"name": "S&P 500", "change": "+0.4%"}]}'},
     {"role": "tool", "content": '{"image": "https://example.org/football.png"}'},
     {"role": "assistant", "content": "The S&P 500 is up 0.4%; here is the image."},
@@ -125,9 +140,14 @@ TOOLACE = [
 # ... and an OpenAI-form context: ids given, one arguments object, a tool result answering the second call first.
 OPENAI_FORM = [
     {"role": "user", "content": "Weather in Paris and Rome?"},
-    {"role": "assistant", "content": "", "tool_calls": [
-        {"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-        {"function": {"name": "get_weather", "arguments": {"city": "Rome"}}}]},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+            {"function": {"name": "get_weather", "arguments": {"city": "Rome"}}},
+        ],
+    },
     {"role": "tool", "tool_call_id": "b-unknown", "content": "Rome: 24"},
     {"role": "tool", "tool_call_id": "a", "content": "Paris: 18"},
     {"role": "tool", "content": "a result nothing asked for"},
@@ -136,9 +156,11 @@ OPENAI_FORM = [
 
 def test_the_validator_refuses_what_openai_refuses():
     """The validator is not a rubber stamp: the stored ToolACE context as it is fails it."""
-    raw = {"input": {"messages": TOOLACE, "tools": [{"type": "function", "function": {"name": "Market Trends API"}}]},
-           "preferred_output": [{"role": "assistant", "content": "x"}],
-           "non_preferred_output": [{"role": "assistant", "content": "y"}]}
+    raw = {
+        "input": {"messages": TOOLACE, "tools": [{"type": "function", "function": {"name": "Market Trends API"}}]},
+        "preferred_output": [{"role": "assistant", "content": "x"}],
+        "non_preferred_output": [{"role": "assistant", "content": "y"}],
+    }
     errors = openai_preference_errors(raw)
     assert any("has no tool_call_id" in e for e in errors) and any("not a-z" in e for e in errors)
     assert openai_preference_errors({**raw, "preferred_output": []})
@@ -146,11 +168,19 @@ def test_the_validator_refuses_what_openai_refuses():
 
 @pytest.mark.parametrize("messages", [TOOLACE, OPENAI_FORM], ids=["toolace", "openai-form"])
 def test_exported_rows_validate_against_openais_schema(project, make_pair, round_, messages):
-    tools = [ToolFactory(project=project, name=name) for name in
-             ("Market Trends API", "Get Manager Placeholder Image", "get_weather")]
+    tools = [
+        ToolFactory(project=project, name=name)
+        for name in ("Market Trends API", "Get Manager Placeholder Image", "get_weather")
+    ]
     query = QueryFactory(project=project, messages=messages, tools=tools)
-    make_pair("approved", round=round_, query=query, prefix="[News Trends API(", chosen="topic='markets')]",
-              rejected="topic=)]")
+    make_pair(
+        "approved",
+        round=round_,
+        query=query,
+        prefix="[News Trends API(",
+        chosen="topic='markets')]",
+        rejected="topic=)]",
+    )
     snapshot = snapshot_freeze(project=project, round=round_)
     rows = [json.loads(line) for line in snapshot_export(snapshot, "openai")]
     assert len(rows) == 1 and openai_preference_errors(rows[0]) == []
@@ -169,7 +199,11 @@ def test_exported_rows_validate_against_openais_schema(project, make_pair, round
 
 
 def test_openai_messages_leave_a_plain_conversation_as_it_is():
-    plain = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
-             {"role": "assistant", "content": "[f(a=1)]"}, {"role": "user", "content": "again"}]
+    plain = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "u"},
+        {"role": "assistant", "content": "[f(a=1)]"},
+        {"role": "user", "content": "again"},
+    ]
     # an assistant's text calls that no tool result answers stay text (it is what the assistant said)
     assert openai_messages(plain, ["f"]) == plain

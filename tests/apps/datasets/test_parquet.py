@@ -1,6 +1,7 @@
 """Parquet snapshot files: written by the Celery task in row groups, read back (by pyarrow and by
 `datasets.load_dataset`) as the JSON Lines rows; asked for idempotently; a failure is recorded with its reason
 and leaves no file behind."""
+
 import hashlib
 import json
 import os
@@ -16,15 +17,20 @@ from apps.datasets import parquet, services
 from apps.datasets.models import SnapshotFile
 from apps.datasets.parquet import read_rows, write_parquet
 from apps.datasets.rows import FORMATS, openai_messages
-from apps.datasets.services import (snapshot_export, snapshot_file_build, snapshot_file_request, snapshot_freeze)
+from apps.datasets.services import snapshot_export, snapshot_file_build, snapshot_file_request, snapshot_freeze
 from itool_web.celery import app as celery_app
 from tests.factories import CheckpointFactory, QueryFactory, ToolFactory, UserFactory
 
 MULTI_TURN = [
     {"role": "system", "content": "You answer with tool calls."},
     {"role": "user", "content": "Wie ist das Wetter in Köln, und dann in Paris?"},
-    {"role": "assistant", "content": "", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Köln"}}}]},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Köln"}}}
+        ],
+    },
     {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 21.5, "sky": "bewölkt"}'},
 ]
 
@@ -46,16 +52,36 @@ def eager(media):
 def snapshot(project, make_pair, round_):
     """Eight pairs over three queries: one multi-turn with a call and its result, with a tool whose schema has
     a number default, one in German; one frozen pair deleted since (its pair_id reads as null)."""
-    thermo = ToolFactory(project=project, name="get_temperature", schema_hash="hash-temp", parameters={
-        "type": "object", "properties": {"city": {"type": "string"}, "threshold": {"type": "number", "default": 0.25}},
-        "required": ["city"]})
-    queries = [QueryFactory(project=project, tools=[ToolFactory(project=project), thermo], messages=MULTI_TURN),
-               QueryFactory(project=project),
-               QueryFactory(project=project, messages=[{"role": "user", "content": "Wetter in Köln?"}],
-                            ground_truth=[{"get_weather": {"city": ["Köln"]}}])]
-    pairs = [make_pair("approved" if i % 3 else "edited", round=round_, query=queries[i % 3],
-                       chosen=f"city='Köln{i}')]", rejected=f"city='Lyon{i}')]", gap=0.1 + i / 7)
-             for i in range(8)]
+    thermo = ToolFactory(
+        project=project,
+        name="get_temperature",
+        schema_hash="hash-temp",
+        parameters={
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "threshold": {"type": "number", "default": 0.25}},
+            "required": ["city"],
+        },
+    )
+    queries = [
+        QueryFactory(project=project, tools=[ToolFactory(project=project), thermo], messages=MULTI_TURN),
+        QueryFactory(project=project),
+        QueryFactory(
+            project=project,
+            messages=[{"role": "user", "content": "Wetter in Köln?"}],
+            ground_truth=[{"get_weather": {"city": ["Köln"]}}],
+        ),
+    ]
+    pairs = [
+        make_pair(
+            "approved" if i % 3 else "edited",
+            round=round_,
+            query=queries[i % 3],
+            chosen=f"city='Köln{i}')]",
+            rejected=f"city='Lyon{i}')]",
+            gap=0.1 + i / 7,
+        )
+        for i in range(8)
+    ]
     frozen = snapshot_freeze(project=project, round=round_)
     pairs[0].delete()
     return frozen
@@ -73,10 +99,12 @@ def build(snapshot, fmt, span="fragment", django_capture_on_commit_callbacks=Non
     return file
 
 
-@pytest.mark.parametrize("fmt, span", [("trl", "fragment"), ("trl", "completion"), ("openai", "fragment"),
-                                       ("sharegpt", "fragment")])
+@pytest.mark.parametrize(
+    "fmt, span", [("trl", "fragment"), ("trl", "completion"), ("openai", "fragment"), ("sharegpt", "fragment")]
+)
 def test_the_task_writes_a_parquet_file_that_reads_back_as_the_json_lines_rows(
-        snapshot, eager, monkeypatch, tmp_path, django_capture_on_commit_callbacks, fmt, span):
+    snapshot, eager, monkeypatch, tmp_path, django_capture_on_commit_callbacks, fmt, span
+):
     monkeypatch.setattr(parquet, "ROW_GROUP", 3)  # 8 rows: row groups of 3, 3 and 2
     file = build(snapshot, fmt, span, django_capture_on_commit_callbacks)
     assert file.status == "done" and not file.error, file.error
@@ -97,8 +125,15 @@ def test_the_task_writes_a_parquet_file_that_reads_back_as_the_json_lines_rows(
     loaded = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
     assert [dict(row) for row in loaded] == expected  # the same dicts, nested values and all
     if fmt == "trl":
-        assert loaded.column_names == ["prompt", "chosen", "rejected", "metadata", "prompt_ids", "chosen_ids",
-                                       "rejected_ids"]
+        assert loaded.column_names == [
+            "prompt",
+            "chosen",
+            "rejected",
+            "metadata",
+            "prompt_ids",
+            "chosen_ids",
+            "rejected_ids",
+        ]
         assert expected[0]["metadata"]["pair_id"] is None and "Köln" in loaded[1]["chosen"]
     if fmt == "openai":
         assert loaded[0]["input"]["messages"] == openai_messages(MULTI_TURN)
@@ -110,7 +145,9 @@ def test_plain_pyarrow_sees_typed_columns_and_json_text(snapshot, media):
     trl, openai = (snapshot_file_build(file_id=f.pk) for f in (trl, openai))
     table = pq.read_table(trl.file.path)
     assert str(table.schema.field("metadata").type.field("gap").type) == "double"
-    assert [m["gap"] for m in table.column("metadata").to_pylist()] == [r["metadata"]["gap"] for r in jsonl_rows(snapshot, "trl")]
+    assert [m["gap"] for m in table.column("metadata").to_pylist()] == [
+        r["metadata"]["gap"] for r in jsonl_rows(snapshot, "trl")
+    ]
     raw = pq.read_table(openai.file.path).column("input").to_pylist()[0]
     assert json.loads(raw["messages"]) == openai_messages(MULTI_TURN)  # JSON text for any Parquet reader
 
@@ -142,7 +179,8 @@ def test_asking_again_returns_the_same_file_and_sends_nothing(snapshot, media, d
 
 
 def test_a_failure_marks_the_file_failed_with_the_reason_and_asking_again_retries(
-        project, snapshot, media, monkeypatch, django_capture_on_commit_callbacks):
+    project, snapshot, media, monkeypatch, django_capture_on_commit_callbacks
+):
     file = snapshot_file_request(snapshot=snapshot, fmt="sharegpt")
     real = services.snapshot_rows
 
@@ -192,20 +230,25 @@ def test_a_file_left_running_past_the_time_limit_is_made_again(snapshot, media, 
     with django_capture_on_commit_callbacks() as callbacks:
         assert snapshot_file_request(snapshot=snapshot, fmt="openai").status == "running"  # still in its time
     assert not callbacks
-    SnapshotFile.objects.filter(pk=file.pk).update(started_at=timezone.now() - services.FILE_TASK_LIMIT
-                                                   - timedelta(minutes=1))
+    SnapshotFile.objects.filter(pk=file.pk).update(
+        started_at=timezone.now() - services.FILE_TASK_LIMIT - timedelta(minutes=1)
+    )
     with django_capture_on_commit_callbacks() as callbacks:  # its worker was killed: made again
         assert snapshot_file_request(snapshot=snapshot, fmt="openai").status == "pending"
     assert len(callbacks) == 1
 
 
 def test_the_snapshot_admin_page_lists_its_files_and_the_action_asks_for_them(
-        client, snapshot, media, django_capture_on_commit_callbacks):
+    client, snapshot, media, django_capture_on_commit_callbacks
+):
     admin = UserFactory(username="admin", is_staff=True, is_superuser=True)
     client.force_login(admin)
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client.post(reverse("admin:datasets_datasetsnapshot_changelist"),
-                               {"action": "write_parquet_files", "_selected_action": [snapshot.pk]}, follow=True)
+        response = client.post(
+            reverse("admin:datasets_datasetsnapshot_changelist"),
+            {"action": "write_parquet_files", "_selected_action": [snapshot.pk]},
+            follow=True,
+        )
     assert "3 file(s) asked for" in response.content.decode() and len(callbacks) == 3
     assert sorted(SnapshotFile.objects.values_list("format", flat=True)) == sorted(FORMATS)
     done = snapshot_file_build(file_id=SnapshotFile.objects.get(format="trl").pk)

@@ -1,4 +1,5 @@
 """Each export format's row for one frozen pair, against known values."""
+
 import json
 
 import pytest
@@ -9,11 +10,16 @@ from apps.training.policy import policy_tokenizer, query_prompt
 from tests.factories import QueryFactory
 
 # The tiny tokenizer's template over QueryFactory's query: ChatML, tools listed compactly, assistant header.
-PROMPT = ("<|im_start|>system\nTools:\nget_weather(city)<|im_end|>\n"
-          "<|im_start|>user\nWhat is the weather in Paris?<|im_end|>\n"
-          "<|im_start|>assistant\n")
-WEATHER_TOOL = {"name": "get_weather", "description": "Current weather in a city.",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+PROMPT = (
+    "<|im_start|>system\nTools:\nget_weather(city)<|im_end|>\n"
+    "<|im_start|>user\nWhat is the weather in Paris?<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Current weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 
 
 @pytest.fixture
@@ -31,11 +37,23 @@ def test_trl_row_fragment_span(frozen):
         "prompt": PROMPT + "[get_weather(",
         "chosen": "city='Paris')]",
         "rejected": "city='Lyon')]",
-        "metadata": {"snapshot_id": snapshot.pk, "snapshot_hash": snapshot.content_hash, "ordinal": 0,
-                     "pair_id": pair.pk, "query_id": item.query_id, "query_external_id": item.query.external_id,
-                     "deficiency": "wrong_value", "gap": pair.gap, "status": "approved",
-                     "chosen_ends": True, "rejected_ends": True, "completed": False},
-        "prompt_ids": None, "chosen_ids": None, "rejected_ids": None,  # the factory's pair has no sampled ids
+        "metadata": {
+            "snapshot_id": snapshot.pk,
+            "snapshot_hash": snapshot.content_hash,
+            "ordinal": 0,
+            "pair_id": pair.pk,
+            "query_id": item.query_id,
+            "query_external_id": item.query.external_id,
+            "deficiency": "wrong_value",
+            "gap": pair.gap,
+            "status": "approved",
+            "chosen_ends": True,
+            "rejected_ends": True,
+            "completed": False,
+        },
+        "prompt_ids": None,
+        "chosen_ids": None,
+        "rejected_ids": None,  # the factory's pair has no sampled ids
     }
     # the prompt is exactly the policy's own rendering (what search sampled from) + the shared prefix
     assert row["prompt"] == query_prompt(policy_tokenizer(snapshot.checkpoint), item.query) + item.prefix
@@ -45,7 +63,10 @@ def test_trl_row_completion_span(frozen):
     snapshot, item, _ = frozen
     row = next(snapshot_rows(snapshot, "trl", "completion"))
     assert (row["prompt"], row["chosen"], row["rejected"]) == (
-        PROMPT, "[get_weather(city='Paris')]", "[get_weather(city='Lyon')]")
+        PROMPT,
+        "[get_weather(city='Paris')]",
+        "[get_weather(city='Lyon')]",
+    )
     # the two spans tell the same texts apart at a different place
     fragment = trl_row(item, item.query, prompt=PROMPT)
     assert fragment["prompt"] + fragment["chosen"] == row["prompt"] + row["chosen"]
@@ -81,10 +102,14 @@ def test_sharegpt_row(frozen):
 MULTI_TURN = [
     {"role": "system", "content": "You answer weather questions."},
     {"role": "user", "content": "Weather in Paris and Rome, then pick the warmer?"},
-    {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-        {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Rome"}}},
-    ]},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+            {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Rome"}}},
+        ],
+    },
     {"role": "tool", "tool_call_id": "c1", "content": "Paris: 18°C"},
     {"role": "tool", "tool_call_id": "c2", "content": "Rome: 24°C"},
 ]
@@ -98,28 +123,47 @@ def test_sharegpt_conversations_follow_llama_factory_roles(project, make_pair):
     assert turns == [
         {"from": "system", "value": "You answer weather questions."},
         {"from": "human", "value": "Weather in Paris and Rome, then pick the warmer?"},
-        {"from": "function_call", "value": json.dumps([{"arguments": {"city": "Paris"}, "name": "get_weather"},
-                                                       {"arguments": {"city": "Rome"}, "name": "get_weather"}],
-                                                      ensure_ascii=False)},
+        {
+            "from": "function_call",
+            "value": json.dumps(
+                [
+                    {"arguments": {"city": "Paris"}, "name": "get_weather"},
+                    {"arguments": {"city": "Rome"}, "name": "get_weather"},
+                ],
+                ensure_ascii=False,
+            ),
+        },
         {"from": "observation", "value": "Paris: 18°C\nRome: 24°C"},
     ]
     after_system = turns[1:]
     assert len(after_system) % 2 == 1
-    assert all(t["from"] in (("human", "observation") if i % 2 == 0 else ("gpt", "function_call"))
-               for i, t in enumerate(after_system))
+    assert all(
+        t["from"] in (("human", "observation") if i % 2 == 0 else ("gpt", "function_call"))
+        for i, t in enumerate(after_system)
+    )
 
-    pair = make_pair("approved", query=QueryFactory(project=project, messages=MULTI_TURN),
-                     prefix="It is warmer in ", chosen="Rome.", rejected="Paris.")
+    pair = make_pair(
+        "approved",
+        query=QueryFactory(project=project, messages=MULTI_TURN),
+        prefix="It is warmer in ",
+        chosen="Rome.",
+        rejected="Paris.",
+    )
     snapshot = snapshot_freeze(project=project)
     row = next(snapshot_rows(snapshot, "sharegpt"))
     assert row["conversations"] == turns
     assert row["chosen"] == {"from": "gpt", "value": "It is warmer in Rome."}
     openai = next(snapshot_rows(snapshot, "openai"))
     # OpenAI's schema: every call's arguments a JSON string (the record had an object for c2)
-    calls = [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-             {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]
-    assert openai["input"]["messages"] == [*MULTI_TURN[:2], {"role": "assistant", "content": None,
-                                                              "tool_calls": calls}, *MULTI_TURN[3:]]
+    calls = [
+        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+        {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}},
+    ]
+    assert openai["input"]["messages"] == [
+        *MULTI_TURN[:2],
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        *MULTI_TURN[3:],
+    ]
     assert pair.prefix in openai["preferred_output"][0]["content"]
 
 
@@ -143,8 +187,16 @@ def test_fragments_that_stop_mid_answer_are_marked(project, make_pair, round_):
     root = TreeNodeFactory(tree=tree, fragment="[get_weather(")
     mid = TreeNodeFactory(tree=tree, parent=root, fragment="city='Paris', ", is_terminal=False)
     end = TreeNodeFactory(tree=tree, parent=root, fragment="city='Lyon')]", is_terminal=True, ordinal=1)
-    make_pair("approved", round=round_, tree=tree, node=root, chosen_node=mid, rejected_node=end,
-              chosen="city='Paris', ", rejected="city='Lyon')]")
+    make_pair(
+        "approved",
+        round=round_,
+        tree=tree,
+        node=root,
+        chosen_node=mid,
+        rejected_node=end,
+        chosen="city='Paris', ",
+        rejected="city='Lyon')]",
+    )
     snapshot = snapshot_freeze(project=project, round=round_)
     row = next(trl_rows(snapshot))
     assert (row["metadata"]["chosen_ends"], row["metadata"]["rejected_ends"]) == (False, True)

@@ -1,6 +1,7 @@
 """Deleting a snapshot — itself, through a queryset, with its project, in the admin — removes its Parquet files
 from the storage once the delete commits; a delete rolled back keeps them. Real transactions (not the test's
 wrapping one), so on_commit runs as in production."""
+
 from pathlib import Path
 
 import pytest

@@ -1,6 +1,7 @@
 """trl rows through TRL's own tokenisation: exported with `--complete --span completion` every side is a whole
 answer after a boundary-safe prompt, so DPOTrainer gives no "tokenized prompt is not a prefix" warning and trains
 each side with the EOS that really ends it; the rows' token ids are the sampled ones, split where the texts are."""
+
 import pytest
 from django.core.management import call_command
 
@@ -29,15 +30,33 @@ def sampled_pairs(project, make_pair, round_, checkpoint):
         sides = {}
         for ordinal, city in enumerate(("Paris", "Lyon")):
             cut = len(tokenizer(f"[get_weather(city='{city}',", add_special_tokens=False)["input_ids"])
-            side = TreeNodeFactory(tree=tree, parent=branch, fragment=text(ids[city][3:cut]),
-                                   token_ids=ids[city][3:cut], ordinal=ordinal)
-            TreeNodeFactory(tree=tree, parent=side, fragment=text(ids[city][cut:]), token_ids=ids[city][cut:],
-                            is_terminal=True, terminal_reward=1.0 if city == "Paris" else -0.5)
+            side = TreeNodeFactory(
+                tree=tree, parent=branch, fragment=text(ids[city][3:cut]), token_ids=ids[city][3:cut], ordinal=ordinal
+            )
+            TreeNodeFactory(
+                tree=tree,
+                parent=side,
+                fragment=text(ids[city][cut:]),
+                token_ids=ids[city][cut:],
+                is_terminal=True,
+                terminal_reward=1.0 if city == "Paris" else -0.5,
+            )
             sides[city] = side
-        make_pair("approved", round=round_, query=query, tree=tree, node=branch, chosen_node=sides["Paris"],
-                  rejected_node=sides["Lyon"], prefix=branch.fragment, chosen=sides["Paris"].fragment,
-                  rejected=sides["Lyon"].fragment, prefix_ids=branch.token_ids, chosen_ids=sides["Paris"].token_ids,
-                  rejected_ids=sides["Lyon"].token_ids)
+        make_pair(
+            "approved",
+            round=round_,
+            query=query,
+            tree=tree,
+            node=branch,
+            chosen_node=sides["Paris"],
+            rejected_node=sides["Lyon"],
+            prefix=branch.fragment,
+            chosen=sides["Paris"].fragment,
+            rejected=sides["Lyon"].fragment,
+            prefix_ids=branch.token_ids,
+            chosen_ids=sides["Paris"].token_ids,
+            rejected_ids=sides["Lyon"].token_ids,
+        )
     for city, text_ in ANSWERS.items():  # the fixture's cuts spell the answers
         assert "".join([text(ids[city][:3]), text(ids[city][3:])]) == text_
     return snapshot_freeze(project=project, round=round_), tokenizer
@@ -52,9 +71,11 @@ def test_trl_rows_carry_the_sampled_ids_split_where_the_texts_are(sampled_pairs)
                     sampled = row["prompt_ids"] + row[f"{side}_ids"]
                     assert tokenizer.decode(sampled) == row["prompt"] + row[side], (span, complete, side)
                 # the prompt's own ids are its rendering's: tokenising it alone is what the policy was prompted with
-                rendered = row["prompt"] if span == "completion" else row["prompt"][:-len("[get_weather(city")]
-                assert row["prompt_ids"][:len(tokenizer(rendered, add_special_tokens=False)["input_ids"])] == \
-                    tokenizer(rendered, add_special_tokens=False)["input_ids"]
+                rendered = row["prompt"] if span == "completion" else row["prompt"][: -len("[get_weather(city")]
+                assert (
+                    row["prompt_ids"][: len(tokenizer(rendered, add_special_tokens=False)["input_ids"])]
+                    == tokenizer(rendered, add_special_tokens=False)["input_ids"]
+                )
     completed = next(snapshot_rows(snapshot, "trl", "fragment", complete=True))
     assert completed["chosen"] == "='Paris', unit='c')]" and completed["metadata"]["completed"]
 
@@ -71,21 +92,43 @@ def _dpo_tokenise(path, tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(dpo.logger, "warning_once", lambda message, *a, **k: warnings.append(message))
     datasets.disable_progress_bars()
     train = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
-    args = DPOConfig(output_dir=str(tmp_path / "out"), max_steps=1, use_cpu=True, report_to="none",
-                     per_device_train_batch_size=2, save_strategy="no", disable_tqdm=True, dataloader_num_workers=0)
-    trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), args=args, train_dataset=train,
-                         processing_class=AutoTokenizer.from_pretrained(tiny_model_dir))
+    args = DPOConfig(
+        output_dir=str(tmp_path / "out"),
+        max_steps=1,
+        use_cpu=True,
+        report_to="none",
+        per_device_train_batch_size=2,
+        save_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = DPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        args=args,
+        train_dataset=train,
+        processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
+    )
     return train, trainer.train_dataset, warnings
 
 
 def _export(snapshot, path, *options):
-    call_command("export_dataset", "--project", snapshot.project.name, "--snapshot", str(snapshot.pk), "--format",
-                 "trl", "--output", str(path), *options, verbosity=0)
+    call_command(
+        "export_dataset",
+        "--project",
+        snapshot.project.name,
+        "--snapshot",
+        str(snapshot.pk),
+        "--format",
+        "trl",
+        "--output",
+        str(path),
+        *options,
+        verbosity=0,
+    )
 
 
 @pytest.mark.slow
-def test_complete_rows_tokenise_in_trl_without_a_boundary_warning(sampled_pairs, tiny_model_dir, tmp_path,
-                                                                  monkeypatch):
+def test_complete_rows_tokenise_in_trl_without_a_boundary_warning(sampled_pairs, tiny_model_dir, tmp_path, monkeypatch):
     snapshot, tokenizer = sampled_pairs
     path = tmp_path / "complete.jsonl"
     _export(snapshot, path, "--complete", "--span", "completion")
@@ -102,8 +145,9 @@ def test_complete_rows_tokenise_in_trl_without_a_boundary_warning(sampled_pairs,
 
 
 @pytest.mark.slow
-def test_fragment_rows_as_text_are_what_trl_warns_about(project, make_pair, round_, checkpoint, tiny_model_dir,
-                                                         tmp_path, monkeypatch):
+def test_fragment_rows_as_text_are_what_trl_warns_about(
+    project, make_pair, round_, checkpoint, tiny_model_dir, tmp_path, monkeypatch
+):
     """The contrast (why the ids and `--complete` exist): a step-level row cut inside a BPE merge (`(` + `city`,
     as a search without token ids cuts), fed to stock TRL as text, makes TRL warn and re-cut the completion."""
     make_pair("approved", round=round_, prefix="[get_weather(", chosen="city='Paris', ", rejected="city='Lyon', ")

@@ -1,4 +1,5 @@
 """An exported trl file is a dataset TRL trains on: `datasets.load_dataset("json")` + one DPOTrainer step."""
+
 import math
 
 import pytest
@@ -16,14 +17,34 @@ def test_dpo_trains_a_step_on_the_exported_file(project, make_pair, round_, tiny
     from trl import DPOConfig, DPOTrainer
 
     for i, city in enumerate(["Paris", "Rome", "Oslo", "Lima"]):
-        query = QueryFactory(project=project, messages=[{"role": "user", "content": f"Weather in {city}?"}],
-                             ground_truth=[{"get_weather": {"city": [city]}}])
-        make_pair("approved" if i % 2 else "edited", round=round_, query=query, chosen=f"city='{city}')]",
-                  rejected="city='Lyon')]")
+        query = QueryFactory(
+            project=project,
+            messages=[{"role": "user", "content": f"Weather in {city}?"}],
+            ground_truth=[{"get_weather": {"city": [city]}}],
+        )
+        make_pair(
+            "approved" if i % 2 else "edited",
+            round=round_,
+            query=query,
+            chosen=f"city='{city}')]",
+            rejected="city='Lyon')]",
+        )
     snapshot = snapshot_freeze(project=project, round=round_)
     path = tmp_path / "train.jsonl"
-    call_command("export_dataset", "--project", project.name, "--snapshot", str(snapshot.pk), "--format", "trl",
-                 "--span", span, "--output", str(path), verbosity=0)
+    call_command(
+        "export_dataset",
+        "--project",
+        project.name,
+        "--snapshot",
+        str(snapshot.pk),
+        "--format",
+        "trl",
+        "--span",
+        span,
+        "--output",
+        str(path),
+        verbosity=0,
+    )
 
     datasets.disable_progress_bars()
     train = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
@@ -32,9 +53,19 @@ def test_dpo_trains_a_step_on_the_exported_file(project, make_pair, round_, tiny
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    args = DPOConfig(output_dir=str(tmp_path / "out"), max_steps=1, use_cpu=True, report_to="none",
-                     per_device_train_batch_size=2, learning_rate=1e-4, save_strategy="no", logging_steps=1,
-                     disable_tqdm=True, dataloader_num_workers=0, seed=0)
+    args = DPOConfig(
+        output_dir=str(tmp_path / "out"),
+        max_steps=1,
+        use_cpu=True,
+        report_to="none",
+        per_device_train_batch_size=2,
+        learning_rate=1e-4,
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=0,
+    )
     trainer = DPOTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
     result = trainer.train()
     assert result.global_step == 1 and math.isfinite(result.training_loss)

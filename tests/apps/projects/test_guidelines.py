@@ -1,5 +1,6 @@
 """Guidelines Markdown: links and HTML sanitised after entity decoding (what a browser will follow), on the
 guidelines page and in a pair page's Guidelines box; NUL characters refused when saving."""
+
 from __future__ import annotations
 
 import html
@@ -60,9 +61,11 @@ def test_script_links_are_removed_however_they_are_spelled(source):
 
 
 def test_ordinary_markdown_still_renders():
-    out = guidelines_html("# Rules\n\nPrefer **exact** values, see [the docs](https://example.org/a?b=1&c=2), "
-                          "[the list](/projects/), [above](#rules) or [mail](mailto:team@example.org).\n\n"
-                          "| a | b |\n|:--|--:|\n| 1 | 2 |\n\n```\nx = 1\n```\n\n1. one\n2. two")
+    out = guidelines_html(
+        "# Rules\n\nPrefer **exact** values, see [the docs](https://example.org/a?b=1&c=2), "
+        "[the list](/projects/), [above](#rules) or [mail](mailto:team@example.org).\n\n"
+        "| a | b |\n|:--|--:|\n| 1 | 2 |\n\n```\nx = 1\n```\n\n1. one\n2. two"
+    )
     assert "<h1>Rules</h1>" in out and "<strong>exact</strong>" in out
     assert followable_urls(out) == ["https://example.org/a?b=1&c=2", "/projects/", "#rules", "mailto:team@example.org"]
     assert '<th align="left">a</th>' in out and "<pre><code>x = 1\n</code></pre>" in out and "<ol>" in out
@@ -88,16 +91,20 @@ def test_a_script_link_saved_by_an_admin_reaches_no_member_as_a_link(client, pro
     page = client.get(reverse("projects:guidelines", args=[project.pk])).content.decode()
     read_version = re.search(r'name="read_version" value="([^"]*)"', page).group(1)
     source = "\n\n".join(SCRIPT_LINKS)
-    response = client.post(reverse("projects:guidelines", args=[project.pk]),
-                           {"guidelines": source, "read_version": html.unescape(read_version)})
+    response = client.post(
+        reverse("projects:guidelines", args=[project.pk]),
+        {"guidelines": source, "read_version": html.unescape(read_version)},
+    )
     assert response.status_code == 302
     project.refresh_from_db()
     assert project.guidelines == source  # stored as written; made safe when rendered
 
     client.force_login(members["annotator"])
     pair = PairFactory(project=project)
-    for url in (reverse("projects:guidelines", args=[project.pk]),
-                reverse("curation:pair_focus", args=[project.pk, pair.pk])):
+    for url in (
+        reverse("projects:guidelines", args=[project.pk]),
+        reverse("curation:pair_focus", args=[project.pk, pair.pk]),
+    ):
         page = client.get(url).content.decode()
         assert "alert(" in page  # the text is there …
         bad = [u for u in followable_urls(page) if u.startswith(("javascript:", "data:", "vbscript:"))]
@@ -109,8 +116,9 @@ def test_guidelines_with_a_nul_character_are_refused(client, project, members):
     page = client.get(reverse("projects:guidelines", args=[project.pk])).content.decode()
     read_version = html.unescape(re.search(r'name="read_version" value="([^"]*)"', page).group(1))
     before = project.guidelines
-    response = client.post(reverse("projects:guidelines", args=[project.pk]),
-                           {"guidelines": "# Rules\x00", "read_version": read_version})
+    response = client.post(
+        reverse("projects:guidelines", args=[project.pk]), {"guidelines": "# Rules\x00", "read_version": read_version}
+    )
     assert response.status_code == 400 and "Null characters are not allowed" in response.content.decode()
     project.refresh_from_db()
     assert project.guidelines == before

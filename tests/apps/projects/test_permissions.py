@@ -3,10 +3,11 @@
 Anonymous people are sent to the login page; members of another project get 404 (the project is invisible,
 not hidden); a member whose role is not enough gets 403; a refused write changes nothing.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 from django.urls import reverse
@@ -16,8 +17,15 @@ from apps.curation.services import pair_approve
 from apps.projects.models import Membership
 from apps.projects.permissions import membership_for, require_role
 from apps.training.models import TrainingRound
-from tests.factories import (MembershipFactory, PairFactory, ProjectFactory, SearchTreeFactory, TrainingRoundFactory,
-                             TreeNodeFactory, UserFactory)
+from tests.factories import (
+    MembershipFactory,
+    PairFactory,
+    ProjectFactory,
+    SearchTreeFactory,
+    TrainingRoundFactory,
+    TreeNodeFactory,
+    UserFactory,
+)
 
 WHO = ("anonymous", "outsider", "annotator", "reviewer", "admin", "superuser")
 LOGIN = "login"  # expected: a redirect to the login page
@@ -61,8 +69,9 @@ def world(db) -> World:
     root = TreeNodeFactory(tree=tree, fragment="[get_weather(")
     chosen = TreeNodeFactory(tree=tree, parent=root, fragment="city='Paris')]", value_sum=0.9)
     rejected = TreeNodeFactory(tree=tree, parent=root, fragment="city='Lyon')]", value_sum=0.2, ordinal=1)
-    pending = PairFactory(project=project, query=tree.query, tree=tree, node=root, chosen_node=chosen,
-                          rejected_node=rejected)
+    pending = PairFactory(
+        project=project, query=tree.query, tree=tree, node=root, chosen_node=chosen, rejected_node=rejected
+    )
     flagged = PairFactory(project=project, query=tree.query, status="flagged", flag_note="both look wrong", gap=0.5)
     other_pair = PairFactory(project=other_project)
     rnd = TrainingRoundFactory(project=project, number=1, state="reviewing")
@@ -107,6 +116,7 @@ def bulk(pair_attr: str, confirm: bool):
         if confirm:
             data["confirm"] = "yes"
         return world.url("curation:pair_bulk", world.project.pk), data
+
     return prepare
 
 
@@ -119,71 +129,174 @@ CASES = [
     Case("project list", "get", lambda w, u: (w.url("projects:list"), {}), overrides={"outsider": 200}),
     Case("dashboard", "get", lambda w, u: (w.url("projects:dashboard", w.project.pk), {})),
     Case("bulk view", "get", lambda w, u: (w.url("curation:pair_list", w.project.pk), {})),
-    Case("bulk view filtered", "get",
-         lambda w, u: (w.url("curation:pair_list", w.project.pk), {"status": "pending", "mine": "on", "q": "Paris"})),
+    Case(
+        "bulk view filtered",
+        "get",
+        lambda w, u: (w.url("curation:pair_list", w.project.pk), {"status": "pending", "mine": "on", "q": "Paris"}),
+    ),
     Case("focus pending", "get", lambda w, u: (w.pair_url("curation:pair_focus", w.pending), {})),
     Case("focus flagged", "get", lambda w, u: (w.pair_url("curation:pair_focus", w.flagged), {})),
     Case("next (lease)", "get", lambda w, u: (w.url("curation:pair_next", w.project.pk), {}), members=302),
-    Case("next adjudication", "get", lambda w, u: (w.url("curation:pair_next", w.project.pk), {"queue": "adjudicate"}),
-         members=302, overrides=ANNOTATOR_REFUSED),
+    Case(
+        "next adjudication",
+        "get",
+        lambda w, u: (w.url("curation:pair_next", w.project.pk), {"queue": "adjudicate"}),
+        members=302,
+        overrides=ANNOTATOR_REFUSED,
+    ),
     Case("history", "get", lambda w, u: (w.pair_url("curation:pair_history", w.pending), {})),
     Case("tree", "get", lambda w, u: (w.url("search:tree", w.project.pk, w.tree.pk), {"pair": w.pending.pk})),
     Case("guidelines", "get", lambda w, u: (w.url("projects:guidelines", w.project.pk), {})),
     # review actions on a pending pair: every member may
-    Case("approve", "post", lambda w, u: (w.pair_url("curation:pair_approve", w.pending), version_of(w.pending)),
-         members=302, writes="pending"),
-    Case("reject", "post", lambda w, u: (w.pair_url("curation:pair_reject", w.pending), version_of(w.pending)),
-         members=302, writes="pending"),
-    Case("edit", "post", lambda w, u: (w.pair_url("curation:pair_edit", w.pending),
-                                       {**version_of(w.pending), "chosen": "city='Paris, France')]"}),
-         members=302, writes="pending"),
-    Case("swap", "post", lambda w, u: (w.pair_url("curation:pair_swap", w.pending), version_of(w.pending)),
-         members=302, writes="pending"),
-    Case("flag", "post", lambda w, u: (w.pair_url("curation:pair_flag", w.pending),
-                                       {**version_of(w.pending), "note": "unsure"}), members=302, writes="pending"),
+    Case(
+        "approve",
+        "post",
+        lambda w, u: (w.pair_url("curation:pair_approve", w.pending), version_of(w.pending)),
+        members=302,
+        writes="pending",
+    ),
+    Case(
+        "reject",
+        "post",
+        lambda w, u: (w.pair_url("curation:pair_reject", w.pending), version_of(w.pending)),
+        members=302,
+        writes="pending",
+    ),
+    Case(
+        "edit",
+        "post",
+        lambda w, u: (
+            w.pair_url("curation:pair_edit", w.pending),
+            {**version_of(w.pending), "chosen": "city='Paris, France')]"},
+        ),
+        members=302,
+        writes="pending",
+    ),
+    Case(
+        "swap",
+        "post",
+        lambda w, u: (w.pair_url("curation:pair_swap", w.pending), version_of(w.pending)),
+        members=302,
+        writes="pending",
+    ),
+    Case(
+        "flag",
+        "post",
+        lambda w, u: (w.pair_url("curation:pair_flag", w.pending), {**version_of(w.pending), "note": "unsure"}),
+        members=302,
+        writes="pending",
+    ),
     Case("skip", "post", lambda w, u: (w.pair_url("curation:pair_skip", w.pending), {}), members=302),
     Case("undo own change", "post", undo_prepare, members=302),
-    Case("live re-score", "post", lambda w, u: (w.pair_url("curation:pair_score", w.pending),
-                                                {"chosen": "city='Rome')]"})),
+    Case(
+        "live re-score",
+        "post",
+        lambda w, u: (w.pair_url("curation:pair_score", w.pending), {"chosen": "city='Rome')]"}),
+    ),
     # adjudication: acting on a flagged pair someone else made needs the reviewer role
-    *[Case(f"{action} flagged", "post",
-           (lambda a: lambda w, u: (w.pair_url(f"curation:pair_{a}", w.flagged),
-                                    {**version_of(w.flagged), "chosen": "city='Paris')]", "note": "ok"}))(action),
-           members=302, overrides=ANNOTATOR_REFUSED, writes="flagged")
-      for action in ("approve", "reject", "edit", "swap", "flag")],
+    *[
+        Case(
+            f"{action} flagged",
+            "post",
+            (
+                lambda a: (
+                    lambda w, u: (
+                        w.pair_url(f"curation:pair_{a}", w.flagged),
+                        {**version_of(w.flagged), "chosen": "city='Paris')]", "note": "ok"},
+                    )
+                )
+            )(action),
+            members=302,
+            overrides=ANNOTATOR_REFUSED,
+            writes="flagged",
+        )
+        for action in ("approve", "reject", "edit", "swap", "flag")
+    ],
     # bulk: a confirmation page, then the change
     Case("bulk confirm page", "post", bulk("pending", confirm=False)),
     Case("bulk approve", "post", bulk("pending", confirm=True), members=302, writes="pending"),
-    Case("bulk approve flagged", "post", bulk("flagged", confirm=True), members=302, overrides=ANNOTATOR_REFUSED,
-         writes="flagged"),
+    Case(
+        "bulk approve flagged",
+        "post",
+        bulk("flagged", confirm=True),
+        members=302,
+        overrides=ANNOTATOR_REFUSED,
+        writes="flagged",
+    ),
     # guidelines: admins edit
-    Case("edit guidelines", "post", lambda w, u: (w.url("projects:guidelines", w.project.pk),
-                                                  {"guidelines": "# Be strict", "read_version": w.project.updated_at.isoformat()}),
-         members=302, overrides=ADMIN_ONLY),
+    Case(
+        "edit guidelines",
+        "post",
+        lambda w, u: (
+            w.url("projects:guidelines", w.project.pk),
+            {"guidelines": "# Be strict", "read_version": w.project.updated_at.isoformat()},
+        ),
+        members=302,
+        overrides=ADMIN_ONLY,
+    ),
     # rounds: everyone reads; admins create, launch, cancel and resume
     Case("rounds", "get", lambda w, u: (w.url("training:round_list", w.project.pk), {})),
     Case("round", "get", lambda w, u: (w.url("training:round_detail", w.project.pk, 1), {})),
     Case("round progress", "get", lambda w, u: (w.url("training:round_progress", w.project.pk, 1), {})),
-    Case("new round", "post", lambda w, u: (w.url("training:round_list", w.project.pk),
-                                            {"algorithm": "dpo", "gate": "all_reviewed", "gate_value": "1"}),
-         members=302, overrides=ADMIN_ONLY),
-    *[Case(f"round {action}", "post", (lambda a: lambda w, u: (w.url(f"training:round_{a}", w.project.pk, 1), {}))(action),
-           members=302, overrides=ADMIN_ONLY) for action in ("launch", "cancel", "resume")],
-    Case("other project's round here", "get", lambda w, u: (
-        w.url("training:round_detail", w.project.pk, TrainingRoundFactory(project=w.other_project, number=7).number), {}),
-        members=404),
+    Case(
+        "new round",
+        "post",
+        lambda w, u: (
+            w.url("training:round_list", w.project.pk),
+            {"algorithm": "dpo", "gate": "all_reviewed", "gate_value": "1"},
+        ),
+        members=302,
+        overrides=ADMIN_ONLY,
+    ),
+    *[
+        Case(
+            f"round {action}",
+            "post",
+            (lambda a: lambda w, u: (w.url(f"training:round_{a}", w.project.pk, 1), {}))(action),
+            members=302,
+            overrides=ADMIN_ONLY,
+        )
+        for action in ("launch", "cancel", "resume")
+    ],
+    Case(
+        "other project's round here",
+        "get",
+        lambda w, u: (
+            w.url(
+                "training:round_detail", w.project.pk, TrainingRoundFactory(project=w.other_project, number=7).number
+            ),
+            {},
+        ),
+        members=404,
+    ),
     # another project's pair through this project's URLs: invisible to everyone but superusers
-    Case("other project's pair here", "get",
-         lambda w, u: (reverse("curation:pair_focus", args=[w.project.pk, w.other_pair.pk]), {}), members=404),
-    Case("approve other project's pair here", "post",
-         lambda w, u: (reverse("curation:pair_approve", args=[w.project.pk, w.other_pair.pk]), {"version": 1}),
-         members=404),
-    Case("other project's tree here", "get",
-         lambda w, u: (reverse("search:tree", args=[w.project.pk, SearchTreeFactory(project=w.other_project).pk]), {}),
-         members=404),
-    Case("bulk with other project's pair", "post",
-         lambda w, u: (w.url("curation:pair_bulk", w.project.pk), {"action": "approve", "pair": [f"{w.other_pair.pk}:1"]}),
-         members=404),
+    Case(
+        "other project's pair here",
+        "get",
+        lambda w, u: (reverse("curation:pair_focus", args=[w.project.pk, w.other_pair.pk]), {}),
+        members=404,
+    ),
+    Case(
+        "approve other project's pair here",
+        "post",
+        lambda w, u: (reverse("curation:pair_approve", args=[w.project.pk, w.other_pair.pk]), {"version": 1}),
+        members=404,
+    ),
+    Case(
+        "other project's tree here",
+        "get",
+        lambda w, u: (reverse("search:tree", args=[w.project.pk, SearchTreeFactory(project=w.other_project).pk]), {}),
+        members=404,
+    ),
+    Case(
+        "bulk with other project's pair",
+        "post",
+        lambda w, u: (
+            w.url("curation:pair_bulk", w.project.pk),
+            {"action": "approve", "pair": [f"{w.other_pair.pk}:1"]},
+        ),
+        members=404,
+    ),
 ]
 
 
@@ -259,7 +372,10 @@ def test_annotator_may_change_a_pair_they_reviewed_or_hold(client, world):
 
     from apps.curation.models import PairAssignment
 
-    PairAssignment.objects.update_or_create(pair=world.pending, user=annotator,
-                                            defaults={"decision": "", "leased_until": timezone.now() + timedelta(minutes=5)})
+    PairAssignment.objects.update_or_create(
+        pair=world.pending,
+        user=annotator,
+        defaults={"decision": "", "leased_until": timezone.now() + timedelta(minutes=5)},
+    )
     response = client.post(reverse("curation:pair_reject", args=[world.project.pk, world.pending.pk]), {"version": 4})
     assert response.status_code == 302  # leased to them (a second annotator with overlap)

@@ -3,6 +3,7 @@
 bfcl-eval is installed without its dependencies (see the Makefile); its model registry pulls in every
 provider SDK, so a stand-in `model_config` module is registered before the checker is imported.
 """
+
 import os
 import sys
 import tempfile

@@ -1,6 +1,7 @@
 """Our checker against BFCL's own, over every single-turn AST category shipped in bfcl-eval, on right
 answers and systematically perturbed ones. Agreement (same valid/invalid) must be at least 99.5%. The checker
 runs by BFCL's rule (`rule="bfcl"`: a broken call attempt on an irrelevance query counts as no call)."""
+
 import json
 from collections import Counter
 from pathlib import Path
@@ -11,8 +12,18 @@ from apps.rewards.checker import check
 
 from .bfcl_oracle import bfcl_valid
 
-CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple", "live_simple", "live_multiple",
-              "live_parallel", "live_parallel_multiple", "irrelevance", "live_irrelevance"]
+CATEGORIES = [
+    "simple_python",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+    "irrelevance",
+    "live_irrelevance",
+]
 REPORT = Path(__file__).resolve().parents[3] / "test-output" / "bfcl_agreement.txt"
 
 
@@ -36,7 +47,7 @@ def first_value(values: list):
 def right_calls(answer: list, with_optional: bool = True) -> list[tuple[str, dict]]:
     calls = []
     for entry in answer:
-        (name, params), = entry.items()
+        ((name, params),) = entry.items()
         args = {}
         for param, values in params.items():
             value = first_value(values)
@@ -148,15 +159,27 @@ def agreement(bfcl_data):
                 if ours.valid == theirs:
                     stats["agree"] += 1
                 else:
-                    disagreements.append((category, prompt["id"], label, output[:160], theirs, ours.valid,
-                                          ours.deficiency, ours.detail[:160]))
+                    disagreements.append(
+                        (
+                            category,
+                            prompt["id"],
+                            label,
+                            output[:160],
+                            theirs,
+                            ours.valid,
+                            ours.deficiency,
+                            ours.detail[:160],
+                        )
+                    )
     REPORT.parent.mkdir(exist_ok=True)
-    lines = [f"agreement {stats['agree']}/{stats['total']} = {stats['agree'] / stats['total']:.4%} "
-             f"(BFCL valid {stats['valid']}, invalid {stats['invalid']})"]
+    lines = [
+        f"agreement {stats['agree']}/{stats['total']} = {stats['agree'] / stats['total']:.4%} "
+        f"(BFCL valid {stats['valid']}, invalid {stats['invalid']})"
+    ]
     lines += [f"  {c}: {stats[c + ':total']} outputs" for c in CATEGORIES]
     lines += ["disagreements:"] + [json.dumps(d) for d in disagreements]
     REPORT.write_text("\n".join(lines) + "\n")
-    print("\n" + "\n".join(lines[:12 + len(CATEGORIES)]))
+    print("\n" + "\n".join(lines[: 12 + len(CATEGORIES)]))
     return stats, disagreements
 
 

@@ -1,16 +1,33 @@
 """Checker verdicts: each deficiency named, explained, located in the text, and graded."""
+
 import json
 
 import pytest
 
 from apps.rewards.checker import GRADE_WEIGHTS, Checker, check
 
-WEATHER = {"name": "get_weather", "description": "Weather.", "parameters": {
-    "type": "dict", "required": ["city"],
-    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}, "unit": {"type": "string"},
-                   "scale": {"type": "float"}, "coords": {"type": "tuple", "items": {"type": "float"}}}}}
-TIME = {"type": "function", "function": {"name": "get_time", "parameters": {
-    "type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather.",
+    "parameters": {
+        "type": "dict",
+        "required": ["city"],
+        "properties": {
+            "city": {"type": "string"},
+            "days": {"type": "integer"},
+            "unit": {"type": "string"},
+            "scale": {"type": "float"},
+            "coords": {"type": "tuple", "items": {"type": "float"}},
+        },
+    },
+}
+TIME = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+    },
+}
 TOOLS = [WEATHER, TIME]
 TRUTH = [{"get_weather": {"city": ["Paris", "Paris, France"], "days": [3], "unit": ["", "celsius"]}}]
 
@@ -52,14 +69,17 @@ def test_detail_reads_like_a_sentence():
 
 
 def test_reward_orders_answers_by_how_close_they_are():
-    rewards = [verdict(o).reward for o in (
-        "[get_weather(city='Paris', days=3)]",  # right
-        "[get_weather(city='Lyon', days=3)]",  # a wrong value
-        "[get_weather(city='Paris', days='3')]",  # a wrong type
-        "[get_weather(days=3)]",  # a missing parameter
-        "[get_time(tz='UTC')]",  # the wrong function
-        "no idea",  # no call
-    )]
+    rewards = [
+        verdict(o).reward
+        for o in (
+            "[get_weather(city='Paris', days=3)]",  # right
+            "[get_weather(city='Lyon', days=3)]",  # a wrong value
+            "[get_weather(city='Paris', days='3')]",  # a wrong type
+            "[get_weather(days=3)]",  # a missing parameter
+            "[get_time(tz='UTC')]",  # the wrong function
+            "no idea",  # no call
+        )
+    ]
     assert rewards == sorted(rewards, reverse=True) and rewards[0] == 1.0 and rewards[-1] == -1.0
     assert all(-1.0 <= r <= 1.0 for r in rewards)
 
@@ -98,8 +118,15 @@ def test_strict_rule_scores_a_broken_attempt_on_a_no_call_query_as_malformed(out
     assert (bfcl.valid, bfcl.deficiency, bfcl.reward) == (True, "", 1.0)
 
 
-@pytest.mark.parametrize("output", ["Sorry, none of the available tools can help with that.",
-                                    "I can't do that with the tools I have, sorry.", "", "I (the assistant) cannot."])
+@pytest.mark.parametrize(
+    "output",
+    [
+        "Sorry, none of the available tools can help with that.",
+        "I can't do that with the tools I have, sorry.",
+        "",
+        "I (the assistant) cannot.",
+    ],
+)
 def test_text_refusals_are_right_under_both_rules(output):
     assert check(output, [], TOOLS).valid and check(output, [], TOOLS, rule="bfcl").valid
 

@@ -1,4 +1,5 @@
 """FTRL's execution reward: answer verification, Solve-P/R/F1 and the step reward, and a turn run for real."""
+
 import pytest
 
 from apps.rewards.execution import SolveScore, execute_turn, solve_score, verify_answer
@@ -12,22 +13,26 @@ def ok(name: str, output: str) -> CallOutcome:
 
 
 def failed(name: str, error: str) -> CallOutcome:
-    return CallOutcome(name=name, ok=False, output=f"an error occurred when calling {name}: {error}", error=error,
-                       reason="exception")
+    return CallOutcome(
+        name=name, ok=False, output=f"an error occurred when calling {name}: {error}", error=error, reason="exception"
+    )
 
 
-@pytest.mark.parametrize("output, answer, expected", [
-    ('{"city": "Paris, France", "temp": 21}', "Paris, 21", True),  # every ", " part occurs
-    ('{"city": "Paris, France", "temp": 21}', "Paris, 22", False),  # one part missing
-    ("PARIS", "paris", True),  # case ignored
-    ("Total: 1,000 EUR", "1000", True),  # commas ignored on both sides
-    ("Total: 1000 EUR", "1,000", True),
-    ("ab", "a,b", True),  # only ", " splits; a bare comma is dropped
-    ({"sky": "ciel dégagé"}, "dégagé", True),  # dicts compared as JSON, non-ASCII kept
-    (["Lyon", "Nice"], "nice, lyon", True),  # lists too; order of parts does not matter
-    (42, "42", True),  # anything else as str()
-    ("  padded  ", " padded ", True),  # parts stripped
-])
+@pytest.mark.parametrize(
+    "output, answer, expected",
+    [
+        ('{"city": "Paris, France", "temp": 21}', "Paris, 21", True),  # every ", " part occurs
+        ('{"city": "Paris, France", "temp": 21}', "Paris, 22", False),  # one part missing
+        ("PARIS", "paris", True),  # case ignored
+        ("Total: 1,000 EUR", "1000", True),  # commas ignored on both sides
+        ("Total: 1000 EUR", "1,000", True),
+        ("ab", "a,b", True),  # only ", " splits; a bare comma is dropped
+        ({"sky": "ciel dégagé"}, "dégagé", True),  # dicts compared as JSON, non-ASCII kept
+        (["Lyon", "Nice"], "nice, lyon", True),  # lists too; order of parts does not matter
+        (42, "42", True),  # anything else as str()
+        ("  padded  ", " padded ", True),  # parts stripped
+    ],
+)
 def test_verify_answer_follows_ftrl(output, answer, expected):
     assert verify_answer(output, answer) is expected
 
@@ -63,8 +68,9 @@ def test_no_calls():
 
 
 def test_no_sub_answers():
-    assert solve_score([], {}) == SolveScore(solved=0, calls=0, total=0, precision=1.0, recall=1.0, f1=1.0,
-                                             step_reward=0.0)
+    assert solve_score([], {}) == SolveScore(
+        solved=0, calls=0, total=0, precision=1.0, recall=1.0, f1=1.0, step_reward=0.0
+    )
     score = solve_score([ok("f", "x")], {})
     assert (score.precision, score.recall, score.f1, score.step_reward) == (0.0, 1.0, 0.0, 0.0)
 
@@ -78,21 +84,31 @@ def test_all_solved_with_one_call_each():
 def test_execute_turn_runs_calls_and_returns_tool_messages():
     implementations = {
         "get_capital": "CAPITALS = {'France': 'Paris', 'Japan': 'Tokyo'}\n"
-                       "def get_capital(country):\n    return {'country': country, 'capital': CAPITALS[country]}",
+        "def get_capital(country):\n    return {'country': country, 'capital': CAPITALS[country]}",
         "get_population": "def get_population(city):\n    return {'Paris': '2,102,650'}[city]",
     }
     sub_answers = {"get_capital": ["Paris"], "get_population": ["2102650"]}
-    calls = [{"id": "call_a", "name": "get_capital", "arguments": {"country": "France"}},
-             {"name": "get_capital", "arguments": {"country": "Spain"}}]
+    calls = [
+        {"id": "call_a", "name": "get_capital", "arguments": {"country": "France"}},
+        {"name": "get_capital", "arguments": {"country": "Spain"}},
+    ]
 
     outcomes, messages, score = execute_turn(implementations, calls, sub_answers, FAST)
 
     assert [o.ok for o in outcomes] == [True, False]
     assert messages == [
-        {"role": "tool", "tool_call_id": "call_a", "name": "get_capital",
-         "content": '{"country": "France", "capital": "Paris"}'},
-        {"role": "tool", "tool_call_id": "call_1", "name": "get_capital",
-         "content": "an error occurred when calling get_capital: KeyError: 'Spain'"},
+        {
+            "role": "tool",
+            "tool_call_id": "call_a",
+            "name": "get_capital",
+            "content": '{"country": "France", "capital": "Paris"}',
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "call_1",
+            "name": "get_capital",
+            "content": "an error occurred when calling get_capital: KeyError: 'Spain'",
+        },
     ]
     assert (score.solved, score.calls, score.total, score.step_reward) == (1, 2, 2, pytest.approx(2 / 3))
 

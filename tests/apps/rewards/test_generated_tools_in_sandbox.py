@@ -1,4 +1,5 @@
 """The generated environment's tools run in the sandbox, and their right calls solve the sub-answers."""
+
 from apps.catalog.environment import EnvironmentConfig, generate_environment
 from apps.rewards.checker import check
 from apps.rewards.execution import execute_turn

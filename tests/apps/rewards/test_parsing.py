@@ -1,4 +1,5 @@
 """The parser: every format people use, spans that point at the text, and no exception on any input."""
+
 import json
 
 import pytest
@@ -19,9 +20,22 @@ CALL = {"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}
         (json.dumps({"name": "get_weather", "arguments": json.dumps(CALL["arguments"])}), "json"),
         (json.dumps({"name": "get_weather", "parameters": CALL["arguments"]}), "json"),
         ("<tool_call>\n" + json.dumps(CALL) + "\n</tool_call>", "tool_call_tag"),
-        (json.dumps({"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function",
-             "function": {"name": "get_weather", "arguments": json.dumps(CALL["arguments"])}}]}), "openai"),
+        (
+            json.dumps(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": json.dumps(CALL["arguments"])},
+                        }
+                    ],
+                }
+            ),
+            "openai",
+        ),
     ],
 )
 def test_formats_give_the_same_call(text, fmt):
@@ -39,8 +53,11 @@ def test_dotted_names_nested_literals_and_parallel_calls():
     text = "[math.factorial(number=5), geo.route(points=[(1, 2), (3.5, -4)], opts={'avoid': ['tolls']}, fast=True)]"
     calls = parse_output(text).calls
     assert [c.name for c in calls] == ["math.factorial", "geo.route"]
-    assert calls[1].as_json()["arguments"] == {"points": [[1, 2], [3.5, -4]], "opts": {"avoid": ["tolls"]},
-                                               "fast": True}
+    assert calls[1].as_json()["arguments"] == {
+        "points": [[1, 2], [3.5, -4]],
+        "opts": {"avoid": ["tolls"]},
+        "fast": True,
+    }
 
 
 def test_spans_point_at_calls_and_arguments():
@@ -60,24 +77,36 @@ def test_non_ascii_spans():
     assert text[slice(*call.arg_spans["lang"])] == "'日本語'"
 
 
-@pytest.mark.parametrize("text", [
-    "It is sunny in Paris.", "", "   ", "[1, 2, 3]", "I'd call get_weather for that",
-    # the demo environment's refusals, and sentences that only open like a call (a word, a space, a parenthesis
-    # with no `=`): prose, so the checker's strict rule does not score them as broken call attempts
-    "Sorry, none of the available tools can help with that.", "I can't do that with the tools I have, sorry.",
-    "I (the assistant) cannot help with that.", "Unfortunately (as far as I know) no tool fits",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It is sunny in Paris.",
+        "",
+        "   ",
+        "[1, 2, 3]",
+        "I'd call get_weather for that",
+        # the demo environment's refusals, and sentences that only open like a call (a word, a space, a parenthesis
+        # with no `=`): prose, so the checker's strict rule does not score them as broken call attempts
+        "Sorry, none of the available tools can help with that.",
+        "I can't do that with the tools I have, sorry.",
+        "I (the assistant) cannot help with that.",
+        "Unfortunately (as far as I know) no tool fits",
+    ],
+)
 def test_prose_is_no_call(text):
     assert parse_output(text).status == "no_call"
 
 
-@pytest.mark.parametrize("text", [
-    "[get_order_status(user_id=2084061', order_id='ORD-1')]",  # a broken attempt seen in a demo tree
-    "[get_order_status(user_id=",
-    "calculate_tip(bill=12.0, tip_percent=20.0, people=7), getI can't do that",
-    "get_weather (city='Paris'",  # a space before the parenthesis, but an argument: still an attempt
-    "Sorry(I cannot)",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[get_order_status(user_id=2084061', order_id='ORD-1')]",  # a broken attempt seen in a demo tree
+        "[get_order_status(user_id=",
+        "calculate_tip(bill=12.0, tip_percent=20.0, people=7), getI can't do that",
+        "get_weather (city='Paris'",  # a space before the parenthesis, but an argument: still an attempt
+        "Sorry(I cannot)",
+    ],
+)
 def test_broken_call_attempts_are_malformed(text):
     assert parse_output(text).status == "malformed"
 
@@ -98,7 +127,7 @@ def test_malformed_calls_are_reported_with_a_span(text, where):
     assert result.status == "malformed" and result.error
     assert result.span is not None and 0 <= result.span[0] <= len(text)
     if where:
-        assert text[result.span[0]:].startswith(where)
+        assert text[result.span[0] :].startswith(where)
 
 
 def test_values_resolved_like_bfcl():
@@ -126,9 +155,42 @@ from hypothesis import strategies as st  # noqa: E402
 
 from apps.rewards.parsing import _fast_calls, parse_python_calls  # noqa: E402
 
-_piece = st.sampled_from(["[", "]", "f", "g.h", "class", "(", ")", "a", "b", "=", ",", " ", "lambda", "var", "x.y", "'x y'", '"it\'s"',
-                          "'a\\'b'", "1", "-2", "007", "3.25", "1e5", "1_0", "True", "None", "Truex", "[1]", "{}",
-                          "\n", "é", "x"])
+_piece = st.sampled_from(
+    [
+        "[",
+        "]",
+        "f",
+        "g.h",
+        "class",
+        "(",
+        ")",
+        "a",
+        "b",
+        "=",
+        ",",
+        " ",
+        "lambda",
+        "var",
+        "x.y",
+        "'x y'",
+        '"it\'s"',
+        "'a\\'b'",
+        "1",
+        "-2",
+        "007",
+        "3.25",
+        "1e5",
+        "1_0",
+        "True",
+        "None",
+        "Truex",
+        "[1]",
+        "{}",
+        "\n",
+        "é",
+        "x",
+    ]
+)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -139,15 +201,26 @@ def test_fast_scanner_reads_exactly_what_the_parser_reads(text):
         return
     fast = parse_python_calls(body)
     slow = parse_python_calls(body, fast=False)
-    assert [(c.name, c.arguments, c.span, c.arg_spans) for c in fast] == \
-           [(c.name, c.arguments, c.span, c.arg_spans) for c in slow]
-    assert all(type(a) is type(b) for f, s in zip(fast, slow) for a, b in zip(f.arguments.values(), s.arguments.values()))
+    assert [(c.name, c.arguments, c.span, c.arg_spans) for c in fast] == [
+        (c.name, c.arguments, c.span, c.arg_spans) for c in slow
+    ]
+    assert all(
+        type(a) is type(b) for f, s in zip(fast, slow) for a, b in zip(f.arguments.values(), s.arguments.values())
+    )
 
 
 def test_fast_scanner_covers_the_common_case():
     assert _fast_calls("[get_weather(city='Paris', days=3), get_time(tz=\"UTC\", dst=False)]", 0) is not None
     assert _fast_calls("[f(a=[1, 2], b=some_var)]", 0) is not None
-    for text in ["[f(a=[[1, 2]])]", "[f(a={1: 2})]", "[f(a=lambda)]", "[f(a='it\\'s')]", "[f(class=1)]", "[f(a=1, a=2)]", "[f(a=007)]"]:
+    for text in [
+        "[f(a=[[1, 2]])]",
+        "[f(a={1: 2})]",
+        "[f(a=lambda)]",
+        "[f(a='it\\'s')]",
+        "[f(class=1)]",
+        "[f(a=1, a=2)]",
+        "[f(a=007)]",
+    ]:
         assert _fast_calls(text, 0) is None, text  # left to Python's parser
 
 

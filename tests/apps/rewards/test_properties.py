@@ -1,4 +1,5 @@
 """Property tests: no text and no JSON value makes the parser or the checker raise."""
+
 import json
 
 from hypothesis import HealthCheck, given, settings
@@ -7,9 +8,16 @@ from hypothesis import strategies as st
 from apps.rewards.checker import check
 from apps.rewards.parsing import parse_output
 
-TOOLS = [{"name": "f", "parameters": {"type": "dict", "properties": {"a": {"type": "integer"},
-                                                                     "b": {"type": "array", "items": {"type": "string"}}},
-                                      "required": ["a"]}}]
+TOOLS = [
+    {
+        "name": "f",
+        "parameters": {
+            "type": "dict",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "array", "items": {"type": "string"}}},
+            "required": ["a"],
+        },
+    }
+]
 TRUTH = [{"f": {"a": [1], "b": ["", ["x"]]}}]
 
 json_values = st.recursive(
@@ -36,8 +44,13 @@ def test_any_text(text):
 
 
 @FAST
-@given(st.one_of(call_like, st.builds(lambda v: json.dumps(v), json_values),
-                 st.builds(lambda v: f"<tool_call>{json.dumps(v)}</tool_call>", json_values)))
+@given(
+    st.one_of(
+        call_like,
+        st.builds(lambda v: json.dumps(v), json_values),
+        st.builds(lambda v: f"<tool_call>{json.dumps(v)}</tool_call>", json_values),
+    )
+)
 def test_call_shaped_text(text):
     verdict = check(text, TRUTH, TOOLS)
     assert -1.0 <= verdict.reward <= 1.0
@@ -53,9 +66,18 @@ def test_any_json_as_output_truth_and_tools(output, truth, tools):
 
 
 @FAST
-@given(st.lists(st.dictionaries(st.sampled_from(["f", "g"]), st.dictionaries(
-    st.sampled_from(["a", "b"]), st.lists(json_values, max_size=3), max_size=2), min_size=1, max_size=1), max_size=3),
-    call_like)
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["f", "g"]),
+            st.dictionaries(st.sampled_from(["a", "b"]), st.lists(json_values, max_size=3), max_size=2),
+            min_size=1,
+            max_size=1,
+        ),
+        max_size=3,
+    ),
+    call_like,
+)
 def test_any_ground_truth_shape(truth, text):
     verdict = check(text, truth, TOOLS)
     json.dumps(verdict.as_dict())

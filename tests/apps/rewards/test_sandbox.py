@@ -1,8 +1,8 @@
 """The sandbox: tool code runs and fails cleanly, and attacks on the machine fail safely with a clear reason."""
+
 import dis
 import json
 import os
-import signal
 import socket
 import subprocess
 import textwrap
@@ -90,13 +90,19 @@ def test_tool_output_is_json_for_dicts_and_lists_else_str():
         "cities": "def cities():\n    return ['Paris', 'Lyon']",
         "count": "def count(n):\n    return n * 2",
     }
-    calls = [{"name": "weather", "arguments": {"city": "Paris"}}, {"name": "cities", "arguments": {}},
-             {"name": "count", "arguments": {"n": 21}}]
+    calls = [
+        {"name": "weather", "arguments": {"city": "Paris"}},
+        {"name": "cities", "arguments": {}},
+        {"name": "count", "arguments": {"n": 21}},
+    ]
     started = time.monotonic()
     outcomes = run_calls(implementations, calls, FAST)
     assert time.monotonic() - started < 1.0  # one child for the batch, started in tens of milliseconds
-    assert [o.output for o in outcomes] == ['{"city": "Paris", "temp": 21, "sky": "ciel dégagé"}',
-                                           '["Paris", "Lyon"]', "42"]
+    assert [o.output for o in outcomes] == [
+        '{"city": "Paris", "temp": 21, "sky": "ciel dégagé"}',
+        '["Paris", "Lyon"]',
+        "42",
+    ]
     assert all(o.ok and not o.error and not o.reason and not o.killed for o in outcomes)
     assert [o.name for o in outcomes] == ["weather", "cities", "count"]
 
@@ -107,16 +113,31 @@ def test_exception_becomes_a_clear_error_output():
     assert outcome.output == "an error occurred when calling tool: ValueError: bad x: 3"
 
 
-@pytest.mark.parametrize("implementations, call, reason, says", [
-    ({}, {"name": "tool", "arguments": {}}, "unknown_tool", "no implementation for tool 'tool'"),
-    ({"tool": "def other():\n    return 1"}, {"name": "tool", "arguments": {}}, "missing_function",
-     "defines no function named tool"),
-    ({"tool": "def tool():\n    return 1"}, {"name": "tool", "arguments": "{}"}, "bad_arguments",
-     "arguments must be a JSON object, not str"),
-    ({"tool": "def tool():\n    return 1"}, {"name": "tool", "arguments": {"x": 1}}, "exception",
-     "unexpected keyword argument 'x'"),
-    ({"tool": "def tool(:\n"}, {"name": "tool", "arguments": {}}, "exception", "SyntaxError"),
-])
+@pytest.mark.parametrize(
+    "implementations, call, reason, says",
+    [
+        ({}, {"name": "tool", "arguments": {}}, "unknown_tool", "no implementation for tool 'tool'"),
+        (
+            {"tool": "def other():\n    return 1"},
+            {"name": "tool", "arguments": {}},
+            "missing_function",
+            "defines no function named tool",
+        ),
+        (
+            {"tool": "def tool():\n    return 1"},
+            {"name": "tool", "arguments": "{}"},
+            "bad_arguments",
+            "arguments must be a JSON object, not str",
+        ),
+        (
+            {"tool": "def tool():\n    return 1"},
+            {"name": "tool", "arguments": {"x": 1}},
+            "exception",
+            "unexpected keyword argument 'x'",
+        ),
+        ({"tool": "def tool(:\n"}, {"name": "tool", "arguments": {}}, "exception", "SyntaxError"),
+    ],
+)
 def test_calls_that_cannot_run_fail_clearly(implementations, call, reason, says):
     [outcome] = run_calls(implementations, [call], FAST)
     assert (outcome.ok, outcome.reason) == (False, reason)
@@ -142,8 +163,9 @@ def test_calls_after_a_killed_call_still_run_in_a_fresh_process():
 
 
 def test_printing_does_not_disturb_results():
-    outcome = run("import sys\ndef tool():\n    print('noise\\n' * 1000)\n    sys.stderr.write('x' * 10**6)\n"
-                  "    return 'result'")
+    outcome = run(
+        "import sys\ndef tool():\n    print('noise\\n' * 1000)\n    sys.stderr.write('x' * 10**6)\n    return 'result'"
+    )
     assert (outcome.ok, outcome.output) == (True, "result")
 
 
@@ -167,13 +189,23 @@ def test_tools_may_use_the_standard_library_and_their_own_directory():
                     "cwd_files": sorted(os.listdir("."))}
     """)
     assert outcome.ok, outcome
-    assert json.loads(outcome.output) == {"point": {"x": 1, "y": 2}, "notes": "kept", "day": "2025-01-02",
-                                          "root": 1.414, "cwd_files": ["notes.txt"]}
+    assert json.loads(outcome.output) == {
+        "point": {"x": 1, "y": 2},
+        "notes": "kept",
+        "day": "2025-01-02",
+        "root": 1.414,
+        "cwd_files": ["notes.txt"],
+    }
 
 
 def test_limits_are_validated():
-    for bad in ({"cpu_seconds": 0}, {"memory_mb": 8}, {"wall_seconds": -1}, {"output_bytes": 1.5},
-                {"open_files": True}):
+    for bad in (
+        {"cpu_seconds": 0},
+        {"memory_mb": 8},
+        {"wall_seconds": -1},
+        {"output_bytes": 1.5},
+        {"open_files": True},
+    ):
         with pytest.raises(ValueError):
             SandboxLimits(**bad)
 
@@ -188,16 +220,24 @@ def test_barriers_in_force():
 
 def test_audit_hook_makes_no_global_lookups():
     """Tool code can rebind builtins and module attributes; the hook must not depend on any of them."""
+
     def code_objects(code):
         yield code
         for constant in code.co_consts:
             if isinstance(constant, types.CodeType):
                 yield from code_objects(constant)
 
-    hook = next(c for c in _sandbox_child.install_audit_hook.__code__.co_consts
-                if isinstance(c, types.CodeType) and c.co_name == "hook")
-    lookups = [i.argval for c in code_objects(hook) for i in dis.get_instructions(c)
-               if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
+    hook = next(
+        c
+        for c in _sandbox_child.install_audit_hook.__code__.co_consts
+        if isinstance(c, types.CodeType) and c.co_name == "hook"
+    )
+    lookups = [
+        i.argval
+        for c in code_objects(hook)
+        for i in dis.get_instructions(c)
+        if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+    ]
     assert lookups == []
 
 
@@ -228,11 +268,15 @@ def udp_receiver():
 
 
 def test_socket_connect_to_local_listener(tcp_listener):
-    attack("""
+    attack(
+        """
         import socket
         def tool(port):
             socket.create_connection(("127.0.0.1", port), timeout=1).sendall(b"hello")
-    """, says="network access is blocked", port=tcp_listener.getsockname()[1])
+    """,
+        says="network access is blocked",
+        port=tcp_listener.getsockname()[1],
+    )
 
 
 def test_dns_lookup():
@@ -240,11 +284,15 @@ def test_dns_lookup():
 
 
 def test_udp_send(udp_receiver):
-    attack("""
+    attack(
+        """
         import socket
         def tool(port):
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"hello", ("127.0.0.1", port))
-    """, says="network access is blocked", port=udp_receiver.getsockname()[1])
+    """,
+        says="network access is blocked",
+        port=udp_receiver.getsockname()[1],
+    )
 
 
 def test_unix_socket_to_a_local_service(tmp_path):
@@ -252,11 +300,15 @@ def test_unix_socket_to_a_local_service(tmp_path):
     server.bind(str(tmp_path / "service.sock"))
     server.listen()
     server.settimeout(0.2)
-    attack("""
+    attack(
+        """
         import socket
         def tool(path):
             socket.socket(socket.AF_UNIX).connect(path)
-    """, says="network", path=str(tmp_path / "service.sock"))
+    """,
+        says="network",
+        path=str(tmp_path / "service.sock"),
+    )
     with pytest.raises(TimeoutError):
         server.accept()
 
@@ -285,21 +337,29 @@ def test_relative_escape_and_dir_fd_trick(outside_path):
     """`..` from the sandbox dir, then a directory opened outside used as dir_fd (the open event hides it)."""
     name = os.path.basename(outside_path)
     attack("def tool(name):\n    open('../' + name, 'w').write('pwned')", says="writing outside", name=name)
-    attack("""
+    attack(
+        """
         import os
         def tool(name):
             fd = os.open("/tmp", os.O_RDONLY)
             os.close(os.open(name, os.O_CREAT | os.O_WRONLY, dir_fd=fd))
-    """, says="opening directories outside", name=name)
+    """,
+        says="opening directories outside",
+        name=name,
+    )
 
 
 def test_symlink_out_of_sandbox(outside_path):
-    attack("""
+    attack(
+        """
         import os
         def tool(path):
             os.symlink(path, "link")
             open("link", "w").write("pwned")
-    """, says="creating links is blocked", path=outside_path)
+    """,
+        says="creating links is blocked",
+        path=outside_path,
+    )
 
 
 def test_mkfifo_outside_has_no_audit_event_but_the_kernel_refuses(outside_path):
@@ -307,17 +367,24 @@ def test_mkfifo_outside_has_no_audit_event_but_the_kernel_refuses(outside_path):
 
 
 def test_huge_file_in_sandbox_dir_hits_the_file_size_limit():
-    attack("""
+    attack(
+        """
         def tool():
             with open("big.bin", "wb") as f:
                 for _ in range(64):
                     f.write(b"x" * 2**20)
-    """, reason="exception", says="File too large")
+    """,
+        reason="exception",
+        says="File too large",
+    )
 
 
 def test_reading_the_apps_files():
-    attack("def tool(path):\n    return open(path).read()", says="reading the app's files",
-           path=str(PROJECT_ROOT / "itool_web" / "settings.py"))
+    attack(
+        "def tool(path):\n    return open(path).read()",
+        says="reading the app's files",
+        path=str(PROJECT_ROOT / "itool_web" / "settings.py"),
+    )
 
 
 def test_reading_raw_devices():
@@ -336,21 +403,30 @@ def test_environment_holds_no_secrets():
 
 @pytest.mark.parametrize("whose", ["parent", "victim"])
 def test_reading_another_process_environ(whose, victim):
-    attack("import os\ndef tool(pid):\n    return open(f'/proc/{pid or os.getppid()}/environ', 'rb').read().decode()",
-           says="reading /proc beyond this process", pid=victim.pid if whose == "victim" else None)
+    attack(
+        "import os\ndef tool(pid):\n    return open(f'/proc/{pid or os.getppid()}/environ', 'rb').read().decode()",
+        says="reading /proc beyond this process",
+        pid=victim.pid if whose == "victim" else None,
+    )
 
 
 # --- processes -------------------------------------------------------------------------------------------
 
 
 def test_os_system(outside_path):
-    attack("import os\ndef tool(path):\n    return os.system(f'touch {path}')", says="starting processes",
-           path=outside_path)
+    attack(
+        "import os\ndef tool(path):\n    return os.system(f'touch {path}')",
+        says="starting processes",
+        path=outside_path,
+    )
 
 
 def test_subprocess_run(outside_path):
-    attack("def tool(path):\n    import subprocess\n    subprocess.run(['touch', path])",
-           says="importing _posixsubprocess is blocked", path=outside_path)
+    attack(
+        "def tool(path):\n    import subprocess\n    subprocess.run(['touch', path])",
+        says="importing _posixsubprocess is blocked",
+        path=outside_path,
+    )
 
 
 def test_fork_bomb():
@@ -358,52 +434,75 @@ def test_fork_bomb():
 
 
 def test_posix_spawn(outside_path):
-    attack("import os\ndef tool(path):\n    os.posix_spawn('/usr/bin/touch', ['touch', path], {})",
-           says="starting processes", path=outside_path)
+    attack(
+        "import os\ndef tool(path):\n    os.posix_spawn('/usr/bin/touch', ['touch', path], {})",
+        says="starting processes",
+        path=outside_path,
+    )
 
 
 def test_multiprocessing():
-    attack("""
+    attack(
+        """
         import multiprocessing
         def tool():
             process = multiprocessing.Process(target=print)
             process.start()
             process.join()
-    """, says="importing _posixsubprocess is blocked")
+    """,
+        says="importing _posixsubprocess is blocked",
+    )
 
 
 def test_execv(outside_path):
-    attack("def tool(path):\n    __import__('os').execv('/bin/sh', ['sh', '-c', f'touch {path}'])",
-           says="starting processes", path=outside_path)
+    attack(
+        "def tool(path):\n    __import__('os').execv('/bin/sh', ['sh', '-c', f'touch {path}'])",
+        says="starting processes",
+        path=outside_path,
+    )
 
 
 def test_ctypes_libc_system(outside_path):
-    attack("""
+    attack(
+        """
         def tool(path):
             import ctypes
             ctypes.CDLL(None).system(f"touch {path}".encode())
-    """, says="importing _ctypes is blocked", path=outside_path)
+    """,
+        says="importing _ctypes is blocked",
+        path=outside_path,
+    )
 
 
 def test_thread_bomb():
-    attack("""
+    attack(
+        """
         import threading, time
         def tool():
             for _ in range(10_000):
                 threading.Thread(target=time.sleep, args=(60,)).start()
-    """, reason="exception", says="can't start new thread")
+    """,
+        reason="exception",
+        says="can't start new thread",
+    )
 
 
 @pytest.mark.parametrize("target", ["parent", "victim"])
 def test_kill_another_process(target, victim):
-    attack("import os, signal\ndef tool(pid):\n    os.kill(pid or os.getppid(), signal.SIGKILL)",
-           says="sending signals", pid=victim.pid if target == "victim" else None)
+    attack(
+        "import os, signal\ndef tool(pid):\n    os.kill(pid or os.getppid(), signal.SIGKILL)",
+        says="sending signals",
+        pid=victim.pid if target == "victim" else None,
+    )
     assert victim.poll() is None  # and this test process, the sandbox's parent, is still here
 
 
 def test_signal_another_process_group(victim):
-    attack("import os, signal\ndef tool(pgid):\n    os.killpg(pgid, signal.SIGKILL)", says="sending signals",
-           pgid=os.getpgid(victim.pid))
+    attack(
+        "import os, signal\ndef tool(pgid):\n    os.killpg(pgid, signal.SIGKILL)",
+        says="sending signals",
+        pgid=os.getpgid(victim.pid),
+    )
     assert victim.poll() is None
 
 
@@ -423,24 +522,31 @@ def test_crafting_bytecode():
 
 
 def test_raising_own_limits():
-    attack("import resource\ndef tool():\n    resource.setrlimit(resource.RLIMIT_CPU, (10**6, 10**6))",
-           says="changing resource limits")
+    attack(
+        "import resource\ndef tool():\n    resource.setrlimit(resource.RLIMIT_CPU, (10**6, 10**6))",
+        says="changing resource limits",
+    )
 
 
 @pytest.mark.parametrize("copy", ["_bisect.so", "innocent.txt"])
 def test_loading_native_code_written_to_the_sandbox_dir(copy):
-    attack("""
+    attack(
+        """
         import importlib.machinery, importlib.util, shutil, _bisect
         def tool(copy):
             shutil.copy(_bisect.__file__, copy)
             loader = importlib.machinery.ExtensionFileLoader("_bisect", copy)
             spec = importlib.util.spec_from_file_location("_bisect", copy, loader=loader)
             return importlib.util.module_from_spec(spec)
-    """, says="loading native code from outside the Python installation", copy=copy)
+    """,
+        says="loading native code from outside the Python installation",
+        copy=copy,
+    )
 
 
 def test_rebinding_what_the_hook_might_use(outside_path):
-    attack("""
+    attack(
+        """
         import builtins, os, posixpath, stat
         def tool(path):
             builtins.type = lambda obj: str
@@ -448,18 +554,25 @@ def test_rebinding_what_the_hook_might_use(outside_path):
             os.readlink = posixpath.normpath = lambda p: "/tmp/sandbox/x"
             stat.S_ISDIR = lambda mode: False
             open(path, "w").write("pwned")
-    """, says="writing outside", path=outside_path)
+    """,
+        says="writing outside",
+        path=outside_path,
+    )
 
 
 def test_a_caught_refusal_still_fails_the_call(tcp_listener):
-    attack("""
+    attack(
+        """
         import socket
         def tool(port):
             try:
                 socket.create_connection(("127.0.0.1", port))
             except Exception:
                 return "all good"
-    """, says="network access is blocked", port=tcp_listener.getsockname()[1])
+    """,
+        says="network access is blocked",
+        port=tcp_listener.getsockname()[1],
+    )
 
 
 # --- resources -------------------------------------------------------------------------------------------
@@ -467,14 +580,19 @@ def test_a_caught_refusal_still_fails_the_call(tcp_listener):
 
 def test_infinite_loop_hits_the_cpu_limit():
     limits = SandboxLimits(cpu_seconds=1, wall_seconds=4, memory_mb=128)  # wall well above CPU: load-proof
-    outcome = attack("def tool():\n    while True:\n        pass", reason="cpu_limit", limits=limits,
-                     says="CPU time limit of 1s exceeded")
+    outcome = attack(
+        "def tool():\n    while True:\n        pass",
+        reason="cpu_limit",
+        limits=limits,
+        says="CPU time limit of 1s exceeded",
+    )
     assert outcome.killed
 
 
 def test_sleep_forever_hits_the_wall_limit():
-    outcome = attack("import time\ndef tool():\n    time.sleep(10**6)", reason="timeout",
-                     says="wall time limit of 1.5s exceeded")
+    outcome = attack(
+        "import time\ndef tool():\n    time.sleep(10**6)", reason="timeout", says="wall time limit of 1.5s exceeded"
+    )
     assert outcome.killed and outcome.seconds >= FAST.wall_seconds
 
 
@@ -498,7 +616,8 @@ def test_huge_output_is_truncated():
 def test_flooding_the_result_pipe_is_cut_off():
     parent = psutil.Process()
     before = parent.memory_info().rss
-    outcome = attack("""
+    outcome = attack(
+        """
         import os
         def tool():
             for fd in range(3, 10):
@@ -507,18 +626,24 @@ def test_flooding_the_result_pipe_is_cut_off():
                         os.write(fd, b"x" * 2**20)
                 except OSError:
                     pass
-    """, reason="output_limit", says="output exceeded")
+    """,
+        reason="output_limit",
+        says="output exceeded",
+    )
     assert outcome.killed
     assert parent.memory_info().rss - before < 50 * 2**20
 
 
 def test_garbling_the_result_pipe():
-    implementations = {"garble": "import os\ndef garble():\n    for fd in range(3, 10):\n        try:\n"
-                                 "            os.write(fd, b'not json\\n')\n        except OSError:\n"
-                                 "            pass",
-                       "fine": "def fine():\n    return 'fine'"}
-    outcomes = run_calls(implementations, [{"name": "garble", "arguments": {}}, {"name": "fine", "arguments": {}}],
-                         FAST)
+    implementations = {
+        "garble": "import os\ndef garble():\n    for fd in range(3, 10):\n        try:\n"
+        "            os.write(fd, b'not json\\n')\n        except OSError:\n"
+        "            pass",
+        "fine": "def fine():\n    return 'fine'",
+    }
+    outcomes = run_calls(
+        implementations, [{"name": "garble", "arguments": {}}, {"name": "fine", "arguments": {}}], FAST
+    )
     assert [(o.ok, o.reason) for o in outcomes] == [(False, "crashed"), (True, "")]
     assert "unreadable result" in outcomes[0].error
 
@@ -534,21 +659,30 @@ def test_deep_recursion_past_the_c_stack_fails_only_the_call():
 
 
 def test_many_open_files():
-    attack("def tool():\n    return [open(f'f{i}', 'w') for i in range(10_000)]", reason="exception",
-           says="Too many open files")
+    attack(
+        "def tool():\n    return [open(f'f{i}', 'w') for i in range(10_000)]",
+        reason="exception",
+        says="Too many open files",
+    )
 
 
 # --- the kernel barriers alone ---------------------------------------------------------------------------
 
 KERNEL_ATTACKS = {  # name: (code, what the kernel says)
-    "tcp connect": ("import socket\ndef tool(pid, path):\n    socket.create_connection(('127.0.0.1', 9))",
-                    "Operation not permitted"),
+    "tcp connect": (
+        "import socket\ndef tool(pid, path):\n    socket.create_connection(('127.0.0.1', 9))",
+        "Operation not permitted",
+    ),
     "fork": ("import os\ndef tool(pid, path):\n    os.fork()", "Operation not permitted"),
-    "exec": ("import os\ndef tool(pid, path):\n    os.execv('/usr/bin/touch', ['touch', path])",
-             "Operation not permitted"),
+    "exec": (
+        "import os\ndef tool(pid, path):\n    os.execv('/usr/bin/touch', ['touch', path])",
+        "Operation not permitted",
+    ),
     "write outside": ("def tool(pid, path):\n    open(path, 'w')", "Permission denied"),
-    "read app files": ("def tool(pid, path):\n    open(" + repr(str(PROJECT_ROOT / "pytest.ini")) + ").read()",
-                       "Permission denied"),
+    "read app files": (
+        "def tool(pid, path):\n    open(" + repr(str(PROJECT_ROOT / "pytest.ini")) + ").read()",
+        "Permission denied",
+    ),
     "read environ": ("def tool(pid, path):\n    open(f'/proc/{pid}/environ').read()", "Permission denied"),
     "kill": ("import os\ndef tool(pid, path):\n    os.kill(pid, 9)", "Operation not permitted"),
 }

@@ -1,4 +1,5 @@
 """The sandbox escapes of issue 14 (items 11-14): each attack that once worked now fails, at the kernel where it can."""
+
 import json
 import os
 import shutil
@@ -8,8 +9,7 @@ import pytest
 
 from apps.rewards import sandbox
 from apps.rewards.sandbox import SandboxLimits, run_calls, sandbox_barriers
-from tests.apps.rewards.test_sandbox import (  # noqa: F401 (fixtures)
-    FAST, attack, run, sandbox_sessions, tcp_listener, victim)
+from tests.apps.rewards.test_sandbox import FAST, attack, run, sandbox_sessions, tcp_listener, victim  # noqa: F401 (fixtures)
 
 ROOT = os.geteuid() == 0  # this machine and CI: the worker (and so the test) runs as root
 NOBODY = 65534
@@ -20,7 +20,8 @@ def _mounts_allowed() -> bool:
     unshare = shutil.which("unshare")
     return unshare is not None and any(
         subprocess.run([unshare, "--mount", *extra, "true"], capture_output=True).returncode == 0
-        for extra in ([], ["--map-root-user"]))
+        for extra in ([], ["--map-root-user"])
+    )
 
 
 # --- 11. privileges and scheduling -----------------------------------------------------------------------
@@ -94,7 +95,9 @@ def frames():
 
 
 def test_a_call_cannot_erase_its_refusal(tcp_listener):
-    attack(WALK_FRAMES + """
+    attack(
+        WALK_FRAMES
+        + """
 import socket
 def tool(port):
     try:
@@ -106,12 +109,16 @@ def tool(port):
             if type(value) is list and all(type(item) is str for item in value):
                 value.clear()
     return "all good"
-""", says="network access is blocked", port=tcp_listener.getsockname()[1])
+""",
+        says="network access is blocked",
+        port=tcp_listener.getsockname()[1],
+    )
 
 
 def test_a_call_cannot_hide_its_refusal_by_replacing_its_pipe(tcp_listener):
     """A file dup'ed over every descriptor the report could go to: the refusal still fails the call."""
-    attack("""
+    attack(
+        """
         import os, socket
         def tool(port):
             decoy = os.open("decoy", os.O_WRONLY | os.O_CREAT)
@@ -123,12 +130,16 @@ def test_a_call_cannot_hide_its_refusal_by_replacing_its_pipe(tcp_listener):
             except Exception:
                 pass
             return "all good"
-    """, says="its report was tampered with", port=tcp_listener.getsockname()[1])
+    """,
+        says="its report was tampered with",
+        port=tcp_listener.getsockname()[1],
+    )
 
 
 def test_a_call_cannot_change_the_calls_after_it():
     implementations = {
-        "hijack": WALK_FRAMES + """
+        "hijack": WALK_FRAMES
+        + """
 def hijack():
     for frame in frames():
         for value in list(frame.f_locals.values()):
@@ -142,14 +153,16 @@ def hijack():
 """,
         "genuine": "def genuine(word='genuine'):\n    return word",
     }
-    outcomes = run_calls(implementations, [{"name": "hijack", "arguments": {}}, {"name": "genuine", "arguments": {}}],
-                         FAST)
+    outcomes = run_calls(
+        implementations, [{"name": "hijack", "arguments": {}}, {"name": "genuine", "arguments": {}}], FAST
+    )
     assert [(o.ok, o.output) for o in outcomes] == [(True, "done"), (True, "genuine")]
 
 
 def test_a_call_cannot_read_the_other_calls():
     implementations = {
-        "spy": WALK_FRAMES + """
+        "spy": WALK_FRAMES
+        + """
 def spy():
     seen = [repr(frame.f_locals) for frame in frames()]
     wanted = ("other-call-" + "secret", "the other " + "tool")  # not spelt out: this code is in those frames
@@ -157,8 +170,11 @@ def spy():
 """,
         "other": "def other(word):\n    return 'the other tool'",
     }
-    outcomes = run_calls(implementations, [{"name": "spy", "arguments": {}},
-                                           {"name": "other", "arguments": {"word": "other-call-secret"}}], FAST)
+    outcomes = run_calls(
+        implementations,
+        [{"name": "spy", "arguments": {}}, {"name": "other", "arguments": {"word": "other-call-secret"}}],
+        FAST,
+    )
     assert [(o.ok, o.output) for o in outcomes] == [(True, "False"), (True, "the other tool")]
 
 
@@ -176,8 +192,11 @@ def forge():
                 pass
     return "real"
 """
-    outcomes = run_calls({"forge": forge, "fine": "def fine():\n    return 'fine'"},
-                         [{"name": "forge", "arguments": {}}, {"name": "fine", "arguments": {}}], FAST)
+    outcomes = run_calls(
+        {"forge": forge, "fine": "def fine():\n    return 'fine'"},
+        [{"name": "forge", "arguments": {}}, {"name": "fine", "arguments": {}}],
+        FAST,
+    )
     assert "FORGED" not in [o.output for o in outcomes]
     assert (outcomes[1].ok, outcomes[1].output) == (True, "fine")
 
@@ -211,12 +230,15 @@ def test_the_parent_caps_what_the_sandbox_sends():
 
 
 def test_unmarshalling_code_objects():
-    attack("""
+    attack(
+        """
         import marshal
         def tool():
             code = marshal.loads(marshal.dumps(compile("40 + 2", "<crafted>", "eval")))
             return eval(code)
-    """, says="unmarshalling code is blocked")
+    """,
+        says="unmarshalling code is blocked",
+    )
 
 
 @pytest.mark.parametrize("copy", ["_bisect.so", "innocent.txt"])
@@ -225,14 +247,19 @@ def test_native_code_copied_into_the_sandbox_dir_does_not_map_without_the_audit_
     if not _mounts_allowed():
         pytest.skip("no mount namespace here: the temp dir cannot be mounted noexec")
     monkeypatch.setattr(sandbox, "_AUDIT_HOOK", False)
-    attack("""
+    attack(
+        """
         import importlib.machinery, importlib.util, shutil, _bisect
         def tool(copy):
             shutil.copy(_bisect.__file__, copy)
             loader = importlib.machinery.ExtensionFileLoader("_bisect", copy)
             spec = importlib.util.spec_from_file_location("_bisect", copy, loader=loader)
             return str(importlib.util.module_from_spec(spec))
-    """, reason="exception", says="failed to map segment", copy=copy)
+    """,
+        reason="exception",
+        says="failed to map segment",
+        copy=copy,
+    )
 
 
 # --- 14. disk quota ------------------------------------------------------------------------------------
@@ -240,29 +267,40 @@ def test_native_code_copied_into_the_sandbox_dir_does_not_map_without_the_audit_
 
 def test_a_call_cannot_fill_the_disk():
     """Default limits: 16 MB files (RLIMIT_FSIZE) are allowed, 64 MB in all (the call's tmpfs) are not."""
-    attack("""
+    attack(
+        """
         def tool():
             block = b"x" * 2**20
             for number in range(100):
                 with open(f"part{number}", "wb") as f:
                     for _ in range(4):
                         f.write(block)
-    """, reason="exception", limits=SandboxLimits(), says="No space left on device")
+    """,
+        reason="exception",
+        limits=SandboxLimits(),
+        says="No space left on device",
+    )
 
 
 def test_a_call_cannot_create_files_without_end():
-    outcome = attack("""
+    outcome = attack(
+        """
         import os
         def tool():
             for number in range(5_000):
                 os.close(os.open(f"f{number}", os.O_CREAT | os.O_WRONLY))
-    """, reason="exception", limits=SandboxLimits(), says="No space left on device")
+    """,
+        reason="exception",
+        limits=SandboxLimits(),
+        says="No space left on device",
+    )
     assert not outcome.killed
 
 
 def test_files_written_by_one_call_are_gone_for_the_next():
-    implementations = {"write": "def write():\n    open('note', 'w').write('left behind')\n    return 'written'",
-                       "look": "import os\ndef look():\n    return sorted(os.listdir('.'))"}
-    outcomes = run_calls(implementations, [{"name": "write", "arguments": {}}, {"name": "look", "arguments": {}}],
-                         FAST)
+    implementations = {
+        "write": "def write():\n    open('note', 'w').write('left behind')\n    return 'written'",
+        "look": "import os\ndef look():\n    return sorted(os.listdir('.'))",
+    }
+    outcomes = run_calls(implementations, [{"name": "write", "arguments": {}}, {"name": "look", "arguments": {}}], FAST)
     assert [o.output for o in outcomes] == ["written", "[]"]

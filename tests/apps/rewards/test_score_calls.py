@@ -1,20 +1,40 @@
 """The score_calls command: a file of mixed formats in, one verdict per line out, a summary on stderr."""
+
 import json
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-TOOLS_OPENAI = [{"type": "function", "function": {"name": "get_time", "parameters": {
-    "type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}]
-TOOLS_BFCL = [{"name": "get_time", "description": "", "parameters": {
-    "type": "dict", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}]
+TOOLS_OPENAI = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+        },
+    }
+]
+TOOLS_BFCL = [
+    {
+        "name": "get_time",
+        "description": "",
+        "parameters": {"type": "dict", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+    }
+]
 TRUTH = [{"get_time": {"tz": ["UTC"]}}]
 
 
 def line(i, output, tools=TOOLS_OPENAI, truth=TRUTH):
-    return json.dumps({"id": i, "messages": [{"role": "user", "content": "time?"}], "tools": tools,
-                       "ground_truth": truth, "output": output})
+    return json.dumps(
+        {
+            "id": i,
+            "messages": [{"role": "user", "content": "time?"}],
+            "tools": tools,
+            "ground_truth": truth,
+            "output": output,
+        }
+    )
 
 
 LINES = [
@@ -22,8 +42,15 @@ LINES = [
     line("bfcl-tools", "[get_time(tz='utc')]", tools=TOOLS_BFCL),
     line("json", '{"name": "get_time", "arguments": "{\\"tz\\": \\"UTC\\"}"}'),
     line("hermes", '<tool_call>{"name": "get_time", "arguments": {"tz": "Asia/Tokyo"}}</tool_call>'),
-    line("openai-message", {"role": "assistant", "tool_calls": [
-        {"id": "c", "type": "function", "function": {"name": "get_time", "arguments": '{"tz": "UTC"}'}}]}),
+    line(
+        "openai-message",
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "get_time", "arguments": '{"tz": "UTC"}'}}
+            ],
+        },
+    ),
     line("prose", "It is noon."),
     line("irrelevant-ok", "I can't help with that.", truth=[]),
     '{"id": "broken", "tools": [oops',
@@ -77,7 +104,9 @@ def test_unreadable_input_is_a_clear_error(tmp_path):
 
 def test_rule_option_scores_a_broken_attempt_on_a_no_call_query(tmp_path, capsys):
     src = tmp_path / "in.jsonl"
-    src.write_text(line("broken", "[get_time(tz='UTC'", truth=[]) + "\n" + line("text", "No tool fits.", truth=[]) + "\n")
+    src.write_text(
+        line("broken", "[get_time(tz='UTC'", truth=[]) + "\n" + line("text", "No tool fits.", truth=[]) + "\n"
+    )
     call_command("score_calls", "--input", str(src))  # strict by default
     captured = capsys.readouterr()
     strict = [json.loads(x) for x in captured.out.splitlines()]

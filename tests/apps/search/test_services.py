@@ -1,4 +1,5 @@
 """Search persistence: a step lands whole, re-saving is harmless, and the rows read back for a resume."""
+
 import pytest
 
 from apps.catalog.models import Query
@@ -8,10 +9,20 @@ from apps.training.services import round_create
 
 
 def node(key, parent, depth, ordinal, fragment, visits=1, value=0.0, terminal=False, valid=None):
-    return {"key": key, "parent_key": parent, "depth": depth, "ordinal": ordinal, "fragment": fragment,
-            "prior": 0.5, "visits": visits, "value_sum": value, "is_terminal": terminal,
-            "terminal_reward": value if terminal else None,
-            "verdict": {"valid": valid} if valid is not None else None, "token_count": 3}
+    return {
+        "key": key,
+        "parent_key": parent,
+        "depth": depth,
+        "ordinal": ordinal,
+        "fragment": fragment,
+        "prior": 0.5,
+        "visits": visits,
+        "value_sum": value,
+        "is_terminal": terminal,
+        "terminal_reward": value if terminal else None,
+        "verdict": {"valid": valid} if valid is not None else None,
+        "token_count": 3,
+    }
 
 
 @pytest.fixture
@@ -24,13 +35,20 @@ def tree(project):
 
 
 def test_steps_persist_and_read_back(tree):
-    step1 = [node("root", None, 0, 0, "", visits=2, value=0.5),
-             node("a", "root", 1, 0, "[get_weather(", value=1.0),
-             node("b", "root", 1, 1, "[get_time(", value=-0.5)]
+    step1 = [
+        node("root", None, 0, 0, "", visits=2, value=0.5),
+        node("a", "root", 1, 0, "[get_weather(", value=1.0),
+        node("b", "root", 1, 1, "[get_time(", value=-0.5),
+    ]
     tree_step_save(tree_id=tree.pk, new_nodes=step1, updated_nodes=[], simulations_done=1)
     step2 = [node("a0", "a", 2, 0, "city='Paris')]", value=1.0, terminal=True, valid=True)]
-    tree_step_save(tree_id=tree.pk, new_nodes=step2, simulations_done=2, done=True,
-                   updated_nodes=[{"key": "root", "visits": 3, "value_sum": 1.5}, {"key": "a", "visits": 2, "value_sum": 2.0}])
+    tree_step_save(
+        tree_id=tree.pk,
+        new_nodes=step2,
+        simulations_done=2,
+        done=True,
+        updated_nodes=[{"key": "root", "visits": 3, "value_sum": 1.5}, {"key": "a", "visits": 2, "value_sum": 2.0}],
+    )
     tree.refresh_from_db()
     assert (tree.status, tree.simulations_done, tree.node_count, tree.valid_leaves) == ("done", 2, 4, 1)
     rows = {r["key"]: r for r in tree_rows(tree=tree)}
@@ -52,42 +70,70 @@ def test_a_replayed_step_adds_nothing(tree):
 def test_a_failing_step_leaves_the_last_whole_step(tree):
     tree_step_save(tree_id=tree.pk, new_nodes=[node("root", None, 0, 0, "")], updated_nodes=[], simulations_done=1)
     with pytest.raises(KeyError):
-        tree_step_save(tree_id=tree.pk, new_nodes=[node("c", "root", 1, 0, "y")], simulations_done=2,
-                       updated_nodes=[{"key": "missing", "visits": 1, "value_sum": 0}])
+        tree_step_save(
+            tree_id=tree.pk,
+            new_nodes=[node("c", "root", 1, 0, "y")],
+            simulations_done=2,
+            updated_nodes=[{"key": "missing", "visits": 1, "value_sum": 0}],
+        )
     tree.refresh_from_db()
     assert tree.simulations_done == 1 and list(TreeNode.objects.values_list("key", flat=True)) == ["root"]
 
 
 def test_nul_characters_sampled_by_the_model_are_storable(tree):
-    step = [node("root", None, 0, 0, ""), {**node("a", "root", 1, 0, "[f(x='a\x00b')]"),
-                                           "verdict": {"valid": False, "detail": "got 'a\x00b'"}}]
+    step = [
+        node("root", None, 0, 0, ""),
+        {**node("a", "root", 1, 0, "[f(x='a\x00b')]"), "verdict": {"valid": False, "detail": "got 'a\x00b'"}},
+    ]
     tree_step_save(tree_id=tree.pk, new_nodes=step, updated_nodes=[], simulations_done=1)
     stored = TreeNode.objects.get(key="a")
     assert stored.fragment == "[f(x='a\ufffdb')]" and stored.verdict["detail"] == "got 'a\ufffdb'"
 
 
 def test_one_step_of_many_trees_lands_in_one_call_like_tree_by_tree(project):
-    queries = [Query.objects.create(project=project, external_id=f"q{i}", source="x", messages=[],
-                                    content_hash=f"c{i}") for i in range(3)]
+    queries = [
+        Query.objects.create(project=project, external_id=f"q{i}", source="x", messages=[], content_hash=f"c{i}")
+        for i in range(3)
+    ]
     rnd = round_create(project=project)
     trees_create(round=rnd, query_ids=[q.pk for q in queries], config={"simulations": 2})
     a, b, c = SearchTree.objects.order_by("id")
 
     def first(tree):
-        return {"tree_id": tree.pk, "new_nodes": [node("root", None, 0, 0, "", visits=1),
-                                                  node("x", "root", 1, 0, f"[f{tree.pk}(", value=0.5)],
-                "updated_nodes": [], "simulations_done": 1, "done": False}
+        return {
+            "tree_id": tree.pk,
+            "new_nodes": [node("root", None, 0, 0, "", visits=1), node("x", "root", 1, 0, f"[f{tree.pk}(", value=0.5)],
+            "updated_nodes": [],
+            "simulations_done": 1,
+            "done": False,
+        }
 
     trees_steps_save(steps=[first(a), first(b), first(c)])
-    trees_steps_save(steps=[
-        {"tree_id": a.pk, "new_nodes": [node("x0", "x", 2, 0, "v=1)]", value=1.0, terminal=True, valid=True),
-                                        node("x1", "x", 2, 1, "v=2)]", value=-1.0, terminal=True, valid=False)],
-         "updated_nodes": [{"key": "root", "visits": 3, "value_sum": 0.5}, {"key": "x", "visits": 3, "value_sum": 0.5}],
-         "simulations_done": 2, "done": True},
-        {"tree_id": b.pk, "new_nodes": [node("x0", "x", 2, 0, "w=3)]", value=1.0, terminal=True, valid=True)],
-         "updated_nodes": [{"key": "root", "visits": 2, "value_sum": 1.0}], "simulations_done": 2, "done": False},
-        first(c),  # a redelivered older step of c: nothing new
-    ])
+    trees_steps_save(
+        steps=[
+            {
+                "tree_id": a.pk,
+                "new_nodes": [
+                    node("x0", "x", 2, 0, "v=1)]", value=1.0, terminal=True, valid=True),
+                    node("x1", "x", 2, 1, "v=2)]", value=-1.0, terminal=True, valid=False),
+                ],
+                "updated_nodes": [
+                    {"key": "root", "visits": 3, "value_sum": 0.5},
+                    {"key": "x", "visits": 3, "value_sum": 0.5},
+                ],
+                "simulations_done": 2,
+                "done": True,
+            },
+            {
+                "tree_id": b.pk,
+                "new_nodes": [node("x0", "x", 2, 0, "w=3)]", value=1.0, terminal=True, valid=True)],
+                "updated_nodes": [{"key": "root", "visits": 2, "value_sum": 1.0}],
+                "simulations_done": 2,
+                "done": False,
+            },
+            first(c),  # a redelivered older step of c: nothing new
+        ]
+    )
     a, b, c = SearchTree.objects.order_by("id")
     assert (a.status, a.simulations_done, a.node_count, a.valid_leaves) == ("done", 2, 4, 1) and a.finished_at
     assert (b.status, b.simulations_done, b.node_count, b.valid_leaves) == ("running", 2, 3, 1) and not b.finished_at
@@ -99,10 +145,23 @@ def test_one_step_of_many_trees_lands_in_one_call_like_tree_by_tree(project):
 
     # one bad change in the batch: none of the batch lands
     with pytest.raises(KeyError, match="no node 'missing'"):
-        trees_steps_save(steps=[
-            {"tree_id": b.pk, "new_nodes": [node("y", "root", 1, 1, "z")], "updated_nodes": [],
-             "simulations_done": 3, "done": False},
-            {"tree_id": c.pk, "new_nodes": [], "updated_nodes": [{"key": "missing", "visits": 1, "value_sum": 0}],
-             "simulations_done": 2, "done": False}])
+        trees_steps_save(
+            steps=[
+                {
+                    "tree_id": b.pk,
+                    "new_nodes": [node("y", "root", 1, 1, "z")],
+                    "updated_nodes": [],
+                    "simulations_done": 3,
+                    "done": False,
+                },
+                {
+                    "tree_id": c.pk,
+                    "new_nodes": [],
+                    "updated_nodes": [{"key": "missing", "visits": 1, "value_sum": 0}],
+                    "simulations_done": 2,
+                    "done": False,
+                },
+            ]
+        )
     assert not TreeNode.objects.filter(tree=b, key="y").exists()
     assert SearchTree.objects.get(pk=b.pk).simulations_done == 2

@@ -1,4 +1,5 @@
 """Node token ids are stored compactly with each search step and read back exactly (ORM and PostgreSQL paths)."""
+
 import pytest
 
 from apps.search.fields import ids_from_bytes, ids_to_bytes
@@ -9,10 +10,12 @@ from tests.apps.search.test_services import node, tree  # noqa: F401  (the fixtu
 
 def test_ids_round_trip_through_a_step_and_a_resume(tree):  # noqa: F811
     big = [0, 1, 151_643, 2**32 - 1]  # real vocabularies pass 65,535
-    rows = [{**node("r", None, 0, 0, ""), "token_ids": []},
-            {**node("a", "r", 1, 0, "get_weather("), "token_ids": [5, 77, 9]},
-            {**node("b", "r", 1, 1, "x"), "token_ids": big},
-            {**node("c", "r", 1, 2, "from a server"), "token_ids": None}]
+    rows = [
+        {**node("r", None, 0, 0, ""), "token_ids": []},
+        {**node("a", "r", 1, 0, "get_weather("), "token_ids": [5, 77, 9]},
+        {**node("b", "r", 1, 1, "x"), "token_ids": big},
+        {**node("c", "r", 1, 2, "from a server"), "token_ids": None},
+    ]
     tree_step_save(tree_id=tree.pk, new_nodes=rows, updated_nodes=[], simulations_done=1)
     tree_step_save(tree_id=tree.pk, new_nodes=rows, updated_nodes=[], simulations_done=1)  # a redone step
     stored = {r["key"]: r["token_ids"] for r in tree_rows(tree=tree)}

@@ -1,4 +1,5 @@
 """`manage.py build_tiny_model`: builds the tiny policy from a project's queries and registers the checkpoint."""
+
 import pytest
 from django.core.management import CommandError, call_command
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -33,8 +34,9 @@ def test_builds_the_model_and_registers_the_checkpoint(project_with_queries, tmp
     assert tokenizer.chat_template
     assert f"Registered checkpoint #{checkpoint.pk} 'tiny-nano-seed3'" in capsys.readouterr().out
     # Building again into the same folder updates that checkpoint instead of adding another.
-    call_command("build_tiny_model", project=project_with_queries.name, output=str(output), size="nano",
-                 seed=4, name="again")
+    call_command(
+        "build_tiny_model", project=project_with_queries.name, output=str(output), size="nano", seed=4, name="again"
+    )
     assert Checkpoint.objects.filter(project=project_with_queries).count() == 1
     assert Checkpoint.objects.get(project=project_with_queries).name == "again"
 

@@ -1,6 +1,7 @@
 """Evaluation stores each eval query's answer and verdicts (EvalResult); a round reports every before → after
 change with a paired bootstrap interval; run_round prints them. The real tiny model, and a scripted policy where
 the figures must come out exactly."""
+
 import dataclasses
 
 import pytest
@@ -23,18 +24,24 @@ def eval_project(project, tiny_model_dir):
     from apps.catalog.environment import EnvironmentConfig, generate_environment
 
     generated = generate_environment(EnvironmentConfig(seed=3, queries=24)).queries
-    records_write(project=project, records=[dataclasses.replace(q, split="eval") for q in generated],
-                  source="generated", split="eval")
+    records_write(
+        project=project,
+        records=[dataclasses.replace(q, split="eval") for q in generated],
+        source="generated",
+        split="eval",
+    )
     assert Query.objects.filter(project=project, split="eval", kind="irrelevance").exists()
     before = Checkpoint.objects.create(project=project, name="before", path=str(tiny_model_dir), kind="tiny")
-    after = Checkpoint.objects.create(project=project, name="after", path=str(tiny_model_dir), kind="tiny",
-                                      parent=before)
+    after = Checkpoint.objects.create(
+        project=project, name="after", path=str(tiny_model_dir), kind="tiny", parent=before
+    )
     return project, before, after
 
 
 def _evaluating_round(project, before, after) -> TrainingRound:
-    return TrainingRound.objects.create(project=project, number=1, state="evaluating", policy_in=before,
-                                        policy_out=after)
+    return TrainingRound.objects.create(
+        project=project, number=1, state="evaluating", policy_in=before, policy_out=after
+    )
 
 
 def test_every_eval_query_stored_with_its_verdicts(eval_project):
@@ -70,8 +77,14 @@ def test_same_policy_before_and_after_changes_nothing_with_no_spread(eval_projec
     assert rnd.state == "done" and rnd.metrics["changes"] == metrics["changes"]
     keys = [c["key"] for c in metrics["changes"]]
     kinds = sorted(set(Query.objects.filter(project=project, split="eval").values_list("kind", flat=True)))
-    assert keys == ["pass_rate", "pass_rate_bfcl", "group:call_kinds", "group:three_kinds",
-                    *[f"kind:{k}" for k in kinds], "over_refusal"]
+    assert keys == [
+        "pass_rate",
+        "pass_rate_bfcl",
+        "group:call_kinds",
+        "group:three_kinds",
+        *[f"kind:{k}" for k in kinds],
+        "over_refusal",
+    ]
     for change in metrics["changes"]:
         assert change["before"] == change["after"] and change["diff"] == change["low"] == change["high"] == 0.0
         assert change["confidence"] == 0.95 and change["n"] > 0
@@ -82,8 +95,14 @@ def test_same_policy_before_and_after_changes_nothing_with_no_spread(eval_projec
 def test_baseline_is_reused_only_when_its_answers_are_stored(eval_project):
     project, before, after = eval_project
     stored = checkpoint_eval_run(checkpoint=before)
-    legacy = EvalRun.objects.create(project=project, checkpoint=before, status="done", split="eval",
-                                    n_queries=stored.n_queries, metrics=stored.metrics)  # a run from before EvalResult
+    legacy = EvalRun.objects.create(
+        project=project,
+        checkpoint=before,
+        status="done",
+        split="eval",
+        n_queries=stored.n_queries,
+        metrics=stored.metrics,
+    )  # a run from before EvalResult
     rnd = _evaluating_round(project, before, after)
     metrics = round_evaluate(round_id=rnd.pk)
     assert metrics["before_run"] == stored.pk != legacy.pk
@@ -96,14 +115,31 @@ def test_baseline_on_other_queries_is_not_reused(eval_project):
     project, before, after = eval_project
     stored = checkpoint_eval_run(checkpoint=before)
     # the newest run of the same size, but one of its queries is not in today's eval set
-    other = EvalRun.objects.create(project=project, checkpoint=before, status="done", split="eval",
-                                   n_queries=stored.n_queries, metrics=stored.metrics)
+    other = EvalRun.objects.create(
+        project=project,
+        checkpoint=before,
+        status="done",
+        split="eval",
+        n_queries=stored.n_queries,
+        metrics=stored.metrics,
+    )
     rows = list(EvalResult.objects.filter(eval_run=stored).order_by("id"))
     stranger = QueryFactory(project=project, split="train")
-    EvalResult.objects.bulk_create([EvalResult(eval_run=other, query=stranger if i == 0 else r.query, kind=r.kind,
-                                               valid=r.valid, valid_bfcl=r.valid_bfcl, deficiency=r.deficiency,
-                                               reward=r.reward, expects_call=r.expects_call)
-                                    for i, r in enumerate(rows)])
+    EvalResult.objects.bulk_create(
+        [
+            EvalResult(
+                eval_run=other,
+                query=stranger if i == 0 else r.query,
+                kind=r.kind,
+                valid=r.valid,
+                valid_bfcl=r.valid_bfcl,
+                deficiency=r.deficiency,
+                reward=r.reward,
+                expects_call=r.expects_call,
+            )
+            for i, r in enumerate(rows)
+        ]
+    )
     metrics = round_evaluate(round_id=_evaluating_round(project, before, after).pk)
     assert metrics["before_run"] == stored.pk
 
@@ -162,7 +198,7 @@ def test_run_round_prints_each_change_with_its_interval(scripted_policies, capsy
     call_command("run_round", project=project.name, until="evaluate")
     out = capsys.readouterr().out
     calls = sum(bool(q.ground_truth) for q in queries)
-    assert (f"call kinds pass@1 0.0% → 100.0% (+100.0 points, 95% CI +100.0 … +100.0; n={calls})" in out)
+    assert f"call kinds pass@1 0.0% → 100.0% (+100.0 points, 95% CI +100.0 … +100.0; n={calls})" in out
     assert "over-refusal 100.0% → 0.0% (-100.0 points" in out
     assert "single pass@1 0.0% → 100.0%" in out and "BFCL-rule pass@1" in out
     assert "deficiencies before → after: " in out and f"no_call {calls} → 0" in out
@@ -173,8 +209,11 @@ def test_results_have_indexes_for_the_failures_browser(db):
     with connection.cursor() as cur:
         constraints = connection.introspection.get_constraints(cur, EvalResult._meta.db_table)
     leading = [c["columns"] for c in constraints.values() if c["index"] or c["unique"]]
-    for columns in (["eval_run_id", "kind", "deficiency", "id"], ["eval_run_id", "deficiency", "id"],
-                    ["eval_run_id", "query_id"]):
+    for columns in (
+        ["eval_run_id", "kind", "deficiency", "id"],
+        ["eval_run_id", "deficiency", "id"],
+        ["eval_run_id", "query_id"],
+    ):
         assert columns in leading, columns
 
 

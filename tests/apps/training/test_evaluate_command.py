@@ -1,5 +1,6 @@
 """`evaluate`: a checkpoint scored on the eval split outside a round — here on BFCL v4 categories imported from
 the bfcl-eval package's data, with the real tiny model."""
+
 import dataclasses
 import itertools
 import json
@@ -35,8 +36,12 @@ def bfcl_project(project, bfcl_data, tmp_path, tiny_model_dir):
     for category, n in CATEGORIES.items():
         import_file(project=project, path=_bfcl_subset(bfcl_data, tmp_path, category, n), fmt="bfcl", split="eval")
     generated = generate_environment(EnvironmentConfig(seed=1, queries=8)).queries[:4]
-    records_write(project=project, records=[dataclasses.replace(q, split="eval") for q in generated],
-                  source="generated", split="eval")
+    records_write(
+        project=project,
+        records=[dataclasses.replace(q, split="eval") for q in generated],
+        source="generated",
+        split="eval",
+    )
     return project, Checkpoint.objects.create(project=project, name="nano", path=str(tiny_model_dir), kind="tiny")
 
 
@@ -69,12 +74,15 @@ def test_without_a_source_every_eval_query_counts_and_generated_ones_get_solve_f
     assert "Solve-F1" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"source": "toolace"}, "no eval query with a ground truth from source 'toolace' (sources: bfcl, generated)"),
-    ({"checkpoint": "999999"}, "has no checkpoint '999999'"),
-    ({"checkpoint": "best"}, "has no checkpoint 'best'"),
-    ({"limit": 0}, "--limit must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"source": "toolace"}, "no eval query with a ground truth from source 'toolace' (sources: bfcl, generated)"),
+        ({"checkpoint": "999999"}, "has no checkpoint '999999'"),
+        ({"checkpoint": "best"}, "has no checkpoint 'best'"),
+        ({"limit": 0}, "--limit must be at least 1"),
+    ],
+)
 def test_bad_options_are_refused_and_store_nothing(bfcl_project, options, message):
     project, _ = bfcl_project
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -92,6 +100,7 @@ def test_latest_checkpoint_is_never_an_arms(project, tmp_path):
     from apps.training.selectors import checkpoint_latest
 
     loop = Checkpoint.objects.create(project=project, name="round 1", path=str(tmp_path), kind="preference")
-    Checkpoint.objects.create(project=project, name="arm sft seed 0", path=str(tmp_path), kind="sft",
-                              config={"arm": "sft", "seed": 0})
+    Checkpoint.objects.create(
+        project=project, name="arm sft seed 0", path=str(tmp_path), kind="sft", config={"arm": "sft", "seed": 0}
+    )
     assert checkpoint_latest(project=project) == loop

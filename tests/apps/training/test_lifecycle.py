@@ -1,5 +1,6 @@
 """Launch, the review gate, cancel, failure and resume: what admins do to rounds and what workers do between
 stages. Tasks are captured at commit, never sent: these tests need no worker."""
+
 from datetime import timedelta
 
 import pytest
@@ -8,8 +9,17 @@ from django.utils import timezone
 from apps.curation.models import PreferencePair
 from apps.datasets.models import DatasetSnapshot
 from apps.search.models import SearchTree
-from apps.training.lifecycle import (CancelCheck, LaunchRefused, RoundCancelled, round_cancel, round_gate,
-                                     round_launch, round_resume, rounds_reap, stage_finished)
+from apps.training.lifecycle import (
+    CancelCheck,
+    LaunchRefused,
+    RoundCancelled,
+    round_cancel,
+    round_gate,
+    round_launch,
+    round_resume,
+    rounds_reap,
+    stage_finished,
+)
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.services import MAX_LOSS_POINTS, round_progress
 from tests.factories import PairFactory, SearchTreeFactory, TrainingRoundFactory, UserFactory
@@ -28,8 +38,10 @@ def reviewing(project, policy):
 
 
 def pairs(rnd, *statuses):
-    return [PairFactory(project=rnd.project, round=rnd, status=status, chosen=f"city='Paris{i}')]")
-            for i, status in enumerate(statuses)]
+    return [
+        PairFactory(project=rnd.project, round=rnd, status=status, chosen=f"city='Paris{i}')]")
+        for i, status in enumerate(statuses)
+    ]
 
 
 # --- the gate ---------------------------------------------------------------------------------------------
@@ -144,8 +156,9 @@ def test_the_last_search_shard_sends_the_pair_stage_once(project, policy, django
 
 
 def test_auto_approve_approves_and_launches(project, policy, django_capture_on_commit_callbacks):
-    rnd = TrainingRoundFactory(project=project, number=1, state=S.REVIEWING, policy_in=policy,
-                               hyperparameters={"auto_approve": True})
+    rnd = TrainingRoundFactory(
+        project=project, number=1, state=S.REVIEWING, policy_in=policy, hyperparameters={"auto_approve": True}
+    )
     made = pairs(rnd, "pending", "pending", "rejected")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         stage_finished(round_id=rnd.pk, stage="pair")

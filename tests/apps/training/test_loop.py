@@ -1,4 +1,5 @@
 """The round's stages on the real tiny model: select → search → pair, through services and run_round."""
+
 import math
 
 import pytest
@@ -12,7 +13,7 @@ from apps.search.models import SearchTree, TreeNode
 from apps.training.loop import StageError, round_pair, round_search_prepare, round_select, trees_search
 from apps.training.models import Checkpoint, RoundQuery, TrainingRound
 from apps.training.services import round_create
-from workers.mcts import Node, PairCandidate, Tree
+from workers.mcts import PairCandidate, Tree
 
 SEARCH = {"simulations": 2, "width": 2, "max_tokens": 24}
 
@@ -21,11 +22,16 @@ SEARCH = {"simulations": 2, "width": 2, "max_tokens": 24}
 def policy_round(project, tiny_model_dir):
     from apps.catalog.environment import EnvironmentConfig, generate_environment
 
-    records_write(project=project, records=generate_environment(EnvironmentConfig(seed=5, queries=24)).queries,
-                  source="generated", split="train")
+    records_write(
+        project=project,
+        records=generate_environment(EnvironmentConfig(seed=5, queries=24)).queries,
+        source="generated",
+        split="train",
+    )
     policy = Checkpoint.objects.create(project=project, name="nano", path=str(tiny_model_dir), kind="tiny")
-    return round_create(project=project, policy=policy, selection={"method": "perplexity", "ratio": 0.25},
-                        search_config=SEARCH)
+    return round_create(
+        project=project, policy=policy, selection={"method": "perplexity", "ratio": 0.25}, search_config=SEARCH
+    )
 
 
 def test_select_search_pair(policy_round):
@@ -60,7 +66,8 @@ def test_select_search_pair(policy_round):
 
 def test_select_scores_only_the_candidates(policy_round):
     TrainingRound.objects.filter(pk=policy_round.pk).update(
-        selection={"method": "perplexity", "ratio": 0.5, "candidates": 5, "seed": 1})
+        selection={"method": "perplexity", "ratio": 0.5, "candidates": 5, "seed": 1}
+    )
     out = round_select(round_id=policy_round.pk)
     scored = RoundQuery.objects.filter(round=policy_round)
     assert out["scored"] == scored.count() == 5 and out["selected"] == 3
@@ -85,16 +92,33 @@ def test_pairs_from_a_tree_are_stored_once(policy_round):
     root = built.root
     good = built.add_child(root, fragment="[get_weather(city='Paris')]", visits=2, value_sum=2.0, is_terminal=True)
     bad = built.add_child(root, fragment="[get_weather(city='Lyon')]", visits=2, value_sum=0.4, is_terminal=True)
-    from apps.search.services import tree_step_save
-    from apps.search.services import node_row
+    from apps.search.services import node_row, tree_step_save
 
-    tree_step_save(tree_id=tree_id, new_nodes=[node_row(n) for n in built.nodes.values()], updated_nodes=[],
-                   simulations_done=1, done=True)
-    candidate = PairCandidate(node_key=root.key, chosen_key=good.key, rejected_key=bad.key, prefix="",
-                              chosen=good.fragment, rejected=bad.fragment, chosen_value=1.0, rejected_value=0.2,
-                              chosen_visits=2, rejected_visits=2, gap=0.8, deficiency="wrong_value",
-                              rejected_span=(18, 24), chosen_verdict=None, rejected_verdict={"valid": False},
-                              dedup_key="x")
+    tree_step_save(
+        tree_id=tree_id,
+        new_nodes=[node_row(n) for n in built.nodes.values()],
+        updated_nodes=[],
+        simulations_done=1,
+        done=True,
+    )
+    candidate = PairCandidate(
+        node_key=root.key,
+        chosen_key=good.key,
+        rejected_key=bad.key,
+        prefix="",
+        chosen=good.fragment,
+        rejected=bad.fragment,
+        chosen_value=1.0,
+        rejected_value=0.2,
+        chosen_visits=2,
+        rejected_visits=2,
+        gap=0.8,
+        deficiency="wrong_value",
+        rejected_span=(18, 24),
+        chosen_verdict=None,
+        rejected_verdict={"valid": False},
+        dedup_key="x",
+    )
     assert pairs_create_from_tree(tree=tree, candidates=[candidate, candidate]) == 1
     assert pairs_create_from_tree(tree=tree, candidates=[candidate]) == 0
     pair = PreferencePair.objects.get()
@@ -134,8 +158,11 @@ def test_grpo_rewards_checker_grade_or_solve_f1_of_the_executed_calls(policy_rou
     from apps.catalog.models import Query
     from apps.training.loop import _reward_fn
 
-    query = next(q for q in Query.objects.filter(project=policy_round.project, kind="single")
-                 if q.ordered_tools() and all(t.implementation for t in q.ordered_tools()))
+    query = next(
+        q
+        for q in Query.objects.filter(project=policy_round.project, kind="single")
+        if q.ordered_tools() and all(t.implementation for t in q.ordered_tools())
+    )
     solve = _reward_fn("solve_f1", query)
     assert solve(query.reference_output) == pytest.approx(1.0)  # one call, one sub-answer found: 2·1 / (1 + 1)
     assert solve("I would rather not.") == 0.0  # no call: FTRL's step reward is 0

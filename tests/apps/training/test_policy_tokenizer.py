@@ -1,5 +1,6 @@
 """Loading a policy's tokenizer from several threads of a fresh process (issue 14, item 8: a trl export and a round
 creation at the same moment on a fresh server gave `ImportError: cannot import name 'AutoTokenizer'`)."""
+
 import json
 import os
 import subprocess
@@ -57,10 +58,20 @@ SCRIPT = textwrap.dedent("""
 def test_concurrent_first_loads_in_a_fresh_process_all_succeed(tiny_model_dir, tmp_path):
     script = tmp_path / "loads.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "itool_web.settings", "PYTHONPATH": str(ROOT),
-           "ITOOL_DATA_DIR": str(tmp_path / "data")}
-    done = subprocess.run([sys.executable, str(script), str(tiny_model_dir)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=240)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "itool_web.settings",
+        "PYTHONPATH": str(ROOT),
+        "ITOOL_DATA_DIR": str(tmp_path / "data"),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script), str(tiny_model_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["errors"] == []

@@ -1,6 +1,7 @@
 """Defaults that produce pairs, or say why not: run_round starts a fresh project with the warm-up, later rounds get
 the settings that work for their policy, a round without pairs explains itself (CLI, round page, REST), and
 automatic approvals are attributed as such."""
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -13,16 +14,29 @@ from apps.curation.services import AUTO_REVIEWER
 from apps.search.models import SearchTree
 from apps.training import services
 from apps.training.lifecycle import LaunchRefused, round_auto_approve, round_gate, round_launch
-from apps.training.loop import (ALWAYS_RIGHT, FILTERED, NEVER_RIGHT, ONE_ANSWER, no_pairs_reason, round_pair,
-                                tree_without_pairs)
+from apps.training.loop import (
+    ALWAYS_RIGHT,
+    FILTERED,
+    NEVER_RIGHT,
+    ONE_ANSWER,
+    no_pairs_reason,
+    round_pair,
+    tree_without_pairs,
+)
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.services import round_create, round_defaults
 from tests.factories import PairFactory, SearchTreeFactory, TreeNodeFactory, UserFactory
 from workers.mcts import PairConfig, Tree
 from workers.mcts.tree import child_key, root_key
 
-QUICK_WARMUP = {"max_steps": 4, "learning_rate": 1e-2, "lr_scheduler_type": "cosine", "warmup_steps": 1,
-                "adam_beta2": 0.95, "batch_size": 8}
+QUICK_WARMUP = {
+    "max_steps": 4,
+    "learning_rate": 1e-2,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 1,
+    "adam_beta2": 0.95,
+    "batch_size": 8,
+}
 
 
 @pytest.fixture
@@ -60,8 +74,10 @@ def test_the_quick_start_warms_up_first_then_yields_pairs_or_says_why(fresh_proj
         assert failure is None and f"pair: {pairs} pairs" in out
     else:  # a clear reason, from the stage that came up empty
         reason = failure or round1.progress.get("reason")
-        assert reason and any(words in reason for words in ("pass rate in", "rollouts scored the same",
-                                                            "sampled the same fragments", "passed the filter"))
+        assert reason and any(
+            words in reason
+            for words in ("pass rate in", "rollouts scored the same", "sampled the same fragments", "passed the filter")
+        )
         assert reason in (failure or out)
 
 
@@ -99,8 +115,9 @@ def _tree(values: list[list[float]]) -> Tree:
     """A root with one child per entry of `values`, each child's rollout rewards given (visits = their count)."""
     tree = Tree.new(1, "prompt")
     for i, rewards in enumerate(values):
-        tree.add_child(tree.root, fragment=f"f{i}", prior=1.0, visits=len(rewards), value_sum=sum(rewards),
-                       is_terminal=True)
+        tree.add_child(
+            tree.root, fragment=f"f{i}", prior=1.0, visits=len(rewards), value_sum=sum(rewards), is_terminal=True
+        )
     tree.root.visits = sum(len(r) for r in values)
     tree.root.value_sum = sum(sum(r) for r in values)
     return tree
@@ -119,11 +136,15 @@ def test_why_a_tree_gives_no_pair():
 def test_the_reason_names_the_counts_and_what_to_try():
     config = PairConfig()
     reason = no_pairs_reason({NEVER_RIGHT: 48}, 48, config, "perplexity")
-    assert reason == ("all 48 trees' rollouts scored the same (48 never right): the policy never solves these "
-                      "queries — try selection pass_rate with min_rate > 0 (queries it solves sometimes)")
+    assert reason == (
+        "all 48 trees' rollouts scored the same (48 never right): the policy never solves these "
+        "queries — try selection pass_rate with min_rate > 0 (queries it solves sometimes)"
+    )
     reason = no_pairs_reason({NEVER_RIGHT: 5, FILTERED: 10, ONE_ANSWER: 1}, 16, config, "pass_rate")
-    assert reason.startswith("of 16 trees, 5 scored every rollout the same (never right); 1 sampled the same "
-                             "fragments every time (no branch); 10 had branches of different values")
+    assert reason.startswith(
+        "of 16 trees, 5 scored every rollout the same (never right); 1 sampled the same "
+        "fragments every time (no branch); 10 had branches of different values"
+    )
     assert reason.endswith("loosen the pair filter (pairs: gap_min, chosen_value_min)")
 
 
@@ -137,15 +158,18 @@ def empty_round(project):
         tree = SearchTreeFactory(project=project, round=rnd, status=SearchTree.Status.DONE)
         root = TreeNodeFactory(tree=tree, key=root_key(tree.pk), visits=2, value_sum=-2.0)
         TreeNodeFactory(tree=tree, parent=root, key=child_key(root.key, 0), fragment="[", visits=1, value_sum=-1.0)
-        TreeNodeFactory(tree=tree, parent=root, key=child_key(root.key, 1), fragment="no", visits=1, value_sum=-1.0,
-                        ordinal=1)
+        TreeNodeFactory(
+            tree=tree, parent=root, key=child_key(root.key, 1), fragment="no", visits=1, value_sum=-1.0, ordinal=1
+        )
     return rnd
 
 
 def test_a_round_without_pairs_says_why_on_the_cli_the_page_and_rest(empty_round, client, capsys):
     out = round_pair(round_id=empty_round.pk)
-    expected = ("all 2 trees' rollouts scored the same (2 never right): the policy never solves these queries — "
-                "try selection pass_rate with min_rate > 0 (queries it solves sometimes)")
+    expected = (
+        "all 2 trees' rollouts scored the same (2 never right): the policy never solves these queries — "
+        "try selection pass_rate with min_rate > 0 (queries it solves sometimes)"
+    )
     assert out["pairs"] == 0 and out["reason"] == expected
     empty_round.refresh_from_db()
     assert empty_round.state == "reviewing" and empty_round.progress["reason"] == expected

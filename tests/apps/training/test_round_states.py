@@ -1,4 +1,5 @@
 """The round lifecycle: numbering, allowed transitions, refused ones with a message."""
+
 import pytest
 
 from apps.training.models import Checkpoint, TrainingRound

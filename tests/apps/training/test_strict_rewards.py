@@ -1,5 +1,6 @@
 """Selection and GRPO score with the checker's strict rule: a broken call attempt on a query where no call is
 right fails (pass rate 0, reward −1) instead of passing as a right "no call" (BFCL's lenient rule)."""
+
 import dataclasses
 
 import pytest
@@ -24,8 +25,12 @@ def queries(project):
     from apps.catalog.environment import EnvironmentConfig, generate_environment
 
     generated = generate_environment(EnvironmentConfig(seed=3, queries=24)).queries
-    records_write(project=project, records=[dataclasses.replace(q, split="train") for q in generated],
-                  source="generated", split="train")
+    records_write(
+        project=project,
+        records=[dataclasses.replace(q, split="train") for q in generated],
+        source="generated",
+        split="train",
+    )
     rows = list(Query.objects.filter(project=project).prefetch_related("query_tools__tool").order_by("id"))
     assert any(not q.ground_truth for q in rows) and any(q.ground_truth for q in rows)
     return rows
@@ -42,8 +47,12 @@ def test_pass_rate_selection_counts_a_broken_attempt_as_a_failure(queries):
     no_call = [q for q in queries if not q.ground_truth]
     checkers = [Checker(q.ground_truth, query_tools(q)) for q in no_call]
     config = SelectionConfig(method="pass_rate", k=2)
-    assert pass_rates(AnsweringBackend(lambda p: BROKEN), ["p"] * len(no_call), checkers, config) == [0.0] * len(no_call)
-    assert pass_rates(AnsweringBackend(lambda p: REFUSAL), ["p"] * len(no_call), checkers, config) == [1.0] * len(no_call)
+    assert pass_rates(AnsweringBackend(lambda p: BROKEN), ["p"] * len(no_call), checkers, config) == [0.0] * len(
+        no_call
+    )
+    assert pass_rates(AnsweringBackend(lambda p: REFUSAL), ["p"] * len(no_call), checkers, config) == [1.0] * len(
+        no_call
+    )
 
 
 def test_round_select_scores_broken_attempts_on_no_call_queries_zero(queries, project, tiny_model_dir, monkeypatch):

@@ -1,5 +1,6 @@
 """Round pages: the comparison chart, the round page (gate, buttons by role, before/after figures), the
 progress JSON the page polls, the new-round form's validation, and launch/cancel from the page."""
+
 import re
 
 import pytest
@@ -10,12 +11,20 @@ from apps.training.models import Checkpoint, TrainingRound
 from tests.factories import MembershipFactory, PairFactory, TrainingRoundFactory, UserFactory
 
 S = TrainingRound.State
-EVAL = {"n": 10, "pass_rate": 0.6, "mean_reward": 0.4, "by_kind": {"single": {"n": 6, "pass_rate": 0.8},
-                                                                   "parallel": {"n": 4, "pass_rate": 0.3}},
-        "deficiencies": {"wrong_value": 3, "missing_call": 1}}
-BEFORE = {"n": 10, "pass_rate": 0.5, "mean_reward": 0.3, "by_kind": {"single": {"n": 6, "pass_rate": 0.7},
-                                                                     "parallel": {"n": 4, "pass_rate": 0.2}},
-          "deficiencies": {"wrong_value": 4, "missing_call": 1}}
+EVAL = {
+    "n": 10,
+    "pass_rate": 0.6,
+    "mean_reward": 0.4,
+    "by_kind": {"single": {"n": 6, "pass_rate": 0.8}, "parallel": {"n": 4, "pass_rate": 0.3}},
+    "deficiencies": {"wrong_value": 3, "missing_call": 1},
+}
+BEFORE = {
+    "n": 10,
+    "pass_rate": 0.5,
+    "mean_reward": 0.3,
+    "by_kind": {"single": {"n": 6, "pass_rate": 0.7}, "parallel": {"n": 4, "pass_rate": 0.2}},
+    "deficiencies": {"wrong_value": 4, "missing_call": 1},
+}
 
 
 @pytest.fixture(autouse=True)
@@ -38,16 +47,27 @@ def policy(project):
 
 
 def test_chart_draws_each_series_and_escapes_names():
-    svg = line_chart({"all": [(0, 0.2), (1, 0.5)], "<b>": [(1, 0.1)], "empty": []}, title="t", x_label="round",
-                     y_label="pass", percent=True, y_range=(0, 1))
+    svg = line_chart(
+        {"all": [(0, 0.2), (1, 0.5)], "<b>": [(1, 0.1)], "empty": []},
+        title="t",
+        x_label="round",
+        y_label="pass",
+        percent=True,
+        y_range=(0, 1),
+    )
     assert svg.count("<polyline") == 2 and "&lt;b&gt;" in svg and "<b>" not in svg
     assert "50%" in svg and 'data-name="empty"' not in svg
     assert "no data yet" in line_chart({}, title="t", x_label="x", y_label="y")
 
 
 def test_round_list_compares_rounds_in_a_chart(client, project, people, policy):
-    TrainingRoundFactory(project=project, number=1, state=S.DONE, policy_in=policy,
-                         metrics={"eval": EVAL, "before": BEFORE, "pass_rate_change": 0.1})
+    TrainingRoundFactory(
+        project=project,
+        number=1,
+        state=S.DONE,
+        policy_in=policy,
+        metrics={"eval": EVAL, "before": BEFORE, "pass_rate_change": 0.1},
+    )
     TrainingRoundFactory(project=project, number=2, state=S.REVIEWING, policy_in=policy)
     client.force_login(people["annotator"])
     html = client.get(reverse("training:round_list", args=[project.pk])).content.decode()
@@ -97,9 +117,14 @@ def test_launch_and_cancel_from_the_page(client, project, people, policy, django
 
 
 def test_done_round_shows_before_and_after(client, project, people, policy):
-    TrainingRoundFactory(project=project, number=1, state=S.DONE, policy_in=policy,
-                         progress={"stage": "evaluate", "losses": [[1, 0.9], [2, 0.7], [3, 0.6]]},
-                         metrics={"eval": EVAL, "before": BEFORE, "pass_rate_change": 0.1})
+    TrainingRoundFactory(
+        project=project,
+        number=1,
+        state=S.DONE,
+        policy_in=policy,
+        progress={"stage": "evaluate", "losses": [[1, 0.9], [2, 0.7], [3, 0.6]]},
+        metrics={"eval": EVAL, "before": BEFORE, "pass_rate_change": 0.1},
+    )
     client.force_login(people["annotator"])
     html = client.get(reverse("training:round_detail", args=[project.pk, 1])).content.decode()
     assert "50.0% → <strong>60.0%</strong>" in html and "+10.0 points" in html
@@ -108,15 +133,18 @@ def test_done_round_shows_before_and_after(client, project, people, policy):
     assert "20%" in row and "30%" in row
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"train": "{not json"}, "not valid JSON"),
-    ({"train": "[1]"}, "a JSON object is expected"),
-    ({"train": '{"bogus": 1}'}, "bogus"),
-    ({"selection": '{"method": "vibes"}'}, "selection method must be"),
-    ({"pairs": '{"chosen_value": 0.5}'}, "unknown field(s) chosen_value"),
-    ({"pairs": '{"gap_min": -1}'}, "gap_min must be a number &gt;= 0"),
-    ({"gate": "fraction_reviewed", "gate_value": "3"}, "a fraction gate needs"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"train": "{not json"}, "not valid JSON"),
+        ({"train": "[1]"}, "a JSON object is expected"),
+        ({"train": '{"bogus": 1}'}, "bogus"),
+        ({"selection": '{"method": "vibes"}'}, "selection method must be"),
+        ({"pairs": '{"chosen_value": 0.5}'}, "unknown field(s) chosen_value"),
+        ({"pairs": '{"gap_min": -1}'}, "gap_min must be a number &gt;= 0"),
+        ({"gate": "fraction_reviewed", "gate_value": "3"}, "a fraction gate needs"),
+    ],
+)
 def test_new_round_form_refuses_bad_settings(client, project, people, data, message):
     client.force_login(people["admin"])
     form = {"algorithm": "simpo", "gate": "all_reviewed", "gate_value": "1", **data}
@@ -127,10 +155,19 @@ def test_new_round_form_refuses_bad_settings(client, project, people, data, mess
 
 def test_new_round_is_a_draft_with_its_settings(client, project, people, policy):
     client.force_login(people["admin"])
-    response = client.post(reverse("training:round_list", args=[project.pk]), {
-        "algorithm": "dpo", "gate": "min_approved", "gate_value": "20", "train": '{"beta": 0.2}',
-        "search": '{"simulations": 3}', "pairs": '{"chosen_value_min": 0.5}', "eval_limit": "50",
-        "policy": policy.pk})
+    response = client.post(
+        reverse("training:round_list", args=[project.pk]),
+        {
+            "algorithm": "dpo",
+            "gate": "min_approved",
+            "gate_value": "20",
+            "train": '{"beta": 0.2}',
+            "search": '{"simulations": 3}',
+            "pairs": '{"chosen_value_min": 0.5}',
+            "eval_limit": "50",
+            "policy": policy.pk,
+        },
+    )
     rnd = TrainingRound.objects.get(project=project)
     assert response.status_code == 302 and rnd.state == S.DRAFT and rnd.algorithm == "dpo"
     assert (rnd.gate, rnd.gate_value, rnd.policy_in) == ("min_approved", 20, policy)
@@ -139,11 +176,22 @@ def test_new_round_is_a_draft_with_its_settings(client, project, people, policy)
 
 
 def test_solve_f1_is_shown_and_charted_when_the_eval_has_it(client, project, people, policy):
-    with_f1 = lambda figures, f1, single: {**figures, "solve_f1": f1, "solve_n": 8, "by_kind": {  # noqa: E731
-        "single": {**figures["by_kind"]["single"], "solve_f1": single}, "parallel": figures["by_kind"]["parallel"]}}
-    TrainingRoundFactory(project=project, number=1, state=S.DONE, policy_in=policy,
-                         metrics={"eval": with_f1(EVAL, 0.55, 0.625), "before": with_f1(BEFORE, 0.45, 0.5),
-                                  "pass_rate_change": 0.1})
+    with_f1 = lambda figures, f1, single: {
+        **figures,
+        "solve_f1": f1,
+        "solve_n": 8,
+        "by_kind": {  # noqa: E731
+            "single": {**figures["by_kind"]["single"], "solve_f1": single},
+            "parallel": figures["by_kind"]["parallel"],
+        },
+    }
+    TrainingRoundFactory(
+        project=project,
+        number=1,
+        state=S.DONE,
+        policy_in=policy,
+        metrics={"eval": with_f1(EVAL, 0.55, 0.625), "before": with_f1(BEFORE, 0.45, 0.5), "pass_rate_change": 0.1},
+    )
     client.force_login(people["annotator"])
     page = client.get(reverse("training:round_detail", args=[project.pk, 1])).content.decode()
     assert "Solve-F1 0.450 → <strong>0.550</strong> on the 8 queries with executable tools" in page
@@ -155,17 +203,27 @@ def test_solve_f1_is_shown_and_charted_when_the_eval_has_it(client, project, peo
 
 
 def test_no_solve_f1_chart_without_solve_f1(client, project, people, policy):
-    TrainingRoundFactory(project=project, number=1, state=S.DONE, policy_in=policy,
-                         metrics={"eval": EVAL, "before": BEFORE, "pass_rate_change": 0.1})
+    TrainingRoundFactory(
+        project=project,
+        number=1,
+        state=S.DONE,
+        policy_in=policy,
+        metrics={"eval": EVAL, "before": BEFORE, "pass_rate_change": 0.1},
+    )
     client.force_login(people["annotator"])
     assert 'id="solve-f1-chart"' not in client.get(reverse("training:round_list", args=[project.pk])).content.decode()
     assert "Solve-F1" not in client.get(reverse("training:round_detail", args=[project.pk, 1])).content.decode()
 
 
 def test_round_settings_are_shown_as_json(client, project, people, policy):
-    TrainingRoundFactory(project=project, number=1, state=S.DRAFT, policy_in=policy,
-                         selection={"method": "pass_rate", "min_rate": 0.125},
-                         hyperparameters={"pairs": {"chosen_value_min": 0.5}, "train": {"sft_weight": 1.0}})
+    TrainingRoundFactory(
+        project=project,
+        number=1,
+        state=S.DRAFT,
+        policy_in=policy,
+        selection={"method": "pass_rate", "min_rate": 0.125},
+        hyperparameters={"pairs": {"chosen_value_min": 0.5}, "train": {"sft_weight": 1.0}},
+    )
     client.force_login(people["annotator"])
     html = client.get(reverse("training:round_detail", args=[project.pk, 1])).content.decode()
     assert "{&quot;method&quot;: &quot;pass_rate&quot;, &quot;min_rate&quot;: 0.125}" in html

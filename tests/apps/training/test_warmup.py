@@ -1,4 +1,5 @@
 """Round 0: the warm-up SFT trains the tiny policy easy → medium → hard and evaluates it."""
+
 import pytest
 import torch
 from django.core.management import call_command
@@ -13,8 +14,12 @@ from apps.training.models import Checkpoint, EvalRun, TrainingRound
 @pytest.fixture
 def project_with_policy(project, tiny_model_dir, settings, tmp_path):
     settings.CHECKPOINT_DIR = tmp_path / "checkpoints"
-    records_write(project=project, records=generate_environment(EnvironmentConfig(seed=2, queries=30)).queries,
-                  source="generated", split="train")
+    records_write(
+        project=project,
+        records=generate_environment(EnvironmentConfig(seed=2, queries=30)).queries,
+        source="generated",
+        split="train",
+    )
     Checkpoint.objects.create(project=project, name="nano", path=str(tiny_model_dir), kind="tiny")
     return project
 
@@ -48,16 +53,25 @@ def test_warmup_needs_a_policy(project):
 
 
 def test_warmup_step_budget_and_eval_limit(project_with_policy):
-    call_command("warmup", project=project_with_policy.name, max_steps=4, batch_size=4, eval_limit=3,
-                 lr_scheduler="cosine", adam_beta2=0.95)
+    call_command(
+        "warmup",
+        project=project_with_policy.name,
+        max_steps=4,
+        batch_size=4,
+        eval_limit=3,
+        lr_scheduler="cosine",
+        adam_beta2=0.95,
+    )
     rnd = TrainingRound.objects.get(project=project_with_policy, number=0)
     assert sum(b["steps"] for b in rnd.policy_out.config["buckets"]) == 4
     assert rnd.policy_out.config["config"]["adam_beta2"] == 0.95
     assert EvalRun.objects.get(checkpoint=rnd.policy_out).n_queries == 3 == rnd.metrics["eval"]["n"]
 
 
-@pytest.mark.parametrize("opts, message", [({"eval_limit": 0}, "--eval-limit must be at least 1"),
-                                           ({"max_steps": 0}, "max_steps must be -1")])
+@pytest.mark.parametrize(
+    "opts, message",
+    [({"eval_limit": 0}, "--eval-limit must be at least 1"), ({"max_steps": 0}, "max_steps must be -1")],
+)
 def test_bad_warmup_options_write_nothing(project_with_policy, opts, message):
     with pytest.raises(CommandError, match=message):
         call_command("warmup", project=project_with_policy.name, **opts)

@@ -1,4 +1,5 @@
 """A backend on the session's nano tiny model (tests/conftest.py), and prompts for it."""
+
 import pytest
 
 from workers.llm.tiny import render_prompt

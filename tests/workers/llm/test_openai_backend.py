@@ -1,4 +1,5 @@
 """The OpenAI-compatible client against a real local HTTP server that runs the transformers backend."""
+
 import json
 import threading
 import time
@@ -59,8 +60,11 @@ class CompletionsHandler(BaseHTTPRequestHandler):
             failure = server.failures.pop(0) if server.failures else None
         try:
             if failure:
-                self._answer(failure, {"error": {"message": f"injected {failure}", "type": "test"}},
-                             {"Retry-After": "0"} if failure == 429 else None)
+                self._answer(
+                    failure,
+                    {"error": {"message": f"injected {failure}", "type": "test"}},
+                    {"Retry-After": "0"} if failure == 429 else None,
+                )
                 return
             if self.path != "/v1/completions":
                 self._answer(404, {"error": {"message": f"no route {self.path}"}})
@@ -78,20 +82,41 @@ class CompletionsHandler(BaseHTTPRequestHandler):
 
     def _complete(self, body: dict) -> dict:
         backend = self.server.backend
-        params = SamplingParams(n=body.get("n", 1), max_tokens=body["max_tokens"],
-                                temperature=body.get("temperature", 1.0), top_p=body.get("top_p", 1.0),
-                                stop=tuple(body.get("stop") or ()), seed=body.get("seed"))
+        params = SamplingParams(
+            n=body.get("n", 1),
+            max_tokens=body["max_tokens"],
+            temperature=body.get("temperature", 1.0),
+            top_p=body.get("top_p", 1.0),
+            stop=tuple(body.get("stop") or ()),
+            seed=body.get("seed"),
+        )
         samples = backend.generate([body["prompt"]], params)[0]
         choices = []
         for index, sample in enumerate(samples):
             tokens = [backend.decode([t]) for t in sample.token_ids]
             offsets = [len(backend.decode(sample.token_ids[:i])) for i in range(len(sample.token_ids))]
-            choices.append({"index": index, "text": sample.text, "finish_reason": sample.finish_reason,
-                            "logprobs": {"tokens": tokens, "token_logprobs": sample.token_logprobs,
-                                         "text_offset": offsets, "top_logprobs": None}})
-        return {"object": "text_completion", "model": body["model"], "choices": choices[::-1],  # any order
-                "usage": {"prompt_tokens": len(backend.encode(body["prompt"])),
-                          "completion_tokens": sum(len(s.token_ids) for s in samples)}}
+            choices.append(
+                {
+                    "index": index,
+                    "text": sample.text,
+                    "finish_reason": sample.finish_reason,
+                    "logprobs": {
+                        "tokens": tokens,
+                        "token_logprobs": sample.token_logprobs,
+                        "text_offset": offsets,
+                        "top_logprobs": None,
+                    },
+                }
+            )
+        return {
+            "object": "text_completion",
+            "model": body["model"],
+            "choices": choices[::-1],  # any order
+            "usage": {
+                "prompt_tokens": len(backend.encode(body["prompt"])),
+                "completion_tokens": sum(len(s.token_ids) for s in samples),
+            },
+        }
 
     def _echo(self, body: dict) -> dict:
         """What vLLM answers to echo=True, logprobs=1, max_tokens=1: the prompt's logprobs, then one token."""
@@ -101,11 +126,21 @@ class CompletionsHandler(BaseHTTPRequestHandler):
         generated = backend.generate([body["prompt"]], SamplingParams(max_tokens=1, temperature=0))[0][0]
         all_ids = ids + generated.token_ids
         offsets = [len(backend.decode(all_ids[:i])) for i in range(len(all_ids))]
-        return {"choices": [{"index": 0, "text": backend.decode(all_ids), "finish_reason": "length",
-                             "logprobs": {"tokens": [backend.decode([t]) for t in all_ids],
-                                          "token_logprobs": logprobs + generated.token_logprobs,
-                                          "text_offset": offsets}}],
-                "usage": {"prompt_tokens": len(ids), "completion_tokens": len(generated.token_ids)}}
+        return {
+            "choices": [
+                {
+                    "index": 0,
+                    "text": backend.decode(all_ids),
+                    "finish_reason": "length",
+                    "logprobs": {
+                        "tokens": [backend.decode([t]) for t in all_ids],
+                        "token_logprobs": logprobs + generated.token_logprobs,
+                        "text_offset": offsets,
+                    },
+                }
+            ],
+            "usage": {"prompt_tokens": len(ids), "completion_tokens": len(generated.token_ids)},
+        }
 
 
 @pytest.fixture
@@ -120,8 +155,9 @@ def server(backend):
 
 @pytest.fixture
 def client(server):
-    client = OpenAIBackend(server.base_url, model="tiny", api_key="secret", concurrency=4, timeout=10,
-                           max_retries=2, backoff=0.01)
+    client = OpenAIBackend(
+        server.base_url, model="tiny", api_key="secret", concurrency=4, timeout=10, max_retries=2, backoff=0.01
+    )
     yield client
     client.close()
 
@@ -138,9 +174,16 @@ def test_generate_matches_the_backend_it_serves(client, server, backend, prompts
     body = server.requests[0]["body"]
     assert server.requests[0]["path"] == "/v1/completions"
     assert server.requests[0]["auth"] == "Bearer secret"
-    assert {k: body[k] for k in ("model", "n", "max_tokens", "temperature", "top_p", "stop", "seed", "logprobs")} \
-        == {"model": "tiny", "n": 3, "max_tokens": 8, "temperature": 1.0, "top_p": 1.0, "stop": ["]"], "seed": 11,
-            "logprobs": 1}
+    assert {k: body[k] for k in ("model", "n", "max_tokens", "temperature", "top_p", "stop", "seed", "logprobs")} == {
+        "model": "tiny",
+        "n": 3,
+        "max_tokens": 8,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "stop": ["]"],
+        "seed": 11,
+        "logprobs": 1,
+    }
 
 
 def test_requests_run_concurrently(client, server, prompts):
@@ -202,10 +245,19 @@ def test_request_and_url_shapes():
 
 def test_echo_parsing_skips_special_tokens_left_out_of_the_echo():
     # The server dropped "<|im_start|>" from the echoed prompt: offsets are relative to the echoed text.
-    response = {"choices": [{"text": "user\nhi[f()]X", "logprobs": {
-        "tokens": ["user", "\n", "hi", "[f", "()]", "X"],
-        "token_logprobs": [None, -0.1, -0.2, -0.3, -0.4, -0.5],
-        "text_offset": [0, 4, 5, 7, 9, 12]}}], "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+    response = {
+        "choices": [
+            {
+                "text": "user\nhi[f()]X",
+                "logprobs": {
+                    "tokens": ["user", "\n", "hi", "[f", "()]", "X"],
+                    "token_logprobs": [None, -0.1, -0.2, -0.3, -0.4, -0.5],
+                    "text_offset": [0, 4, 5, 7, 9, 12],
+                },
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1},
+    }
     assert continuation_logprobs_from_echo(response, "[f()]") == [-0.3, -0.4]
     with pytest.raises(OpenAIBackendError, match="no prompt logprobs"):
         continuation_logprobs_from_echo({"choices": [{"text": "x", "logprobs": None}]}, "x")

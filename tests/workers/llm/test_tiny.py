@@ -1,4 +1,5 @@
 """The tiny model: tokenizer, chat template, save / load through from_pretrained, seeded initialisation."""
+
 import json
 
 import pytest
@@ -16,15 +17,27 @@ from workers.llm.tiny import (
     train_tokenizer,
 )
 
-WEATHER_OPENAI = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather for a city on a date.",
-    "parameters": {"type": "object", "properties": {
-        "city": {"type": "string", "description": "City name."},
-        "date": {"type": "string"},
-        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-        "required": ["city", "date"]}}}
-CAPITAL_BFCL = {"name": "get_capital", "description": "Capital of a country.",
-                "parameters": {"type": "dict", "properties": {"country": {"type": "string"}}, "required": ["country"]}}
+WEATHER_OPENAI = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city on a date.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "description": "City name."},
+                "date": {"type": "string"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city", "date"],
+        },
+    },
+}
+CAPITAL_BFCL = {
+    "name": "get_capital",
+    "description": "Capital of a country.",
+    "parameters": {"type": "dict", "properties": {"country": {"type": "string"}}, "required": ["country"]},
+}
 NO_ARGS = {"type": "function", "function": {"name": "now", "description": "Current time.", "parameters": {}}}
 
 
@@ -33,12 +46,15 @@ def tokenizer(tiny_model_dir):
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
-@pytest.mark.parametrize("text", [
-    "[get_weather(city='Paris', date='2025-01-09')]",
-    "What's the weather in São Paulo? 東京 and Zürich…  two  spaces\n\n\ttab",
-    "<|im_start|>user\nhi<|im_end|>\n",
-    "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[get_weather(city='Paris', date='2025-01-09')]",
+        "What's the weather in São Paulo? 東京 and Zürich…  two  spaces\n\n\ttab",
+        "<|im_start|>user\nhi<|im_end|>\n",
+        "",
+    ],
+)
 def test_tokenizer_round_trips_text(tokenizer, text):
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(ids, skip_special_tokens=False) == text
@@ -62,8 +78,9 @@ def test_loaded_tokenizer_encodes_as_trained(tokenizer, tiny_corpus):
 
 def test_chat_template_renders_tools_one_line_each(tokenizer):
     messages = [{"role": "user", "content": "Weather in Paris tomorrow?"}]
-    text = tokenizer.apply_chat_template(messages, tools=[WEATHER_OPENAI, CAPITAL_BFCL, NO_ARGS],
-                                         add_generation_prompt=True, tokenize=False)
+    text = tokenizer.apply_chat_template(
+        messages, tools=[WEATHER_OPENAI, CAPITAL_BFCL, NO_ARGS], add_generation_prompt=True, tokenize=False
+    )
     assert text == (
         "<|im_start|>system\nTools:\nget_weather(city, date, unit?)\nget_capital(country)\nnow()<|im_end|>\n"
         "<|im_start|>user\nWeather in Paris tomorrow?<|im_end|>\n"
@@ -75,12 +92,25 @@ def test_chat_template_renders_system_tool_calls_and_tool_messages(tokenizer):
     messages = [
         {"role": "system", "content": "Answer with calls."},
         {"role": "user", "content": "Weather in the capital of Portugal today?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_0", "type": "function",
-             "function": {"name": "get_capital", "arguments": "{\"country\": \"Portugal\"}"}}]},
-        {"role": "tool", "tool_call_id": "call_0", "name": "get_capital", "content": "{\"capital\": \"Lisbon\"}"},
-        {"role": "assistant", "content": "Checking.", "tool_calls": [
-            {"function": {"name": "get_weather", "arguments": {"city": "Lisbon", "date": "today", "days": 2}}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_0",
+                    "type": "function",
+                    "function": {"name": "get_capital", "arguments": '{"country": "Portugal"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_0", "name": "get_capital", "content": '{"capital": "Lisbon"}'},
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [
+                {"function": {"name": "get_weather", "arguments": {"city": "Lisbon", "date": "today", "days": 2}}}
+            ],
+        },
         {"role": "tool", "content": "sunny"},
         {"role": "assistant", "content": "Sunny in Lisbon."},
     ]
@@ -90,7 +120,7 @@ def test_chat_template_renders_system_tool_calls_and_tool_messages(tokenizer):
         "<|im_end|>\n"
         "<|im_start|>user\nWeather in the capital of Portugal today?<|im_end|>\n"
         "<|im_start|>assistant\n[get_capital(country='Portugal')]<|im_end|>\n"
-        "<|im_start|>tool\n{\"capital\": \"Lisbon\"}<|im_end|>\n"
+        '<|im_start|>tool\n{"capital": "Lisbon"}<|im_end|>\n'
         "<|im_start|>assistant\nChecking.\n[get_weather(city='Lisbon', date='today', days=2)]<|im_end|>\n"
         "<|im_start|>tool\nsunny<|im_end|>\n"
         "<|im_start|>assistant\nSunny in Lisbon.<|im_end|>\n"
@@ -102,21 +132,31 @@ def test_chat_template_without_tools_or_system_has_no_system_block(tokenizer):
     assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
-@pytest.mark.parametrize("arguments", [
-    {"city": "Paris"},
-    {"a": "it's", "b": 'say "hi"', "c": "both ' and \"", "d": "back\\slash\nnewline\ttab"},
-    {"n": 3, "x": 2.5, "small": 1e-05, "neg": -7, "big": 12345678901234, "flag": True, "off": False, "none": None},
-    {"items": [1, "two", [3.0, None]], "nested": {"k": "v", "list": [True]}, "empty": [], "obj": {}},
-    {"text": "true false null, {not: json} = [ ]"},
-    {"place": "São Paulo", "word": "Zürich"},
-    {},
-])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"city": "Paris"},
+        {"a": "it's", "b": 'say "hi"', "c": "both ' and \"", "d": "back\\slash\nnewline\ttab"},
+        {"n": 3, "x": 2.5, "small": 1e-05, "neg": -7, "big": 12345678901234, "flag": True, "off": False, "none": None},
+        {"items": [1, "two", [3.0, None]], "nested": {"k": "v", "list": [True]}, "empty": [], "obj": {}},
+        {"text": "true false null, {not: json} = [ ]"},
+        {"place": "São Paulo", "word": "Zürich"},
+        {},
+    ],
+)
 @pytest.mark.parametrize("as_json_string", [False, True])
 def test_tool_call_arguments_render_like_the_python_call_list(tokenizer, arguments, as_json_string):
     payload = json.dumps(arguments, ensure_ascii=False) if as_json_string else arguments
-    messages = [{"role": "user", "content": "x"},
-                {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": payload}},
-                                                     {"function": {"name": "g", "arguments": payload}}]}]
+    messages = [
+        {"role": "user", "content": "x"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"function": {"name": "f", "arguments": payload}},
+                {"function": {"name": "g", "arguments": payload}},
+            ],
+        },
+    ]
     text = tokenizer.apply_chat_template(messages, tokenize=False)
     expected = render_call_list([{"name": "f", "arguments": arguments}, {"name": "g", "arguments": arguments}])
     assert f"<|im_start|>assistant\n{expected}<|im_end|>\n" in text
@@ -125,15 +165,18 @@ def test_tool_call_arguments_render_like_the_python_call_list(tokenizer, argumen
 def test_render_conversation_is_the_tokenizers_template(tokenizer, tiny_queries):
     for query in tiny_queries[:10]:
         assert render_conversation(query["messages"], query["tools"], True) == render_prompt(
-            tokenizer, query["messages"], query["tools"])
+            tokenizer, query["messages"], query["tools"]
+        )
 
 
 def test_corpus_holds_answered_conversations_and_each_tool_description_once(tiny_queries, tiny_corpus):
     query = tiny_queries[0]
-    assert tiny_corpus[0] == render_conversation(query["messages"], query["tools"], True) + \
-        query["reference_output"] + "<|im_end|>\n"
-    conversations = tiny_corpus[:len(tiny_queries)]
-    descriptions = tiny_corpus[len(tiny_queries):]
+    assert (
+        tiny_corpus[0]
+        == render_conversation(query["messages"], query["tools"], True) + query["reference_output"] + "<|im_end|>\n"
+    )
+    conversations = tiny_corpus[: len(tiny_queries)]
+    descriptions = tiny_corpus[len(tiny_queries) :]
     assert all(c.startswith("<|im_start|>") for c in conversations)
     tool_names = {t["function"]["name"] for q in tiny_queries for t in q["tools"]}
     assert len(descriptions) == len(tool_names)
@@ -159,7 +202,11 @@ def test_small_preset_is_the_demos_two_layer_model():
 
     config = TinyModelConfig(size="small")
     assert (config.hidden_size, config.num_hidden_layers, config.intermediate_size, config.vocab_size) == (
-        128, 2, 512, 4096)
+        128,
+        2,
+        512,
+        4096,
+    )
     d, layers, ffn, kv = 128, 2, 512, 128  # four KV heads of 32: no grouped-query attention at this size
     attention = d * d + d + 2 * (d * kv + kv) + d * d
 
@@ -168,9 +215,17 @@ def test_small_preset_is_the_demos_two_layer_model():
 
     # the demo's corpus gives a 1,903-token vocabulary: the 769,280-parameter model `make demo` prints
     assert parameters(1903) == 769_280
-    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=1903, hidden_size=d, num_hidden_layers=layers,
-                                         num_attention_heads=4, num_key_value_heads=4, intermediate_size=ffn,
-                                         tie_word_embeddings=True))
+    model = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=1903,
+            hidden_size=d,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            intermediate_size=ffn,
+            tie_word_embeddings=True,
+        )
+    )
     assert model.num_parameters() == parameters(1903)
     assert parameters(config.vocab_size) <= 1_100_000  # the full 4,096 tokens stay near a million
 

@@ -1,4 +1,5 @@
 """The transformers backend on the nano tiny model: batching, seeding, stop strings, logprobs, KV prefix reuse."""
+
 import pytest
 
 from workers.llm.base import SamplingParams
@@ -89,7 +90,7 @@ def test_stop_strings_cut_the_text_and_its_logprobs(backend, prompts, stop_lengt
     free = backend.generate(prompts, SAMPLED)
     # A stop string taken from the middle of one sample's text: that sample must end right before it.
     sample = max((s for r in free for s in r), key=lambda s: len(s.text))
-    stop = sample.text[len(sample.text) // 3:][:stop_length]
+    stop = sample.text[len(sample.text) // 3 :][:stop_length]
     assert len(stop) == stop_length
     params = SamplingParams(n=3, max_tokens=12, temperature=1.0, seed=7, stop=("\x00never", stop))
     stopped = backend.generate(prompts, params)

@@ -1,4 +1,5 @@
 """The vLLM backend's translation of parameters and outputs (vLLM itself needs a GPU; none is here)."""
+
 import importlib.util
 from types import SimpleNamespace
 
@@ -23,24 +24,40 @@ def logprob(value):
 def completion(index, text, token_ids, values, finish_reason, stop_reason=None, with_logprobs=True):
     """Shaped like vllm.outputs.CompletionOutput; logprobs as vLLM gives them: token id → Logprob per step."""
     steps = [{t: logprob(v), 99: logprob(-9.0)} for t, v in zip(token_ids, values)] if with_logprobs else None
-    return SimpleNamespace(index=index, text=text, token_ids=token_ids, logprobs=steps,
-                           finish_reason=finish_reason, stop_reason=stop_reason, cumulative_logprob=sum(values))
+    return SimpleNamespace(
+        index=index,
+        text=text,
+        token_ids=token_ids,
+        logprobs=steps,
+        finish_reason=finish_reason,
+        stop_reason=stop_reason,
+        cumulative_logprob=sum(values),
+    )
 
 
 def test_sampling_params_translate_to_vllm_keywords():
     params = SamplingParams(n=4, max_tokens=32, temperature=0.7, top_p=0.9, stop=(". ", "]"), seed=3)
-    assert sampling_kwargs(params) == {"n": 4, "temperature": 0.7, "top_p": 0.9, "max_tokens": 32,
-                                       "stop": [". ", "]"], "seed": 3, "logprobs": 0}
+    assert sampling_kwargs(params) == {
+        "n": 4,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "max_tokens": 32,
+        "stop": [". ", "]"],
+        "seed": 3,
+        "logprobs": 0,
+    }
     assert sampling_kwargs(SamplingParams(temperature=0))["temperature"] == 0
     assert score_sampling_kwargs()["prompt_logprobs"] == 0
 
 
 def test_request_output_becomes_samples_in_index_order_without_the_eos_token():
-    output = SimpleNamespace(outputs=[
-        completion(1, "[f(a=1)]", [10, 11, EOS], [-0.5, -0.25, -0.1], "stop"),  # ended by EOS
-        completion(0, "[g(", [12, 13, 14], [-1.0, -2.0, -3.0], "length"),
-        completion(2, "[h", [15, 16], [-0.1, -0.2], "stop", stop_reason="]"),  # ended by a stop string
-    ])
+    output = SimpleNamespace(
+        outputs=[
+            completion(1, "[f(a=1)]", [10, 11, EOS], [-0.5, -0.25, -0.1], "stop"),  # ended by EOS
+            completion(0, "[g(", [12, 13, 14], [-1.0, -2.0, -3.0], "length"),
+            completion(2, "[h", [15, 16], [-0.1, -0.2], "stop", stop_reason="]"),  # ended by a stop string
+        ]
+    )
     samples = samples_from_request_output(output, eos_token_ids={EOS})
     assert [s.text for s in samples] == ["[g(", "[f(a=1)]", "[h"]
     assert [s.finish_reason for s in samples] == ["length", "stop", "stop"]

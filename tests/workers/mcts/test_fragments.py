@@ -1,4 +1,5 @@
 """Fragments: lossless splitting on iTool's delimiters, grouping into nodes."""
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,13 +13,19 @@ CALL = "[get_weather(city='Paris', date='2025-01-02')]"
 
 def test_call_string_splits_after_each_itool_delimiter():
     assert split_fragments(CALL, ITOOL) == [
-        "[get_weather(", "city=", "'Paris', ", "date=", "'2025-01-02')]",
+        "[get_weather(",
+        "city=",
+        "'Paris', ",
+        "date=",
+        "'2025-01-02')]",
     ]
 
 
 def test_sentence_delimiter_keeps_its_space():
     assert split_fragments("Sure. I will call it, then answer.", ITOOL) == [
-        "Sure. ", "I will call it, ", "then answer.",
+        "Sure. ",
+        "I will call it, ",
+        "then answer.",
     ]
 
 

@@ -1,4 +1,5 @@
 """Pair extraction: chosen/rejected at branching nodes, iTool's filters, deficiency and span, dedupe."""
+
 import pytest
 
 from workers.mcts.config import MCTSConfig, PairConfig
@@ -15,8 +16,9 @@ def verdict(deficiency="", span=None, reward=1.0):
 
 def child(tree, parent, fragment, values, verdict_=None, **extra):
     """A child whose rollouts scored `values`."""
-    return tree.add_child(parent, fragment=fragment, visits=len(values), value_sum=sum(values), verdict=verdict_,
-                          **extra)
+    return tree.add_child(
+        parent, fragment=fragment, visits=len(values), value_sum=sum(values), verdict=verdict_, **extra
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """The batched search: one generate call per step, tree invariants, step reports, resuming after a crash."""
+
 import math
 from dataclasses import asdict
 
@@ -9,22 +10,35 @@ from workers.mcts.config import MCTSConfig
 from workers.mcts.search import (
     CheckerScorer,
     JudgeScorer,
+    call_seed,
     leaf_scorer,
     next_fragment,
     run_search,
     run_search_sequential,
-    call_seed,
 )
 from workers.mcts.tree import Tree
 
 TOOLS = [
-    {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city and day.",
-                                      "parameters": {"type": "object", "properties": {
-                                          "city": {"type": "string"}, "date": {"type": "string"}},
-                                          "required": ["city"]}}},
-    {"type": "function", "function": {"name": "get_time", "description": "Local time in a city.",
-                                      "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                     "required": ["city"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city and day.",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "date": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "description": "Local time in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    },
 ]
 
 # Three queries: the prompt each tree continues, its ground truth, and the responses the scripted policy
@@ -32,15 +46,21 @@ TOOLS = [
 QUERIES = {
     "<q1 weather in Paris>": (
         [{"get_weather": {"city": ["Paris"], "date": ["2025-01-02", ""]}}],
-        ["[get_weather(city='Paris', date='2025-01-02')]",  # valid
-         "[get_weather(city='Lyon', date='2025-01-02')]",  # wrong_value
-         "[get_time(city='Paris')]",  # wrong_function
-         "I cannot help with that."],  # no_call
+        [
+            "[get_weather(city='Paris', date='2025-01-02')]",  # valid
+            "[get_weather(city='Lyon', date='2025-01-02')]",  # wrong_value
+            "[get_time(city='Paris')]",  # wrong_function
+            "I cannot help with that.",
+        ],  # no_call
     ),
     "<q2 time in Tokyo>": (
         [{"get_time": {"city": ["Tokyo"]}}],
-        ["[get_time(city='Tokyo')]", "[get_time(city='Osaka')]", "[get_weather(city='Tokyo')]",
-         "[get_time(city='Tokyo', date='now')]"],
+        [
+            "[get_time(city='Tokyo')]",
+            "[get_time(city='Osaka')]",
+            "[get_weather(city='Tokyo')]",
+            "[get_time(city='Tokyo', date='now')]",
+        ],
     ),
     "<q3 tell me a joke>": (
         [],  # no call is right
@@ -72,13 +92,13 @@ class ScriptedBackend(BaseBackend):
 
     def _sample(self, prompt):
         query = next(q for q in self.queries if prompt.startswith(q))
-        prefix = prompt[len(query):]
+        prefix = prompt[len(query) :]
         candidates = [r for r in self.queries[query][1] if r.startswith(prefix) and r != prefix]
         assert candidates, f"nothing continues {prefix!r}"
         k = self.served.get(prompt, 0)
         self.served[prompt] = k + 1
         response = candidates[k % len(candidates)]
-        text = response[len(prefix):]
+        text = response[len(prefix) :]
         tokens = max(1, len(text) // 3)
         logprobs = [-0.05 * (1 + (len(response) + i) % 7) for i in range(tokens)]
         return Sample(text, logprobs, "length" if response in self.truncated else "stop")
@@ -135,8 +155,13 @@ def searched():
     config = MCTSConfig()
     trees = new_trees()
     reports = []
-    run_search(trees, ScriptedBackend(), scorers_for(trees), config,
-               on_step=lambda i, changes, stats: reports.append((i, changes, stats)))
+    run_search(
+        trees,
+        ScriptedBackend(),
+        scorers_for(trees),
+        config,
+        on_step=lambda i, changes, stats: reports.append((i, changes, stats)),
+    )
     return config, trees, reports
 
 
@@ -234,8 +259,9 @@ def test_a_cut_off_sample_leaves_an_expandable_child():
     config = MCTSConfig(simulations=1)
     queries = {"<q>": ([{"get_time": {"city": ["Paris"]}}], ["I cannot help", "I cannot help you today"])}
     tree = Tree.new("q", "<q>")
-    run_search([tree], ScriptedBackend(queries, truncated={"I cannot help"}), [CheckerScorer(queries["<q>"][0], TOOLS)],
-               config)
+    run_search(
+        [tree], ScriptedBackend(queries, truncated={"I cannot help"}), [CheckerScorer(queries["<q>"][0], TOOLS)], config
+    )
     by_fragment = {c.fragment: c for c in tree.children_of(tree.root)}
     assert set(by_fragment) == {"I cannot help", "I cannot help you today"}
     assert not by_fragment["I cannot help"].is_terminal
@@ -245,10 +271,12 @@ def test_a_cut_off_sample_leaves_an_expandable_child():
 def test_prior_is_exp_mean_logprob_of_the_fragment_tokens():
     queries = {"<q>": ([], ["ab, cdef, ghijkl"])}
     whole, first = Tree.new("whole", "<q>"), Tree.new("first", "<q>")
-    run_search([whole], ScriptedBackend(queries), [CheckerScorer([], TOOLS)], MCTSConfig(simulations=1, width=1,
-                                                                                       max_depth=1))
-    run_search([first], ScriptedBackend(queries), [CheckerScorer([], TOOLS)], MCTSConfig(simulations=1, width=1,
-                                                                                       step_limit=1))
+    run_search(
+        [whole], ScriptedBackend(queries), [CheckerScorer([], TOOLS)], MCTSConfig(simulations=1, width=1, max_depth=1)
+    )
+    run_search(
+        [first], ScriptedBackend(queries), [CheckerScorer([], TOOLS)], MCTSConfig(simulations=1, width=1, step_limit=1)
+    )
     # 16 characters → 5 tokens, logprobs -0.05·(1 + (16 + i) % 7) = -0.15, -0.2, -0.25, -0.3, -0.35.
     (child,) = whole.children_of(whole.root)
     assert child.fragment == "ab, cdef, ghijkl" and child.token_count == 5
@@ -331,7 +359,7 @@ def test_resume_after_a_committed_step_gives_the_uninterrupted_trees(uninterrupt
         assert sorted(store.rows[tree.tree_id].values(), key=lambda r: (r["depth"], r["key"])) == tree.to_rows()
     # The resumed run redid only the steps that were not committed, asking for the same prompts.
     expected_prompts = [prompts for prompts, _ in expected_backend.calls]
-    assert [prompts for prompts, _ in backend.calls] == expected_prompts[crash_after + 1:]
+    assert [prompts for prompts, _ in backend.calls] == expected_prompts[crash_after + 1 :]
 
 
 @pytest.mark.parametrize("killed_on_call", [0, 2, 4])
@@ -399,18 +427,21 @@ def test_search_with_the_judge_scorer():
     assert any(n.terminal_reward == 1.0 for n in leaves)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"simulations": 0}, "simulations must be a positive integer"),
-    ({"width": 1.5}, "width must be a positive integer"),
-    ({"step_limit": True}, "step_limit must be a positive integer"),
-    ({"delimiters": ()}, "delimiters must be non-empty strings"),
-    ({"delimiters": ("", ",")}, "delimiters must be non-empty strings"),
-    ({"c_puct": -1}, "c_puct must be a number >= 0"),
-    ({"temperature": 11}, "temperature must be in"),
-    ({"top_p": 0}, "top_p must be in"),
-    ({"scorer": "oracle"}, "scorer must be one of checker, judge"),
-    ({"seed": "x"}, "seed must be an integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"simulations": 0}, "simulations must be a positive integer"),
+        ({"width": 1.5}, "width must be a positive integer"),
+        ({"step_limit": True}, "step_limit must be a positive integer"),
+        ({"delimiters": ()}, "delimiters must be non-empty strings"),
+        ({"delimiters": ("", ",")}, "delimiters must be non-empty strings"),
+        ({"c_puct": -1}, "c_puct must be a number >= 0"),
+        ({"temperature": 11}, "temperature must be in"),
+        ({"top_p": 0}, "top_p must be in"),
+        ({"scorer": "oracle"}, "scorer must be one of checker, judge"),
+        ({"seed": "x"}, "seed must be an integer"),
+    ],
+)
 def test_config_refuses_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MCTSConfig(**kwargs)
@@ -450,11 +481,18 @@ def tiny_policy(tmp_path_factory):
     from workers.llm.transformers_backend import TransformersBackend
 
     specs = generate_environment(EnvironmentConfig(seed=0, queries=40)).queries
-    queries = [{"messages": q.messages, "ground_truth": q.ground_truth, "reference_output": q.reference_output,
-                "tools": [t.as_openai() for t in q.tools]}
-               for q in specs]
-    path = build_tiny_model(corpus_from_records(queries), tmp_path_factory.mktemp("tiny"),
-                            TinyModelConfig(size="nano", seed=0))
+    queries = [
+        {
+            "messages": q.messages,
+            "ground_truth": q.ground_truth,
+            "reference_output": q.reference_output,
+            "tools": [t.as_openai() for t in q.tools],
+        }
+        for q in specs
+    ]
+    path = build_tiny_model(
+        corpus_from_records(queries), tmp_path_factory.mktemp("tiny"), TinyModelConfig(size="nano", seed=0)
+    )
     backend = TransformersBackend(str(path), batch_size=16)
     searched = [dict(q, prompt=render_prompt(backend.tokenizer, q["messages"], q["tools"])) for q in queries[:3]]
     return backend, searched

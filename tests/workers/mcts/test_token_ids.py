@@ -1,4 +1,5 @@
 """A real search on the nano model keeps each node's sampled token ids: a path's ids are what was sampled."""
+
 from tests.workers.mcts.test_search import tiny_policy  # noqa: F401  (the fixture)
 from workers.llm.base import BaseBackend
 from workers.mcts import MCTSConfig, PairConfig, Tree, extract_pairs, leaf_scorer, run_search
@@ -27,8 +28,12 @@ def test_node_ids_concatenate_to_the_sampled_ids(tiny_policy):  # noqa: F811
     inner, queries = tiny_policy
     config = MCTSConfig(max_tokens=24, seed=5, simulations=4)
     backend = Recording(inner)
-    trees = run_search([Tree.new(i, q["prompt"]) for i, q in enumerate(queries)], backend,
-                       [leaf_scorer(config, q["ground_truth"], q["tools"]) for q in queries], config)
+    trees = run_search(
+        [Tree.new(i, q["prompt"]) for i, q in enumerate(queries)],
+        backend,
+        [leaf_scorer(config, q["ground_truth"], q["tools"]) for q in queries],
+        config,
+    )
     sampled = {}  # prompt ids -> the samples' ids continuing them
     for prompt, samples in backend.calls:
         assert isinstance(prompt, list)  # every expansion continued token ids, never retokenised text
@@ -44,7 +49,7 @@ def test_node_ids_concatenate_to_the_sampled_ids(tiny_policy):  # noqa: F811
             parent = tree.nodes[node.parent_key]
             context = tuple(tree.prompt_ids + tree.path_ids(parent))
             # the node's ids start one of the samples drawn right after its parent's exact ids
-            assert any(ids[:len(node.token_ids)] == tuple(node.token_ids) for ids in sampled[context])
+            assert any(ids[: len(node.token_ids)] == tuple(node.token_ids) for ids in sampled[context])
         for leaf in (n for n in tree.nodes.values() if n.is_terminal):
             assert inner.decode(tree.path_ids(leaf)) == tree.path_text(leaf)
     assert children > 10

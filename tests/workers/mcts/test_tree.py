@@ -1,4 +1,5 @@
 """The search tree: UCT selection, backup, deterministic keys, rows."""
+
 import math
 
 import pytest
@@ -130,8 +131,17 @@ def test_path_text_concatenates_fragments_from_the_root():
 
 def test_rows_round_trip(three_children):
     tree, a, b, c = three_children
-    grow(tree, a, "city=", 1, 1.0, is_terminal=True, terminal_reward=1.0, verdict={"valid": True, "span": None},
-         token_count=3)
+    grow(
+        tree,
+        a,
+        "city=",
+        1,
+        1.0,
+        is_terminal=True,
+        terminal_reward=1.0,
+        verdict={"valid": True, "span": None},
+        token_count=3,
+    )
     tree.simulations_done = 2
     rows = tree.to_rows()
     assert {row["key"] for row in rows} == set(tree.nodes)

@@ -1,4 +1,5 @@
 """Fixtures for the training engines' tests."""
+
 import pytest
 import torch
 

@@ -1,5 +1,6 @@
 """Training as a launched job: the spec file, `accelerate launch` on 1 and 2 CPU processes (gloo), progress,
 cancel, kill -> resume, failures and bad input."""
+
 import json
 import signal
 import sys
@@ -39,9 +40,14 @@ def tokenizer(tiny_model_dir):
 def rows(tokenizer, tiny_queries):
     """Eight pairs: the reference answer against the same answer calling a function that does not exist."""
     answered = [q for q in tiny_queries if q["reference_output"].startswith("[")][:8]
-    return [{"prompt": render_prompt(tokenizer, q["messages"], q["tools"]),
-             "chosen": q["reference_output"],
-             "rejected": q["reference_output"].replace("(", "_v2(", 1)} for q in answered]
+    return [
+        {
+            "prompt": render_prompt(tokenizer, q["messages"], q["tools"]),
+            "chosen": q["reference_output"],
+            "rejected": q["reference_output"].replace("(", "_v2(", 1),
+        }
+        for q in answered
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +57,9 @@ def grpo_prompts(tokenizer):
     prompts = []
     for q in queries:
         tools = [t.as_openai() for t in q.tools]
-        prompts.append({"prompt": render_prompt(tokenizer, q.messages, tools),
-                        "reward": checker_reward(q.ground_truth, tools)})
+        prompts.append(
+            {"prompt": render_prompt(tokenizer, q.messages, tools), "reward": checker_reward(q.ground_truth, tools)}
+        )
     return prompts
 
 
@@ -88,28 +95,45 @@ def running(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def test_a_spec_round_trips_through_its_file(tmp_path, rows):
-    spec = JobSpec(algorithm="simpo", policy_path="/models/p", output_dir="/out", config={"beta": 2.0}, rows=rows,
-                   checkpoint_dir="/state", resume=True)
+    spec = JobSpec(
+        algorithm="simpo",
+        policy_path="/models/p",
+        output_dir="/out",
+        config={"beta": 2.0},
+        rows=rows,
+        checkpoint_dir="/state",
+        resume=True,
+    )
     assert read_spec(write_spec(spec, tmp_path / "spec.json")) == spec
     assert not list(tmp_path.glob("*.partial"))
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"algorithm": "ppo"}, "algorithm: expected one of sft, dpo, ipo, simpo, orpo, grpo, got 'ppo'"),
-    ({"policy_path": ""}, "policy_path: expected a non-empty path"),
-    ({"config": {"beta": -1.0}}, "config: invalid simpo settings: beta must be > 0"),
-    ({"config": {"betta": 1.0}}, "config: unknown simpo setting(s): betta"),
-    ({"rows": []}, "rows: expected a non-empty list"),
-    ({"rows": [{"prompt": "p", "chosen": "a"}]}, "rows: row 0: missing or non-text rejected"),
-    ({"resume": True}, "resume: true needs the checkpoint_dir"),
-    ({"prompts": [{"prompt": "p"}]}, "prompts: not used by simpo (it trains on rows)"),
-    ({"algorithm": "grpo", "rows": None, "prompts": [{"prompt": "p", "reward": {"kind": "judge"}}]},
-     "prompts: entry 0: reward: expected an object with kind one of checker, solve_f1"),
-    ({"algorithm": "grpo", "rows": None, "prompts": [{"prompt": "p", "reward": {"kind": "solve_f1",
-                                                                               "sub_answers": {}}}]},
-     "reward: implementations: expected {tool name: Python source}"),
-    ({"algorithm": "sft", "rows": None, "examples": {"easy": []}}, "examples: expected {bucket: [examples]}"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"algorithm": "ppo"}, "algorithm: expected one of sft, dpo, ipo, simpo, orpo, grpo, got 'ppo'"),
+        ({"policy_path": ""}, "policy_path: expected a non-empty path"),
+        ({"config": {"beta": -1.0}}, "config: invalid simpo settings: beta must be > 0"),
+        ({"config": {"betta": 1.0}}, "config: unknown simpo setting(s): betta"),
+        ({"rows": []}, "rows: expected a non-empty list"),
+        ({"rows": [{"prompt": "p", "chosen": "a"}]}, "rows: row 0: missing or non-text rejected"),
+        ({"resume": True}, "resume: true needs the checkpoint_dir"),
+        ({"prompts": [{"prompt": "p"}]}, "prompts: not used by simpo (it trains on rows)"),
+        (
+            {"algorithm": "grpo", "rows": None, "prompts": [{"prompt": "p", "reward": {"kind": "judge"}}]},
+            "prompts: entry 0: reward: expected an object with kind one of checker, solve_f1",
+        ),
+        (
+            {
+                "algorithm": "grpo",
+                "rows": None,
+                "prompts": [{"prompt": "p", "reward": {"kind": "solve_f1", "sub_answers": {}}}],
+            },
+            "reward: implementations: expected {tool name: Python source}",
+        ),
+        ({"algorithm": "sft", "rows": None, "examples": {"easy": []}}, "examples: expected {bucket: [examples]}"),
+    ],
+)
 def test_bad_specs_are_refused_naming_the_field(changes, message, rows):
     fields = {"algorithm": "simpo", "policy_path": "/models/p", "output_dir": "/out", "rows": rows, **changes}
     with pytest.raises(SpecError) as error:
@@ -139,18 +163,20 @@ def test_the_launch_command(tmp_path):
     assert "--num_processes" in launch_command("s.json", num_processes=4, accelerate_config="fsdp.yaml")
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing config", "does not exist"),
-    ("unparseable config", "does not parse"),
-    ("gpu config on cpu", "needs GPUs"),
-    ("too many processes", "64 processes but only"),
-    ("no processes", "num_processes must be an integer >= 1"),
-    ("bad spec", "bad job spec"),
-    ("no accelerate", "the launcher is missing: accelerate is not installed"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing config", "does not exist"),
+        ("unparseable config", "does not parse"),
+        ("gpu config on cpu", "needs GPUs"),
+        ("too many processes", "64 processes but only"),
+        ("no processes", "num_processes must be an integer >= 1"),
+        ("bad spec", "bad job spec"),
+        ("no accelerate", "the launcher is missing: accelerate is not installed"),
+    ],
+)
 def test_input_that_cannot_start_a_job_is_refused_with_the_reason(case, message, tmp_path, rows):
-    spec = spec_file(tmp_path, algorithm="simpo", policy_path="/models/p", output_dir=str(tmp_path / "out"),
-                     rows=rows)
+    spec = spec_file(tmp_path, algorithm="simpo", policy_path="/models/p", output_dir=str(tmp_path / "out"), rows=rows)
     kwargs = {}
     if case == "missing config":
         kwargs["accelerate_config"] = tmp_path / "nowhere.yaml"
@@ -202,8 +228,9 @@ def test_the_shipped_accelerate_configs_load_as_accelerate_reads_them(path, tmp_
 def test_a_preference_job_on_two_processes_trains_every_pair_once(tiny_model_dir, rows, tmp_path):
     fields = {"algorithm": "simpo", "policy_path": str(tiny_model_dir), "rows": rows, "config": QUICK}
     updates = []
-    job = run_job(spec_file(tmp_path, output_dir=str(tmp_path / "out"), **fields), updates.append, num_processes=2,
-                  env=ONE_THREAD)
+    job = run_job(
+        spec_file(tmp_path, output_dir=str(tmp_path / "out"), **fields), updates.append, num_processes=2, env=ONE_THREAD
+    )
 
     result = job["result"]
     assert job["world_size"] == result["world_size"] == 2 and job["launcher"] == "accelerate"
@@ -222,10 +249,21 @@ def test_a_preference_job_on_two_processes_trains_every_pair_once(tiny_model_dir
 
 @pytest.mark.slow
 def test_a_grpo_job_on_two_processes_scores_every_prompt(tiny_model_dir, grpo_prompts, tmp_path):
-    config = {"num_generations": 4, "max_completion_length": 8, "batch_size": 2, "logging_steps": 1,
-              "learning_rate": 1e-3}
-    spec = spec_file(tmp_path, algorithm="grpo", policy_path=str(tiny_model_dir), output_dir=str(tmp_path / "out"),
-                     config=config, prompts=grpo_prompts)
+    config = {
+        "num_generations": 4,
+        "max_completion_length": 8,
+        "batch_size": 2,
+        "logging_steps": 1,
+        "learning_rate": 1e-3,
+    }
+    spec = spec_file(
+        tmp_path,
+        algorithm="grpo",
+        policy_path=str(tiny_model_dir),
+        output_dir=str(tmp_path / "out"),
+        config=config,
+        prompts=grpo_prompts,
+    )
     updates = []
     job = run_job(spec, updates.append, num_processes=2, env=ONE_THREAD)
 
@@ -241,14 +279,23 @@ def test_a_grpo_job_on_two_processes_scores_every_prompt(tiny_model_dir, grpo_pr
 @pytest.mark.slow
 def test_the_warm_up_on_two_processes_keeps_its_curriculum(tiny_model_dir, tiny_queries, tokenizer, tmp_path):
     answered = [q for q in tiny_queries if q["reference_output"]][:16]
-    examples = {bucket: [{"prompt": render_prompt(tokenizer, q["messages"], q["tools"]),
-                          "completion": q["reference_output"]} for q in part]
-                for bucket, part in (("easy", answered[:8]), ("medium", answered[8:]))}
-    fields = {"algorithm": "sft", "policy_path": str(tiny_model_dir), "examples": examples,
-              "config": {"batch_size": 4, "max_steps": 4, "logging_steps": 1, "learning_rate": 1e-3}}
+    examples = {
+        bucket: [
+            {"prompt": render_prompt(tokenizer, q["messages"], q["tools"]), "completion": q["reference_output"]}
+            for q in part
+        ]
+        for bucket, part in (("easy", answered[:8]), ("medium", answered[8:]))
+    }
+    fields = {
+        "algorithm": "sft",
+        "policy_path": str(tiny_model_dir),
+        "examples": examples,
+        "config": {"batch_size": 4, "max_steps": 4, "logging_steps": 1, "learning_rate": 1e-3},
+    }
     updates = []
-    job = run_job(spec_file(tmp_path, output_dir=str(tmp_path / "out"), **fields), updates.append,
-                  num_processes=2, env=ONE_THREAD)
+    job = run_job(
+        spec_file(tmp_path, output_dir=str(tmp_path / "out"), **fields), updates.append, num_processes=2, env=ONE_THREAD
+    )
     alone_updates = []
     alone = run_spec(JobSpec(output_dir=str(tmp_path / "alone"), **fields), progress=alone_updates.append)
 
@@ -279,8 +326,14 @@ class Cancelled(Exception):
 
 @pytest.mark.slow
 def test_cancel_terminates_every_process_of_the_job(tiny_model_dir, rows, tmp_path):
-    spec = spec_file(tmp_path, algorithm="simpo", policy_path=str(tiny_model_dir), output_dir=str(tmp_path / "out"),
-                     config={**QUICK, "max_steps": 100_000}, rows=rows)
+    spec = spec_file(
+        tmp_path,
+        algorithm="simpo",
+        policy_path=str(tiny_model_dir),
+        output_dir=str(tmp_path / "out"),
+        config={**QUICK, "max_steps": 100_000},
+        rows=rows,
+    )
     pid, seen = [], {}
 
     def progress(update):
@@ -299,9 +352,14 @@ def test_cancel_terminates_every_process_of_the_job(tiny_model_dir, rows, tmp_pa
 
 @pytest.mark.slow
 def test_a_job_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_model_dir, rows, tmp_path):
-    fields = {"algorithm": "simpo", "policy_path": str(tiny_model_dir), "output_dir": str(tmp_path / "out"),
-              "rows": rows, "checkpoint_dir": str(tmp_path / "state"),
-              "config": {**QUICK, "batch_size": 2, "max_steps": 30, "save_steps": 2}}
+    fields = {
+        "algorithm": "simpo",
+        "policy_path": str(tiny_model_dir),
+        "output_dir": str(tmp_path / "out"),
+        "rows": rows,
+        "checkpoint_dir": str(tmp_path / "state"),
+        "config": {**QUICK, "batch_size": 2, "max_steps": 30, "save_steps": 2},
+    }
     pid = []
 
     def kill_everything_at_step_3(update):
@@ -310,8 +368,13 @@ def test_a_job_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_model_d
                 p.send_signal(signal.SIGKILL)
 
     with pytest.raises(JobFailed) as failure:
-        run_job(spec_file(tmp_path, **fields), kill_everything_at_step_3, num_processes=2, env=ONE_THREAD,
-                on_start=pid.append)
+        run_job(
+            spec_file(tmp_path, **fields),
+            kill_everything_at_step_3,
+            num_processes=2,
+            env=ONE_THREAD,
+            on_start=pid.append,
+        )
     assert failure.value.exit_code == -signal.SIGKILL and "killed by SIGKILL" in str(failure.value)
     saved = last_checkpoint(tmp_path / "state")
     assert saved is not None
@@ -319,8 +382,12 @@ def test_a_job_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_model_d
     assert 2 <= step_at_kill < 30
 
     updates = []
-    job = run_job(spec_file(tmp_path, "resume.json", **{**fields, "resume": True}), updates.append,
-                  num_processes=2, env=ONE_THREAD)
+    job = run_job(
+        spec_file(tmp_path, "resume.json", **{**fields, "resume": True}),
+        updates.append,
+        num_processes=2,
+        env=ONE_THREAD,
+    )
     assert job["world_size"] == 2
     assert job["result"]["resumed_from_step"] == step_at_kill and job["result"]["steps"] == 30
     assert updates[0]["step"] == step_at_kill + 1
@@ -332,8 +399,9 @@ def test_a_failing_job_raises_its_exit_code_and_stderr_tail(rows, tmp_path):
     broken = tmp_path / "broken-policy"
     broken.mkdir()
     (broken / "config.json").write_text("{this is not json")
-    spec = spec_file(tmp_path, algorithm="dpo", policy_path=str(broken), output_dir=str(tmp_path / "out"),
-                     rows=rows, config=QUICK)
+    spec = spec_file(
+        tmp_path, algorithm="dpo", policy_path=str(broken), output_dir=str(tmp_path / "out"), rows=rows, config=QUICK
+    )
     with pytest.raises(JobFailed) as failure:
         run_job(spec, num_processes=2, env=ONE_THREAD, log_path=tmp_path / "job.log")
     error = failure.value

@@ -1,4 +1,5 @@
 """Preference optimisation: DPO, IPO, SimPO and ORPO train the tiny policy, LoRA, validation, resume after a kill."""
+
 import math
 
 import pytest
@@ -31,9 +32,14 @@ def tokenizer(tiny_model_dir):
 def rows(tokenizer, tiny_queries):
     """Eight pairs: the reference answer against the same answer calling a function that does not exist."""
     answered = [q for q in tiny_queries if q["reference_output"].startswith("[")][:8]
-    return [{"prompt": render_prompt(tokenizer, q["messages"], q["tools"]),
-             "chosen": q["reference_output"],
-             "rejected": q["reference_output"].replace("(", "_v2(", 1)} for q in answered]
+    return [
+        {
+            "prompt": render_prompt(tokenizer, q["messages"], q["tools"]),
+            "chosen": q["reference_output"],
+            "rejected": q["reference_output"].replace("(", "_v2(", 1),
+        }
+        for q in answered
+    ]
 
 
 def weights(model_dir) -> dict[str, torch.Tensor]:
@@ -55,19 +61,23 @@ def mean_margin(model_dir, rows) -> float:
         ids = tokenizer(prompt + completion + tokenizer.eos_token, return_tensors="pt").input_ids
         with torch.no_grad():
             logprobs = model(ids).logits[0, :-1].log_softmax(-1)  # (T-1, V): position t predicts token t+1
-        return logprobs[start - 1:].gather(-1, ids[0, start:, None]).sum().item()
+        return logprobs[start - 1 :].gather(-1, ids[0, start:, None]).sum().item()
 
     return sum(logp(r["prompt"], r["chosen"]) - logp(r["prompt"], r["rejected"]) for r in rows) / len(rows)
 
 
 def pair_tokens(tokenizer, row) -> int:
     """Prompt + chosen + rejected tokens, the prompt counted once; TRL appends EOS to both sides."""
+
     def length(text):
         return len(tokenizer(text).input_ids)
 
     eos = tokenizer.eos_token
-    return length(row["prompt"] + row["chosen"] + eos) + length(row["prompt"] + row["rejected"] + eos) - length(
-        row["prompt"])
+    return (
+        length(row["prompt"] + row["chosen"] + eos)
+        + length(row["prompt"] + row["rejected"] + eos)
+        - length(row["prompt"])
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +86,13 @@ def margin_before(tiny_model_dir, rows):
 
 
 @pytest.mark.parametrize("algorithm", ["dpo", "ipo", "simpo", "orpo"])
-def test_each_algorithm_trains_toward_the_chosen_side(algorithm, tiny_model_dir, rows, tokenizer, margin_before,
-                                                      tmp_path):
+def test_each_algorithm_trains_toward_the_chosen_side(
+    algorithm, tiny_model_dir, rows, tokenizer, margin_before, tmp_path
+):
     calls = []
-    result = train_preference(tiny_model_dir, tmp_path / "out", rows, config_for(algorithm, QUICK),
-                              progress=calls.append)
+    result = train_preference(
+        tiny_model_dir, tmp_path / "out", rows, config_for(algorithm, QUICK), progress=calls.append
+    )
 
     assert result.algorithm == algorithm and result.examples == len(rows)
     assert result.steps == 3 and result.resumed_from_step == 0
@@ -115,9 +127,14 @@ def test_lora_adapters_are_merged_into_a_plain_checkpoint(tiny_model_dir, rows, 
 
 def test_sft_weight_adds_an_nll_term_on_the_chosen_side(tiny_model_dir, rows, tmp_path):
     plain, with_sft = (
-        train_preference(tiny_model_dir, tmp_path / f"sft-{weight}", rows,
-                         config_for("dpo", {**QUICK, "max_steps": 1, "sft_weight": weight}))
-        for weight in (0.0, 1.0))
+        train_preference(
+            tiny_model_dir,
+            tmp_path / f"sft-{weight}",
+            rows,
+            config_for("dpo", {**QUICK, "max_steps": 1, "sft_weight": weight}),
+        )
+        for weight in (0.0, 1.0)
+    )
     # Policy = reference at step 1, so DPO's loss is ln 2; the SFT term adds the chosen side's mean NLL (~ln V).
     assert plain.first_loss == pytest.approx(math.log(2), abs=1e-5)
     assert with_sft.first_loss > plain.first_loss + 1.0
@@ -148,34 +165,42 @@ def test_config_for_builds_the_algorithms_params():
     assert config_for("dpo", {"beta": 1}).beta == 1.0 and isinstance(config_for("dpo", {"beta": 1}).beta, float)
 
 
-@pytest.mark.parametrize("algorithm, overrides, message", [
-    ("kto", {}, "unknown algorithm 'kto'; expected one of dpo, ipo, simpo, orpo"),
-    ("dpo", {"gamma": 0.5, "betta": 1}, "unknown dpo setting(s): betta, gamma"),
-    ("simpo", {"learning_rate": 0}, "learning_rate must be > 0 (got 0.0)"),
-    ("dpo", {"batch_size": 0, "epochs": -1}, "epochs must be > 0 (got -1.0); batch_size must be >= 1 (got 0)"),
-    ("ipo", {"beta": "0.1"}, "beta must be float (got '0.1')"),
-    ("dpo", {"batch_size": True}, "batch_size must be int (got True)"),
-    ("dpo", {"lora": 1}, "lora must be bool (got 1)"),
-    ("simpo", {"gamma": -0.1}, "gamma must be >= 0"),
-    ("simpo", {"warmup_ratio": 1.0}, "warmup_ratio must be in [0, 1)"),
-    ("dpo", {"max_steps": 0}, "max_steps must be -1 (no cap) or >= 1"),
-    ("orpo", {"sft_weight": 1.0}, "sft_weight must be 0 for ORPO"),
-])
+@pytest.mark.parametrize(
+    "algorithm, overrides, message",
+    [
+        ("kto", {}, "unknown algorithm 'kto'; expected one of dpo, ipo, simpo, orpo"),
+        ("dpo", {"gamma": 0.5, "betta": 1}, "unknown dpo setting(s): betta, gamma"),
+        ("simpo", {"learning_rate": 0}, "learning_rate must be > 0 (got 0.0)"),
+        ("dpo", {"batch_size": 0, "epochs": -1}, "epochs must be > 0 (got -1.0); batch_size must be >= 1 (got 0)"),
+        ("ipo", {"beta": "0.1"}, "beta must be float (got '0.1')"),
+        ("dpo", {"batch_size": True}, "batch_size must be int (got True)"),
+        ("dpo", {"lora": 1}, "lora must be bool (got 1)"),
+        ("simpo", {"gamma": -0.1}, "gamma must be >= 0"),
+        ("simpo", {"warmup_ratio": 1.0}, "warmup_ratio must be in [0, 1)"),
+        ("dpo", {"max_steps": 0}, "max_steps must be -1 (no cap) or >= 1"),
+        ("orpo", {"sft_weight": 1.0}, "sft_weight must be 0 for ORPO"),
+    ],
+)
 def test_bad_settings_are_refused_with_a_clear_message(algorithm, overrides, message):
     with pytest.raises(ValueError) as error:
         config_for(algorithm, overrides)
     assert message in str(error.value)
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([], "no preference rows"),
-    ([{"prompt": "p", "chosen": "a", "rejected": "b"}, {"prompt": "p", "chosen": "a"}],
-     "row 1: missing or non-text rejected"),
-    ([{"prompt": None, "chosen": "a", "rejected": "b"}], "row 0: missing or non-text prompt"),
-    ([{"prompt": "p", "chosen": "same", "rejected": "same"}], "row 0: chosen and rejected are identical"),
-    ([{"prompt": "p", "chosen": "", "rejected": "b"}], "row 0: chosen and rejected must not be empty"),
-    (["prompt chosen rejected"], "row 0: expected a dict"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([], "no preference rows"),
+        (
+            [{"prompt": "p", "chosen": "a", "rejected": "b"}, {"prompt": "p", "chosen": "a"}],
+            "row 1: missing or non-text rejected",
+        ),
+        ([{"prompt": None, "chosen": "a", "rejected": "b"}], "row 0: missing or non-text prompt"),
+        ([{"prompt": "p", "chosen": "same", "rejected": "same"}], "row 0: chosen and rejected are identical"),
+        ([{"prompt": "p", "chosen": "", "rejected": "b"}], "row 0: chosen and rejected must not be empty"),
+        (["prompt chosen rejected"], "row 0: expected a dict"),
+    ],
+)
 def test_bad_rows_are_refused_naming_the_row(rows, message, tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match=message):
         train_preference(tiny_model_dir, tmp_path / "out", rows, DPOParams())
@@ -203,8 +228,9 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(algorithm, lora, tiny_mod
             raise Killed
 
     with pytest.raises(Killed):
-        train_preference(tiny_model_dir, tmp_path / "out", rows, config, progress=die_at_step_3,
-                         checkpoint_dir=checkpoints)
+        train_preference(
+            tiny_model_dir, tmp_path / "out", rows, config, progress=die_at_step_3, checkpoint_dir=checkpoints
+        )
     assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-2"]
     # A later checkpoint the kill interrupted mid-save: weights written, trainer state not (or cut short).
     (checkpoints / "checkpoint-3").mkdir()
@@ -212,8 +238,15 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(algorithm, lora, tiny_mod
     (checkpoints / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3, "log_hi')
 
     second_run = []
-    result = train_preference(tiny_model_dir, tmp_path / "out", rows, config, progress=second_run.append,
-                              checkpoint_dir=checkpoints, resume=True)
+    result = train_preference(
+        tiny_model_dir,
+        tmp_path / "out",
+        rows,
+        config,
+        progress=second_run.append,
+        checkpoint_dir=checkpoints,
+        resume=True,
+    )
 
     assert result.resumed_from_step == 2 and result.steps == 5
     assert [u["step"] for u in second_run] == [3, 4, 5]
@@ -225,8 +258,14 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(algorithm, lora, tiny_mod
 
 
 def test_resume_without_a_checkpoint_yet_starts_from_scratch(tiny_model_dir, rows, tmp_path):
-    result = train_preference(tiny_model_dir, tmp_path / "out", rows, config_for("simpo", {**QUICK, "max_steps": 2}),
-                              checkpoint_dir=tmp_path / "none-yet", resume=True)
+    result = train_preference(
+        tiny_model_dir,
+        tmp_path / "out",
+        rows,
+        config_for("simpo", {**QUICK, "max_steps": 2}),
+        checkpoint_dir=tmp_path / "none-yet",
+        resume=True,
+    )
     assert result.resumed_from_step == 0 and result.steps == 2
 
 
@@ -255,8 +294,11 @@ def test_unfinished_sides_are_tokenised_without_eos(algorithm, tiny_model_dir, t
     mixed = [{**rows[0], "chosen_ends": False}, {**rows[1], "rejected_ends": False}, rows[2]]
     _, model = load_policy(tiny_model_dir, config)
     trainer = ALGORITHMS[algorithm].trainer_class()(
-        model=model, args=trl_args(config, tmp_path), processing_class=tokenizer,
-        train_dataset=datasets.Dataset.from_list(_checked_rows(mixed)))
+        model=model,
+        args=trl_args(config, tmp_path),
+        processing_class=tokenizer,
+        train_dataset=datasets.Dataset.from_list(_checked_rows(mixed)),
+    )
     data = _unfinished_without_eos(trainer.train_dataset, algorithm, tokenizer.eos_token_id)
     key = "{}_ids" if algorithm in ("dpo", "ipo") else "{}_input_ids"
     eos = tokenizer.eos_token_id
@@ -265,20 +307,31 @@ def test_unfinished_sides_are_tokenised_without_eos(algorithm, tiny_model_dir, t
     before = trainer.train_dataset[0][key.format("chosen")]
     assert data[0][key.format("chosen")] == before[:-1]  # only the EOS went
     if algorithm in ("simpo", "orpo"):
-        assert len(data[0]["chosen_labels"]) == len(data[0]["chosen_input_ids"]) == len(data[0]["chosen_attention_mask"])
+        assert (
+            len(data[0]["chosen_labels"]) == len(data[0]["chosen_input_ids"]) == len(data[0]["chosen_attention_mask"])
+        )
 
 
 def test_an_unfinished_fragment_does_not_teach_stopping(tiny_model_dir, rows, tmp_path):
     """SimPO with an SFT term (CPO-SimPO) on fragments that stop mid-answer: with the EOS TRL would add, the
     policy learns to end there; marked unfinished, it does not."""
-    fragments = [{**r, "chosen": r["chosen"][: len(r["chosen"]) // 2], "rejected": r["rejected"][: len(r["rejected"]) // 2]}
-                 for r in rows]
+    fragments = [
+        {**r, "chosen": r["chosen"][: len(r["chosen"]) // 2], "rejected": r["rejected"][: len(r["rejected"]) // 2]}
+        for r in rows
+    ]
     fragments = [f for f in fragments if f["chosen"] != f["rejected"]]
     config = config_for("simpo", {**QUICK, "max_steps": 20, "learning_rate": 3e-3, "sft_weight": 1.0})
     base = eos_logprob(tiny_model_dir, fragments)
     train_preference(tiny_model_dir, tmp_path / "with-eos", fragments, config)
-    train_preference(tiny_model_dir, tmp_path / "unfinished", [{**f, "chosen_ends": False, "rejected_ends": False}
-                                                               for f in fragments], config)
-    with_eos, unfinished = eos_logprob(tmp_path / "with-eos", fragments), eos_logprob(tmp_path / "unfinished", fragments)
+    train_preference(
+        tiny_model_dir,
+        tmp_path / "unfinished",
+        [{**f, "chosen_ends": False, "rejected_ends": False} for f in fragments],
+        config,
+    )
+    with_eos, unfinished = (
+        eos_logprob(tmp_path / "with-eos", fragments),
+        eos_logprob(tmp_path / "unfinished", fragments),
+    )
     assert with_eos > base + 1.0  # the EOS after the fragment was learned
     assert unfinished < with_eos - 1.0

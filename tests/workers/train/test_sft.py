@@ -1,5 +1,6 @@
 """The warm-up SFT engine: the step budget shared over the curriculum's stages, the order one trainer reads them
 in, and a real run of the nano policy through TRL."""
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -32,13 +33,13 @@ def test_curriculum_order_groups_batches_by_length():
     rows = list(range(64))
     lengths = [(i * 37) % 101 for i in rows]
     order = curriculum_order([rows], [8], batch_size=8, lengths=lengths, seed=3, group_by_length=True)
-    batches = [order[i:i + 8] for i in range(0, 64, 8)]
+    batches = [order[i : i + 8] for i in range(0, 64, 8)]
     assert sorted(order) == rows
     # one megabatch sorted by length and cut into batches: no two batches' length ranges overlap
     spans = sorted((min(lengths[i] for i in b), max(lengths[i] for i in b)) for b in batches)
     assert all(hi <= next_lo for (_, hi), (next_lo, _) in zip(spans, spans[1:]))
     shuffled = curriculum_order([rows], [8], batch_size=8, lengths=lengths, seed=3, group_by_length=False)
-    padded = lambda o: sum(8 * max(lengths[i] for i in o[j:j + 8]) for j in range(0, 64, 8))  # noqa: E731
+    padded = lambda o: sum(8 * max(lengths[i] for i in o[j : j + 8]) for j in range(0, 64, 8))  # noqa: E731
     assert padded(order) < padded(shuffled)
 
 
@@ -53,8 +54,9 @@ def _examples(tiny_queries) -> dict[str, list[dict]]:
 
 def test_warmup_runs_the_stages_in_one_trainer_within_the_budget(tiny_model_dir, tiny_queries, tmp_path):
     seen = []
-    config = WarmupConfig(max_steps=9, batch_size=4, learning_rate=3e-3, logging_steps=1, warmup_steps=1,
-                          lr_scheduler_type="cosine")
+    config = WarmupConfig(
+        max_steps=9, batch_size=4, learning_rate=3e-3, logging_steps=1, warmup_steps=1, lr_scheduler_type="cosine"
+    )
     results = warmup_sft(tiny_model_dir, tmp_path / "out", _examples(tiny_queries), config, progress=seen.append)
     assert [r.bucket for r in results] == ["easy", "medium", "hard"]
     assert sum(r.steps for r in results) == 9 and all(r.steps >= 1 for r in results)
@@ -62,8 +64,9 @@ def test_warmup_runs_the_stages_in_one_trainer_within_the_budget(tiny_model_dir,
     steps = [p["step"] for p in seen]
     assert steps == list(range(1, 10))  # one step count over the whole warm-up: no restart at a stage
     assert {p["max_steps"] for p in seen} == {9}
-    assert [p["bucket"] for p in seen] == (["easy"] * results[0].steps + ["medium"] * results[1].steps
-                                           + ["hard"] * results[2].steps)
+    assert [p["bucket"] for p in seen] == (
+        ["easy"] * results[0].steps + ["medium"] * results[1].steps + ["hard"] * results[2].steps
+    )
     trained = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
     before = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert trained.dtype == torch.float32
@@ -78,15 +81,25 @@ def test_plain_loss_equals_trls_loss(tiny_model_dir, tiny_queries):
     from trl import SFTConfig
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    rows = [{"prompt": e["prompt"], "completion": e["completion"] + IM_END}
-            for e in _examples(tiny_queries)["easy"][:6]]
+    rows = [
+        {"prompt": e["prompt"], "completion": e["completion"] + IM_END} for e in _examples(tiny_queries)["easy"][:6]
+    ]
     losses = {}
     for metrics in (False, True):
         model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-        args = SFTConfig(output_dir="/tmp/unused", max_steps=1, per_device_train_batch_size=6, use_cpu=True,
-                         bf16=False, report_to="none", completion_only_loss=True, gradient_checkpointing=False)
-        trainer = _trainer_class(metrics, list(range(6)), 6)(model=model, args=args, processing_class=tokenizer,
-                                                          train_dataset=datasets.Dataset.from_list(rows))
+        args = SFTConfig(
+            output_dir="/tmp/unused",
+            max_steps=1,
+            per_device_train_batch_size=6,
+            use_cpu=True,
+            bf16=False,
+            report_to="none",
+            completion_only_loss=True,
+            gradient_checkpointing=False,
+        )
+        trainer = _trainer_class(metrics, list(range(6)), 6)(
+            model=model, args=args, processing_class=tokenizer, train_dataset=datasets.Dataset.from_list(rows)
+        )
         batch = next(iter(trainer.get_train_dataloader()))
         with torch.no_grad():
             losses[metrics] = float(trainer.compute_loss(model, batch))
@@ -97,15 +110,22 @@ def test_examples_truncated_to_nothing_are_named(tiny_model_dir, tiny_queries, t
     examples = _examples(tiny_queries)
     long_prompt = {"prompt": "word " * 600, "completion": "[f(x=1)]"}
     with pytest.raises(ValueError, match="1 examples have no completion token left within max_length=300"):
-        warmup_sft(tiny_model_dir, tmp_path / "out", {"easy": examples["easy"][:3] + [long_prompt]},
-                   WarmupConfig(max_steps=1, batch_size=2, max_length=300))
+        warmup_sft(
+            tiny_model_dir,
+            tmp_path / "out",
+            {"easy": examples["easy"][:3] + [long_prompt]},
+            WarmupConfig(max_steps=1, batch_size=2, max_length=300),
+        )
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"max_steps": 0}, "max_steps must be -1"),
-    ({"max_steps": 10, "max_steps_per_bucket": 5}, "not both"),
-    ({"lr_scheduler_type": "cosine_with_hard_restarts"}, "lr_scheduler_type must be"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"max_steps": 0}, "max_steps must be -1"),
+        ({"max_steps": 10, "max_steps_per_bucket": 5}, "not both"),
+        ({"lr_scheduler_type": "cosine_with_hard_restarts"}, "lr_scheduler_type must be"),
+    ],
+)
 def test_bad_warmup_config_is_refused(fields, message):
     with pytest.raises(ValueError, match=message):
         WarmupConfig(**fields)

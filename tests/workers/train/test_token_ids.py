@@ -1,5 +1,6 @@
 """Preference rows that carry the sampled token ids train on exactly those ids (no retokenising across the
 prompt's end); rows without ids keep TRL's text path."""
+
 import pytest
 from transformers import AutoTokenizer
 
@@ -27,15 +28,24 @@ def mid_token_rows(tokenizer, tiny_queries):
     for query in tiny_queries:
         rendered, answer = render_prompt(tokenizer, query["messages"], query["tools"]), query["reference_output"]
         for cut in [i + 1 for i, ch in enumerate(answer) if ch in "(="]:
-            prefix, fragment = answer[:cut], answer[cut:cut + 12]
+            prefix, fragment = answer[:cut], answer[cut : cut + 12]
             prompt_ids = encode(tokenizer, rendered) + encode(tokenizer, prefix)
             chosen_ids = encode(tokenizer, fragment)
             if encode(tokenizer, rendered + prefix + fragment) == prompt_ids + chosen_ids or not fragment.strip():
                 continue  # no merge across the end here: not the case under test
             rejected = fragment[::-1]
-            rows.append({"prompt": rendered + prefix, "chosen": fragment, "rejected": rejected,
-                         "chosen_ends": False, "rejected_ends": False, "prompt_ids": prompt_ids,
-                         "chosen_ids": chosen_ids, "rejected_ids": encode(tokenizer, rejected)})
+            rows.append(
+                {
+                    "prompt": rendered + prefix,
+                    "chosen": fragment,
+                    "rejected": rejected,
+                    "chosen_ends": False,
+                    "rejected_ends": False,
+                    "prompt_ids": prompt_ids,
+                    "chosen_ids": chosen_ids,
+                    "rejected_ids": encode(tokenizer, rejected),
+                }
+            )
             break
         if len(rows) == 8:
             return rows
@@ -68,14 +78,14 @@ def sequences(batch, key, mask_key):
     return [ids[mask.bool()].tolist() for ids, mask in zip(batch[key], batch[mask_key])]
 
 
-def test_dpo_trains_on_the_sampled_ids_without_the_prefix_warning(tiny_model_dir, mid_token_rows, recorded,
-                                                                  tmp_path):
+def test_dpo_trains_on_the_sampled_ids_without_the_prefix_warning(tiny_model_dir, mid_token_rows, recorded, tmp_path):
     batches, warnings = recorded
     train_preference(tiny_model_dir, tmp_path / "out", mid_token_rows, config_for("dpo", QUICK))
     assert warnings == []
     trained = sequences(batches[0], "input_ids", "attention_mask")
     expected = {tuple(r["prompt_ids"] + r["chosen_ids"]) for r in mid_token_rows} | {
-        tuple(r["prompt_ids"] + r["rejected_ids"]) for r in mid_token_rows}
+        tuple(r["prompt_ids"] + r["rejected_ids"]) for r in mid_token_rows
+    }
     assert {tuple(seq) for seq in trained} == expected  # exactly the sampled ids, no EOS on mid-answer sides
 
 
@@ -113,11 +123,14 @@ def test_text_rows_and_id_rows_train_together(tiny_model_dir, tokenizer, mid_tok
     assert tuple(mid_token_rows[1]["prompt_ids"] + mid_token_rows[1]["chosen_ids"]) in trained
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"prompt_ids": [1, -2]}, "prompt_ids must be a list of token ids"),
-    ({"prompt_ids": None, "chosen_ids": [1]}, "need the prompt_ids"),
-    ({"rejected_ids": "1 2"}, "rejected_ids must be a list"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"prompt_ids": [1, -2]}, "prompt_ids must be a list of token ids"),
+        ({"prompt_ids": None, "chosen_ids": [1]}, "need the prompt_ids"),
+        ({"rejected_ids": "1 2"}, "rejected_ids must be a list"),
+    ],
+)
 def test_bad_ids_are_refused_naming_the_row(bad, message, tiny_model_dir, mid_token_rows, tmp_path):
     with pytest.raises(ValueError, match=message):
         train_preference(tiny_model_dir, tmp_path / "out", [{**mid_token_rows[0], **bad}], config_for("dpo", QUICK))

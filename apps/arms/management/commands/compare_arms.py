@@ -1,4 +1,5 @@
 """`compare_arms --project NAME --round N [--arms a,b,…] [--seeds K] [--dispatch]`."""
+
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -11,17 +12,22 @@ from workers.evaluation import KIND_GROUPS
 
 
 class Command(BaseCommand):
-    help = ("Controlled comparison: train each arm's data from the round's input checkpoint at the round's training "
-            "budget (optimizer steps × batch) with K seeds, evaluate each on the round's eval queries, and print "
-            f"the arms table. Arms: {', '.join(TRAINED_ARMS)} (default: all). Finished arms are skipped.")
+    help = (
+        "Controlled comparison: train each arm's data from the round's input checkpoint at the round's training "
+        "budget (optimizer steps × batch) with K seeds, evaluate each on the round's eval queries, and print "
+        f"the arms table. Arms: {', '.join(TRAINED_ARMS)} (default: all). Finished arms are skipped."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
         parser.add_argument("--round", type=int, required=True, help="The round's number.")
         parser.add_argument("--arms", default="", help=f"Comma-separated, from: {', '.join(TRAINED_ARMS)}.")
         parser.add_argument("--seeds", type=int, default=1, help="Seeds per arm (0, 1, …, K-1).")
-        parser.add_argument("--dispatch", action="store_true",
-                            help="Send the arms to Celery workers (queue gpu) instead of running them here.")
+        parser.add_argument(
+            "--dispatch",
+            action="store_true",
+            help="Send the arms to Celery workers (queue gpu) instead of running them here.",
+        )
 
     def handle(self, *args, **opts):
         try:
@@ -38,8 +44,9 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         budget = next((r.budget for r in rows if r.budget), None)
         if budget:
-            self.stdout.write(f"round {rnd.number} budget: {budget['steps']} steps × batch {budget['batch']} "
-                              f"({budget['source']})")
+            self.stdout.write(
+                f"round {rnd.number} budget: {budget['steps']} steps × batch {budget['batch']} ({budget['source']})"
+            )
         if opts["dispatch"]:
             self.stdout.write(f"{len(rows)} arm run(s) sent to the gpu queue")
             return
@@ -57,7 +64,9 @@ class Command(BaseCommand):
 
             def tick(p: dict) -> None:
                 stage = p.get("stage")
-                done, total = (p.get("step"), p.get("max_steps")) if stage == "train" else (p.get("done"), p.get("total"))
+                done, total = (
+                    (p.get("step"), p.get("max_steps")) if stage == "train" else (p.get("done"), p.get("total"))
+                )
                 if plain:
                     if stage != last.get("stage") or (done is not None and done != last.get("done")):
                         loss = f" loss {p['loss']:.4f}" if p.get("loss") is not None else ""
@@ -79,14 +88,17 @@ class Command(BaseCommand):
                 arm_fail(arm_run_id=row.pk, error=f"{type(exc).__name__}: {exc}")
                 raise
         figures = (row.eval_run.metrics if row.eval_run else {}) or {}
-        self.stdout.write(f"{name}: pass@1 {figures.get('pass_rate', 0):.1%} on {figures.get('n')} eval queries"
-                          + (f" ({row.budget.get('fitted')})" if row.budget.get("fitted") else ""))
+        self.stdout.write(
+            f"{name}: pass@1 {figures.get('pass_rate', 0):.1%} on {figures.get('n')} eval queries"
+            + (f" ({row.budget.get('fitted')})" if row.budget.get("fitted") else "")
+        )
 
     def _table(self, rnd) -> None:
         table = arms_table(round=rnd)
         kinds = table["kinds"]
-        self.stdout.write("arm".ljust(12) + "seeds".rjust(6) + "".join(k[:18].rjust(21) for k in kinds)
-                          + "over-refusal".rjust(14))
+        self.stdout.write(
+            "arm".ljust(12) + "seeds".rjust(6) + "".join(k[:18].rjust(21) for k in kinds) + "over-refusal".rjust(14)
+        )
         for row in ([table["baseline"]] if table["baseline"] else []) + table["arms"]:
             cells = []
             for kind in kinds:
@@ -94,11 +106,19 @@ class Command(BaseCommand):
                 rate, interval = cell.get("pass_rate"), cell.get("interval")
                 text = "—" if rate is None else f"{rate:.1%}"
                 if interval:
-                    text += f" {interval['diff'] * 100:+.1f}[{interval['low'] * 100:+.0f},{interval['high'] * 100:+.0f}]"
+                    text += (
+                        f" {interval['diff'] * 100:+.1f}[{interval['low'] * 100:+.0f},{interval['high'] * 100:+.0f}]"
+                    )
                 cells.append(text.rjust(21))
             refusal = row["over_refusal"]
-            self.stdout.write(row["arm"].ljust(12) + str(row["seeds"]).rjust(6) + "".join(cells)
-                              + ("—" if refusal is None else f"{refusal:.1%}").rjust(14))
-        self.stdout.write("cells: strict pass@1 (mean over seeds) and, against 'input', the change in points "
-                          f"[95% paired bootstrap interval]; column '{ALL}' = every eval query, '{CALL_KINDS}' = "
-                          f"{' + '.join(KIND_GROUPS[CALL_KINDS])}")
+            self.stdout.write(
+                row["arm"].ljust(12)
+                + str(row["seeds"]).rjust(6)
+                + "".join(cells)
+                + ("—" if refusal is None else f"{refusal:.1%}").rjust(14)
+            )
+        self.stdout.write(
+            "cells: strict pass@1 (mean over seeds) and, against 'input', the change in points "
+            f"[95% paired bootstrap interval]; column '{ALL}' = every eval query, '{CALL_KINDS}' = "
+            f"{' + '.join(KIND_GROUPS[CALL_KINDS])}"
+        )

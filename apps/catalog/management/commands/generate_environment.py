@@ -1,4 +1,5 @@
 """Generate a tool-use environment (tools with implementations, and queries) and store it in a project."""
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm

@@ -1,4 +1,5 @@
 """`import_data PATH --format toolace|bfcl|openai|ftrl --project NAME [--split train|eval]`."""
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
@@ -20,8 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--answers", help="BFCL possible-answer file (default: possible_answer/<same name>).")
 
     def handle(self, *args, **opts):
-        bar = tqdm(total=0, unit="B", unit_scale=True, desc="import", disable=opts["verbosity"] == 0,
-                   file=self.stderr)
+        bar = tqdm(total=0, unit="B", unit_scale=True, desc="import", disable=opts["verbosity"] == 0, file=self.stderr)
 
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -32,8 +32,12 @@ class Command(BaseCommand):
             with transaction.atomic():  # a failed import leaves no new project behind either
                 project, created = Project.objects.get_or_create(name=opts["project"])
                 counts = import_file(
-                    project=project, path=opts["path"], fmt=opts["format"], split=opts["split"],
-                    answers_path=opts["answers"], progress=progress,
+                    project=project,
+                    path=opts["path"],
+                    fmt=opts["format"],
+                    split=opts["split"],
+                    answers_path=opts["answers"],
+                    progress=progress,
                 )
         except RecordError as exc:
             raise CommandError(f"{opts['path']}: {exc} — nothing was imported") from None

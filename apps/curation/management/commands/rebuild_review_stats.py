@@ -1,4 +1,5 @@
 """`rebuild_review_stats [--project NAME] [--check]`: recompute the review dashboard's counts from the rows."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.curation.stats import review_stats_differences, review_stats_rebuild
@@ -8,13 +9,16 @@ SHOWN = 20  # differences printed per project
 
 
 class Command(BaseCommand):
-    help = ("Recompute the counts behind the review dashboard (pairs by round, deficiency and status; changes per "
-            "person; agreement cells) from the pairs, events and decisions, and say which were wrong.")
+    help = (
+        "Recompute the counts behind the review dashboard (pairs by round, deficiency and status; changes per "
+        "person; agreement cells) from the pairs, events and decisions, and say which were wrong."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--project", help="Project name (default: every project).")
-        parser.add_argument("--check", action="store_true",
-                            help="Only compare the stored counts with the rows; exit 1 if any differ.")
+        parser.add_argument(
+            "--check", action="store_true", help="Only compare the stored counts with the rows; exit 1 if any differ."
+        )
 
     def handle(self, *args, **opts):
         projects = Project.objects.order_by("name")

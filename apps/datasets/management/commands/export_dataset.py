@@ -1,5 +1,6 @@
 """`export_dataset --project NAME --snapshot ID|latest --format trl|openai|sharegpt [--span fragment|completion]
 [--complete] --output PATH|-`: a snapshot as JSON Lines (docs/exports.md)."""
+
 import hashlib
 import os
 import tempfile
@@ -22,12 +23,19 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="Project name.")
         parser.add_argument("--snapshot", required=True, help="Snapshot id, or `latest`.")
         parser.add_argument("--format", required=True, choices=FORMATS)
-        parser.add_argument("--span", default="fragment", choices=SPANS,
-                            help="trl only: the shared prefix in the prompt (fragment) or in both completions.")
-        parser.add_argument("--complete", action="store_true",
-                            help="Complete each side that stops mid-answer by its best finished rollout in the search "
-                                 "tree, so every chosen/rejected is a whole answer (rows that cannot be are left out "
-                                 "and counted).")
+        parser.add_argument(
+            "--span",
+            default="fragment",
+            choices=SPANS,
+            help="trl only: the shared prefix in the prompt (fragment) or in both completions.",
+        )
+        parser.add_argument(
+            "--complete",
+            action="store_true",
+            help="Complete each side that stops mid-answer by its best finished rollout in the search "
+            "tree, so every chosen/rejected is a whole answer (rows that cannot be are left out "
+            "and counted).",
+        )
         parser.add_argument("--output", required=True, help="File to write, or - for stdout.")
 
     def handle(self, *args, **opts):
@@ -41,8 +49,13 @@ class Command(BaseCommand):
         except (ValueError, OSError) as exc:  # no checkpoint, or its tokenizer cannot be loaded
             raise CommandError(f"snapshot #{snapshot.pk}: {exc}") from None
 
-        bar = tqdm(total=snapshot.pair_count, unit="row", desc="export", file=self.stderr,
-                   disable=opts["verbosity"] == 0 or not self.stderr.isatty())
+        bar = tqdm(
+            total=snapshot.pair_count,
+            unit="row",
+            desc="export",
+            file=self.stderr,
+            disable=opts["verbosity"] == 0 or not self.stderr.isatty(),
+        )
         digest, rows, size = hashlib.sha256(), 0, 0
 
         def counted(stream):

@@ -1,4 +1,5 @@
 """`demo`: set up the demo project and serve it, with a worker, on this machine."""
+
 import os
 import signal
 import subprocess
@@ -9,7 +10,6 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-
 from django.db.models import Count
 
 from apps.curation.models import PreferencePair
@@ -26,7 +26,13 @@ DEMO_SIMPO, DEMO_PAIRS = TINY_SIMPO, PAIRS
 DEMO_SELECTION = {k: v for k, v in SELECTION.items() if k != "max_queries"}
 # The warm-up (round 0): a fixed step budget so its minutes do not grow with the data; a from-scratch model takes
 # a high learning rate with a cosine decay in each curriculum stage (docs/experiments.md, "The demo policy").
-DEMO_WARMUP = {"max_steps": 2500, "learning_rate": 1e-2, "lr_scheduler": "cosine", "warmup_steps": 30, "adam_beta2": 0.95}
+DEMO_WARMUP = {
+    "max_steps": 2500,
+    "learning_rate": 1e-2,
+    "lr_scheduler": "cosine",
+    "warmup_steps": 30,
+    "adam_beta2": 0.95,
+}
 
 
 class Command(BaseCommand):
@@ -34,14 +40,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--project", default="demo")
-        parser.add_argument("--queries", type=int, default=20000,
-                            help="Generated queries in the demo environment (80%% train, 20%% eval).")
-        parser.add_argument("--warmup-steps", type=int, default=DEMO_WARMUP["max_steps"],
-                            help="Optimizer steps of the warm-up SFT (batches of 32), over its three stages.")
+        parser.add_argument(
+            "--queries",
+            type=int,
+            default=20000,
+            help="Generated queries in the demo environment (80%% train, 20%% eval).",
+        )
+        parser.add_argument(
+            "--warmup-steps",
+            type=int,
+            default=DEMO_WARMUP["max_steps"],
+            help="Optimizer steps of the warm-up SFT (batches of 32), over its three stages.",
+        )
         parser.add_argument("--search-queries", type=int, default=256, help="Queries each demo round searches.")
         parser.add_argument("--eval-queries", type=int, default=800, help="Held-out queries each round is scored on.")
-        parser.add_argument("--review", action="store_true",
-                            help="Round 1 waits for people to review its pairs instead of auto-approving them.")
+        parser.add_argument(
+            "--review",
+            action="store_true",
+            help="Round 1 waits for people to review its pairs instead of auto-approving them.",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
@@ -71,8 +88,11 @@ class Command(BaseCommand):
             )
             call_command("generate_environment", project=project.name, seed=opts["seed"], queries=opts["queries"])
         self._loop(project, opts)
-        self.stdout.write("Time by phase: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self._timings)
-                          + f"; total {time.perf_counter() - started:.0f} s")
+        self.stdout.write(
+            "Time by phase: "
+            + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self._timings)
+            + f"; total {time.perf_counter() - started:.0f} s"
+        )
         passwords = demo_users_create(project=project)
         url = f"http://{opts['host']}:{opts['port']}"
         self.stdout.write(self.style.SUCCESS(f"\nDemo project {project.name!r} is ready."))
@@ -98,25 +118,40 @@ class Command(BaseCommand):
         searched and paired, its pairs waiting for review. Each part is skipped when an earlier run did it."""
         if not Checkpoint.objects.filter(project=project, kind=Checkpoint.Kind.TINY).exists():
             with self._phase("tiny model (tokenizer + Qwen2)"):
-                call_command("build_tiny_model", project=project.name, seed=opts["seed"], size="small",
-                             output=str(settings.CHECKPOINT_DIR / project.name / "tiny"))
+                call_command(
+                    "build_tiny_model",
+                    project=project.name,
+                    seed=opts["seed"],
+                    size="small",
+                    output=str(settings.CHECKPOINT_DIR / project.name / "tiny"),
+                )
         if not TrainingRound.objects.filter(project=project, number=0, state=TrainingRound.State.DONE).exists():
             with self._phase("round 0: warm-up SFT + eval"):
-                call_command("warmup", project=project.name, eval_limit=opts["eval_queries"],
-                             **{**DEMO_WARMUP, "max_steps": opts["warmup_steps"]})
+                call_command(
+                    "warmup",
+                    project=project.name,
+                    eval_limit=opts["eval_queries"],
+                    **{**DEMO_WARMUP, "max_steps": opts["warmup_steps"]},
+                )
         selection = {**DEMO_SELECTION, "max_queries": opts["search_queries"]}
         hyperparameters = {"train": DEMO_SIMPO, "pairs": DEMO_PAIRS, "eval_limit": opts["eval_queries"]}
         if not TrainingRound.objects.filter(project=project, number=1).exists():
-            round_create(project=project, algorithm=TrainingRound.Algorithm.SIMPO, selection=selection,
-                         hyperparameters=hyperparameters)
+            round_create(
+                project=project,
+                algorithm=TrainingRound.Algorithm.SIMPO,
+                selection=selection,
+                hyperparameters=hyperparameters,
+            )
         round1 = TrainingRound.objects.get(project=project, number=1)
         if opts["review"]:
             if round1.state not in FINAL:
                 with self._phase("round 1: select, search, pair"):
                     call_command("run_round", project=project.name, until="pair")
                 self._pairs_waiting(project)
-                self.stdout.write("Round 1 waits for review: approve its pairs in the browser, then launch it "
-                                  "from its round page (admin) or run `run_round --until evaluate`.")
+                self.stdout.write(
+                    "Round 1 waits for review: approve its pairs in the browser, then launch it "
+                    "from its round page (admin) or run `run_round --until evaluate`."
+                )
             return
         if round1.state not in FINAL:  # run_round prints the before → after figures itself
             with self._phase("round 1: select, search, pair, approve, train, evaluate"):
@@ -124,10 +159,16 @@ class Command(BaseCommand):
             round1.refresh_from_db()
         else:
             self._before_after(round1)
-        if round1.state == TrainingRound.State.DONE and not TrainingRound.objects.filter(project=project,
-                                                                                       number=2).exists():
-            round_create(project=project, algorithm=TrainingRound.Algorithm.SIMPO, selection=selection,
-                         hyperparameters=hyperparameters)
+        if (
+            round1.state == TrainingRound.State.DONE
+            and not TrainingRound.objects.filter(project=project, number=2).exists()
+        ):
+            round_create(
+                project=project,
+                algorithm=TrainingRound.Algorithm.SIMPO,
+                selection=selection,
+                hyperparameters=hyperparameters,
+            )
         if TrainingRound.objects.filter(project=project, number=2).exclude(state__in=FINAL).exists():
             with self._phase("round 2: select, search, pair"):
                 call_command("run_round", project=project.name, until="pair")
@@ -141,29 +182,50 @@ class Command(BaseCommand):
         if not (before and after):
             self.stdout.write(f"round 1 is {rnd.state}{': ' + rnd.error if rnd.error else ''}")
             return
-        self.stdout.write(self.style.SUCCESS(
-            f"round 1 ({rnd.get_algorithm_display()} on {rnd.snapshot.pair_count if rnd.snapshot else 0} step-level "
-            f"pairs): eval pass@1 {before['pass_rate']:.1%} → {after['pass_rate']:.1%} on {after['n']} held-out "
-            f"queries"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"round 1 ({rnd.get_algorithm_display()} on {rnd.snapshot.pair_count if rnd.snapshot else 0} "
+                f"step-level "
+                f"pairs): eval pass@1 {before['pass_rate']:.1%} → {after['pass_rate']:.1%} on {after['n']} held-out "
+                f"queries"
+            )
+        )
         for change in rnd.metrics.get("changes", []):
             self.stdout.write(f"  {format_change(change)}")
 
     def _pairs_waiting(self, project: Project) -> None:
         pairs = PreferencePair.objects.filter(project=project, status=PreferencePair.Status.PENDING)
         kinds = pairs.values_list("deficiency").annotate(n=Count("id")).order_by("-n")
-        self.stdout.write(f"{pairs.count()} pairs wait for review (rejected branch: "
-                          + ", ".join(f"{d or 'none'} {n}" for d, n in kinds) + ")")
+        self.stdout.write(
+            f"{pairs.count()} pairs wait for review (rejected branch: "
+            + ", ".join(f"{d or 'none'} {n}" for d, n in kinds)
+            + ")"
+        )
 
     def _serve(self, host: str, port: int) -> None:
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
         worker = subprocess.Popen(
-            [python, "-m", "celery", "-A", "itool_web", "worker", "-Q", "cpu,gpu", "--concurrency", "1",
-             "--loglevel", "INFO"],
-            cwd=settings.BASE_DIR, start_new_session=True,
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "itool_web",
+                "worker",
+                "-Q",
+                "cpu,gpu",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=settings.BASE_DIR,
+            start_new_session=True,
         )
-        server = subprocess.Popen([python, manage, "runserver", "--noreload", f"{host}:{port}"],
-                                  cwd=settings.BASE_DIR, start_new_session=True)
+        server = subprocess.Popen(
+            [python, manage, "runserver", "--noreload", f"{host}:{port}"], cwd=settings.BASE_DIR, start_new_session=True
+        )
         self.stdout.write(f"Web server pid {server.pid}, Celery worker pid {worker.pid}. Ctrl-C stops both.")
         stop = []
         signal.signal(signal.SIGTERM, lambda *_: stop.append(1))

@@ -1,4 +1,5 @@
 """Build the tiny local policy from a project's own queries and register it as a checkpoint."""
+
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -38,15 +39,19 @@ class Command(BaseCommand):
         if not queries.exists():
             raise CommandError(f"project {project!r} has no train queries to build a tokenizer from")
         records = (
-            {"messages": q.messages, "tools": [t.as_openai() for t in q.ordered_tools()],
-             "reference_output": q.reference_output}
+            {
+                "messages": q.messages,
+                "tools": [t.as_openai() for t in q.ordered_tools()],
+                "reference_output": q.reference_output,
+            }
             for q in queries.iterator(chunk_size=1000)
         )
         output_dir = Path(output).resolve()
         build_tiny_model(corpus_from_records(records), output_dir, TinyModelConfig(size=size, seed=seed))
         summary = tiny_model_summary(output_dir)
         checkpoint, created = Checkpoint.objects.update_or_create(
-            project=project_row, path=str(output_dir),
+            project=project_row,
+            path=str(output_dir),
             defaults={
                 "name": name or f"tiny-{size}-seed{seed}",
                 "kind": Checkpoint.Kind.TINY,

@@ -1,10 +1,25 @@
 """`run_round --project NAME [--until select|search|pair|review|train|evaluate] [--auto-approve] [--resume]`."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.projects.models import Project
-from apps.training.lifecycle import LaunchRefused, round_auto_approve, round_fail, round_gate, round_launch, round_resume
-from apps.training.loop import (StageError, round_evaluate, round_pair, round_search_prepare, round_select, round_train,
-                                trees_search)
+from apps.training.lifecycle import (
+    LaunchRefused,
+    round_auto_approve,
+    round_fail,
+    round_gate,
+    round_launch,
+    round_resume,
+)
+from apps.training.loop import (
+    StageError,
+    round_evaluate,
+    round_pair,
+    round_search_prepare,
+    round_select,
+    round_train,
+    trees_search,
+)
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.selectors import checkpoint_latest
 from apps.training.services import round_create, round_defaults, round_transition
@@ -19,20 +34,29 @@ A = TrainingRound.Algorithm
 
 
 class Command(BaseCommand):
-    help = ("Run the project's current round headless, stage by stage, up to --until (the round goes on from "
-            "the state it is in; a new draft round is made when the last one is finished). On a project without "
-            "rounds it first runs round 0, the warm-up SFT, then goes on with round 1.")
+    help = (
+        "Run the project's current round headless, stage by stage, up to --until (the round goes on from "
+        "the state it is in; a new draft round is made when the last one is finished). On a project without "
+        "rounds it first runs round 0, the warm-up SFT, then goes on with round 1."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
-        parser.add_argument("--until", choices=STAGES,
-                            help="The last stage to run (default: pair; evaluate with --auto-approve).")
-        parser.add_argument("--auto-approve", action="store_true",
-                            help="Approve every pending pair of the round (no human review), then train and "
-                                 "evaluate; fails with the reason when there is nothing to train on.")
+        parser.add_argument(
+            "--until", choices=STAGES, help="The last stage to run (default: pair; evaluate with --auto-approve)."
+        )
+        parser.add_argument(
+            "--auto-approve",
+            action="store_true",
+            help="Approve every pending pair of the round (no human review), then train and "
+            "evaluate; fails with the reason when there is nothing to train on.",
+        )
         parser.add_argument("--resume", action="store_true", help="Resume the last round if it failed.")
-        parser.add_argument("--algorithm", choices=[a for a in A.values if a != A.SFT],
-                            help="Algorithm of a new round (default: simpo); round 0 is always the warm-up SFT.")
+        parser.add_argument(
+            "--algorithm",
+            choices=[a for a in A.values if a != A.SFT],
+            help="Algorithm of a new round (default: simpo); round 0 is always the warm-up SFT.",
+        )
 
     def handle(self, *args, **opts):
         try:
@@ -58,13 +82,17 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         rnd.refresh_from_db()
         if opts["auto_approve"] and until == STAGES.index("evaluate") and rnd.state != S.DONE:
-            raise CommandError(f"round {rnd.number} is {rnd.state}, not done: "
-                               f"{rnd.error or rnd.progress.get('reason') or 'see its page'}")
+            raise CommandError(
+                f"round {rnd.number} is {rnd.state}, not done: "
+                f"{rnd.error or rnd.progress.get('reason') or 'see its page'}"
+            )
         self.stdout.write(self.style.SUCCESS(f"round {rnd.number} is {rnd.state}"))
 
     def _announce(self, rnd: TrainingRound) -> None:
-        self.stdout.write(f"round {rnd.number} of {rnd.project.name} ({rnd.state}, {rnd.get_algorithm_display()}), "
-                          f"policy {rnd.policy_in}")
+        self.stdout.write(
+            f"round {rnd.number} of {rnd.project.name} ({rnd.state}, {rnd.get_algorithm_display()}), "
+            f"policy {rnd.policy_in}"
+        )
 
     def _run(self, rnd: TrainingRound, until: int, auto_approve: bool) -> None:
         def reached(stage: str) -> bool:
@@ -77,10 +105,13 @@ class Command(BaseCommand):
             rnd.refresh_from_db()
         if rnd.state in (S.DRAFT, S.SELECTING):
             with self._bar("select", "query") as bar:
-                out = self._stage(rnd, "select", lambda: round_select(round_id=rnd.pk,
-                                                                     progress=self._updater(bar, "done", "total")))
-            self.stdout.write(f"select: {out['selected']} of {out['scored']} queries selected ({out['method']})"
-                              + (f" — {out['reason']}" if out.get("reason") else ""))
+                out = self._stage(
+                    rnd, "select", lambda: round_select(round_id=rnd.pk, progress=self._updater(bar, "done", "total"))
+                )
+            self.stdout.write(
+                f"select: {out['selected']} of {out['scored']} queries selected ({out['method']})"
+                + (f" — {out['reason']}" if out.get("reason") else "")
+            )
             rnd.refresh_from_db()
             if rnd.algorithm == A.GRPO:
                 if not reached("train"):
@@ -93,51 +124,69 @@ class Command(BaseCommand):
             rnd.refresh_from_db()
         if reached("pair") and rnd.state in (S.SEARCHING, S.PAIRING):
             with self._bar("pair", "tree") as bar:
-                out = self._stage(rnd, "pair", lambda: round_pair(round_id=rnd.pk,
-                                                                 progress=self._updater(bar, "done", "total")))
-            self.stdout.write(f"pair: {out['pairs']} pairs from {out['trees']} trees"
-                              + (f" — {out['reason']}" if out.get("reason") else ""))
+                out = self._stage(
+                    rnd, "pair", lambda: round_pair(round_id=rnd.pk, progress=self._updater(bar, "done", "total"))
+                )
+            self.stdout.write(
+                f"pair: {out['pairs']} pairs from {out['trees']} trees"
+                + (f" — {out['reason']}" if out.get("reason") else "")
+            )
             rnd.refresh_from_db()
         if reached("review") and rnd.state == S.REVIEWING:
             if auto_approve:
                 approved = round_auto_approve(round_id=rnd.pk, reason="run_round --auto-approve")
                 self.stdout.write(f"review: {approved} pending pairs approved by (auto-approve)")
             gate = round_gate(rnd)
-            self.stdout.write(f"review gate ({rnd.get_gate_display()}): {'holds' if gate.ok else 'does not hold'} — "
-                              f"{gate.reason}")
+            self.stdout.write(
+                f"review gate ({rnd.get_gate_display()}): {'holds' if gate.ok else 'does not hold'} — {gate.reason}"
+            )
             if reached("train"):
                 round_launch(round_id=rnd.pk, dispatch=False)  # refused with the gate's reason when it fails
                 rnd.refresh_from_db()
-                self.stdout.write(f"launch: snapshot #{rnd.snapshot_id} frozen "
-                                  f"({rnd.progress.get('snapshot_pairs')} pairs)")
+                self.stdout.write(
+                    f"launch: snapshot #{rnd.snapshot_id} frozen ({rnd.progress.get('snapshot_pairs')} pairs)"
+                )
         if reached("train") and rnd.state == S.TRAINING:
             with self._bar("train", "step") as bar:
                 out = self._stage(rnd, "train", lambda: round_train(round_id=rnd.pk, progress=self._train_tick(bar)))
             loss = out.get("last_loss", out.get("final_loss"))
-            self.stdout.write(f"train: checkpoint #{out['checkpoint']}, final loss {loss:.4f}" if loss is not None
-                              else f"train: checkpoint #{out['checkpoint']}")
+            self.stdout.write(
+                f"train: checkpoint #{out['checkpoint']}, final loss {loss:.4f}"
+                if loss is not None
+                else f"train: checkpoint #{out['checkpoint']}"
+            )
             rnd.refresh_from_db()
         if reached("evaluate") and rnd.state == S.EVALUATING:
             with self._bar("evaluate", "query") as bar:
-                out = self._stage(rnd, "evaluate", lambda: round_evaluate(
-                    round_id=rnd.pk, progress=self._updater(bar, "done", "total")))
+                out = self._stage(
+                    rnd,
+                    "evaluate",
+                    lambda: round_evaluate(round_id=rnd.pk, progress=self._updater(bar, "done", "total")),
+                )
             self._report(out)
 
     def _report(self, out: dict) -> None:
         """Every before → after figure with its paired bootstrap interval, then the deficiency histogram."""
         before, after = out["before"], out["eval"]
-        self.stdout.write(f"evaluate: pass@1 {before['pass_rate']:.1%} → {after['pass_rate']:.1%} "
-                          f"({out['pass_rate_change'] * 100:+.1f} points) on {after['n']} eval queries")
+        self.stdout.write(
+            f"evaluate: pass@1 {before['pass_rate']:.1%} → {after['pass_rate']:.1%} "
+            f"({out['pass_rate_change'] * 100:+.1f} points) on {after['n']} eval queries"
+        )
         for change in out.get("changes", []):
             self.stdout.write(f"  {format_change(change)}")
         if after.get("solve_f1") is not None:
             was = before.get("solve_f1")
-            self.stdout.write("evaluate: Solve-F1 " + (f"{was:.3f} → " if was is not None else "")
-                              + f"{after['solve_f1']:.3f} on {after['solve_n']} queries with executable tools")
+            self.stdout.write(
+                "evaluate: Solve-F1 "
+                + (f"{was:.3f} → " if was is not None else "")
+                + f"{after['solve_f1']:.3f} on {after['solve_n']} queries with executable tools"
+            )
         was, now = before.get("deficiencies", {}), after.get("deficiencies", {})
         names = sorted(set(was) | set(now), key=lambda d: (-now.get(d, 0), d))
-        self.stdout.write("deficiencies before → after: "
-                          + (", ".join(f"{d} {was.get(d, 0)} → {now.get(d, 0)}" for d in names) or "none"))
+        self.stdout.write(
+            "deficiencies before → after: "
+            + (", ".join(f"{d} {was.get(d, 0)} → {now.get(d, 0)}" for d in names) or "none")
+        )
 
     def _stage(self, rnd: TrainingRound, stage: str, run):
         """Run a stage in this process; a failure marks the round failed at that stage (resume with --resume)."""
@@ -154,16 +203,20 @@ class Command(BaseCommand):
         with self._bar("search", "tree") as bar:
             bar.total = len(tree_ids)
             for base in range(0, len(tree_ids), SHARD):
-                trees_search(round_id=rnd.pk, tree_ids=tree_ids[base:base + SHARD],
-                             progress=lambda p, base=base: self._search_tick(bar, base, p))
+                trees_search(
+                    round_id=rnd.pk,
+                    tree_ids=tree_ids[base : base + SHARD],
+                    progress=lambda p, base=base: self._search_tick(bar, base, p),
+                )
         self.stdout.write(f"search: {len(tree_ids)} trees searched")
 
     def _current_round(self, project, opts) -> TrainingRound:
         last = TrainingRound.objects.filter(project=project).order_by("-number").first()
         if opts["resume"]:
             if last is None or last.state != S.FAILED:
-                raise CommandError(f"--resume: the last round of {project.name!r} is "
-                                   f"{last.state if last else 'missing'}, not failed")
+                raise CommandError(
+                    f"--resume: the last round of {project.name!r} is {last.state if last else 'missing'}, not failed"
+                )
             try:
                 return round_resume(round_id=last.pk, dispatch=False)
             except LaunchRefused as exc:
@@ -171,23 +224,33 @@ class Command(BaseCommand):
         if last is not None and last.state not in FINAL:
             return last
         if last is not None and last.state == S.FAILED:
-            self.stderr.write(f"round {last.number} failed ({last.error}); starting a new round "
-                              "(use --resume to continue the failed one)")
+            self.stderr.write(
+                f"round {last.number} failed ({last.error}); starting a new round "
+                "(use --resume to continue the failed one)"
+            )
         if last is None:  # a fresh project starts with round 0, the warm-up SFT of its base policy
-            policy = (Checkpoint.objects.filter(project=project, kind__in=[Checkpoint.Kind.TINY, Checkpoint.Kind.BASE])
-                      .order_by("-created_at").first())
+            policy = (
+                Checkpoint.objects.filter(project=project, kind__in=[Checkpoint.Kind.TINY, Checkpoint.Kind.BASE])
+                .order_by("-created_at")
+                .first()
+            )
             if policy is None:
-                raise CommandError(f"project {project.name!r} has no base checkpoint: run build_tiny_model (or "
-                                   "register a base model) first")
-            return round_create(project=project, policy=policy, algorithm=A.SFT,
-                                **round_defaults(policy=policy, algorithm=A.SFT))
+                raise CommandError(
+                    f"project {project.name!r} has no base checkpoint: run build_tiny_model (or "
+                    "register a base model) first"
+                )
+            return round_create(
+                project=project, policy=policy, algorithm=A.SFT, **round_defaults(policy=policy, algorithm=A.SFT)
+            )
         policy = (last.policy_out if last.policy_out else None) or checkpoint_latest(project=project)
         if policy is None:
-            raise CommandError(f"project {project.name!r} has no checkpoint: run build_tiny_model (or register a "
-                               "base model) first")
+            raise CommandError(
+                f"project {project.name!r} has no checkpoint: run build_tiny_model (or register a base model) first"
+            )
         algorithm = opts.get("algorithm") or A.SIMPO
-        return round_create(project=project, policy=policy, algorithm=algorithm,
-                            **round_defaults(policy=policy, algorithm=algorithm))
+        return round_create(
+            project=project, policy=policy, algorithm=algorithm, **round_defaults(policy=policy, algorithm=algorithm)
+        )
 
     def _bar(self, stage: str, unit: str):
         return progress_bar(stage, unit, file=self.stderr)
@@ -198,6 +261,7 @@ class Command(BaseCommand):
             bar.total = p.get(total_key, bar.total)
             bar.n = p.get(done_key, bar.n)
             bar.refresh()
+
         return update
 
     @staticmethod
@@ -208,6 +272,7 @@ class Command(BaseCommand):
             if p.get("loss") is not None:
                 bar.set_postfix(loss=f"{p['loss']:.4f}", refresh=False)
             bar.refresh()
+
         return update
 
     @staticmethod

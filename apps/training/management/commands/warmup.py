@@ -1,4 +1,5 @@
 """`warmup --project NAME`: round 0, the easy-to-hard SFT of the tiny (or base) policy, then its eval score."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.projects.models import Project
@@ -18,17 +19,36 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=float, default=defaults.epochs, help="Passes over each stage's data.")
         parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
         parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-        parser.add_argument("--max-steps", type=int, default=defaults.max_steps,
-                            help="Optimizer steps over all stages, shared out by their rows (-1: --epochs decide).")
-        parser.add_argument("--lr-scheduler", default=defaults.lr_scheduler_type,
-                            choices=("linear", "cosine", "constant", "constant_with_warmup"),
-                            help="Learning-rate schedule within each stage.")
-        parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps,
-                            help="Linear learning-rate warm-up at the start of each stage.")
-        parser.add_argument("--adam-beta2", type=float, default=defaults.adam_beta2,
-                            help="AdamW's beta2 (0.95 suits a small model trained from scratch).")
-        parser.add_argument("--eval-limit", type=int, default=None,
-                            help="Score the warmed-up policy on the first N eval queries (default: all).")
+        parser.add_argument(
+            "--max-steps",
+            type=int,
+            default=defaults.max_steps,
+            help="Optimizer steps over all stages, shared out by their rows (-1: --epochs decide).",
+        )
+        parser.add_argument(
+            "--lr-scheduler",
+            default=defaults.lr_scheduler_type,
+            choices=("linear", "cosine", "constant", "constant_with_warmup"),
+            help="Learning-rate schedule within each stage.",
+        )
+        parser.add_argument(
+            "--warmup-steps",
+            type=int,
+            default=defaults.warmup_steps,
+            help="Linear learning-rate warm-up at the start of each stage.",
+        )
+        parser.add_argument(
+            "--adam-beta2",
+            type=float,
+            default=defaults.adam_beta2,
+            help="AdamW's beta2 (0.95 suits a small model trained from scratch).",
+        )
+        parser.add_argument(
+            "--eval-limit",
+            type=int,
+            default=None,
+            help="Score the warmed-up policy on the first N eval queries (default: all).",
+        )
         parser.add_argument("--lora", action="store_true", help="Train LoRA adapters (merged when saved).")
 
     def handle(self, *args, **opts):
@@ -44,14 +64,21 @@ class Command(BaseCommand):
         if opts["eval_limit"] is not None and opts["eval_limit"] < 1:
             raise CommandError(f"--eval-limit must be at least 1, got {opts['eval_limit']}")
         try:
-            config = WarmupConfig(epochs=opts["epochs"], learning_rate=opts["learning_rate"],
-                                  batch_size=opts["batch_size"], lora=opts["lora"], max_steps=opts["max_steps"],
-                                  lr_scheduler_type=opts["lr_scheduler"], warmup_steps=opts["warmup_steps"],
-                                  adam_beta2=opts["adam_beta2"])
+            config = WarmupConfig(
+                epochs=opts["epochs"],
+                learning_rate=opts["learning_rate"],
+                batch_size=opts["batch_size"],
+                lora=opts["lora"],
+                max_steps=opts["max_steps"],
+                lr_scheduler_type=opts["lr_scheduler"],
+                warmup_steps=opts["warmup_steps"],
+                adam_beta2=opts["adam_beta2"],
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         rnd = TrainingRound.objects.filter(project=project, number=0).first() or round_create(
-            project=project, algorithm="sft", policy=policy)
+            project=project, algorithm="sft", policy=policy
+        )
         if rnd.state != TrainingRound.State.DRAFT:
             raise CommandError(f"round 0 is {rnd.state}; start over with a new project")
         if opts["eval_limit"] is not None:
@@ -76,9 +103,12 @@ class Command(BaseCommand):
         finally:
             bar.close()
         for b in out["buckets"]:
-            self.stdout.write(f"  {b['bucket']:>6}: {b['examples']} examples, {b['steps']} steps, "
-                              f"loss {b['first_loss']:.3f} → {b['last_loss']:.3f} ({b['seconds']:.0f} s)")
+            self.stdout.write(
+                f"  {b['bucket']:>6}: {b['examples']} examples, {b['steps']} steps, "
+                f"loss {b['first_loss']:.3f} → {b['last_loss']:.3f} ({b['seconds']:.0f} s)"
+            )
         ev = out["eval"]
         kinds = ", ".join(f"{k} {v['pass_rate']:.0%}" for k, v in ev["by_kind"].items())
-        self.stdout.write(self.style.SUCCESS(
-            f"round 0 done: eval pass@1 {ev['pass_rate']:.1%} on {ev['n']} queries ({kinds})"))
+        self.stdout.write(
+            self.style.SUCCESS(f"round 0 done: eval pass@1 {ev['pass_rate']:.1%} on {ev['n']} queries ({kinds})")
+        )
