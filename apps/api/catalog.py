@@ -88,7 +88,7 @@ class QuerySerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=JSONObjectField()))
     def get_tools(self, query: Query) -> list[dict]:
-        return [tool.as_openai() for tool in query.ordered_tools()]
+        return query.openai_tools()
 
 
 class QueryCreateSerializer(serializers.Serializer):

@@ -94,6 +94,10 @@ class Query(models.Model):
         """The offered tools in prompt order (uses a prefetched `query_tools__tool` when present)."""
         return [qt.tool for qt in self.query_tools.all()]
 
+    def openai_tools(self) -> list[dict]:
+        """The offered tools in OpenAI form, in prompt order (what prompts, checkers and exports are given)."""
+        return [tool.as_openai() for tool in self.ordered_tools()]
+
 
 class QueryTool(models.Model):
     """The tools offered with a query, in the order the prompt lists them."""

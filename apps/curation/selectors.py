@@ -254,7 +254,7 @@ def pair_score_edit(*, pair: PreferencePair, chosen: str) -> dict | None:
     has no ground truth (execution reward only)."""
     if pair.query.ground_truth is None:
         return None
-    tools = [tool.as_openai() for tool in pair.query.ordered_tools()]
+    tools = pair.query.openai_tools()
     return check(pair.prefix + chosen, pair.query.ground_truth, tools).as_dict()
 
 

@@ -222,7 +222,7 @@ def pair_edit(*, pair_id: int, version: int, user, chosen: str) -> PreferencePai
         if chosen != p.chosen:
             p.chosen_ids = None
         p.chosen = chosen
-        tools = [t.as_openai() for t in p.query.ordered_tools()]
+        tools = p.query.openai_tools()
         p.chosen_verdict = (
             check(p.prefix + chosen, p.query.ground_truth, tools).as_dict()
             if p.query.ground_truth is not None

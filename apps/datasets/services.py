@@ -342,6 +342,9 @@ class _Query(NamedTuple):
     def ordered_tools(self) -> list[Tool]:
         return list(self.tools)
 
+    def openai_tools(self) -> list[dict]:
+        return Query.openai_tools(self)  # the model's own, over these tools
+
 
 def _queries(ids: set[int], tools: _Tools) -> dict[int, _Query]:
     """The chunk's queries with their tools in prompt order: two queries (three when tools are new)."""

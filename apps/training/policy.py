@@ -66,7 +66,7 @@ def policy_tokenizer(checkpoint: Checkpoint):
 
 def query_tools(query: Query) -> list[dict]:
     """The query's tools in OpenAI form, in prompt order."""
-    return [tool.as_openai() for tool in query.ordered_tools()]
+    return query.openai_tools()
 
 
 def query_prompt(tokenizer, query: Query) -> str:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from apps.catalog.models import Query
 from apps.datasets.rows import FORMATS, LINES, ROW_FIELDS, SPANS, encode_row, query_fields, render_row
 from apps.datasets.services import snapshot_export, snapshot_freeze, snapshot_rows
 from tests.factories import QueryFactory, ToolFactory
@@ -30,6 +31,9 @@ FLOATS = [0.1, 1e-7, 3.0, -0.0, 0.30000000000000004, 1e300, 2.5e-320, float("nan
 class _Query(SimpleNamespace):
     def ordered_tools(self):
         return self.tools
+
+    def openai_tools(self):
+        return Query.openai_tools(self)
 
 
 def _tool(name, description):

@@ -41,7 +41,7 @@ class Command(BaseCommand):
         records = (
             {
                 "messages": q.messages,
-                "tools": [t.as_openai() for t in q.ordered_tools()],
+                "tools": q.openai_tools(),
                 "reference_output": q.reference_output,
             }
             for q in queries.iterator(chunk_size=1000)
