@@ -20,7 +20,7 @@ from apps.catalog.environment import EnvironmentConfig, generate_environment
 from apps.catalog.models import Query
 from apps.projects.models import Project
 from apps.search.models import SearchTree, TreeNode
-from apps.search.services import node_row, tree_step_save, trees_steps_save
+from apps.search.services import step_row, tree_step_save, trees_steps_save
 from workers.llm.base import BaseBackend, Sample, SamplingParams
 from workers.mcts import MCTSConfig, Tree, leaf_scorer, run_search
 
@@ -124,18 +124,7 @@ def _search(picked, batched: bool, rng: random.Random) -> dict:
 
         def on_step(step_index, steps, stats) -> None:  # what apps.training.loop.trees_search stores each step
             start = time.perf_counter()
-            rows = [
-                {
-                    "tree_id": step.tree_id,
-                    "new_nodes": [node_row(n) for n in step.new_nodes],
-                    "updated_nodes": [
-                        {"key": c.key, "visits": c.visits, "value_sum": c.value_sum} for c in step.updated_nodes
-                    ],
-                    "simulations_done": step.simulations_done,
-                    "done": step.done,
-                }
-                for step in steps
-            ]
+            rows = [step_row(step) for step in steps]
             if batched:
                 trees_steps_save(steps=rows)
             else:

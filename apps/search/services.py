@@ -32,6 +32,17 @@ def node_row(node) -> dict:
     return {"parent_key": node.parent_key, **{name: getattr(node, name) for name in NODE_FIELDS}}
 
 
+def step_row(step) -> dict:
+    """A search step of one tree (workers.mcts.TreeStep) as the dict `trees_steps_save` stores."""
+    return {
+        "tree_id": step.tree_id,
+        "new_nodes": [node_row(n) for n in step.new_nodes],
+        "updated_nodes": [{"key": c.key, "visits": c.visits, "value_sum": c.value_sum} for c in step.updated_nodes],
+        "simulations_done": step.simulations_done,
+        "done": step.done,
+    }
+
+
 def trees_create(*, round, query_ids: Iterable[int], config: dict) -> int:
     """One pending tree per selected query of `round` (existing ones are kept); returns how many exist."""
     SearchTree.objects.bulk_create(

@@ -15,7 +15,7 @@ from apps.catalog.models import Query
 from apps.curation.models import PreferencePair
 from apps.curation.services import pairs_create_from_tree
 from apps.search.models import SearchTree
-from apps.search.services import node_row, tree_fail, tree_rows, trees_create, trees_steps_save
+from apps.search.services import step_row, tree_fail, tree_rows, trees_create, trees_steps_save
 from workers.mcts import MCTSConfig, PairConfig, Tree, dedupe, extract_pairs, leaf_scorer, run_search
 from workers.select import SelectionConfig, candidate_indices, choose, pass_rates, perplexities
 
@@ -163,20 +163,7 @@ def trees_search(*, round_id: int, tree_ids: list[int], progress: Progress | Non
         scorers.append(leaf_scorer(config, row.query.ground_truth, query_tools(row.query)))
 
     def on_step(step_index, steps, stats) -> None:  # every tree's step of one generate call, in one transaction
-        trees_steps_save(
-            steps=[
-                {
-                    "tree_id": step.tree_id,
-                    "new_nodes": [node_row(n) for n in step.new_nodes],
-                    "updated_nodes": [
-                        {"key": c.key, "visits": c.visits, "value_sum": c.value_sum} for c in step.updated_nodes
-                    ],
-                    "simulations_done": step.simulations_done,
-                    "done": step.done,
-                }
-                for step in steps
-            ]
-        )
+        trees_steps_save(steps=[step_row(step) for step in steps])
         if progress:
             progress(
                 {

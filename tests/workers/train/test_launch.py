@@ -10,7 +10,7 @@ import psutil
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from apps.catalog.environment import EnvironmentConfig, generate_environment
 from workers.llm.tiny import render_prompt
@@ -29,25 +29,6 @@ from workers.train.preference import last_checkpoint
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # the job's processes share 2 busy cores; the nano model gains nothing from more
 # Every pair once per epoch: 8 pairs, 4 per step (2 per process with 2 processes), every step logged.
 QUICK = {"batch_size": 4, "learning_rate": 1e-3, "warmup_ratio": 0.0, "logging_steps": 1}
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model_dir):
-    return AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def rows(tokenizer, tiny_queries):
-    """Eight pairs: the reference answer against the same answer calling a function that does not exist."""
-    answered = [q for q in tiny_queries if q["reference_output"].startswith("[")][:8]
-    return [
-        {
-            "prompt": render_prompt(tokenizer, q["messages"], q["tools"]),
-            "chosen": q["reference_output"],
-            "rejected": q["reference_output"].replace("(", "_v2(", 1),
-        }
-        for q in answered
-    ]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from workers.llm.tiny import render_prompt
 from workers.train.preference import (
     DPOParams,
     IPOParams,
@@ -21,25 +20,6 @@ from workers.train.preference import (
 
 # Fast and decisive: every step on all eight pairs (so losses compare), a high rate, no warm-up, every step logged.
 QUICK = {"max_steps": 3, "batch_size": 8, "learning_rate": 1e-3, "warmup_ratio": 0.0, "logging_steps": 1}
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model_dir):
-    return AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def rows(tokenizer, tiny_queries):
-    """Eight pairs: the reference answer against the same answer calling a function that does not exist."""
-    answered = [q for q in tiny_queries if q["reference_output"].startswith("[")][:8]
-    return [
-        {
-            "prompt": render_prompt(tokenizer, q["messages"], q["tools"]),
-            "chosen": q["reference_output"],
-            "rejected": q["reference_output"].replace("(", "_v2(", 1),
-        }
-        for q in answered
-    ]
 
 
 def weights(model_dir) -> dict[str, torch.Tensor]:
