@@ -122,7 +122,7 @@ def _search(picked, batched: bool, rng: random.Random) -> dict:
         backend = InstantBackend(answers)
         persist = [0.0]
 
-        def on_step(step_index, steps, stats) -> None:  # what apps.training.loop.trees_search stores each step
+        def on_step(step_index, steps, stats) -> None:  # what apps.training.stages.search.trees_search stores each step
             start = time.perf_counter()
             rows = [step_row(step) for step in steps]
             if batched:

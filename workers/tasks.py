@@ -2,6 +2,8 @@
 
 from celery import shared_task
 
+from apps.training.pipeline import task_limits
+
 HOUR = 3600
 
 
@@ -14,14 +16,17 @@ def catalog_import_job_run(job_id: int) -> dict:
     return {"job": job.pk, "status": job.status, "counts": job.counts, "error": job.error}
 
 
-def _run_stage(task, round_id: int, stage: str, state: str, run) -> dict:
-    """Run one stage of a round: progress goes to the task state and the round; a cancelled round stops at
-    the next report; a failure marks the round failed with the reason (resumable at this stage); success
-    hands over to the next stage."""
+def _run_stage(task, round_id: int, stage: str, run=None) -> dict:
+    """Run one stage of a round (as apps.training.pipeline describes it): progress goes to the task state and the
+    round; a cancelled round stops at the next report; a failure marks the round failed with the reason (resumable
+    at this stage); success hands over to the next stage. `run(progress, check)` replaces the stage's own function
+    (the search's shards)."""
     from apps.training.lifecycle import CancelCheck, RoundCancelled, round_fail, stage_finished
     from apps.training.models import TrainingRound
+    from apps.training.pipeline import STAGES, run_stage
     from apps.training.services import round_progress
 
+    state = STAGES[stage].state
     if not TrainingRound.objects.filter(pk=round_id, state=state).exists():
         # Cancelled, failed or already past this stage (a redelivered duplicate): nothing to do.
         return {"skipped": True, "round": round_id, "stage": stage}
@@ -30,6 +35,11 @@ def _run_stage(task, round_id: int, stage: str, state: str, run) -> dict:
     def progress(p: dict) -> None:
         task.update_state(state="PROGRESS", meta=p)
         check()
+
+    if run is None:
+
+        def run(progress, check):
+            return run_stage(round_id=round_id, stage=stage, progress=progress, check=check)
 
     round_progress(round_id=round_id, running_stage=stage)  # a worker holds the stage: rounds_reap watches it
     try:
@@ -45,27 +55,17 @@ def _run_stage(task, round_id: int, stage: str, state: str, run) -> dict:
     return result
 
 
-@shared_task(
-    bind=True, name="training.round_select", acks_late=True, time_limit=12 * HOUR, soft_time_limit=12 * HOUR - 60
-)
+@shared_task(bind=True, name="training.round_select", acks_late=True, **task_limits("training.round_select"))
 def training_round_select(self, round_id: int) -> dict:
     """Score the round's train queries under its policy and select the weak ones."""
-    from apps.training.loop import round_select
-
-    return _run_stage(
-        self,
-        round_id,
-        "select",
-        "selecting",
-        lambda progress, check: round_select(round_id=round_id, progress=progress),
-    )
+    return _run_stage(self, round_id, "select")
 
 
-@shared_task(name="training.round_search_dispatch", acks_late=True, time_limit=HOUR)
+@shared_task(name="training.round_search_dispatch", acks_late=True, **task_limits("training.round_search_dispatch"))
 def training_round_search_dispatch(round_id: int) -> list[str]:
     """Create the round's trees and send them to `gpu` workers in shards."""
     from apps.training.lifecycle import round_fail, stage_finished
-    from apps.training.loop import round_search_dispatch
+    from apps.training.stages.search import round_search_dispatch
 
     try:
         task_ids = round_search_dispatch(round_id=round_id)
@@ -77,64 +77,45 @@ def training_round_search_dispatch(round_id: int) -> list[str]:
     return task_ids
 
 
-@shared_task(
-    bind=True, name="search.trees_search", acks_late=True, time_limit=24 * HOUR, soft_time_limit=24 * HOUR - 60
-)
+@shared_task(bind=True, name="search.trees_search", acks_late=True, **task_limits("search.trees_search"))
 def search_trees_search(self, round_id: int, tree_ids: list[int]) -> dict:
     """Search one shard of a round's trees; each step is stored as it is made, so a redelivered task
     (its worker died) resumes where the last stored step ended. The last shard to end sends the pair stage."""
-    from apps.training.loop import trees_search
+    from apps.training.stages.search import trees_search
 
     return _run_stage(
         self,
         round_id,
         "search",
-        "searching",
         lambda progress, check: trees_search(round_id=round_id, tree_ids=tree_ids, progress=progress),
     )
 
 
-@shared_task(bind=True, name="curation.round_pair", acks_late=True, time_limit=6 * HOUR, soft_time_limit=6 * HOUR - 60)
+@shared_task(bind=True, name="curation.round_pair", acks_late=True, **task_limits("curation.round_pair"))
 def curation_round_pair(self, round_id: int) -> dict:
     """Extract step-level pairs from the round's finished trees; the round then waits for review."""
-    from apps.training.loop import round_pair
-
-    return _run_stage(
-        self, round_id, "pair", "pairing", lambda progress, check: round_pair(round_id=round_id, progress=progress)
-    )
+    return _run_stage(self, round_id, "pair")
 
 
-@shared_task(
-    bind=True, name="training.round_train", acks_late=True, time_limit=48 * HOUR, soft_time_limit=48 * HOUR - 60
-)
+@shared_task(bind=True, name="training.round_train", acks_late=True, **task_limits("training.round_train"))
 def training_round_train(self, round_id: int) -> dict:
-    """Train the round (warm-up SFT, preference optimisation on its snapshot, or GRPO). A redelivered task
-    resumes from the last trainer checkpoint."""
-    from apps.training.loop import round_train
-
-    return _run_stage(
-        self,
-        round_id,
-        "train",
-        "training",
-        lambda progress, check: round_train(round_id=round_id, progress=progress, check=check),
-    )
+    """Train the round (warm-up SFT, preference optimisation on its snapshot, or GRPO) as a launched job. A
+    redelivered task resumes from the last trainer checkpoint."""
+    return _run_stage(self, round_id, "train")
 
 
-@shared_task(
-    bind=True, name="evaluation.round_evaluate", acks_late=True, time_limit=12 * HOUR, soft_time_limit=12 * HOUR - 60
-)
+@shared_task(bind=True, name="evaluation.round_evaluate", acks_late=True, **task_limits("evaluation.round_evaluate"))
 def evaluation_round_evaluate(self, round_id: int) -> dict:
     """Score the round's new checkpoint on the eval split (and its input policy, for before/after)."""
-    from apps.training.loop import round_evaluate
+    return _run_stage(self, round_id, "evaluate")
 
-    return _run_stage(
-        self,
-        round_id,
-        "evaluate",
-        "evaluating",
-        lambda progress, check: round_evaluate(round_id=round_id, progress=progress, check=check),
-    )
+
+def stage_task(stage: str):
+    """The Celery task that starts `stage` (apps.training.pipeline names it)."""
+    from apps.training.pipeline import STAGES
+
+    name = STAGES[stage].task
+    return next(task for task in STAGE_TASKS if task.name == name)
 
 
 @shared_task(name="datasets.snapshot_parquet", acks_late=True, time_limit=6 * HOUR, soft_time_limit=6 * HOUR - 60)
@@ -169,3 +150,12 @@ def training_arm_run(self, arm_run_id: int) -> dict:
         "checkpoint": row.checkpoint_id,
         "eval_run": row.eval_run_id,
     }
+
+
+STAGE_TASKS = (
+    training_round_select,
+    training_round_search_dispatch,
+    curation_round_pair,
+    training_round_train,
+    evaluation_round_evaluate,
+)

@@ -4,7 +4,7 @@ complete rollouts, its selected queries.
 Two layers: `*_items` read the database and return what an arm trains on without prompts (cheap: the launch
 checks every arm has data before it writes anything), `arm_data` renders them with the input policy's chat
 template into the rows the engines take — `{"prompt", "chosen", "rejected", "chosen_ends", "rejected_ends"}` for
-preference arms (as `apps.training.loop.snapshot_training_rows`), `{"prompt", "completion"}` for SFT arms, and
+preference arms (as `apps.training.stages.train.snapshot_training_rows`), `{"prompt", "completion"}` for SFT arms, and
 queries for GRPO. The selection rules themselves (`whole_response_pair`, `correct_rollouts`, `original_sides`)
 are plain functions of plain values.
 """
@@ -251,7 +251,7 @@ def _pair_rows(tokenizer, items: list[PairItem]) -> list[dict]:
 def arm_data(rnd: TrainingRound, arm: str, tokenizer) -> list:
     """The arm's training examples, rendered with `tokenizer` (the input policy's): preference rows, SFT
     `{"prompt", "completion"}` examples, or, for grpo, the selected queries (with a ground truth)."""
-    from apps.training.loop import snapshot_training_rows
+    from apps.training.stages.train import snapshot_training_rows
 
     arm_size(rnd, arm)  # raises ArmDataError when the arm has nothing
     if arm == "step_pairs":

@@ -144,8 +144,8 @@ def arm_run(*, arm_run_id: int, progress: Progress | None = None) -> ArmRun:
     """Run one arm: train it from the round's input policy at the budget recorded at launch (the input arm trains
     nothing), register the checkpoint, evaluate it on the round's eval queries. Safe to run again: a finished
     row is returned as is, a trained one is only evaluated. Raises on failure (the caller marks the row failed)."""
-    from apps.training.loop import checkpoint_evaluate
     from apps.training.services import checkpoint_register
+    from apps.training.stages.evaluate import checkpoint_evaluate
 
     from .train import arm_train
 

@@ -67,8 +67,8 @@ def _train_sft(rnd, arm, tokenizer, budget, seed, output: Path, progress):
 def _train_grpo(rnd, arm, tokenizer, budget, seed, output: Path, progress):
     """GRPO on the selected queries with the checker's graded reward; one step = P prompts × G completions =
     the budget's batch (`budget.grpo_shape`), at the preference arms' learning rate."""
-    from apps.training.loop import _reward_fn
     from apps.training.policy import query_prompt
+    from apps.training.stages.train import reward_fn
     from workers.train.grpo import GRPOParams, train_grpo
 
     shape = grpo_shape(budget)
@@ -96,7 +96,7 @@ def _train_grpo(rnd, arm, tokenizer, budget, seed, output: Path, progress):
         rnd.policy_in.path,
         output,
         [query_prompt(tokenizer, q) for q in queries],
-        [_reward_fn(params.reward, q) for q in queries],
+        [reward_fn(params.reward, q) for q in queries],
         params,
         progress=progress,
     )

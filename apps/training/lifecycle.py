@@ -2,9 +2,9 @@
 do when a stage ends. States change only through `services.round_transition`; tasks are sent after the
 transaction that decided to send them commits, so a rolled-back launch sends nothing.
 
-One button drives a round forward: **launch** starts a draft round (select → search → pair, or select →
-train for GRPO, or the warm-up SFT for round 0) and, once review is done, checks the review gate, freezes the
-snapshot and trains. Each stage's task hands over to the next when it ends (`stage_finished`).
+One button drives a round forward: **launch** starts a draft round at its first stage and, once review is done,
+checks the review gate, freezes the snapshot and trains. Each stage's task hands over to the next when it ends
+(`stage_finished`), in the order `apps.training.pipeline` gives for the round's algorithm.
 """
 
 from __future__ import annotations
@@ -19,21 +19,15 @@ from django.utils import timezone
 
 from apps.curation.models import PreferencePair
 
+from . import pipeline
 from .models import TrainingRound
 from .services import InvalidTransition, round_progress, round_transition
 
 S = TrainingRound.State
-A = TrainingRound.Algorithm
 ACTIVE = (S.SELECTING, S.SEARCHING, S.PAIRING, S.TRAINING, S.EVALUATING)
 FINAL = (S.DONE, S.FAILED, S.CANCELLED)
-# The state a failed stage returns to when resumed.
-STAGE_STATE = {
-    "select": S.SELECTING,
-    "search": S.SEARCHING,
-    "pair": S.PAIRING,
-    "train": S.TRAINING,
-    "evaluate": S.EVALUATING,
-}
+# The state a failed stage returns to when resumed (the stages that run: review waits for people).
+STAGE_STATE = {name: stage.state for name, stage in pipeline.STAGES.items() if stage.run}
 STATE_STAGE = {state: stage for stage, state in STAGE_STATE.items()}
 
 
@@ -92,7 +86,7 @@ def round_gate(rnd: TrainingRound) -> GateStatus:
         f"{total} pairs: {c['pending']} pending, {c['flagged']} flagged, {c['approved']} approved, "
         f"{c['edited']} edited, {c['rejected']} rejected"
     )
-    if rnd.algorithm == A.GRPO:
+    if not pipeline.reviews(rnd.algorithm):
         ok, reason = True, "GRPO trains online on the selected queries: no pairs, no review"
     elif rnd.gate == TrainingRound.Gate.ALL_REVIEWED:
         ok = total > 0 and c["pending"] == 0 and c["flagged"] == 0
@@ -110,9 +104,9 @@ def round_gate(rnd: TrainingRound) -> GateStatus:
     else:
         ok = trainable >= rnd.gate_value
         reason = f"{trainable} approved, the gate needs {rnd.gate_value:g} ({figures})"
-    if ok and rnd.algorithm != A.GRPO and trainable == 0:
+    if ok and pipeline.reviews(rnd.algorithm) and trainable == 0:
         ok, reason = False, f"no approved pair to train on ({figures})"
-    if not total and rnd.algorithm != A.GRPO:
+    if not total and pipeline.reviews(rnd.algorithm):
         why = rnd.progress.get("reason")  # the pair stage's account of why the search gave none
         reason = "the round has no pairs to review" + (f": {why}" if why else "")
     return GateStatus(ok, reason, total, c["pending"], c["flagged"], c["approved"], c["edited"], c["rejected"])
@@ -130,26 +124,11 @@ def _send(rnd: TrainingRound, task, *args) -> str:
     return task_id
 
 
-def _tasks():
-    from workers import tasks
-
-    return tasks
-
-
 def _send_stage(rnd: TrainingRound, stage: str) -> None:
-    tasks = _tasks()
-    if stage == "select":
-        _send(rnd, tasks.training_round_select, rnd.pk)
-    elif stage == "search":
-        transaction.on_commit(lambda: tasks.training_round_search_dispatch.delay(rnd.pk))
-    elif stage == "pair":
-        _send(rnd, tasks.curation_round_pair, rnd.pk)
-    elif stage == "train":
-        _send(rnd, tasks.training_round_train, rnd.pk)
-    elif stage == "evaluate":
-        _send(rnd, tasks.evaluation_round_evaluate, rnd.pk)
-    else:  # pragma: no cover - a programming error
-        raise ValueError(stage)
+    """Send the task that runs `stage` of the round (once the transaction commits)."""
+    from workers.tasks import stage_task
+
+    _send(rnd, stage_task(stage), rnd.pk)
 
 
 # --- launch -------------------------------------------------------------------------------------------
@@ -170,16 +149,11 @@ def round_launch(*, round_id: int, user=None, dispatch: bool = True) -> Training
         if rnd.policy_in is None:
             raise LaunchRefused(f"round {rnd.number} has no policy checkpoint: build or train one first")
         if rnd.state == S.DRAFT:
-            if rnd.algorithm == A.SFT:
-                rnd = round_transition(round_id=rnd.pk, to=S.TRAINING)
-                round_progress(round_id=rnd.pk, stage="train", launched_by=_who(user))
-                if dispatch:
-                    _send_stage(rnd, "train")
-            else:
-                rnd = round_transition(round_id=rnd.pk, to=S.SELECTING)
-                round_progress(round_id=rnd.pk, stage="select", launched_by=_who(user))
-                if dispatch:
-                    _send_stage(rnd, "select")
+            first = pipeline.first_stage(rnd.algorithm)
+            rnd = round_transition(round_id=rnd.pk, to=pipeline.STAGES[first].state)
+            round_progress(round_id=rnd.pk, stage=first, launched_by=_who(user))
+            if dispatch:
+                _send_stage(rnd, first)
             return TrainingRound.objects.get(pk=rnd.pk)
         if rnd.state != S.REVIEWING:
             raise LaunchRefused(
@@ -242,34 +216,30 @@ def round_auto_approve(*, round_id: int, reason: str = "round setting auto_appro
 
 
 def stage_finished(*, round_id: int, stage: str) -> None:
-    """Called by a stage's task when it has done its work: send the next stage (or finish)."""
+    """Called by a stage's task when it has done its work: put the round in the next stage and send its task, or
+    (before review) auto-approve and launch when the round says so; after the last stage, nothing."""
     with transaction.atomic():
         rnd = TrainingRound.objects.select_for_update().get(pk=round_id)
         if rnd.state in FINAL:
             return
-        if stage == "select":
-            if rnd.algorithm == A.GRPO:
-                rnd = round_transition(round_id=rnd.pk, to=S.TRAINING)
-                _send_stage(rnd, "train")
-            else:
-                _send_stage(rnd, "search")
-        elif stage == "search":
+        following = pipeline.next_stage(rnd.algorithm, stage)
+        if stage == "search":
             from apps.search.models import SearchTree
 
+            # Several shards end at about the same time; the row lock and the state make exactly one of them send
+            # the pair stage: the one that sees every tree done while the round is still searching.
             unfinished = SearchTree.objects.filter(round=rnd).exclude(status=SearchTree.Status.DONE).count()
-            # Several shards end at about the same time; the row lock makes exactly one of them send the pair
-            # stage, the one that sees every tree done and no pair task sent yet.
-            if rnd.state == S.SEARCHING and not unfinished and not rnd.progress.get("pair_sent"):
-                round_progress(round_id=rnd.pk, pair_sent=True)
-                rnd.refresh_from_db()
-                _send_stage(rnd, "pair")
-        elif stage == "pair":
+            if rnd.state != S.SEARCHING or unfinished:
+                return
+        if following == "review":
             if rnd.hyperparameters.get("auto_approve"):
                 approved = round_auto_approve(round_id=rnd.pk)
                 round_progress(round_id=rnd.pk, auto_approved=approved)
-        elif stage == "train":
-            _send_stage(rnd, "evaluate")
-    if stage == "pair" and rnd.hyperparameters.get("auto_approve"):
+        elif following is not None:
+            pipeline.enter(round_id=rnd.pk, stage=following)
+            rnd.refresh_from_db()
+            _send_stage(rnd, following)
+    if following == "review" and rnd.hyperparameters.get("auto_approve"):
         try:
             round_launch(round_id=round_id)
         except LaunchRefused as refused:  # e.g. no pair at all: the round waits in review, saying why

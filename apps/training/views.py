@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.projects.permissions import ADMINS, MEMBERS, project_view
 
+from . import pipeline
 from .charts import line_chart
 from .forms import RoundForm
 from .lifecycle import FINAL, LaunchRefused, round_cancel, round_gate, round_launch, round_resume, rounds_reap
@@ -293,7 +294,8 @@ def round_detail(request, project, number: int):
             "can_cancel": is_admin and rnd.state not in FINAL,
             "can_resume": is_admin and rnd.state == S.FAILED and rnd.progress.get("failed_stage"),
             "eval_runs": EvalRun.objects.filter(round=rnd).select_related("checkpoint").order_by("created_at"),
-            "skips_review": rnd.algorithm in (TrainingRound.Algorithm.GRPO, TrainingRound.Algorithm.SFT),
+            "skips_review": not pipeline.reviews(rnd.algorithm),
+            "stage_path": pipeline.stage_path(rnd.algorithm, rnd.state, rnd.progress.get("failed_stage")),
             "settings": [
                 (label, json.dumps(value, sort_keys=True) if value else "defaults")
                 for label, value in (

@@ -30,8 +30,9 @@ class Workers:
         self.tmp_path, self.media_root = tmp_path, media_root
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, queues: str = "cpu", name: str = "w") -> subprocess.Popen:
+    def start(self, queues: str = "cpu", name: str = "w", env: dict | None = None) -> subprocess.Popen:
         env = {
+            **(env or {}),
             **os.environ,
             "DATABASE_URL": database_url(),
             "MEDIA_ROOT": str(self.media_root),

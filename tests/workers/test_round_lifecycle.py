@@ -115,26 +115,48 @@ def test_grpo_round_goes_from_draft_to_done_without_search(workers, tiny_model_d
     assert rnd.round_queries.filter(selected=True).count() == 4
 
 
+def job_processes(spec_path: Path) -> list:
+    """The live processes of the training job started from `spec_path` (launcher and ranks)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if str(spec_path) in (proc.info["cmdline"] or []) and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
 @pytest.mark.worker
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_killed_training_worker_is_reaped_and_resumes_from_its_checkpoint(workers, tiny_model_dir):
-    project, policy = make_project("kill-train", tiny_model_dir)
+@pytest.mark.parametrize("processes", [1, 2])
+def test_killed_training_worker_is_reaped_and_resumes_from_its_checkpoint(workers, tiny_model_dir, processes):
+    from django.conf import settings
+
+    project, policy = make_project(f"kill-train-{processes}", tiny_model_dir)
     rnd = reviewed_round(project, policy, {"max_steps": 120, "save_steps": 5, "logging_steps": 1, "batch_size": 2})
-    first = workers.start("gpu", name="first")
+    on = {"TRAIN_NUM_PROCESSES": str(processes)}
+    first = workers.start("gpu", name="first", env=on)
     rnd = round_launch(round_id=rnd.pk)
-    scratch = None
+    scratch = settings.CHECKPOINT_DIR / project.name / f"round-{rnd.number}-trainer-state-{rnd.pk}"
+    spec = settings.CHECKPOINT_DIR / project.name / f"round-{rnd.number}-job-{rnd.pk}" / "spec.json"
 
     def saved_a_checkpoint(r):
-        nonlocal scratch
-        from django.conf import settings
-
-        scratch = settings.CHECKPOINT_DIR / project.name / f"round-{r.number}-trainer-state-{r.pk}"
         return r.progress.get("step", 0) >= 12 and any(scratch.glob("checkpoint-*"))
 
-    wait_for(rnd, (S.TRAINING,), timeout=300, condition=saved_a_checkpoint)
+    wait_for(rnd, (S.TRAINING,), timeout=400, condition=saved_a_checkpoint)
+    assert len(job_processes(spec)) >= 1 + processes  # the launcher and its ranks
     workers.kill(first)
     killed_at = TrainingRound.objects.get(pk=rnd.pk).progress["step"]
     assert killed_at < 120, "training ended before the kill: raise max_steps"
+    # the job runs in a session of its own, out of reach of the kill: it ends because its worker died
+    deadline = time.monotonic() + 60
+    while job_processes(spec) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not job_processes(spec), "the training job outlived its worker"
 
     assert rounds_reap(stalled_after=timedelta(seconds=0)) == [rnd.pk]
     rnd.refresh_from_db()
@@ -142,11 +164,12 @@ def test_killed_training_worker_is_reaped_and_resumes_from_its_checkpoint(worker
     # the kill may land mid-save: the newest *complete* checkpoint is the one a resume must start from
     saved = int(Path(last_checkpoint(scratch)).name.split("-")[1])
 
-    workers.start("gpu,cpu", name="second")
+    workers.start("gpu,cpu", name="second", env=on)
     round_resume(round_id=rnd.pk)
-    rnd = wait_for(rnd, (S.DONE,), timeout=400)
+    rnd = wait_for(rnd, (S.DONE,), timeout=500)
     trained = rnd.policy_out.config
     assert trained["resumed"] and trained["resumed_from_step"] == saved and trained["steps"] == 120
+    assert trained["world_size"] == processes and trained["launcher"] == "accelerate"
     steps = [p[0] for p in rnd.progress["losses"]]
     # the second worker's loss points start after the saved step: it continued, it did not start over
     resumed_points = steps[steps.index(killed_at) + 1 :] if killed_at in steps else steps

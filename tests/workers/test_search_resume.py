@@ -9,9 +9,9 @@ import pytest
 from apps.catalog.environment import EnvironmentConfig, generate_environment
 from apps.catalog.services import records_write
 from apps.search.models import SearchTree, TreeNode
-from apps.training.loop import round_search_prepare
 from apps.training.models import Checkpoint, RoundQuery
 from apps.training.services import round_create, round_transition
+from apps.training.stages.search import round_search_prepare
 from tests.factories import ProjectFactory
 from workers.tasks import search_trees_search
 

@@ -28,7 +28,7 @@ from workers.train.preference import (
 )
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")  # TRL's token aggregation modes (GRPOConfig.loss_type)
-REWARDS = ("checker", "solve_f1")  # the round's reward function (apps.training.loop._reward_fn)
+REWARDS = ("checker", "solve_f1")  # the round's reward function (apps.training.stages.train.reward_spec)
 
 
 @dataclass(frozen=True)

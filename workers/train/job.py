@@ -290,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m workers.train.job SPEC.json", file=sys.stderr)
         return 2
+    from workers.train.launch import die_with_parent
+
+    parent = os.getppid()
+    die_with_parent()  # a launcher that dies takes its ranks with it
+    if os.getppid() != parent:  # ... including one that died before the line above
+        return 1
     rank = int(os.environ.get("RANK") or 0)
     out = _json_stdout()
 

@@ -123,7 +123,13 @@ def run_job(
     }
     try:
         process = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_ROOT, env=child_env, start_new_session=True
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=PROJECT_ROOT,
+            env=child_env,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # one prctl call before exec
         )
     except OSError as exc:
         raise LaunchError(f"cannot start {cmd[0]}: {exc}") from None
@@ -142,6 +148,18 @@ def run_job(
     if job.result is None:
         raise JobFailed(0, job.tail(), "the job ended without its result line")
     return job.result
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGTERM this process when the one that started it dies (Linux; elsewhere nothing). The
+    launcher runs in a session of its own, so a worker killed with SIGKILL would otherwise leave its job training
+    on; the job's ranks ask the same of the launcher (workers/train/job.py), so the whole job ends."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 # --- checks before anything starts

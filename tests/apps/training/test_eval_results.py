@@ -10,10 +10,11 @@ from django.db import connection
 
 from apps.catalog.models import Query
 from apps.catalog.services import records_write
-from apps.training import loop
-from apps.training.loop import checkpoint_eval_run, round_evaluate
 from apps.training.models import Checkpoint, EvalResult, EvalRun, TrainingRound
+from apps.training.policy import query_prompt
 from apps.training.selectors import eval_outcomes, eval_result_list
+from apps.training.stages import evaluate as evaluate_stage
+from apps.training.stages.evaluate import checkpoint_eval_run, round_evaluate
 from tests.factories import AnsweringBackend
 
 REFUSAL = "Sorry, none of the available tools can help with that."
@@ -153,14 +154,14 @@ def scripted_policies(eval_project, monkeypatch, tiny_model_dir):
     project, before, after = eval_project
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     queries = list(Query.objects.filter(project=project, split="eval").prefetch_related("query_tools__tool"))
-    by_prompt = {loop.query_prompt(tokenizer, q): q for q in queries}
+    by_prompt = {query_prompt(tokenizer, q): q for q in queries}
 
     def after_answer(prompt):
         query = by_prompt[prompt]
         return query.reference_output if query.ground_truth else "[get_order_status(user_id=2084061', order_id='"
 
     answers = {before.pk: lambda p: REFUSAL, after.pk: after_answer}
-    monkeypatch.setattr(loop, "policy_backend", lambda checkpoint: AnsweringBackend(answers[checkpoint.pk]))
+    monkeypatch.setattr(evaluate_stage, "policy_backend", lambda checkpoint: AnsweringBackend(answers[checkpoint.pk]))
     return project, before, after, queries
 
 

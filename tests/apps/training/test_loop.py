@@ -10,9 +10,12 @@ from apps.catalog.services import records_write
 from apps.curation.models import PreferencePair
 from apps.curation.services import pairs_create_from_tree
 from apps.search.models import SearchTree, TreeNode
-from apps.training.loop import StageError, round_pair, round_search_prepare, round_select, trees_search
 from apps.training.models import Checkpoint, RoundQuery, TrainingRound
 from apps.training.services import round_create
+from apps.training.stages.base import StageError
+from apps.training.stages.pair import round_pair
+from apps.training.stages.search import round_search_prepare, trees_search
+from apps.training.stages.select import round_select
 from workers.mcts import PairCandidate, Tree
 
 SEARCH = {"simulations": 2, "width": 2, "max_tokens": 24}
@@ -137,7 +140,7 @@ def test_run_round_command(policy_round, capsys):
 
 
 def test_search_is_sharded_over_tasks(policy_round):
-    from apps.training.loop import round_search_dispatch
+    from apps.training.stages.search import round_search_dispatch
     from itool_web.celery import app as celery_app
 
     round_select(round_id=policy_round.pk)
@@ -151,32 +154,33 @@ def test_search_is_sharded_over_tasks(policy_round):
     assert len(task_ids) == trees.count() == policy_round.progress["shards"]
     assert set(task_ids) < set(policy_round.task_ids)  # kept for cancel, with the pair task the last shard sent
     assert all(t.status == "done" for t in trees)
-    assert policy_round.progress["pair_sent"]  # the pair stage is sent (at commit) once every tree is done
+    # once every tree is done the round enters the pair stage, whose task is sent at commit
+    assert policy_round.state == "pairing" and "pair_sent" not in policy_round.progress
 
 
 def test_grpo_rewards_checker_grade_or_solve_f1_of_the_executed_calls(policy_round):
     from apps.catalog.models import Query
-    from apps.training.loop import _reward_fn
+    from apps.training.stages.train import reward_fn
 
     query = next(
         q
         for q in Query.objects.filter(project=policy_round.project, kind="single")
         if q.ordered_tools() and all(t.implementation for t in q.ordered_tools())
     )
-    solve = _reward_fn("solve_f1", query)
+    solve = reward_fn("solve_f1", query)
     assert solve(query.reference_output) == pytest.approx(1.0)  # one call, one sub-answer found: 2·1 / (1 + 1)
     assert solve("I would rather not.") == 0.0  # no call: FTRL's step reward is 0
     assert solve(query.reference_output[:-3]) == 0.0  # malformed
-    checker = _reward_fn("checker", query)
+    checker = reward_fn("checker", query)
     assert checker(query.reference_output) == 1.0 and checker("I would rather not.") < 1.0
 
 
 def test_grpo_solve_f1_reward_needs_executable_tools(policy_round):
     from apps.catalog.models import Query, Tool
-    from apps.training.loop import _reward_fn
+    from apps.training.stages.train import reward_fn
 
     query = Query.objects.filter(project=policy_round.project, kind="single").first()
     Tool.objects.filter(pk__in=[t.pk for t in query.ordered_tools()]).update(implementation="")
     query = Query.objects.get(pk=query.pk)
     with pytest.raises(StageError, match="solve_f1 reward needs executable tools"):
-        _reward_fn("solve_f1", query)
+        reward_fn("solve_f1", query)

@@ -14,7 +14,9 @@ from apps.curation.services import AUTO_REVIEWER
 from apps.search.models import SearchTree
 from apps.training import services
 from apps.training.lifecycle import LaunchRefused, round_auto_approve, round_gate, round_launch
-from apps.training.loop import (
+from apps.training.models import Checkpoint, TrainingRound
+from apps.training.services import round_create, round_defaults
+from apps.training.stages.pair import (
     ALWAYS_RIGHT,
     FILTERED,
     NEVER_RIGHT,
@@ -23,8 +25,6 @@ from apps.training.loop import (
     round_pair,
     tree_without_pairs,
 )
-from apps.training.models import Checkpoint, TrainingRound
-from apps.training.services import round_create, round_defaults
 from tests.factories import PairFactory, SearchTreeFactory, TreeNodeFactory, UserFactory
 from workers.mcts import PairConfig, Tree
 from workers.mcts.tree import child_key, root_key

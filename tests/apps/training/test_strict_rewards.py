@@ -8,11 +8,12 @@ import pytest
 from apps.catalog.models import Query
 from apps.catalog.services import records_write
 from apps.rewards.checker import Checker
-from apps.training import loop
-from apps.training.loop import _reward_fn, round_select
 from apps.training.models import Checkpoint, RoundQuery
 from apps.training.policy import query_tools
 from apps.training.services import round_create
+from apps.training.stages import select as select_stage
+from apps.training.stages.select import round_select
+from apps.training.stages.train import reward_fn
 from tests.factories import AnsweringBackend
 from workers.select import SelectionConfig, pass_rates
 
@@ -38,7 +39,7 @@ def queries(project):
 
 def test_grpo_reward_of_a_broken_attempt_on_a_no_call_query_is_negative(queries):
     no_call = next(q for q in queries if q.kind == "irrelevance")
-    reward = _reward_fn("checker", no_call)
+    reward = reward_fn("checker", no_call)
     assert reward(BROKEN) == -1.0 and reward(REFUSAL) == 1.0
     assert reward("[calculate(x=") == -1.0
 
@@ -58,7 +59,7 @@ def test_pass_rate_selection_counts_a_broken_attempt_as_a_failure(queries):
 def test_round_select_scores_broken_attempts_on_no_call_queries_zero(queries, project, tiny_model_dir, monkeypatch):
     policy = Checkpoint.objects.create(project=project, name="nano", path=str(tiny_model_dir), kind="tiny")
     rnd = round_create(project=project, policy=policy, selection={"method": "pass_rate", "k": 2, "threshold": 0.5})
-    monkeypatch.setattr(loop, "policy_backend", lambda checkpoint: AnsweringBackend(lambda p: BROKEN))
+    monkeypatch.setattr(select_stage, "policy_backend", lambda checkpoint: AnsweringBackend(lambda p: BROKEN))
     round_select(round_id=rnd.pk)
     scored = {rq.query_id: rq for rq in RoundQuery.objects.filter(round=rnd)}
     no_call = [q for q in queries if not q.ground_truth and q.ground_truth is not None]

@@ -5,9 +5,10 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from apps.projects.models import Project
-from apps.training.loop import StageError, checkpoint_evaluate
 from apps.training.models import Checkpoint
 from apps.training.selectors import checkpoint_latest
+from apps.training.stages.base import StageError
+from apps.training.stages.evaluate import checkpoint_evaluate
 
 
 class Command(BaseCommand):

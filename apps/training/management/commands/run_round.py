@@ -11,24 +11,15 @@ from apps.training.lifecycle import (
     round_launch,
     round_resume,
 )
-from apps.training.loop import (
-    StageError,
-    round_evaluate,
-    round_pair,
-    round_search_prepare,
-    round_select,
-    round_train,
-    trees_search,
-)
 from apps.training.models import Checkpoint, TrainingRound
+from apps.training.pipeline import ORDER, STAGES, enter, next_stage, run_stage, stage_now
 from apps.training.selectors import checkpoint_latest
-from apps.training.services import round_create, round_defaults, round_transition
+from apps.training.services import round_create, round_defaults
+from apps.training.stages.base import StageError
 from itool_web.progress import progress_bar
 from workers.evaluation import format_change
 
-STAGES = ("select", "search", "pair", "review", "train", "evaluate")
 FINAL = (TrainingRound.State.DONE, TrainingRound.State.FAILED, TrainingRound.State.CANCELLED)
-SHARD = 64  # trees searched together: one generate call serves them all per step
 S = TrainingRound.State
 A = TrainingRound.Algorithm
 
@@ -43,7 +34,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
         parser.add_argument(
-            "--until", choices=STAGES, help="The last stage to run (default: pair; evaluate with --auto-approve)."
+            "--until", choices=ORDER, help="The last stage to run (default: pair; evaluate with --auto-approve)."
         )
         parser.add_argument(
             "--auto-approve",
@@ -63,14 +54,14 @@ class Command(BaseCommand):
             project = Project.objects.get(name=opts["project"])
         except Project.DoesNotExist:
             raise CommandError(f"no project named {opts['project']!r}") from None
-        until = STAGES.index(opts["until"] or ("evaluate" if opts["auto_approve"] else "pair"))
+        until = ORDER.index(opts["until"] or ("evaluate" if opts["auto_approve"] else "pair"))
         rnd = self._current_round(project, opts)
         try:
             if rnd.algorithm == A.SFT and rnd.number == 0 and rnd.state not in FINAL:
                 # the warm-up has no select, search, pair or review: it trains and is evaluated, whatever --until
                 # says of the round after it, which this run then goes on with
                 self._announce(rnd)
-                self._run(rnd, STAGES.index("evaluate"), False)
+                self._run(rnd, ORDER.index("evaluate"), False)
                 rnd.refresh_from_db()
                 self.stdout.write(self.style.SUCCESS(f"round 0 (warm-up) is {rnd.state}"))
                 if rnd.state != S.DONE:
@@ -81,7 +72,7 @@ class Command(BaseCommand):
         except (StageError, LaunchRefused) as exc:
             raise CommandError(str(exc)) from None
         rnd.refresh_from_db()
-        if opts["auto_approve"] and until == STAGES.index("evaluate") and rnd.state != S.DONE:
+        if opts["auto_approve"] and until == ORDER.index("evaluate") and rnd.state != S.DONE:
             raise CommandError(
                 f"round {rnd.number} is {rnd.state}, not done: "
                 f"{rnd.error or rnd.progress.get('reason') or 'see its page'}"
@@ -95,75 +86,44 @@ class Command(BaseCommand):
         )
 
     def _run(self, rnd: TrainingRound, until: int, auto_approve: bool) -> None:
-        def reached(stage: str) -> bool:
-            return until >= STAGES.index(stage)
-
-        if rnd.state == S.DRAFT and rnd.algorithm == A.SFT:
-            if not reached("train"):
-                return
-            round_launch(round_id=rnd.pk, dispatch=False)
-            rnd.refresh_from_db()
-        if rnd.state in (S.DRAFT, S.SELECTING):
-            with self._bar("select", "query") as bar:
-                out = self._stage(
-                    rnd, "select", lambda: round_select(round_id=rnd.pk, progress=self._updater(bar, "done", "total"))
-                )
-            self.stdout.write(
-                f"select: {out['selected']} of {out['scored']} queries selected ({out['method']})"
-                + (f" — {out['reason']}" if out.get("reason") else "")
-            )
-            rnd.refresh_from_db()
-            if rnd.algorithm == A.GRPO:
-                if not reached("train"):
+        """Run the round's stages in this process, in the order apps.training.pipeline gives, up to `until`."""
+        stage = stage_now(rnd.algorithm, rnd.state)
+        while stage is not None and ORDER.index(stage) <= until:
+            if rnd.state == S.DRAFT:
+                round_launch(round_id=rnd.pk, dispatch=False)
+            elif stage == "review":
+                if not self._review(rnd, auto_approve, reached_train=ORDER.index("train") <= until):
                     return
-                round_transition(round_id=rnd.pk, to=S.TRAINING)
+            else:
+                enter(round_id=rnd.pk, stage=stage)
+            if stage != "review":
+                out = self._stage(rnd, stage)
+                if stage == "evaluate":
+                    self._report(out)
+                else:
+                    self.stdout.write(SUMMARY[stage](out))
+            rnd.refresh_from_db()
+            if rnd.state in FINAL:
+                return
+            stage = next_stage(rnd.algorithm, stage)
+            if stage == "train" and rnd.algorithm == A.GRPO and ORDER.index("train") <= until:
                 self.stdout.write("GRPO trains online on the selected queries: no search, pairs or review")
-                rnd.refresh_from_db()
-        if reached("search") and rnd.state in (S.SELECTING, S.SEARCHING):
-            self._stage(rnd, "search", lambda: self._search(rnd))
-            rnd.refresh_from_db()
-        if reached("pair") and rnd.state in (S.SEARCHING, S.PAIRING):
-            with self._bar("pair", "tree") as bar:
-                out = self._stage(
-                    rnd, "pair", lambda: round_pair(round_id=rnd.pk, progress=self._updater(bar, "done", "total"))
-                )
-            self.stdout.write(
-                f"pair: {out['pairs']} pairs from {out['trees']} trees"
-                + (f" — {out['reason']}" if out.get("reason") else "")
-            )
-            rnd.refresh_from_db()
-        if reached("review") and rnd.state == S.REVIEWING:
-            if auto_approve:
-                approved = round_auto_approve(round_id=rnd.pk, reason="run_round --auto-approve")
-                self.stdout.write(f"review: {approved} pending pairs approved by (auto-approve)")
-            gate = round_gate(rnd)
-            self.stdout.write(
-                f"review gate ({rnd.get_gate_display()}): {'holds' if gate.ok else 'does not hold'} — {gate.reason}"
-            )
-            if reached("train"):
-                round_launch(round_id=rnd.pk, dispatch=False)  # refused with the gate's reason when it fails
-                rnd.refresh_from_db()
-                self.stdout.write(
-                    f"launch: snapshot #{rnd.snapshot_id} frozen ({rnd.progress.get('snapshot_pairs')} pairs)"
-                )
-        if reached("train") and rnd.state == S.TRAINING:
-            with self._bar("train", "step") as bar:
-                out = self._stage(rnd, "train", lambda: round_train(round_id=rnd.pk, progress=self._train_tick(bar)))
-            loss = out.get("last_loss", out.get("final_loss"))
-            self.stdout.write(
-                f"train: checkpoint #{out['checkpoint']}, final loss {loss:.4f}"
-                if loss is not None
-                else f"train: checkpoint #{out['checkpoint']}"
-            )
-            rnd.refresh_from_db()
-        if reached("evaluate") and rnd.state == S.EVALUATING:
-            with self._bar("evaluate", "query") as bar:
-                out = self._stage(
-                    rnd,
-                    "evaluate",
-                    lambda: round_evaluate(round_id=rnd.pk, progress=self._updater(bar, "done", "total")),
-                )
-            self._report(out)
+
+    def _review(self, rnd: TrainingRound, auto_approve: bool, reached_train: bool) -> bool:
+        """Auto-approve if asked, print the gate, and launch training when it holds; False when the run stops."""
+        if auto_approve:
+            approved = round_auto_approve(round_id=rnd.pk, reason="run_round --auto-approve")
+            self.stdout.write(f"review: {approved} pending pairs approved by (auto-approve)")
+        gate = round_gate(rnd)
+        self.stdout.write(
+            f"review gate ({rnd.get_gate_display()}): {'holds' if gate.ok else 'does not hold'} — {gate.reason}"
+        )
+        if not reached_train:
+            return False
+        round_launch(round_id=rnd.pk, dispatch=False)  # refused with the gate's reason when it fails
+        rnd.refresh_from_db()
+        self.stdout.write(f"launch: snapshot #{rnd.snapshot_id} frozen ({rnd.progress.get('snapshot_pairs')} pairs)")
+        return True
 
     def _report(self, out: dict) -> None:
         """Every before → after figure with its paired bootstrap interval, then the deficiency histogram."""
@@ -188,27 +148,29 @@ class Command(BaseCommand):
             + (", ".join(f"{d} {was.get(d, 0)} → {now.get(d, 0)}" for d in names) or "none")
         )
 
-    def _stage(self, rnd: TrainingRound, stage: str, run):
-        """Run a stage in this process; a failure marks the round failed at that stage (resume with --resume)."""
-        try:
-            return run()
-        except (StageError, LaunchRefused):
-            raise
-        except Exception as exc:
-            round_fail(round_id=rnd.pk, stage=stage, error=f"{stage} failed: {type(exc).__name__}: {exc}")
-            raise
+    def _stage(self, rnd: TrainingRound, stage: str) -> dict:
+        """Run a stage in this process with a progress bar; a failure marks the round failed at that stage (resume
+        with --resume)."""
+        spec = STAGES[stage]
+        with progress_bar(stage, spec.unit, file=self.stderr) as bar:
 
-    def _search(self, rnd: TrainingRound) -> None:
-        tree_ids = round_search_prepare(round_id=rnd.pk)
-        with self._bar("search", "tree") as bar:
-            bar.total = len(tree_ids)
-            for base in range(0, len(tree_ids), SHARD):
-                trees_search(
-                    round_id=rnd.pk,
-                    tree_ids=tree_ids[base : base + SHARD],
-                    progress=lambda p, base=base: self._search_tick(bar, base, p),
-                )
-        self.stdout.write(f"search: {len(tree_ids)} trees searched")
+            def update(p: dict) -> None:
+                bar.total = p.get(spec.total_key, bar.total)
+                bar.n = p.get(spec.done_key, bar.n)
+                figures = {key: p[key] for key in ("loss", "nodes", "valid_leaves") if p.get(key) is not None}
+                if "loss" in figures:
+                    figures["loss"] = f"{figures['loss']:.4f}"
+                if figures:
+                    bar.set_postfix(figures, refresh=False)
+                bar.refresh()
+
+            try:
+                return run_stage(round_id=rnd.pk, stage=stage, progress=update)
+            except (StageError, LaunchRefused):
+                raise
+            except Exception as exc:
+                round_fail(round_id=rnd.pk, stage=stage, error=f"{stage} failed: {type(exc).__name__}: {exc}")
+                raise
 
     def _current_round(self, project, opts) -> TrainingRound:
         last = TrainingRound.objects.filter(project=project).order_by("-number").first()
@@ -252,31 +214,22 @@ class Command(BaseCommand):
             project=project, policy=policy, algorithm=algorithm, **round_defaults(policy=policy, algorithm=algorithm)
         )
 
-    def _bar(self, stage: str, unit: str):
-        return progress_bar(stage, unit, file=self.stderr)
 
-    @staticmethod
-    def _updater(bar, done_key: str, total_key: str):
-        def update(p: dict) -> None:
-            bar.total = p.get(total_key, bar.total)
-            bar.n = p.get(done_key, bar.n)
-            bar.refresh()
+def _train_line(out: dict) -> str:
+    loss = out.get("last_loss", out.get("final_loss"))
+    where = f" on {out['world_size']} processes" if out.get("world_size", 1) > 1 else ""
+    return f"train: checkpoint #{out['checkpoint']}{where}" + (f", final loss {loss:.4f}" if loss is not None else "")
 
-        return update
 
-    @staticmethod
-    def _train_tick(bar):
-        def update(p: dict) -> None:
-            bar.total = p.get("max_steps", bar.total)
-            bar.n = p.get("step", bar.n)
-            if p.get("loss") is not None:
-                bar.set_postfix(loss=f"{p['loss']:.4f}", refresh=False)
-            bar.refresh()
-
-        return update
-
-    @staticmethod
-    def _search_tick(bar, base: int, p: dict) -> None:
-        bar.n = base + p.get("trees_done", 0)
-        bar.set_postfix(nodes=p.get("nodes"), valid_leaves=p.get("valid_leaves"), refresh=False)
-        bar.refresh()
+# The line each stage prints when it ends (evaluate prints its figures, `_report`).
+SUMMARY = {
+    "select": lambda out: (
+        f"select: {out['selected']} of {out['scored']} queries selected ({out['method']})"
+        + (f" — {out['reason']}" if out.get("reason") else "")
+    ),
+    "search": lambda out: f"search: {out['trees']} trees searched",
+    "pair": lambda out: (
+        f"pair: {out['pairs']} pairs from {out['trees']} trees" + (f" — {out['reason']}" if out.get("reason") else "")
+    ),
+    "train": _train_line,
+}

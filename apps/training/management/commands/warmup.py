@@ -3,9 +3,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.projects.models import Project
-from apps.training.loop import StageError, round_warmup
 from apps.training.models import Checkpoint, TrainingRound
+from apps.training.pipeline import round_warmup
 from apps.training.services import round_create
+from apps.training.stages.base import StageError
 from itool_web.progress import progress_bar
 from workers.train.sft import WarmupConfig
 
