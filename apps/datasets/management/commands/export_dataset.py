@@ -12,7 +12,8 @@ from tqdm import tqdm
 from apps.datasets.completion import CompletionStats
 from apps.datasets.models import DatasetSnapshot
 from apps.datasets.rows import FORMATS, SPANS
-from apps.datasets.services import snapshot_export, snapshot_latest
+from apps.datasets.selectors import snapshot_latest
+from apps.datasets.services import snapshot_export
 from apps.projects.models import Project
 
 
