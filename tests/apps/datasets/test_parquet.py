@@ -19,7 +19,6 @@ from apps.datasets.parquet import read_rows, write_parquet
 from apps.datasets.rows import FORMATS, openai_messages
 from apps.datasets.services import files as snapshot_files
 from apps.datasets.services import snapshot_export, snapshot_file_build, snapshot_file_request, snapshot_freeze
-from itool_web.celery import app as celery_app
 from tests.factories import CheckpointFactory, QueryFactory, ToolFactory, UserFactory
 
 MULTI_TURN = [
@@ -34,19 +33,6 @@ MULTI_TURN = [
     },
     {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 21.5, "sky": "bewölkt"}'},
 ]
-
-
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
-def eager(media):
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture
