@@ -3,13 +3,42 @@
 import pytest
 
 from apps.catalog.environment import EnvironmentConfig, generate_environment
-from tests.factories import ProjectFactory
+from itool_web.celery import app as celery_app
+from tests.factories import PairFactory, ProjectFactory
 from workers.llm.tiny import TinyModelConfig, build_tiny_model, corpus_from_records
 
 
 @pytest.fixture
 def project(db):
     return ProjectFactory(name="test-project")
+
+
+@pytest.fixture
+def make_pair(project):
+    """make_pair(status="pending", **fields): a `PairFactory` pair of `project` (unless `project` is given), with a
+    query of its own offering get_weather (unless `query` is given)."""
+
+    def make(status="pending", **fields):
+        return PairFactory(**{"project": project, **fields}, status=status)
+
+    return make
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    """MEDIA_ROOT in the test's own folder: uploads and snapshot files written there."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def eager(media):
+    """Celery tasks run in the calling process when sent (cookiecutter-django's eager tests), writing under
+    `media`."""
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from .models import SnapshotFile
-from .services import snapshot_file_discard
+from .services.files import snapshot_file_discard
 
 
 @receiver(post_delete, sender=SnapshotFile, dispatch_uid="datasets.snapshot_file_deleted")

@@ -5,15 +5,7 @@ from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.factories import (
-    CheckpointFactory,
-    MembershipFactory,
-    PairFactory,
-    QueryFactory,
-    ToolFactory,
-    TrainingRoundFactory,
-    UserFactory,
-)
+from tests.factories import CheckpointFactory, MembershipFactory, TrainingRoundFactory, UserFactory
 
 ROLES = ("annotator", "reviewer", "admin")
 
@@ -49,19 +41,6 @@ def client_for(user) -> APIClient:
 def api(people):
     """api("admin") → an APIClient sending that person's token."""
     return lambda who: client_for(people[who])
-
-
-@pytest.fixture
-def make_pair(project):
-    """make_pair(status="pending", **fields): a pair of the project with its own query offering get_weather."""
-
-    def make(status="pending", **fields):
-        fields.setdefault("project", project)
-        if "query" not in fields:
-            fields["query"] = QueryFactory(project=fields["project"], tools=[ToolFactory(project=fields["project"])])
-        return PairFactory(status=status, **fields)
-
-    return make
 
 
 @pytest.fixture

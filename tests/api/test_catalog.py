@@ -7,19 +7,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.catalog.models import ImportJob, Query, Tool
-from itool_web.celery import app as celery_app
 from tests.apps.catalog.test_importers import openai_record, toolace_record
 from tests.factories import ProjectFactory, QueryFactory, ToolFactory
 
 from .conftest import client_for
-
-
-@pytest.fixture
-def eager(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 def jsonl(name: str, records) -> SimpleUploadedFile:

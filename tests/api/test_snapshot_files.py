@@ -17,12 +17,6 @@ from .conftest import client_for
 
 
 @pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
 def snapshot(api, project, tiny_model_dir, make_pair, media):
     """A frozen round of three approved pairs, one query in German."""
     policy = CheckpointFactory(project=project, name="tiny", path=str(tiny_model_dir))
@@ -115,14 +109,8 @@ def test_asking_for_a_done_file_whose_bytes_are_gone_makes_it_again(api, snapsho
     assert len(callbacks) == 1
 
 
-def test_the_task_run_eagerly_through_the_api(api, snapshot, django_capture_on_commit_callbacks):
-    from itool_web.celery import app as celery_app
-
-    celery_app.conf.task_always_eager = True
-    try:
-        asked, _ = ask(api("admin"), snapshot, {"format": "sharegpt"}, django_capture_on_commit_callbacks, execute=True)
-    finally:
-        celery_app.conf.task_always_eager = False
+def test_the_task_run_eagerly_through_the_api(api, snapshot, eager, django_capture_on_commit_callbacks):
+    asked, _ = ask(api("admin"), snapshot, {"format": "sharegpt"}, django_capture_on_commit_callbacks, execute=True)
     assert asked.status_code == 202  # answered before the task ran
     file = SnapshotFile.objects.get(pk=asked.json()["id"])
     assert file.status == "done" and file.rows == 3

@@ -7,7 +7,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from apps.catalog.models import ImportJob, Query
-from itool_web.celery import app as celery_app
 from tests.factories import UserFactory
 
 from .test_importers import openai_record
@@ -18,14 +17,6 @@ def admin_client(client, db):
     user = UserFactory(username="boss", is_staff=True, is_superuser=True)
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def eager(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 def upload(name: str, records) -> SimpleUploadedFile:

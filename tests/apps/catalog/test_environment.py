@@ -15,7 +15,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.catalog.environment import EnvironmentConfig, generate_environment
-from apps.catalog.environment.generator import DOMAINS, TOOLS
+from apps.catalog.environment.scenarios import DOMAINS
+from apps.catalog.environment.tool_table import TOOLS
 from apps.catalog.models import Query, Tool
 from apps.catalog.records import KINDS
 from apps.projects.models import Project

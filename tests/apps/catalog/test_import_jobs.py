@@ -12,15 +12,11 @@ from django.utils import timezone
 from apps.catalog import services
 from apps.catalog.models import ImportJob, Query
 from apps.catalog.services import import_job_run, import_jobs_reap
-from itool_web.celery import app as celery_app
 from tests.factories import UserFactory
 
 from .test_importers import openai_record
 
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
+pytestmark = pytest.mark.usefixtures("media")  # the uploads are written under the test's own folder
 
 
 def make_job(
@@ -215,13 +211,6 @@ def test_a_reaped_job_can_run_again(project):
 
 
 # --- BFCL uploaded twice ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def eager():
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 def test_a_bfcl_file_uploaded_twice_imports_twice(

@@ -20,11 +20,11 @@ from apps.curation.services import (
 )
 from tests.factories import ProjectFactory, UserFactory
 
-from .test_review_services import make_pair
+from .test_review_services import review_pair
 
 
 def more_pairs(project, gaps):
-    base = make_pair(project)
+    base = review_pair(project)
     out = [base]
     for i, gap in enumerate(gaps):
         out.append(
@@ -128,7 +128,7 @@ def test_undo_reverts_the_users_last_change(pair_with_user):
 
 @pytest.fixture
 def pair_with_user(project):
-    return make_pair(project), UserFactory()
+    return review_pair(project), UserFactory()
 
 
 def test_bulk_review_leaves_stale_pairs_alone(project):

@@ -5,37 +5,20 @@ import threading
 import pytest
 from django.db import connection
 
-from apps.catalog.models import Query, QueryTool, Tool
 from apps.curation.models import PreferencePair, ReviewEvent
 from apps.curation.services import StaleVersion, pair_approve, pair_edit, pair_flag, pair_reject, pair_swap
-from tests.factories import ProjectFactory, UserFactory
-
-WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+from tests.factories import PairFactory, ProjectFactory, UserFactory
 
 
-def make_pair(project) -> PreferencePair:
-    query = Query.objects.create(
+def review_pair(project) -> PreferencePair:
+    """A pending pair whose chosen branch names the wrong city (Lyon) and whose rejected one a number."""
+    return PairFactory(
         project=project,
-        external_id="q",
-        source="x",
-        content_hash="c",
-        messages=[{"role": "user", "content": "Weather in Paris?"}],
-        ground_truth=[{"get_weather": {"city": ["Paris"]}}],
-    )
-    tool = Tool.objects.create(project=project, name="get_weather", schema_hash="h", parameters=WEATHER)
-    QueryTool.objects.create(query=query, tool=tool, position=0)
-    return PreferencePair.objects.create(
-        project=project,
-        query=query,
-        prefix="[get_weather(",
         chosen="city='Lyon')]",
         rejected="city=3)]",
         chosen_value=0.4,
         rejected_value=-0.2,
-        chosen_visits=3,
-        rejected_visits=2,
         gap=0.6,
-        dedup_key="k",
         deficiency="wrong_type",
         rejected_verdict={"valid": False, "deficiency": "wrong_type"},
         chosen_verdict={"valid": False, "deficiency": "wrong_value"},
@@ -44,7 +27,7 @@ def make_pair(project) -> PreferencePair:
 
 @pytest.fixture
 def pair(project):
-    return make_pair(project)
+    return review_pair(project)
 
 
 def test_approve_bumps_the_version_and_records_the_change(pair):
@@ -89,7 +72,7 @@ def test_swap_and_flag(pair):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_reviews_of_one_version_lose_nothing():
     """Two reviewers write the same version at once: exactly one lands, the other is told it is stale."""
-    pair = make_pair(ProjectFactory(name="race"))
+    pair = review_pair(ProjectFactory(name="race"))
     users = [UserFactory(username="one"), UserFactory(username="two")]
     outcomes, barrier = [], threading.Barrier(2)
 

@@ -4,9 +4,8 @@ import json
 
 import pytest
 
-from apps.datasets import services
 from apps.datasets.rows import FORMATS
-from apps.datasets.services import snapshot_export, snapshot_freeze, snapshot_rows
+from apps.datasets.services import export, snapshot_export, snapshot_freeze, snapshot_rows
 from tests.factories import QueryFactory
 
 
@@ -58,8 +57,8 @@ def test_rows_come_in_snapshot_order_across_chunks(snapshot, django_assert_max_n
 
 def test_a_query_prompt_is_rendered_once_per_chunk(snapshot, monkeypatch):
     calls = []
-    real = services.query_prompt
-    monkeypatch.setattr(services, "query_prompt", lambda tok, q: calls.append(q.pk) or real(tok, q))
+    real = export.query_prompt
+    monkeypatch.setattr(export, "query_prompt", lambda tok, q: calls.append(q.pk) or real(tok, q))
     rows = list(snapshot_rows(snapshot, "trl"))
     assert len(rows) == 7 and len(calls) == 3  # 3 queries, whatever the number of pairs
 

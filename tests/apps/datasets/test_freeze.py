@@ -33,10 +33,10 @@ def test_freezes_only_approved_and_edited_pairs(project, make_pair, round_):
 def test_rows_are_ordered_by_query_then_pair_and_the_hash_is_stable(project, make_pair):
     first, second = QueryFactory(project=project), QueryFactory(project=project)
     # created interleaved: the snapshot groups each query's pairs (its prompt is rendered once on export)
-    a = make_pair(query=second, chosen="A")
-    b = make_pair(query=first, chosen="B")
-    c = make_pair(query=second, chosen="C")
-    d = make_pair(query=first, chosen="D")
+    a = make_pair("approved", query=second, chosen="A")
+    b = make_pair("approved", query=first, chosen="B")
+    c = make_pair("approved", query=second, chosen="C")
+    d = make_pair("approved", query=first, chosen="D")
 
     snapshot = snapshot_freeze(project=project)
 

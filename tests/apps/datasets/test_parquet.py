@@ -13,12 +13,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.datasets import parquet, services
+from apps.datasets import parquet
 from apps.datasets.models import SnapshotFile
 from apps.datasets.parquet import read_rows, write_parquet
 from apps.datasets.rows import FORMATS, openai_messages
+from apps.datasets.services import files as snapshot_files
 from apps.datasets.services import snapshot_export, snapshot_file_build, snapshot_file_request, snapshot_freeze
-from itool_web.celery import app as celery_app
 from tests.factories import CheckpointFactory, QueryFactory, ToolFactory, UserFactory
 
 MULTI_TURN = [
@@ -33,19 +33,6 @@ MULTI_TURN = [
     },
     {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 21.5, "sky": "bewölkt"}'},
 ]
-
-
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
-def eager(media):
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture
@@ -182,7 +169,7 @@ def test_a_failure_marks_the_file_failed_with_the_reason_and_asking_again_retrie
     project, snapshot, media, monkeypatch, django_capture_on_commit_callbacks
 ):
     file = snapshot_file_request(snapshot=snapshot, fmt="sharegpt")
-    real = services.snapshot_rows
+    real = snapshot_files.snapshot_rows
 
     def broken(*args, **kwargs):  # fails after the first row group was written
         for k, row in enumerate(real(*args, **kwargs)):
@@ -191,14 +178,14 @@ def test_a_failure_marks_the_file_failed_with_the_reason_and_asking_again_retrie
             yield row
 
     monkeypatch.setattr(parquet, "ROW_GROUP", 2)
-    monkeypatch.setattr(services, "snapshot_rows", broken)
+    monkeypatch.setattr(snapshot_files, "snapshot_rows", broken)
     failed = snapshot_file_build(file_id=file.pk)
     assert failed.status == "failed" and failed.error == "RuntimeError: the database went away"
     assert failed.rows == 4 and not failed.file and not failed.sha256  # progress up to the failure, no file
     folder = Path(media) / "snapshots" / str(snapshot.pk)
     assert list(folder.iterdir()) == []  # neither the file nor its temporary remains
 
-    monkeypatch.setattr(services, "snapshot_rows", real)
+    monkeypatch.setattr(snapshot_files, "snapshot_rows", real)
     with django_capture_on_commit_callbacks() as callbacks:
         retried = snapshot_file_request(snapshot=snapshot, fmt="sharegpt")
     assert retried.pk == file.pk and retried.status == "pending" and not retried.error and len(callbacks) == 1
@@ -231,7 +218,7 @@ def test_a_file_left_running_past_the_time_limit_is_made_again(snapshot, media, 
         assert snapshot_file_request(snapshot=snapshot, fmt="openai").status == "running"  # still in its time
     assert not callbacks
     SnapshotFile.objects.filter(pk=file.pk).update(
-        started_at=timezone.now() - services.FILE_TASK_LIMIT - timedelta(minutes=1)
+        started_at=timezone.now() - snapshot_files.FILE_TASK_LIMIT - timedelta(minutes=1)
     )
     with django_capture_on_commit_callbacks() as callbacks:  # its worker was killed: made again
         assert snapshot_file_request(snapshot=snapshot, fmt="openai").status == "pending"

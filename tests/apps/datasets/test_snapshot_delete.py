@@ -9,19 +9,13 @@ from django.db import transaction
 from django.db.models import RestrictedError
 from django.urls import reverse
 
-from apps.datasets import services
 from apps.datasets.models import DatasetSnapshot, SnapshotFile
+from apps.datasets.services import files as snapshot_files
 from apps.datasets.services import snapshot_file_build, snapshot_file_request, snapshot_freeze
 from apps.projects.models import Project
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 @pytest.fixture
@@ -92,7 +86,7 @@ def test_the_admin_delete_removes_the_files(client, snapshot, files):
 def test_a_file_written_for_a_snapshot_deleted_meanwhile_is_not_left_behind(snapshot, media, monkeypatch):
     monkeypatch.setattr("workers.tasks.datasets_snapshot_parquet.apply_async", lambda *a, **k: None)
     file = snapshot_file_request(snapshot=snapshot, fmt="openai")
-    real = services.write_parquet
+    real = snapshot_files.write_parquet
     written = []
 
     def write_then_lose_the_row(rows, fmt, path, **kwargs):
@@ -101,7 +95,7 @@ def test_a_file_written_for_a_snapshot_deleted_meanwhile_is_not_left_behind(snap
         DatasetSnapshot.objects.filter(pk=snapshot.pk).delete()  # e.g. an admin, while the worker wrote
         return result
 
-    monkeypatch.setattr(services, "write_parquet", write_then_lose_the_row)
+    monkeypatch.setattr(snapshot_files, "write_parquet", write_then_lose_the_row)
     with pytest.raises(SnapshotFile.DoesNotExist, match="deleted while it was being written"):
         snapshot_file_build(file_id=file.pk)
     assert written and not written[0].exists()

@@ -139,16 +139,11 @@ def test_run_round_command(policy_round, capsys):
         call_command("run_round", project="nope")
 
 
-def test_search_is_sharded_over_tasks(policy_round):
+def test_search_is_sharded_over_tasks(policy_round, eager):
     from apps.training.stages.search import round_search_dispatch
-    from itool_web.celery import app as celery_app
 
     round_select(round_id=policy_round.pk)
-    celery_app.conf.task_always_eager = True
-    try:
-        task_ids = round_search_dispatch(round_id=policy_round.pk, shard_size=1)
-    finally:
-        celery_app.conf.task_always_eager = False
+    task_ids = round_search_dispatch(round_id=policy_round.pk, shard_size=1)
     policy_round.refresh_from_db()
     trees = SearchTree.objects.filter(round=policy_round)
     assert len(task_ids) == trees.count() == policy_round.progress["shards"]

@@ -83,7 +83,7 @@ def test_the_round_page_shows_the_rounds_own_path(client, django_user_model, pro
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_celery_and_run_round_walk_a_round_through_the_same_stages(tiny_model_dir):
+def test_celery_and_run_round_walk_a_round_through_the_same_stages(tiny_model_dir, eager):
     """A GRPO round driven by Celery tasks (eager: each stage's task runs at once when the last one hands over)
     and one driven by `run_round` pass through the same states, those of the table's path."""
     seen: dict[int, list[str]] = {}
@@ -105,11 +105,7 @@ def test_celery_and_run_round_walk_a_round_through_the_same_stages(tiny_model_di
     try:
         project, policy = make_project("walk-celery", tiny_model_dir)
         by_celery = round_create(project=project, policy=policy, **settings)
-        celery_app.conf.task_always_eager = True
-        try:
-            round_launch(round_id=by_celery.pk)
-        finally:
-            celery_app.conf.task_always_eager = False
+        round_launch(round_id=by_celery.pk)
         project, policy = make_project("walk-cli", tiny_model_dir)
         by_cli = round_create(project=project, policy=policy, **settings)
         call_command("run_round", project=project.name, until="evaluate")

@@ -6,7 +6,7 @@ from tqdm import tqdm
 from apps.arms.data import TRAINED_ARMS
 from apps.arms.selectors import ALL, CALL_KINDS, arms_table
 from apps.arms.services import ArmsRefused, arm_fail, arm_run, arms_launch
-from apps.projects.models import Project
+from apps.projects.commands import project_or_error
 from apps.training.models import TrainingRound
 from workers.evaluation import KIND_GROUPS
 
@@ -30,10 +30,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        try:
-            project = Project.objects.get(name=opts["project"])
-        except Project.DoesNotExist:
-            raise CommandError(f"no project named {opts['project']!r}") from None
+        project = project_or_error(opts["project"])
         try:
             rnd = TrainingRound.objects.get(project=project, number=opts["round"])
         except TrainingRound.DoesNotExist:

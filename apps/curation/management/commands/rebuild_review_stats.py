@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.curation.stats import review_stats_differences, review_stats_rebuild
+from apps.projects.commands import project_or_error
 from apps.projects.models import Project
 
 SHOWN = 20  # differences printed per project
@@ -23,9 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         projects = Project.objects.order_by("name")
         if opts["project"]:
-            projects = projects.filter(name=opts["project"])
-            if not projects.exists():
-                raise CommandError(f"no project named {opts['project']!r}")
+            projects = projects.filter(pk=project_or_error(opts["project"]).pk)
         names = dict(projects.values_list("pk", "name"))
         if opts["check"]:
             found = {pk: review_stats_differences(project_id=pk) for pk in names}

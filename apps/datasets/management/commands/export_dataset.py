@@ -12,8 +12,9 @@ from tqdm import tqdm
 from apps.datasets.completion import CompletionStats
 from apps.datasets.models import DatasetSnapshot
 from apps.datasets.rows import FORMATS, SPANS
-from apps.datasets.services import snapshot_export, snapshot_latest
-from apps.projects.models import Project
+from apps.datasets.selectors import snapshot_latest
+from apps.datasets.services import snapshot_export
+from apps.projects.commands import project_or_error
 
 
 class Command(BaseCommand):
@@ -39,9 +40,7 @@ class Command(BaseCommand):
         parser.add_argument("--output", required=True, help="File to write, or - for stdout.")
 
     def handle(self, *args, **opts):
-        project = Project.objects.filter(name=opts["project"]).first()
-        if project is None:
-            raise CommandError(f"no project named {opts['project']!r}")
+        project = project_or_error(opts["project"])
         snapshot = self._snapshot(project, opts["snapshot"])
         stats = CompletionStats()
         try:

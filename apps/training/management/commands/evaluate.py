@@ -4,7 +4,7 @@ split, outside any round (e.g. on BFCL's categories imported with `import_data -
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from apps.projects.models import Project
+from apps.projects.commands import project_or_error
 from apps.training.models import Checkpoint
 from apps.training.selectors import checkpoint_latest
 from apps.training.stages.base import StageError
@@ -30,10 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=None, help="Only the first N eval queries.")
 
     def handle(self, *args, **opts):
-        try:
-            project = Project.objects.get(name=opts["project"])
-        except Project.DoesNotExist:
-            raise CommandError(f"no project named {opts['project']!r}") from None
+        project = project_or_error(opts["project"])
         if opts["limit"] is not None and opts["limit"] < 1:
             raise CommandError(f"--limit must be at least 1, got {opts['limit']}")
         checkpoints = Checkpoint.objects.filter(project=project)

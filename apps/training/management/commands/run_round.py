@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.projects.models import Project
+from apps.projects.commands import project_or_error
 from apps.training.lifecycle import (
     LaunchRefused,
     round_auto_approve,
@@ -50,10 +50,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        try:
-            project = Project.objects.get(name=opts["project"])
-        except Project.DoesNotExist:
-            raise CommandError(f"no project named {opts['project']!r}") from None
+        project = project_or_error(opts["project"])
         until = ORDER.index(opts["until"] or ("evaluate" if opts["auto_approve"] else "pair"))
         rnd = self._current_round(project, opts)
         try:

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.projects.models import Project
+from apps.projects.commands import project_or_error
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.pipeline import round_warmup
 from apps.training.services import round_create
@@ -53,10 +53,7 @@ class Command(BaseCommand):
         parser.add_argument("--lora", action="store_true", help="Train LoRA adapters (merged when saved).")
 
     def handle(self, *args, **opts):
-        try:
-            project = Project.objects.get(name=opts["project"])
-        except Project.DoesNotExist:
-            raise CommandError(f"no project named {opts['project']!r}") from None
+        project = project_or_error(opts["project"])
         if TrainingRound.objects.filter(project=project, number=0, state=TrainingRound.State.DONE).exists():
             raise CommandError(f"round 0 of {project.name} is already done")
         policy = Checkpoint.objects.filter(project=project, kind__in=["tiny", "base"]).order_by("-created_at").first()
