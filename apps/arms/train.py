@@ -1,6 +1,7 @@
 """Training one arm from the round's input policy at the round's budget: preference arms with the round's algorithm
-and train settings, SFT arms with the warm-up trainer (one bucket), GRPO with the verifiable reward. Each returns
-(checkpoint kind, settings used, budget record, training summary); the caller registers the checkpoint."""
+and train settings, SFT arms with the warm-up trainer (one bucket), GRPO with the verifiable reward — each as a
+launched training job, as a round trains. Each returns (checkpoint kind, settings used, budget record, training
+summary); the caller registers the checkpoint."""
 
 from __future__ import annotations
 
@@ -32,20 +33,30 @@ def _preference_params(rnd: TrainingRound, budget: Budget, seed: int):
     )
 
 
-def _train_preference(rnd, arm, tokenizer, budget, seed, output: Path, progress):
-    from workers.train.preference import train_preference
+def _job(rnd, output: Path, progress, **fields) -> dict:
+    """Train as a round does: a job launched with the training settings (apps.training.stages.train.job_run); the
+    trainer's result without its per-step series."""
+    from apps.training.stages.train import job_run
+    from workers.train.job import JobSpec
 
+    spec = JobSpec(policy_path=rnd.policy_in.path, output_dir=str(output), **fields)
+    result = dict(job_run(spec, output.with_name(f"{output.name}-job"), progress)["result"])
+    for series in ("losses", "rewards"):
+        result.pop(series, None)
+    return result
+
+
+def _train_preference(rnd, arm, tokenizer, budget, seed, output: Path, progress):
     params = _preference_params(rnd, budget, seed)
     rows, record = fitted(arm_data(rnd, arm, tokenizer), budget, seed)
-    result = train_preference(rnd.policy_in.path, output, rows, params, progress=progress)
-    summary = {k: v for k, v in asdict(result).items() if k != "losses"}
+    summary = _job(rnd, output, progress, algorithm=rnd.algorithm, config=asdict(params), rows=rows)
     return "preference", asdict(params), record, summary
 
 
 def _train_sft(rnd, arm, tokenizer, budget, seed, output: Path, progress):
     """Continued SFT at the preference arms' learning rate, warm-up share and length limit, so only the data
     differs; one bucket (no curriculum), one pass over the fitted examples."""
-    from workers.train.sft import WarmupConfig, results_summary, warmup_sft
+    from workers.train.sft import WarmupConfig
 
     preference = _preference_params(rnd, budget, seed)
     config = WarmupConfig(
@@ -60,16 +71,16 @@ def _train_sft(rnd, arm, tokenizer, budget, seed, output: Path, progress):
         logging_steps=preference.logging_steps,
     )
     examples, record = fitted(arm_data(rnd, arm, tokenizer), budget, seed)
-    results = warmup_sft(rnd.policy_in.path, output, {"easy": examples}, config, progress=progress)
-    return "sft", asdict(config), record, results_summary(results)
+    summary = _job(rnd, output, progress, algorithm="sft", config=asdict(config), examples={"easy": examples})
+    return "sft", asdict(config), record, summary
 
 
 def _train_grpo(rnd, arm, tokenizer, budget, seed, output: Path, progress):
     """GRPO on the selected queries with the checker's graded reward; one step = P prompts × G completions =
     the budget's batch (`budget.grpo_shape`), at the preference arms' learning rate."""
     from apps.training.policy import query_prompt
-    from apps.training.stages.train import reward_fn
-    from workers.train.grpo import GRPOParams, train_grpo
+    from apps.training.stages.train import reward_spec
+    from workers.train.grpo import GRPOParams
 
     shape = grpo_shape(budget)
     preference = _preference_params(rnd, budget, seed)
@@ -92,15 +103,8 @@ def _train_grpo(rnd, arm, tokenizer, budget, seed, output: Path, progress):
         "fitted": f"{record['fitted']}; each step samples {shape.prompts} prompt(s) × {shape.generations} "
         f"completions = {budget.batch}",
     }
-    result = train_grpo(
-        rnd.policy_in.path,
-        output,
-        [query_prompt(tokenizer, q) for q in queries],
-        [reward_fn(params.reward, q) for q in queries],
-        params,
-        progress=progress,
-    )
-    summary = {k: v for k, v in asdict(result).items() if k not in ("losses", "rewards")}
+    prompts = [{"prompt": query_prompt(tokenizer, q), "reward": reward_spec(params.reward, q)} for q in queries]
+    summary = _job(rnd, output, progress, algorithm="grpo", config=asdict(params), prompts=prompts)
     return "grpo", asdict(params), record, summary
 
 

@@ -11,6 +11,8 @@ a kill resumes from its last trainer checkpoint. The registered checkpoint recor
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from apps.catalog.models import Query
 
 from ..models import RoundQuery, TrainingRound
@@ -26,11 +28,6 @@ def round_train(*, round_id: int, progress: Progress | None = None, check=None) 
     the round moves on to evaluating. `check()` is called with every progress report and every second while the
     job runs (it raises to stop a cancelled round; the job is then terminated). Preference and GRPO rounds resume
     from their last trainer checkpoint when run again."""
-    from django.conf import settings
-
-    from workers.train.job import write_spec
-    from workers.train.launch import run_job
-
     from ..services import checkpoint_register
 
     rnd = stage_round(round_id)
@@ -54,17 +51,12 @@ def round_train(*, round_id: int, progress: Progress | None = None, check=None) 
             progress({"stage": "train", **p})
 
     spec, kind = training_job(rnd)
-    job_dir = output_dir(rnd, f"job-{rnd.pk}")
-    spec_path = write_spec(spec, job_dir / "spec.json")
     try:
-        record = run_job(
-            spec_path,
+        record = job_run(
+            spec,
+            output_dir(rnd, f"job-{rnd.pk}"),
             tick,
             check,
-            num_processes=settings.TRAIN_NUM_PROCESSES,
-            accelerate_config=settings.TRAIN_ACCELERATE_CONFIG or None,
-            env=_job_env(settings.TRAIN_NUM_PROCESSES),
-            log_path=job_dir / "stderr.log",
             on_start=lambda pid: round_progress(round_id=round_id, job_pid=pid),
         )
     finally:
@@ -82,6 +74,26 @@ def round_train(*, round_id: int, progress: Progress | None = None, check=None) 
     round_transition(round_id=round_id, to=S.EVALUATING, policy_out=checkpoint)
     round_progress(round_id=round_id, stage="evaluate", train=summary)
     return {"checkpoint": checkpoint.pk, **summary}
+
+
+def job_run(spec, job_dir: Path, progress: Progress | None = None, check=None, on_start=None) -> dict:
+    """Run a training job (a workers.train.job.JobSpec) as the settings say — TRAIN_NUM_PROCESSES processes, or
+    TRAIN_ACCELERATE_CONFIG — with its spec and whole stderr kept in `job_dir`; its result record (see run_job)."""
+    from django.conf import settings
+
+    from workers.train.job import write_spec
+    from workers.train.launch import run_job
+
+    return run_job(
+        write_spec(spec, job_dir / "spec.json"),
+        progress,
+        check,
+        num_processes=settings.TRAIN_NUM_PROCESSES,
+        accelerate_config=settings.TRAIN_ACCELERATE_CONFIG or None,
+        env=_job_env(settings.TRAIN_NUM_PROCESSES),
+        log_path=job_dir / "stderr.log",
+        on_start=on_start,
+    )
 
 
 def _job_env(processes: int) -> dict:
@@ -211,8 +223,7 @@ def reward_spec(kind: str, query: Query) -> dict:
 
 
 def reward_fn(kind: str, query: Query):
-    """The callable a job builds from `reward_spec(kind, query)`: a completion's reward (the arms train in-process
-    with it)."""
+    """The callable a job builds from `reward_spec(kind, query)`: a completion's reward, as GRPO scores it."""
     from workers.train.job import reward_from_spec
 
     return reward_from_spec(reward_spec(kind, query))
