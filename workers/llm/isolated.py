@@ -66,6 +66,9 @@ class IsolatedBackend(BaseBackend):
                 env=env,
                 start_new_session=True,  # its own process group: close() kills the engine's processes with it
             )
+        except BaseException:
+            parent_end.close()
+            raise
         finally:
             child_end.close()
         self._conn = Connection(parent_end.detach())
