@@ -175,32 +175,32 @@ def _kill_group(process: subprocess.Popen, grace: float) -> None:
         pass
 
 
-def _running(process: subprocess.Popen) -> bool:
-    """Whether the child has not exited yet, without reaping it (an exited child keeps its id until reaped)."""
+def _exit_status(process: subprocess.Popen) -> int | None:
+    """The child's exit code as Popen gives it (negative: killed by that signal), None while it runs. Read without
+    reaping where the system has waitid: an exited child keeps its id, and so its process group's, until reaped."""
     if process.returncode is not None:
-        return False
+        return process.returncode
+    if not hasattr(os, "waitid"):  # macOS: poll() reaps
+        return process.poll()
     try:
-        return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+        info = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
     except ChildProcessError:  # reaped by someone else
-        return False
+        return process.poll()
+    if info is None:
+        return None
+    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
+
+def _running(process: subprocess.Popen) -> bool:
+    return _exit_status(process) is None
 
 
 def _exit_code(process: subprocess.Popen, timeout: float) -> int | None:
-    """The child's exit code as Popen gives it (negative: killed by that signal), without reaping it; None if it
-    is still running after `timeout` seconds."""
+    """The child's exit code once it has exited, waiting up to `timeout` seconds; None if it still runs."""
     deadline = time.monotonic() + timeout
-    while True:
-        if process.returncode is not None:
-            return process.returncode
-        try:
-            info = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return None
-        if info is not None:
-            return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
-        if time.monotonic() >= deadline:
-            return None
+    while (code := _exit_status(process)) is None and time.monotonic() < deadline:
         time.sleep(0.02)
+    return code
 
 
 def _signal_group(pgid: int, sig: int) -> None:

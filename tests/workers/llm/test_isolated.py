@@ -159,12 +159,17 @@ def test_close_during_a_call_kills_the_busy_child(silent_server):
 
 
 def test_an_orphaned_child_ends_itself(tmp_path, silent_server):
-    """A worker killed outright (a hard time limit) cannot close its backend: the child notices and exits."""
+    """A worker killed outright (a hard time limit) cannot close its backend: the child, busy with a call that
+    would last minutes, notices and exits."""
     ready = tmp_path / "child.pid"
     script = (
-        "import pathlib, time\n"
+        "import pathlib, threading, time\n"
+        "from workers.llm.base import SamplingParams\n"
         "from workers.llm.isolated import IsolatedBackend\n"
         f"b = IsolatedBackend('openai', base_url={silent_server!r}, model='m')\n"
+        "threading.Thread(target=b.generate, args=(['hi'], SamplingParams()), daemon=True).start()\n"
+        "while not b._pending:\n"
+        "    time.sleep(0.01)\n"
         f"pathlib.Path({str(ready)!r}).write_text(str(b.pid))\n"
         "time.sleep(600)\n"
     )
