@@ -232,6 +232,10 @@ OPENAI_BASE_URL = env("OPENAI_BASE_URL", default="http://127.0.0.1:8001/v1")  # 
 OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
 OPENAI_MODEL = env("OPENAI_MODEL", default="")  # default: the checkpoint's path as the served model name
 VLLM_TENSOR_PARALLEL_SIZE = env.int("VLLM_TENSOR_PARALLEL_SIZE", default=1)
+# Where a stage's backend runs: "process" = a child process per stage (select, search, evaluate), which exits at
+# the stage's end and so returns all the engine's memory, GPU and host; "none" = in the worker's own process.
+# The openai backend always runs in-process (the model is on the server). See docs/gpu.md.
+GENERATION_ISOLATION = env("GENERATION_ISOLATION", default="process")
 
 # --- Training launch (workers/train/launch.py, docs/scaling.md) ---------------------------------
 # Processes `accelerate launch` starts per training job; an accelerate config file (DDP, FSDP, DeepSpeed) for GPUs.

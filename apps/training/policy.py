@@ -6,33 +6,42 @@ import threading
 import time
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from apps.catalog.models import Query
 from workers.llm.base import BaseBackend
+from workers.llm.isolated import IsolatedBackend
 from workers.llm.registry import get_backend
 from workers.llm.tiny import render_prompt
 
 from .models import Checkpoint
 
+ISOLATIONS = ("process", "none")
+
 
 def policy_backend(checkpoint: Checkpoint) -> BaseBackend:
-    """The configured backend (GENERATION_BACKEND) serving `checkpoint`."""
+    """The configured backend (GENERATION_BACKEND) serving `checkpoint`; with GENERATION_ISOLATION=process (the
+    default) a local engine runs in a child process that its close() ends, so a stage returns all its memory."""
     name = settings.GENERATION_BACKEND
+    isolation = settings.GENERATION_ISOLATION
+    if isolation not in ISOLATIONS:
+        raise ImproperlyConfigured(f"GENERATION_ISOLATION must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
     if name == "transformers":
+        kwargs = {
+            "model_path": checkpoint.path,
+            "device": settings.GENERATION_DEVICE,
+            "num_threads": settings.GENERATION_THREADS or None,
+        }
+    elif name == "vllm":
+        kwargs = {"model_path": checkpoint.path, "tensor_parallel_size": settings.VLLM_TENSOR_PARALLEL_SIZE}
+    else:  # openai, or a name get_backend refuses; a remote server's client holds no model: never isolated
         return get_backend(
             name,
-            model_path=checkpoint.path,
-            device=settings.GENERATION_DEVICE,
-            num_threads=settings.GENERATION_THREADS or None,
+            base_url=settings.OPENAI_BASE_URL,
+            model=settings.OPENAI_MODEL or checkpoint.path,
+            api_key=settings.OPENAI_API_KEY or None,
         )
-    if name == "vllm":
-        return get_backend(name, model_path=checkpoint.path, tensor_parallel_size=settings.VLLM_TENSOR_PARALLEL_SIZE)
-    return get_backend(
-        name,
-        base_url=settings.OPENAI_BASE_URL,
-        model=settings.OPENAI_MODEL or checkpoint.path,
-        api_key=settings.OPENAI_API_KEY or None,
-    )
+    return IsolatedBackend(name, **kwargs) if isolation == "process" else get_backend(name, **kwargs)
 
 
 # transformers imports its names lazily, and those first imports are not thread-safe: two threads resolving names at

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .base import BaseBackend, Prompt, Sample, SamplingParams
+from .base import BackendUnavailableError, BaseBackend, Prompt, Sample, SamplingParams
 
 
 @dataclass
@@ -80,6 +80,21 @@ def common_prefix_length(a: list[int], b: list[int]) -> int:
     return n
 
 
+def check_device(device: torch.device) -> None:
+    """Refuse a CUDA device that is not there before loading anything, saying what to change."""
+    if device.type != "cuda":
+        return
+    count = torch.cuda.device_count() if torch.backends.cuda.is_built() else 0
+    if (device.index or 0) < count:
+        return
+    seen = "this torch is a CPU build" if not torch.backends.cuda.is_built() else f"torch sees {count} CUDA device(s)"
+    raise BackendUnavailableError(
+        f"device {str(device)!r} is not available here ({seen}): generate on the CPU (device 'cpu'; for the app's "
+        "stages GENERATION_DEVICE=cpu), or on a GPU machine with a CUDA build of torch "
+        "(requirements-gpu.txt) and the device visible (CUDA_VISIBLE_DEVICES)"
+    )
+
+
 class TransformersBackend(BaseBackend):
     """A local `AutoModelForCausalLM` behind the backend interface."""
 
@@ -102,6 +117,7 @@ class TransformersBackend(BaseBackend):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.device = torch.device(device)
+        check_device(self.device)
         self.batch_size = batch_size
         self.prefix_reuse = prefix_reuse
         self.min_shared_prefix = max(1, min_shared_prefix)

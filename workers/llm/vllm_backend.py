@@ -64,6 +64,28 @@ def continuation_logprobs(output, continuation_length: int) -> list[float]:
     return [steps[i][token_ids[i]].logprob for i in range(start, len(token_ids))]
 
 
+def check_devices(tensor_parallel_size: int) -> None:
+    """Refuse to start a CUDA vLLM with fewer visible GPUs than the model is split over, saying what to change."""
+    import torch
+
+    try:
+        from vllm.platforms import current_platform
+
+        device_type = getattr(current_platform, "device_type", "cuda")
+    except ImportError:
+        device_type = "cuda"
+    if device_type not in ("", "cuda"):  # a vLLM built for another device (CPU, TPU, XPU) checks its own
+        return
+    count = torch.cuda.device_count()
+    if count >= tensor_parallel_size:
+        return
+    raise BackendUnavailableError(
+        f"the vllm backend needs {tensor_parallel_size} CUDA device(s) (tensor_parallel_size) and torch sees {count}: "
+        "run it on a GPU machine with the devices visible (CUDA_VISIBLE_DEVICES), lower VLLM_TENSOR_PARALLEL_SIZE, "
+        "or generate with the transformers backend (GENERATION_BACKEND=transformers)"
+    )
+
+
 class VLLMBackend(BaseBackend):
     """vLLM's `LLM` behind the backend interface."""
 
@@ -87,6 +109,7 @@ class VLLMBackend(BaseBackend):
                 "the vllm backend needs vLLM, which is not installed here: install requirements-gpu.txt on a "
                 "GPU machine (vLLM wheels are CUDA builds)"
             ) from exc
+        check_devices(tensor_parallel_size)
         self._sampling_params = VLLMSamplingParams
         self.llm = LLM(
             model=model_path,
@@ -120,7 +143,35 @@ class VLLMBackend(BaseBackend):
         return self.tokenizer.decode(token_ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     def close(self) -> None:
-        self.llm = None
+        """Shut the engine down through vLLM's own API (its engine core processes, the distributed groups, the
+        CUDA cache); `IsolatedBackend` then ends the process, which returns whatever this leaves."""
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            shutdown_engine(llm)
+
+
+def shutdown_engine(llm) -> None:
+    """Stop `llm`'s engine and free its GPU memory with what the installed vLLM offers: `LLM.shutdown()` where it
+    exists, else its V1 engine's `shutdown()` or that engine's core client's (which ends the engine core
+    processes); then `cleanup_dist_env_and_memory()` (model-parallel groups, torch.distributed, the CUDA cache)."""
+    import gc
+
+    import torch
+
+    engine = getattr(llm, "llm_engine", None)
+    for owner in (llm, engine, getattr(engine, "engine_core", None)):
+        if callable(getattr(owner, "shutdown", None)):
+            owner.shutdown()
+            break
+    try:
+        from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+    except ImportError:  # a vLLM without it (or none: the tests)
+        cleanup_dist_env_and_memory = None
+    if cleanup_dist_env_and_memory is not None:
+        cleanup_dist_env_and_memory()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _eos_token_ids(model_path: str, tokenizer) -> frozenset[int]:

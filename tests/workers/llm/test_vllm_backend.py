@@ -8,10 +8,12 @@ import pytest
 from workers.llm.base import BackendUnavailableError, SamplingParams
 from workers.llm.registry import get_backend
 from workers.llm.vllm_backend import (
+    check_devices,
     continuation_logprobs,
     samples_from_request_output,
     sampling_kwargs,
     score_sampling_kwargs,
+    shutdown_engine,
 )
 
 EOS = 2
@@ -98,3 +100,20 @@ def test_get_backend_knows_its_names(tiny_model_dir):
     client = get_backend("openai", base_url="http://127.0.0.1:1", model="m")
     assert client.name == "openai"
     client.close()
+
+
+def test_shutdown_goes_through_the_most_direct_api_the_installed_vllm_has():
+    calls = []
+    engine = SimpleNamespace(engine_core=SimpleNamespace(shutdown=lambda: calls.append("engine core")))
+    shutdown_engine(SimpleNamespace(llm_engine=engine))  # V1 engines: the engine core client ends its processes
+    engine.shutdown = lambda: calls.append("engine")
+    shutdown_engine(SimpleNamespace(llm_engine=engine))
+    shutdown_engine(SimpleNamespace(llm_engine=engine, shutdown=lambda: calls.append("LLM")))
+    assert calls == ["engine core", "engine", "LLM"]
+
+
+def test_fewer_gpus_than_the_model_is_split_over_is_refused_with_the_fix():
+    import torch
+
+    with pytest.raises(BackendUnavailableError, match=f"torch sees {torch.cuda.device_count()}: .*VLLM_TENSOR"):
+        check_devices(torch.cuda.device_count() + 1)

@@ -1,0 +1,204 @@
+"""A backend in a child process: the same samples as in-process, its exceptions re-raised, its death reported, and
+nothing left running once it is closed."""
+
+import importlib.util
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from workers.llm.base import BackendUnavailableError, SamplingParams
+from workers.llm.isolated import GenerationProcessError, IsolatedBackend
+from workers.llm.registry import get_backend
+
+SHARED: set[int] = set()  # the module's shared child, alive across its tests
+
+
+def children() -> list[psutil.Process]:
+    """This process's live descendants, the shared child aside."""
+    return [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.pid not in SHARED and p.status() != psutil.STATUS_ZOMBIE
+    ]
+
+
+@pytest.fixture(scope="module")
+def isolated(tiny_model_dir):
+    backend = IsolatedBackend("transformers", model_path=str(tiny_model_dir), batch_size=16, num_threads=1)
+    SHARED.add(backend.pid)
+    yield backend
+    backend.close()
+    SHARED.discard(backend.pid)
+
+
+@pytest.fixture
+def silent_server():
+    """A port that takes connections and never answers: a call to it waits until the process is killed."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=64)
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/v1"
+    server.close()
+
+
+def remote(base_url: str) -> IsolatedBackend:
+    """An isolated openai backend: a child that starts in a moment (no torch), for the process's life cycle."""
+    return IsolatedBackend("openai", base_url=base_url, model="m", max_retries=0)
+
+
+def test_same_seed_same_samples_as_in_process(isolated, backend, prompts):
+    params = SamplingParams(n=3, max_tokens=24, seed=11)
+    assert isolated.generate(prompts, params) == backend.generate(prompts, params)
+    ids = [backend.encode(p) for p in prompts]
+    assert [isolated.encode(p) for p in prompts] == ids
+    assert isolated.generate(ids, params) == backend.generate(ids, params)  # token-id prompts too
+    assert isolated.decode(ids[0]) == backend.decode(ids[0]) == prompts[0]
+    continuations = [" [get_weather(city='Paris')]"] * len(prompts)
+    assert isolated.score(prompts, continuations) == backend.score(prompts, continuations)
+
+
+def test_an_exception_in_the_child_is_raised_as_itself_and_the_backend_still_serves(isolated, prompts):
+    with pytest.raises(ValueError, match="prompt 1 is empty") as raised:
+        isolated.generate([prompts[0], ""], SamplingParams(max_tokens=4))
+    assert "raised in the generation process" in raised.value.__notes__[0]
+    assert "transformers_backend.py" in raised.value.__notes__[0]  # the child's traceback
+    assert len(isolated.generate(prompts[:1], SamplingParams(max_tokens=4, seed=1))[0]) == 1
+
+
+def test_close_ends_the_child_and_is_idempotent(tiny_model_dir):
+    backend = IsolatedBackend("transformers", model_path=str(tiny_model_dir), num_threads=1)
+    child = psutil.Process(backend.pid)
+    assert child in children()
+    backend.close()
+    assert not psutil.pid_exists(child.pid) and children() == []
+    backend.close()
+    with pytest.raises(GenerationProcessError, match="closed"):
+        backend.generate(["x"], SamplingParams())
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "error", "message"),
+    [
+        pytest.param(
+            "vllm",
+            {"model_path": "m"},
+            BackendUnavailableError,
+            "install requirements-gpu.txt on a GPU machine",
+            marks=pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here"),
+        ),
+        ("transformers", {"model_path": "m", "device": "cuda:99"}, BackendUnavailableError, "GENERATION_DEVICE=cpu"),
+    ],
+)
+def test_an_engine_that_cannot_start_here_raises_its_message_and_leaves_no_process(name, kwargs, error, message):
+    with pytest.raises(error, match=message) as isolated_error:
+        IsolatedBackend(name, **kwargs)
+    with pytest.raises(error) as in_process_error:
+        get_backend(name, **kwargs)
+    assert str(isolated_error.value) == str(in_process_error.value)
+    assert children() == []
+
+
+def test_a_missing_model_raises_what_in_process_raises(tmp_path):
+    with pytest.raises(Exception) as in_process_error:
+        get_backend("transformers", model_path=str(tmp_path / "missing"))
+    with pytest.raises(type(in_process_error.value)) as isolated_error:
+        IsolatedBackend("transformers", model_path=str(tmp_path / "missing"))
+    assert str(isolated_error.value) == str(in_process_error.value) and str(tmp_path / "missing") in str(
+        isolated_error.value
+    )
+    assert children() == []
+
+
+def test_a_child_killed_mid_call_raises_a_clear_error_instead_of_hanging(silent_server):
+    backend = remote(silent_server)
+    outcome = {}
+
+    def call():
+        try:
+            backend.generate(["hello"], SamplingParams(max_tokens=4))
+        except Exception as exc:
+            outcome["error"] = exc
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    while not backend._pending:  # the call is sent: the child is waiting on the silent server
+        time.sleep(0.01)
+    os.kill(backend.pid, signal.SIGKILL)
+    caller.join(timeout=60)
+    assert not caller.is_alive(), "the caller hung on a dead child"
+    error = outcome["error"]
+    assert isinstance(error, GenerationProcessError)
+    assert "killed by SIGKILL" in str(error) and "during generate" in str(error)
+    backend.close()
+    assert children() == []
+
+
+def test_close_during_a_call_kills_the_busy_child(silent_server):
+    backend = remote(silent_server)
+    outcome = {}
+
+    def call():
+        try:
+            backend.generate(["hi"], SamplingParams())
+        except Exception as exc:
+            outcome["error"] = exc
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    while not backend._pending:
+        time.sleep(0.01)
+    backend.close()  # from another thread, as a cancelled stage's finally would after an interruption
+    caller.join(timeout=60)
+    assert not caller.is_alive() and children() == []
+    assert isinstance(outcome["error"], GenerationProcessError) and "killed by SIGTERM" in str(outcome["error"])
+
+
+def test_an_orphaned_child_ends_itself(tmp_path, silent_server):
+    """A worker killed outright (a hard time limit) cannot close its backend: the child, busy with a call that
+    would last minutes, notices and exits."""
+    ready = tmp_path / "child.pid"
+    script = (
+        "import pathlib, threading, time\n"
+        "from workers.llm.base import SamplingParams\n"
+        "from workers.llm.isolated import IsolatedBackend\n"
+        f"b = IsolatedBackend('openai', base_url={silent_server!r}, model='m')\n"
+        "threading.Thread(target=b.generate, args=(['hi'], SamplingParams()), daemon=True).start()\n"
+        "while not b._pending:\n"
+        "    time.sleep(0.01)\n"
+        f"pathlib.Path({str(ready)!r}).write_text(str(b.pid))\n"
+        "time.sleep(600)\n"
+    )
+    parent = psutil.Popen([sys.executable, "-c", script], cwd=os.getcwd())
+    while not ready.exists() or not ready.read_text():
+        assert parent.poll() is None, "the parent exited early"
+        time.sleep(0.05)
+    child = psutil.Process(int(ready.read_text()))
+    parent.kill()
+    parent.wait(timeout=30)
+    try:
+        child.wait(timeout=30)
+    except psutil.TimeoutExpired:
+        child.kill()
+        pytest.fail("the orphaned generation process kept running")
+
+
+def _start_in_daemon(base_url, queue):
+    backend = remote(base_url)
+    queue.put(backend.encode("x") is None and backend.pid > 0)
+    backend.close()
+
+
+def test_starts_from_a_daemonic_process_as_celery_prefork_runs_tasks(silent_server):
+    """multiprocessing refuses children to daemonic processes; a Celery prefork worker runs its tasks in one."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=_start_in_daemon, args=(silent_server, queue), daemon=True)
+    process.start()
+    assert queue.get(timeout=120) is True
+    process.join(timeout=60)
+    assert process.exitcode == 0
