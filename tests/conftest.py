@@ -8,6 +8,15 @@ from tests.factories import PairFactory, ProjectFactory
 from workers.llm.tiny import TinyModelConfig, build_tiny_model, corpus_from_records
 
 
+@pytest.fixture(autouse=True)
+def engine_in_process(settings):
+    """Stages run their generation engine in the test's own process (GENERATION_ISOLATION=none): a child per stage
+    costs ~4 s of CPU, hundreds of times over. The default, `process`, is what the real Celery workers of
+    tests/workers (their settings are the defaults), tests/apps/training/test_policy_backend.py,
+    tests/workers/llm/test_isolated.py and the demo run."""
+    settings.GENERATION_ISOLATION = "none"
+
+
 @pytest.fixture
 def project(db):
     return ProjectFactory(name="test-project")

@@ -124,7 +124,6 @@ def checkpoint_eval_run(
         split="eval" if source is None else f"eval:{source}"[:32],
     )
     tokenizer = policy_tokenizer(checkpoint)
-    backend = policy_backend(checkpoint)
     done = [0]
 
     def tick(n: int) -> None:
@@ -132,6 +131,7 @@ def checkpoint_eval_run(
         if progress:
             progress({"stage": "evaluate", "done": done[0], "total": len(queries)})
 
+    backend = policy_backend(checkpoint)  # its engine lives until close(): opened right before the try
     try:
         evaluation = evaluate(
             backend,

@@ -26,7 +26,6 @@ def round_select(*, round_id: int, progress: Progress | None = None, check=None)
     if not queries:
         raise StageError("no train query with a ground truth (and a reference answer) to select from")
     queries = [queries[i] for i in candidate_indices(len(queries), config)]
-    backend = policy_backend(rnd.policy_in)
     tokenizer = policy_tokenizer(rnd.policy_in)
     prompts = [query_prompt(tokenizer, q) for q in queries]
     done = [0]
@@ -36,6 +35,7 @@ def round_select(*, round_id: int, progress: Progress | None = None, check=None)
         if progress:
             progress({"stage": "select", "done": done[0], "total": len(queries)})
 
+    backend = policy_backend(rnd.policy_in)  # its engine lives until close(): opened right before the try
     try:
         if config.method == "perplexity":
             scores = perplexities(backend, prompts, [q.reference_output for q in queries], config.batch_size, tick)

@@ -8,10 +8,10 @@ from django.core.exceptions import ImproperlyConfigured
 from apps.catalog.environment import EnvironmentConfig, generate_environment
 from apps.catalog.services import records_write
 from apps.training.lifecycle import round_resume
-from apps.training.loop import round_select
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.policy import policy_backend
 from apps.training.services import round_create
+from apps.training.stages.select import round_select
 from workers.llm.isolated import IsolatedBackend
 from workers.llm.transformers_backend import TransformersBackend
 from workers.tasks import training_round_select
