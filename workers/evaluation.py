@@ -64,9 +64,9 @@ def evaluate(
     categories: Sequence[str | None] | None = None,
 ) -> Evaluation:
     """Answer each prompt greedily with the policy behind `backend` and score it. `checkers` are one
-    `apps.rewards.checker.Checker` per query (called with `rule="strict"` and `rule="bfcl"`, read for
+    `rewards.checker.Checker` per query (called with `rule="strict"` and `rule="bfcl"`, read for
     `expects_call`); `solvers` (one per query, None where the tools cannot run; each returns an
-    `apps.rewards.execution.SolveScore`) add Solve-F1; `categories` (BFCL's category of an imported BFCL query,
+    `rewards.execution.SolveScore`) add Solve-F1; `categories` (BFCL's category of an imported BFCL query,
     else None) add "by_category". The metrics are described in `summarise`."""
     params = SamplingParams(n=1, max_tokens=config.max_tokens, temperature=config.temperature, stop=config.stop, seed=0)
     records: list[EvalRecord] = []

@@ -24,8 +24,8 @@ import re
 from json.encoder import encode_basestring
 
 from apps.catalog.models import Query
-from apps.rewards.parsing import parse_output
 from apps.training.policy import query_tools
+from rewards.parsing import parse_output
 
 from .models import SnapshotPair
 

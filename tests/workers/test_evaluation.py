@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from apps.rewards.checker import Checker
-from apps.rewards.execution import Solver, solver_for
-from apps.rewards.sandbox import SandboxLimits
+from rewards.checker import Checker
+from rewards.execution import Solver, solver_for
+from rewards.sandbox import SandboxLimits
 from workers.evaluation import EvalRecord, evaluate
 from workers.llm.base import BaseBackend, Sample
 

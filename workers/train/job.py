@@ -194,11 +194,11 @@ def _reward_problems(reward) -> list[str]:
 def reward_from_spec(reward: dict) -> Callable[[str], float]:
     """The callable scoring a completion, built from a spec's reward entry."""
     if reward["kind"] == "solve_f1":
-        from apps.rewards.execution import Solver
+        from rewards.execution import Solver
 
         solver = Solver(reward["implementations"], reward["sub_answers"])
         return lambda text: float(solver(text).step_reward)
-    from apps.rewards.checker import Checker
+    from rewards.checker import Checker
 
     checker = Checker(reward["ground_truth"], reward["tools"], rule="strict")
     return lambda text: float(checker(text).reward)

@@ -100,8 +100,8 @@ def checkpoint_eval_run(
     query (output and verdicts), which is returned."""
     from django.utils import timezone
 
-    from apps.rewards.checker import Checker
-    from apps.rewards.execution import solver_for
+    from rewards.checker import Checker
+    from rewards.execution import solver_for
     from workers.evaluation import evaluate
 
     from ..models import EvalResult, EvalRun

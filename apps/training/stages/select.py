@@ -40,7 +40,7 @@ def round_select(*, round_id: int, progress: Progress | None = None, check=None)
         if config.method == "perplexity":
             scores = perplexities(backend, prompts, [q.reference_output for q in queries], config.batch_size, tick)
         else:
-            from apps.rewards.checker import Checker
+            from rewards.checker import Checker
 
             # strict: a broken call attempt on a no-call query is a failure, not a right "no call"
             checkers = [Checker(q.ground_truth, query_tools(q), rule="strict") for q in queries]
