@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from workers.progress import Progress
+
 PREFERENCE = ("dpo", "ipo", "simpo", "orpo")
 ALGORITHMS = ("sft", *PREFERENCE, "grpo")
 REWARD_KINDS = ("checker", "solve_f1")  # as workers.train.grpo.REWARDS
@@ -230,7 +232,7 @@ def read_spec(path: str | Path) -> JobSpec:
 # --- running
 
 
-def run_spec(spec: JobSpec, progress: Callable[[dict], None] | None = None) -> dict:
+def run_spec(spec: JobSpec, progress: Progress | None = None) -> dict:
     """Train `spec` in this process (one rank of a launched job, or the whole job); the result as a dict."""
     params = spec.params()
     if spec.algorithm == "sft":

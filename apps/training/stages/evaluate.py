@@ -125,20 +125,13 @@ def checkpoint_eval_run(
     )
     tokenizer = policy_tokenizer(checkpoint)
     backend = policy_backend(checkpoint)
-    done = [0]
-
-    def tick(n: int) -> None:
-        done[0] += n
-        if progress:
-            progress({"stage": "evaluate", "done": done[0], "total": len(queries)})
-
     try:
         evaluation = evaluate(
             backend,
             [query_prompt(tokenizer, q) for q in queries],
             [Checker(q.ground_truth, query_tools(q)) for q in queries],
             [q.kind for q in queries],
-            progress=tick,
+            progress=(lambda p: progress({"stage": "evaluate", **p})) if progress else None,
             solvers=[solver_for(q.ordered_tools(), q.sub_answers) for q in queries],
             categories=[(q.metadata or {}).get("bfcl_category") for q in queries],
         )
