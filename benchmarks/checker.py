@@ -9,9 +9,9 @@ import importlib.util
 import time
 from pathlib import Path
 
-from apps.rewards.checker import Checker, check
-from tests.apps.rewards.bfcl_oracle import bfcl_valid
-from tests.apps.rewards.test_bfcl_agreement import CATEGORIES, load, variants
+from rewards.checker import Checker, check
+from tests.rewards.bfcl_oracle import bfcl_valid
+from tests.rewards.test_bfcl_agreement import CATEGORIES, load, variants
 
 ROUNDS = 3
 

@@ -47,9 +47,9 @@ from apps.curation.models import (
 )
 from apps.curation.stats import review_stats_differences, review_stats_rebuild
 from apps.projects.models import Membership, Project
-from apps.rewards.deficiency import Deficiency
 from apps.training.models import TrainingRound
 from benchmarks.server import percentile, serve
+from rewards.deficiency import Deficiency
 
 SIZES = (10_000, 100_000, 1_000_000)
 SQLITE_MAX_PAIRS = 20_000

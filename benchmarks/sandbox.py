@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from apps.rewards.sandbox import SandboxLimits, run_calls, sandbox_barriers
+from rewards.sandbox import SandboxLimits, run_calls, sandbox_barriers
 
 SECONDS = 10.0  # per workload; the figure is calls / wall seconds over whole batches
 TRIVIAL = {"echo": "def echo(text):\n    return {'text': text}"}
@@ -19,7 +19,7 @@ TRIVIAL = {"echo": "def echo(text):\n    return {'text': text}"}
 def environment_turns() -> tuple[dict[str, str], list[list[dict]]]:
     """The generated environment's tool code and its reference turns (as the generated-tools test runs them)."""
     from apps.catalog.environment import EnvironmentConfig, generate_environment
-    from apps.rewards.parsing import parse_output
+    from rewards.parsing import parse_output
 
     env = generate_environment(EnvironmentConfig(seed=3, queries=60))
     turns = [

@@ -107,7 +107,7 @@ class TreeNodeFactory(factory.django.DjangoModelFactory):
 
 
 def _verdict(output: str, query) -> dict | None:
-    from apps.rewards.checker import check
+    from rewards.checker import check
 
     tools = [tool.as_openai() for tool in query.ordered_tools()]
     return check(output, query.ground_truth, tools).as_dict() if query.ground_truth is not None else None

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from workers.llm.base import BaseBackend, SamplingParams
+from workers.progress import Progress
 
 # Aggregates over query kinds reported beside the per-kind figures (issue 12's targets are stated on them).
 KIND_GROUPS = {
@@ -59,15 +60,16 @@ def evaluate(
     checkers: Sequence[Callable[..., object]],
     kinds: Sequence[str],
     config: EvalConfig = EvalConfig(),
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     solvers: Sequence[Callable[[str], object] | None] | None = None,
     categories: Sequence[str | None] | None = None,
 ) -> Evaluation:
     """Answer each prompt greedily with the policy behind `backend` and score it. `checkers` are one
-    `apps.rewards.checker.Checker` per query (called with `rule="strict"` and `rule="bfcl"`, read for
+    `rewards.checker.Checker` per query (called with `rule="strict"` and `rule="bfcl"`, read for
     `expects_call`); `solvers` (one per query, None where the tools cannot run; each returns an
-    `apps.rewards.execution.SolveScore`) add Solve-F1; `categories` (BFCL's category of an imported BFCL query,
-    else None) add "by_category". The metrics are described in `summarise`."""
+    `rewards.execution.SolveScore`) add Solve-F1; `categories` (BFCL's category of an imported BFCL query,
+    else None) add "by_category". `progress` gets {"done", "total"} (prompts answered) after each batch. The metrics
+    are described in `summarise`."""
     params = SamplingParams(n=1, max_tokens=config.max_tokens, temperature=config.temperature, stop=config.stop, seed=0)
     records: list[EvalRecord] = []
     for start in range(0, len(prompts), config.batch_size):
@@ -95,7 +97,7 @@ def evaluate(
                 )
             )
         if progress:
-            progress(len(idx))
+            progress({"done": idx.stop, "total": len(prompts)})
     return Evaluation(summarise(records, with_solve=solvers is not None), records)
 
 

@@ -148,7 +148,7 @@ def run(
         )
 
     def grpo() -> str:
-        from apps.rewards.checker import Checker
+        from rewards.checker import Checker
 
         checkers = [Checker(q.ground_truth, [t.as_openai() for t in q.tools], rule="strict") for q in picked[:16]]
         result = train_grpo(

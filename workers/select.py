@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from workers.llm.base import BaseBackend, SamplingParams
+from workers.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,16 @@ def perplexities(
     prompts: Sequence[str],
     answers: Sequence[str],
     batch_size: int = 16,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[float]:
-    """exp(−mean token logprob) of each ground-truth answer after its prompt: higher = weaker."""
+    """exp(−mean token logprob) of each ground-truth answer after its prompt: higher = weaker. `progress` gets
+    {"done", "total"} (prompts scored) after each batch."""
     scores: list[float] = []
     for idx in _batches(len(prompts), batch_size):
         logprobs = backend.score([prompts[i] for i in idx], [answers[i] for i in idx])
         scores += [math.exp(-sum(lp) / len(lp)) if lp else float("inf") for lp in logprobs]
         if progress:
-            progress(len(idx))
+            progress({"done": idx.stop, "total": len(prompts)})
     return scores
 
 
@@ -82,9 +84,10 @@ def pass_rates(
     prompts: Sequence[str],
     checkers: Sequence[Callable[[str], object]],
     config: SelectionConfig,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[float]:
-    """Share of k sampled answers the checker accepts: lower = weaker."""
+    """Share of k sampled answers the checker accepts: lower = weaker. `progress` gets {"done", "total"}
+    (prompts scored) after each batch."""
     params = SamplingParams(n=config.k, max_tokens=config.max_tokens, temperature=config.temperature, seed=config.seed)
     rates: list[float] = []
     for idx in _batches(len(prompts), config.batch_size):
@@ -92,7 +95,7 @@ def pass_rates(
         for i, per_prompt in zip(idx, samples):
             rates.append(sum(bool(checkers[i](s.text).valid) for s in per_prompt) / len(per_prompt))
         if progress:
-            progress(len(idx))
+            progress({"done": idx.stop, "total": len(prompts)})
     return rates
 
 

@@ -14,9 +14,9 @@ from apps.catalog.models import ImportJob, Query, Tool
 from apps.curation.models import PreferencePair, ReviewEvent
 from apps.curation.selectors import PairFilters, pairs_filtered
 from apps.datasets.models import DatasetSnapshot
-from apps.rewards.deficiency import DEFICIENCY_CHOICES
 from apps.search.models import SearchTree, TreeNode
 from apps.training.models import Checkpoint, TrainingRound
+from rewards.deficiency import DEFICIENCY_CHOICES
 
 from .fields import MAX_ID
 

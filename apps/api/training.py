@@ -17,13 +17,13 @@ from rest_framework.status import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_409_
 
 from apps.catalog.models import Query
 from apps.projects.permissions import ADMINS, project_with_role
-from apps.rewards.deficiency import DEFICIENCY_CHOICES
 from apps.training.forms import RoundForm
 from apps.training.lifecycle import LaunchRefused, round_cancel, round_gate, round_launch, round_resume
 from apps.training.models import Checkpoint, EvalResult, EvalRun, TrainingRound
 from apps.training.selectors import eval_result_list
 from apps.training.services import round_create
 from apps.training.views import round_status
+from rewards.deficiency import DEFICIENCY_CHOICES
 
 from .fields import FiniteFloatField, IdField, JSONObjectField
 from .filters import BooleanFilter, CheckpointFilter, IdFilter, ProjectFilterSet, RoundFilter, StrictFilterSet

@@ -3,7 +3,6 @@ written), and running one arm — train at the round's budget, register the chec
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,12 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.training.models import Checkpoint, EvalRun, TrainingRound
+from workers.progress import Progress
 
 from .budget import Budget, BudgetError, grpo_shape, round_budget
 from .data import INPUT, TRAINED_ARMS, ArmDataError, arm_size
 from .models import ArmRun
 
-Progress = Callable[[dict], None]
 MAX_SEEDS = 10  # seeds per arm in one launch; each is a full training run
 
 

@@ -5,16 +5,14 @@ summary); the caller registers the checkpoint."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from apps.training.models import TrainingRound
+from workers.progress import Progress
 
 from .budget import Budget, fitted, grpo_shape
 from .data import PREFERENCE_ARMS, SFT_ARMS, arm_data
-
-Progress = Callable[[dict], None]
 
 
 def _preference_params(rnd: TrainingRound, budget: Budget, seed: int):

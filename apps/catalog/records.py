@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from rewards.schema import SchemaError, sha256_of, tool_from_any
+
 from .difficulty import difficulty_bucket, difficulty_score
-from .schema import SchemaError, sha256_of, tool_from_any
 
 KINDS = ("single", "parallel", "multiple", "parallel_multiple", "multi_hop", "irrelevance", "missing_info")
 ROLES = ("system", "user", "assistant", "tool")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.projects.models import Project
 from itool_web.batching import batched
+from workers.progress import Progress
 
 from .importers import get_importer
 from .models import ImportJob, Query, QueryTool, Tool
@@ -23,7 +24,6 @@ from .records import QuerySpec, RecordError, ToolSpec
 BATCH = 500  # queries per bulk insert
 HEARTBEAT_SECONDS = 5.0  # a running import job's row is touched at least this often (the reaper reads it)
 
-ProgressFn = Callable[[int, int], None]  # (done, total) in bytes
 log = logging.getLogger(__name__)
 
 
@@ -167,7 +167,7 @@ def import_file(
     fmt: str,
     split: str = Query.Split.TRAIN,
     answers_path: str | Path | None = None,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
     name: str | None = None,
 ) -> ImportCounts:
     """Import one file in a given format (see `importers`); raises RecordError naming line and field.
@@ -196,7 +196,8 @@ def import_job_run(*, job_id: int) -> ImportJob:
     )
     last = {"done": -1, "at": time.monotonic()}
 
-    def progress(done: int, total: int) -> None:
+    def progress(p: dict) -> None:
+        done, total = p["done"], p["total"]
         # one UPDATE per ~1% of the bytes, or per HEARTBEAT_SECONDS, keeps the bar and the heartbeat live
         # without slowing the import
         now = time.monotonic()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django import forms
 
-from apps.rewards.deficiency import DEFICIENCY_CHOICES
 from itool_web.validation import MAX_FRAGMENT_CHARS, MAX_VERSION, parse_id, parse_version
+from rewards.deficiency import DEFICIENCY_CHOICES
 
 from .models import PreferencePair
 from .selectors import SORTS, PairFilters

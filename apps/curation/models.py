@@ -3,8 +3,8 @@
 from django.conf import settings
 from django.db import models
 
-from apps.rewards.deficiency import DEFICIENCY_CHOICES
 from apps.search.fields import TokenIdsField
+from rewards.deficiency import DEFICIENCY_CHOICES
 
 
 class PreferencePair(models.Model):

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from apps.catalog.models import QueryTool
 from apps.projects.models import Membership, Project
-from apps.rewards.checker import check
 from apps.training.models import TrainingRound
+from rewards.checker import check
 
 from .models import PairAssignment, PairCount, PreferencePair, ReviewerCount, ReviewEvent
 

@@ -11,8 +11,8 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from apps.rewards.checker import check
 from apps.search.models import SearchTree, TreeNode
+from rewards.checker import check
 
 from .models import PairAssignment, PreferencePair, ReviewEvent
 from .stats import pair_agreement_refresh

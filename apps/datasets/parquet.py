@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from itool_web.batching import batched
+from workers.progress import Progress
 
 ROW_GROUP = 5000  # rows per row group: one batch held in memory at a time (~10 MB of trl rows)
 COMPRESSION = "zstd"  # read by pyarrow, datasets, pandas, polars, DuckDB and Spark 3+
@@ -112,13 +113,15 @@ def write_parquet(
     path: Path | str,
     *,
     row_group: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    total: int | None = None,
+    progress: Progress | None = None,
 ) -> ParquetFile:
     """Write export rows of `fmt` to `path` in row groups of `row_group` rows (one in memory at a time).
 
     The file is written beside `path` under a temporary name and renamed into place when complete, so `path`
-    is either absent, the previous file, or a whole new one. `progress(rows_so_far)` is called after each row
-    group. Returns the row count, the size and the sha256 of the bytes written.
+    is either absent, the previous file, or a whole new one. `progress` gets {"done", "total"} (rows written,
+    and `total`: the rows expected) after each row group. Returns the row count, the size and the sha256 of the
+    bytes written.
     """
     row_group = row_group or ROW_GROUP
     schema = SCHEMAS[fmt]
@@ -139,7 +142,7 @@ def write_parquet(
                 writer.write_table(table, row_group_size=row_group)
                 count += len(batch)
                 if progress is not None:
-                    progress(count)
+                    progress({"done": count, "total": total})
         digest, size = _sha256(tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -1,1 +1,1 @@
-"""Rewards: tool-call parsing, checking and execution (pure Python, no Django)."""
+"""Rewards' Django app: the `score_calls` management command over the checker in the top-level `rewards` package."""

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from apps.rewards.checker import Checker
-from apps.rewards.execution import Solver, solver_for
-from apps.rewards.sandbox import SandboxLimits
-from workers.evaluation import EvalRecord, evaluate
+from rewards.checker import Checker
+from rewards.execution import Solver, solver_for
+from rewards.sandbox import SandboxLimits
+from workers.evaluation import EvalConfig, EvalRecord, evaluate
 from workers.llm.base import BaseBackend, Sample
 
 WEATHER = {
@@ -185,3 +185,17 @@ def test_no_queries_no_figures():
     assert evaluation.records == []
     assert evaluation.metrics["n"] == 0 and evaluation.metrics["over_refusal"] is None
     assert evaluation.metrics["groups"] == {} and evaluation.metrics["by_kind"] == {}
+
+
+def test_progress_counts_the_prompts_answered_so_far():
+    checker = Checker([], [WEATHER])
+    seen = []
+    evaluate(
+        Answers({"a": "no", "b": "no", "c": "no"}),
+        ["a", "b", "c"],
+        [checker] * 3,
+        ["irrelevance"] * 3,
+        EvalConfig(batch_size=2),
+        progress=seen.append,
+    )
+    assert seen == [{"done": 2, "total": 3}, {"done": 3, "total": 3}]

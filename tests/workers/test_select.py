@@ -4,7 +4,9 @@ import math
 
 import pytest
 
-from workers.select import SelectionConfig, choose, perplexities
+from rewards.checker import Checker
+from tests.factories import AnsweringBackend
+from workers.select import SelectionConfig, choose, pass_rates, perplexities
 
 
 def test_perplexity_keeps_the_hardest_ratio():
@@ -33,7 +35,9 @@ def test_perplexity_of_the_reference_answer(tiny_model_dir):
     backend = TransformersBackend(str(tiny_model_dir), num_threads=1)
     prompts = ["<|im_start|>user\\nWeather in Paris?<|im_end|>\\n<|im_start|>assistant\\n"] * 2
     answers = ["[get_current_weather(city='Paris')]", "[get_current_weather(city='Paris')]"]
-    ppl = perplexities(backend, prompts, answers)
+    seen = []
+    ppl = perplexities(backend, prompts, answers, batch_size=1, progress=seen.append)
+    assert seen == [{"done": 1, "total": 2}, {"done": 2, "total": 2}]  # cumulative, after each batch
     logprobs = backend.score(prompts[:1], answers[:1])[0]
     assert ppl[0] == ppl[1] == pytest.approx(math.exp(-sum(logprobs) / len(logprobs)))
     assert ppl[0] > 1.0
@@ -66,3 +70,18 @@ def test_candidates_are_a_seeded_sample_in_order():
     assert candidate_indices(5, SelectionConfig()) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="candidates must be at least 1"):
         SelectionConfig(candidates=0)
+
+
+def test_pass_rates_report_cumulative_progress():
+    tool = {"type": "function", "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}}}
+    checkers = [Checker([{"ping": {}}], [tool])] * 5
+    seen = []
+    rates = pass_rates(
+        AnsweringBackend(lambda p: "[ping()]" if p == "right" else "no"),
+        ["right", "wrong", "right", "wrong", "right"],
+        checkers,
+        SelectionConfig(method="pass_rate", k=2, batch_size=2),
+        progress=seen.append,
+    )
+    assert rates == [1.0, 0.0, 1.0, 0.0, 1.0]
+    assert seen == [{"done": 2, "total": 5}, {"done": 4, "total": 5}, {"done": 5, "total": 5}]

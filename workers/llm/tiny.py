@@ -28,7 +28,7 @@ SPECIAL_TOKENS = (END_OF_TEXT, IM_START, IM_END, PAD)
 # `tojson`): keys at the top level become keyword names, strings get Python's quoting (single quotes unless
 # the string holds a single quote and no double quote, as `repr` does), true/false/null become
 # True/False/None. Jinja has no JSON parser, hence the small character scanner; it agrees with
-# `apps.rewards.parsing.render_call_list` (tested).
+# `rewards.parsing.render_call_list` (tested).
 _PY_KWARGS_MACRO = r"""
 {%- macro py_kwargs(arguments) -%}
 {%- set text = arguments if arguments is string else arguments | tojson -%}

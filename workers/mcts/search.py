@@ -50,7 +50,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from apps.rewards.checker import GRADE_WEIGHTS, Checker
+from rewards.checker import GRADE_WEIGHTS, Checker
 from workers.llm.base import BaseBackend, Prompt, Sample, SamplingParams
 
 from .config import MCTSConfig

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from workers.progress import Progress
 from workers.train.preference import (
     TrainLog,
     across_ranks,
@@ -157,7 +158,7 @@ def train_grpo(
     prompts: Sequence[str],
     rewards: Sequence[Callable[[str], float]],
     config: GRPOParams = GRPOParams(),
-    progress: Callable[[dict], None] | None = None,
+    progress: Progress | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     progress_tokens: bool = False,

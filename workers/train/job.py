@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from workers.progress import Progress
+
 PREFERENCE = ("dpo", "ipo", "simpo", "orpo")
 ALGORITHMS = ("sft", *PREFERENCE, "grpo")
 REWARD_KINDS = ("checker", "solve_f1")  # as workers.train.grpo.REWARDS
@@ -194,11 +196,11 @@ def _reward_problems(reward) -> list[str]:
 def reward_from_spec(reward: dict) -> Callable[[str], float]:
     """The callable scoring a completion, built from a spec's reward entry."""
     if reward["kind"] == "solve_f1":
-        from apps.rewards.execution import Solver
+        from rewards.execution import Solver
 
         solver = Solver(reward["implementations"], reward["sub_answers"])
         return lambda text: float(solver(text).step_reward)
-    from apps.rewards.checker import Checker
+    from rewards.checker import Checker
 
     checker = Checker(reward["ground_truth"], reward["tools"], rule="strict")
     return lambda text: float(checker(text).reward)
@@ -230,7 +232,7 @@ def read_spec(path: str | Path) -> JobSpec:
 # --- running
 
 
-def run_spec(spec: JobSpec, progress: Callable[[dict], None] | None = None) -> dict:
+def run_spec(spec: JobSpec, progress: Progress | None = None) -> dict:
     """Train `spec` in this process (one rank of a launched job, or the whole job); the result as a dict."""
     params = spec.params()
     if spec.algorithm == "sft":

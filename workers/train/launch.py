@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from workers.progress import Progress
 from workers.train.job import LAUNCHER_ENV, SpecError, read_spec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # `-m workers.train.job` runs from here
@@ -87,7 +88,7 @@ def launch_command(
 
 def run_job(
     spec_path: str | Path,
-    progress: Callable[[dict], None] | None = None,
+    progress: Progress | None = None,
     check: Callable[[], None] | None = None,
     *,
     num_processes: int = 1,

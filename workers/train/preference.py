@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar, NamedTuple
 
+from workers.progress import Progress
+
 MAX_LOGGED_LOSSES = 200  # results keep at most this many loss points (evenly spaced, first and last kept)
 
 
@@ -263,7 +265,7 @@ def train_preference(
     output_dir: str | Path,
     rows: Sequence[dict],
     config: PreferenceParams = SimPOParams(),
-    progress: Callable[[dict], None] | None = None,
+    progress: Progress | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     progress_tokens: bool = False,
@@ -618,7 +620,7 @@ class TrainLog:
 
     def __init__(
         self,
-        progress: Callable[[dict], None] | None,
+        progress: Progress | None,
         extra: Sequence[str] = (),
         tokens: Callable[[], int] | None = None,
     ):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from workers.progress import Progress
 
 BUCKETS = ("easy", "medium", "hard")  # iTool: warm up on easy data first, then medium, then hard
 
@@ -157,7 +159,7 @@ def _trainer_class(token_metrics: bool, order: list[int], n_rows: int):
 class _LossLog:
     """A TrainerCallback collecting the training loss by stage (and forwarding progress)."""
 
-    def __init__(self, progress: Callable[[dict], None] | None, stage_ends: Sequence[tuple[str, int]]):
+    def __init__(self, progress: Progress | None, stage_ends: Sequence[tuple[str, int]]):
         from transformers import TrainerCallback
 
         outer = self
@@ -201,7 +203,7 @@ def warmup_sft(
     output_dir: str | Path,
     examples: Mapping[str, Sequence[dict]],
     config: WarmupConfig = WarmupConfig(),
-    progress: Callable[[dict], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[BucketResult]:
     """Fine-tune the policy at `model_path` on `{"prompt", "completion"}` examples, stage by stage in
     BUCKETS order (easy first), and save it (model + tokenizer) to `output_dir`. Loss is on the completion only.

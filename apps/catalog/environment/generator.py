@@ -18,7 +18,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from apps.rewards.parsing import render_call_list
+from rewards.parsing import render_call_list
 
 from ..records import KINDS, QuerySpec, ToolSpec
 from .scenarios import DATE_STYLES, POOLS, say

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workers.progress import Progress
+
 from ..records import QuerySpec, RecordError
 
-ProgressFn = Callable[[int, int], None]
 _TOO_DEEP = "nested too deeply to read"
 
 
@@ -23,11 +24,12 @@ def _loads(raw, line: int):
         raise RecordError("json", _TOO_DEEP, line) from None
 
 
-def iter_json_records(path: Path, progress: ProgressFn | None = None) -> Iterator[tuple[int, object]]:
+def iter_json_records(path: Path, progress: Progress | None = None) -> Iterator[tuple[int, object]]:
     """(line number, value) for each record of a JSON Lines file, streamed.
 
     A file whose first character is `[` is read as one JSON array instead (ToolACE ships its data so);
-    its records are numbered from 1 by position. Blank lines are skipped.
+    its records are numbered from 1 by position. Blank lines are skipped. `progress` gets {"done", "total"}
+    (bytes read) after each record.
     """
     if not path.is_file():
         raise RecordError("file", f"{path} does not exist or is not a file")
@@ -43,8 +45,8 @@ def iter_json_records(path: Path, progress: ProgressFn | None = None) -> Iterato
             except RecursionError:
                 raise RecordError("json", _TOO_DEEP, 1) from None
             for position, value in enumerate(values, start=1):
-                if progress:
-                    progress(total, total)  # all bytes are read; the report keeps a job's heartbeat going
+                if progress:  # all bytes are read; the report keeps a job's heartbeat going
+                    progress({"done": total, "total": total})
                 yield position, value
             return
         done = 0
@@ -53,7 +55,7 @@ def iter_json_records(path: Path, progress: ProgressFn | None = None) -> Iterato
             if raw.strip():
                 yield line_no, _loads(raw, line_no)
             if progress:
-                progress(done, total)
+                progress({"done": done, "total": total})
 
 
 def require(obj: dict, key: str, kind: type | tuple[type, ...], field: str | None = None):
@@ -132,7 +134,7 @@ class BaseImporter:
         path: Path,
         *,
         answers_path: Path | None = None,
-        progress: ProgressFn | None = None,
+        progress: Progress | None = None,
         name: str | None = None,
     ):
         """Records of the file at `path`; `name` is the file's original name when it is stored under another

@@ -10,8 +10,9 @@ empty (unknown) and the unsolved set becomes the query's sub-answers. `data_sour
 
 from __future__ import annotations
 
+from rewards.schema import sha256_of
+
 from ..records import QuerySpec, RecordError, ToolSpec
-from ..schema import sha256_of
 from .base import BaseImporter, decoded_json, record_id, require
 
 _METADATA_TEXT = {"data_source": "data_source", "split": "ftrl_split"}  # record key → metadata key

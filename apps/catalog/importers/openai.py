@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 
-from apps.rewards.parsing import render_call_list
+from rewards.parsing import render_call_list
+from rewards.schema import sha256_of
 
 from ..records import QuerySpec, RecordError, ToolSpec, ground_truth_from_calls
-from ..schema import sha256_of
 from .base import BaseImporter, record_id, require
 
 

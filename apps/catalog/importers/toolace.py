@@ -7,7 +7,7 @@ call) and later chat (long prose any text answer would match). The tool list is 
 and cut out of the system message, so a prompt does not carry it twice.
 
 Tool names are kept as ToolACE writes them (`Market Trends API`); the call lists are read with those names
-(`apps.rewards.parsing`). The ground truth comes from the reference answer, with the optional parameters it
+(`rewards.parsing`). The ground truth comes from the reference answer, with the optional parameters it
 leaves out optional, their documented defaults accepted (`records.ground_truth_from_calls`); a reference that
 its own ground truth and schemas would not pass (a required parameter left out, a parameter the schema lacks)
 is skipped with the reason.
@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import re
 
-from apps.rewards.checker import Checker
-from apps.rewards.parsing import call_names, names_in_tools, parse_output
+from rewards.checker import Checker
+from rewards.parsing import call_names, names_in_tools, parse_output
+from rewards.schema import sha256_of
 
 from ..records import QuerySpec, RecordError, ToolSpec, ground_truth_from_calls
-from ..schema import sha256_of
 from .base import BaseImporter, record_id, require
 
 _ROLES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from apps.rewards.parsing import parse_output
+from rewards.parsing import parse_output
 
 # --- openai ------------------------------------------------------------------------------------------------
 # OpenAI's preference fine-tuning rows (https://platform.openai.com/docs/guides/direct-preference-optimization,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from apps.catalog.models import Query
-from apps.rewards.parsing import parse_output
 from apps.training.policy import query_tools
+from rewards.parsing import parse_output
 
 from .fields import _encode
 from .openai import _message_calls, _text

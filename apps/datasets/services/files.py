@@ -97,7 +97,8 @@ def snapshot_file_build(*, file_id: int) -> SnapshotFile:
             rows,
             file.format,
             storage.path(name),
-            progress=lambda n: SnapshotFile.objects.filter(pk=file.pk).update(rows=n),
+            total=snapshot.pair_count,
+            progress=lambda p: SnapshotFile.objects.filter(pk=file.pk).update(rows=p["done"]),
         )
         if written.rows != snapshot.pair_count:
             storage.delete(name)

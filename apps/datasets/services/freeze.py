@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from apps.catalog.models import Query
 from apps.curation.models import PreferencePair
-from apps.rewards.deficiency import Deficiency
 from apps.training.models import Checkpoint, TrainingRound
+from rewards.deficiency import Deficiency
 
 from ..models import DatasetSnapshot, SnapshotPair
 from ..selectors import snapshot_selection

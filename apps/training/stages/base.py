@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from apps.catalog.models import Query
+from workers.progress import Progress
 
 from ..models import TrainingRound
 
-Progress = Callable[[dict], None]
 S = TrainingRound.State
 
 

@@ -100,8 +100,8 @@ def checkpoint_eval_run(
     query (output and verdicts), which is returned."""
     from django.utils import timezone
 
-    from apps.rewards.checker import Checker
-    from apps.rewards.execution import solver_for
+    from rewards.checker import Checker
+    from rewards.execution import solver_for
     from workers.evaluation import evaluate
 
     from ..models import EvalResult, EvalRun
@@ -124,13 +124,6 @@ def checkpoint_eval_run(
         split="eval" if source is None else f"eval:{source}"[:32],
     )
     tokenizer = policy_tokenizer(checkpoint)
-    done = [0]
-
-    def tick(n: int) -> None:
-        done[0] += n
-        if progress:
-            progress({"stage": "evaluate", "done": done[0], "total": len(queries)})
-
     backend = policy_backend(checkpoint)  # its engine lives until close(): opened right before the try
     try:
         evaluation = evaluate(
@@ -138,7 +131,7 @@ def checkpoint_eval_run(
             [query_prompt(tokenizer, q) for q in queries],
             [Checker(q.ground_truth, query_tools(q)) for q in queries],
             [q.kind for q in queries],
-            progress=tick,
+            progress=(lambda p: progress({"stage": "evaluate", **p})) if progress else None,
             solvers=[solver_for(q.ordered_tools(), q.sub_answers) for q in queries],
             categories=[(q.metadata or {}).get("bfcl_category") for q in queries],
         )

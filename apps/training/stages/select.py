@@ -28,23 +28,17 @@ def round_select(*, round_id: int, progress: Progress | None = None, check=None)
     queries = [queries[i] for i in candidate_indices(len(queries), config)]
     tokenizer = policy_tokenizer(rnd.policy_in)
     prompts = [query_prompt(tokenizer, q) for q in queries]
-    done = [0]
-
-    def tick(n: int) -> None:
-        done[0] += n
-        if progress:
-            progress({"stage": "select", "done": done[0], "total": len(queries)})
-
+    report = (lambda p: progress({"stage": "select", **p})) if progress else None
     backend = policy_backend(rnd.policy_in)  # its engine lives until close(): opened right before the try
     try:
         if config.method == "perplexity":
-            scores = perplexities(backend, prompts, [q.reference_output for q in queries], config.batch_size, tick)
+            scores = perplexities(backend, prompts, [q.reference_output for q in queries], config.batch_size, report)
         else:
-            from apps.rewards.checker import Checker
+            from rewards.checker import Checker
 
             # strict: a broken call attempt on a no-call query is a failure, not a right "no call"
             checkers = [Checker(q.ground_truth, query_tools(q), rule="strict") for q in queries]
-            scores = pass_rates(backend, prompts, checkers, config, tick)
+            scores = pass_rates(backend, prompts, checkers, config, report)
     finally:
         backend.close()
     chosen = choose(scores, config)

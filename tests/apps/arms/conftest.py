@@ -5,7 +5,6 @@ import pytest
 
 from apps.catalog.models import Query
 from apps.catalog.services import records_write
-from apps.rewards.checker import check
 from apps.search.models import SearchTree
 from apps.search.services import node_row, tree_step_save, trees_create
 from apps.training.lifecycle import round_auto_approve, round_launch
@@ -13,6 +12,7 @@ from apps.training.models import Checkpoint, RoundQuery, TrainingRound
 from apps.training.policy import query_tools
 from apps.training.services import round_create
 from apps.training.stages.pair import round_pair
+from rewards.checker import check
 from workers.mcts import Tree
 
 # Trained 2 steps of 2 pairs by SimPO with an SFT term, scored on 6 eval queries: seconds on the nano model.

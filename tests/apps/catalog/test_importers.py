@@ -186,10 +186,11 @@ def test_reimport_changes_nothing(project, tmp_path):
 def test_progress_reports_bytes_to_the_end(project, tmp_path):
     path = write_jsonl(tmp_path / "o.jsonl", [openai_record([], qid=f"q{i}") for i in range(5)])
     seen = []
-    import_file(project=project, path=path, fmt="openai", progress=lambda done, total: seen.append((done, total)))
+    import_file(project=project, path=path, fmt="openai", progress=seen.append)
     size = path.stat().st_size
-    assert seen[-1] == (size, size)
-    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[-1] == {"done": size, "total": size}
+    assert {p["total"] for p in seen} == {size}
+    assert [p["done"] for p in seen] == sorted(p["done"] for p in seen)
 
 
 # --- bad files: a clear error naming line and field, and nothing written -------------------------

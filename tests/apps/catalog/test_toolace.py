@@ -11,7 +11,7 @@ from django.core.management import call_command
 from apps.catalog.models import Query, QueryTool, Tool
 from apps.catalog.records import RecordError
 from apps.catalog.services import import_file
-from apps.rewards.checker import Checker
+from rewards.checker import Checker
 
 from .test_importers import write_jsonl
 

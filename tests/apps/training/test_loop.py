@@ -42,6 +42,7 @@ def test_select_search_pair(policy_round):
     out = round_select(round_id=policy_round.pk, progress=seen.append)
     scored = RoundQuery.objects.filter(round=policy_round)
     assert out["scored"] == scored.count() > 0 and seen[-1]["done"] == seen[-1]["total"] == out["scored"]
+    assert all(list(p) == ["stage", "done", "total"] and p["stage"] == "select" for p in seen)
     assert out["selected"] == scored.filter(selected=True).count() == math.ceil(0.25 * out["scored"])
     # the selected are the highest-perplexity ones
     worst_kept = min(scored.filter(selected=True).values_list("score", flat=True))

@@ -7,13 +7,13 @@ import pytest
 
 from apps.catalog.models import Query
 from apps.catalog.services import records_write
-from apps.rewards.checker import Checker
 from apps.training.models import Checkpoint, RoundQuery
 from apps.training.policy import query_tools
 from apps.training.services import round_create
 from apps.training.stages import select as select_stage
 from apps.training.stages.select import round_select
 from apps.training.stages.train import reward_fn
+from rewards.checker import Checker
 from tests.factories import AnsweringBackend
 from workers.select import SelectionConfig, pass_rates
 

@@ -6,7 +6,7 @@ import pytest
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from apps.rewards.parsing import render_call_list
+from rewards.parsing import render_call_list
 from workers.llm.tiny import (
     IM_END,
     TinyModelConfig,

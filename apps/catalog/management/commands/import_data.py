@@ -23,9 +23,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         bar = tqdm(total=0, unit="B", unit_scale=True, desc="import", disable=opts["verbosity"] == 0, file=self.stderr)
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
+        def progress(p: dict) -> None:
+            bar.total, bar.n = p["total"], p["done"]
             bar.refresh()
 
         try:

@@ -7,8 +7,8 @@ from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.rewards.checker import RULES, STRICT
-from apps.rewards.scoring import score_lines, summary
+from rewards.checker import RULES, STRICT
+from rewards.scoring import score_lines, summary
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from apps.rewards.parsing import parse_output, render_call_list
+from rewards.parsing import parse_output, render_call_list
 
 CALL = {"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}
 
@@ -153,7 +153,7 @@ def test_repeated_json_calls_get_their_own_spans():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from apps.rewards.parsing import _fast_calls, parse_python_calls  # noqa: E402
+from rewards.parsing import _fast_calls, parse_python_calls  # noqa: E402
 
 _piece = st.sampled_from(
     [

@@ -1,7 +1,7 @@
 """The verifiable checker: a model's raw answer against BFCL-style possible answers, as a Verdict.
 
 The rules follow BFCL's AST checker so that verdicts agree with it (measured in
-tests/apps/rewards/test_bfcl_agreement.py): exact function name; required parameters present; no
+tests/rewards/test_bfcl_agreement.py): exact function name; required parameters present; no
 parameter outside the schema or the answer; Python type rules (an int is accepted for a float, a tuple
 for a tuple-typed list, one level of element types checked); strings compared after BFCL's
 normalisation (case, spaces and `,./-_*^` ignored); parallel calls matched in any order, greedily, as
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from apps.catalog.schema import SchemaError, tool_from_any
+from rewards.schema import SchemaError, tool_from_any
 
 from .deficiency import Deficiency as D
 from .parsing import ParsedCall, ParseResult, Span, call_names, names_in_tools, parse_output

@@ -3,8 +3,8 @@ with spans on the original text; plain names and prose read exactly as before.""
 
 import pytest
 
-from apps.rewards.checker import Checker, check
-from apps.rewards.parsing import call_names, parse_output
+from rewards.checker import Checker, check
+from rewards.parsing import call_names, parse_output
 
 # names as real ToolACE records carry them
 NAMES = (

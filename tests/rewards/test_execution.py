@@ -2,8 +2,8 @@
 
 import pytest
 
-from apps.rewards.execution import SolveScore, execute_turn, solve_score, verify_answer
-from apps.rewards.sandbox import CallOutcome, SandboxLimits
+from rewards.execution import SolveScore, execute_turn, solve_score, verify_answer
+from rewards.sandbox import CallOutcome, SandboxLimits
 
 FAST = SandboxLimits(cpu_seconds=1, wall_seconds=2)
 

@@ -13,8 +13,8 @@ import uuid
 import psutil
 import pytest
 
-from apps.rewards import _sandbox_child, sandbox
-from apps.rewards.sandbox import PROJECT_ROOT, SandboxLimits, run_calls, sandbox_barriers
+from rewards import _sandbox_child, sandbox
+from rewards.sandbox import PROJECT_ROOT, SandboxLimits, run_calls, sandbox_barriers
 
 FAST = SandboxLimits(cpu_seconds=1, wall_seconds=1.5, memory_mb=128, output_bytes=4_000, file_mb=1)
 SLACK = 1.5  # seconds beyond the wall limit for startup, kill and clean-up on a busy 2-core machine

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from apps.rewards.sandbox import CallOutcome, SandboxLimits, run_calls
+from rewards.sandbox import CallOutcome, SandboxLimits, run_calls
 
 
 def _normalise(text: str) -> str:
@@ -108,7 +108,7 @@ class Solver:
         self.limits = limits
 
     def __call__(self, text: str) -> SolveScore:
-        from apps.rewards.parsing import parse_output
+        from rewards.parsing import parse_output
 
         parsed = parse_output(text)
         if parsed.status == "malformed":

@@ -5,8 +5,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.rewards.checker import check
-from apps.rewards.parsing import parse_output
+from rewards.checker import check
+from rewards.parsing import parse_output
 
 TOOLS = [
     {

@@ -1,9 +1,9 @@
 """The generated environment's tools run in the sandbox, and their right calls solve the sub-answers."""
 
 from apps.catalog.environment import EnvironmentConfig, generate_environment
-from apps.rewards.checker import check
-from apps.rewards.execution import execute_turn
-from apps.rewards.parsing import parse_output
+from rewards.checker import check
+from rewards.execution import execute_turn
+from rewards.parsing import parse_output
 
 
 def test_right_calls_solve_sub_answers_and_pass_the_checker():

@@ -1,6 +1,6 @@
 """Sandbox child: runs each call in a fresh process that locks itself down before any tool code (see sandbox.py).
 
-Started by apps/rewards/sandbox.py as `python -I -S -B _sandbox_child.py` with an empty environment, in a
+Started by rewards/sandbox.py as `python -I -S -B _sandbox_child.py` with an empty environment, in a
 fresh temp dir that is its working directory, where it can be in its own network and mount namespaces.
 Standard library only, so it starts in milliseconds and never sees the app's code or settings. Protocol: one
 JSON request on stdin; on stdout one JSON line naming the barriers in force, then one JSON line per call.

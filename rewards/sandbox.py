@@ -1,6 +1,6 @@
 """Runs a query's tool implementations on parsed calls in locked-down processes (FTRL's execution reward).
 
-Each batch of calls runs under a fresh `python -I -S -B apps/rewards/_sandbox_child.py`: empty environment, a
+Each batch of calls runs under a fresh `python -I -S -B rewards/_sandbox_child.py`: empty environment, a
 fresh temp dir as working directory (removed afterwards), its own session, and where this machine permits
 (root, or unprivileged user namespaces) its own empty network namespace and its own mount namespace. That
 child runs no tool code: it forks one process per call, which locks itself down (rlimits, a tmpfs temp dir,
@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
-from apps.rewards._sandbox_child import clean_result
+from rewards._sandbox_child import clean_result
 
 CHILD_SCRIPT = Path(__file__).with_name("_sandbox_child.py")
 # The child's command line: it reads the child script's code, compiled here, from stdin, then runs it (which
@@ -36,7 +36,7 @@ CHILD_BOOT = (
     "import marshal, sys; stdin = sys.stdin.buffer; "
     "exec(marshal.loads(stdin.read(int(stdin.readline()))), {'__name__': '__main__'})"
 )
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # tool code may not read the app's files (settings, keys)
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # tool code may not read the app's files (settings, keys)
 ERROR_OUTPUT = "an error occurred when calling {name}: {error}"  # FTRL: "an error occured when call NAME: ERR"
 STDERR_BYTES = 4096  # kept from the child's stderr to explain a crash
 # The child kills a call's process at its wall limit; the parent kills the child only if it has not answered

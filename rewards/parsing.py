@@ -397,7 +397,7 @@ def _arith(node: ast.BinOp, pos: _Positions):
 # The common case — `[f(a='x', b=2), g(c=True)]` with plain literals — is read by a small scanner
 # instead of Python's parser (several times faster; the checker runs on every search leaf). Anything
 # else (escapes, lists, dicts, expressions, non-ASCII names, a Python keyword as a name) falls back to
-# the parser, and tests/apps/rewards/test_parsing.py checks that both read what the scanner accepts alike.
+# the parser, and tests/rewards/test_parsing.py checks that both read what the scanner accepts alike.
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _NAME = rf"{_IDENT}(?:\.{_IDENT})*"
 _SCALAR = (

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from apps.rewards.checker import GRADE_WEIGHTS, Checker, check
+from rewards.checker import GRADE_WEIGHTS, Checker, check
 
 WEATHER = {
     "name": "get_weather",

@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from apps.rewards import sandbox
-from apps.rewards.sandbox import SandboxLimits, run_calls, sandbox_barriers
-from tests.apps.rewards.test_sandbox import FAST, attack, run, sandbox_sessions, tcp_listener, victim  # noqa: F401 (fixtures)
+from rewards import sandbox
+from rewards.sandbox import SandboxLimits, run_calls, sandbox_barriers
+from tests.rewards.test_sandbox import FAST, attack, run, sandbox_sessions, tcp_listener, victim  # noqa: F401 (fixtures)
 
 ROOT = os.geteuid() == 0  # this machine and CI: the worker (and so the test) runs as root
 NOBODY = 65534

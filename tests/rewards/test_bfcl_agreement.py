@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.rewards.checker import check
+from rewards.checker import check
 
 from .bfcl_oracle import bfcl_valid
 
