@@ -3,7 +3,8 @@
 One frozen params dataclass per algorithm, a name -> (params, TRL arguments, TRL trainer) table, and
 `train_preference`, which loads the policy, trains, and saves it with `save_pretrained`. With a
 `checkpoint_dir` the trainer writes resumable checkpoints there, so a killed worker continues where it stopped.
-The helpers below the table (loading, logging, saving) are shared with `workers.train.grpo`.
+The helpers below the table (loading, logging, saving) are shared with `workers.train.grpo` and
+`workers.train.sft`.
 """
 
 from __future__ import annotations
@@ -502,7 +503,8 @@ def across_ranks(trainer, value) -> list:
 
 
 def load_policy(model_path: str | Path, params):
-    """Tokenizer and model from `model_path`; wrapped with LoRA adapters when `params.lora`."""
+    """Tokenizer and model from `model_path`, as every trainer (SFT, preference, GRPO) starts: progress bars off,
+    torch seeded with `params.seed`, the model wrapped with LoRA adapters when `params.lora`."""
     import datasets
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -223,27 +223,11 @@ def warmup_sft(
     """
     import datasets
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
-    from transformers.utils import logging as hf_logging
     from trl import SFTConfig
 
-    from workers.train.preference import per_device, save_trained
+    from workers.train.preference import load_policy, per_device, quiet, save_trained
 
-    datasets.disable_progress_bars()  # progress goes through `progress`, not a bar per dataset pass
-    hf_logging.disable_progress_bar()
-
-    torch.manual_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path)
-    if config.lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=config.lora_r, lora_alpha=config.lora_alpha, task_type="CAUSAL_LM", target_modules="all-linear"
-            ),
-        )
+    tokenizer, model = load_policy(model_path, config)
     eos = tokenizer.eos_token or ""
     rows: list[dict] = []  # every example once; stages are lists of indices into it
     stages: list[tuple[str, list[int]]] = []
@@ -320,7 +304,7 @@ def warmup_sft(
             processing_class=tokenizer,
             callbacks=[log.callback],
         )
-        trainer.remove_callback(PrinterCallback)  # losses reach the caller through `progress` instead
+        quiet(trainer)
         start = time.perf_counter()
         output = trainer.train()
         save_trained(trainer, tokenizer, output_dir, config.lora)
