@@ -22,10 +22,10 @@ from workers.train.preference import (
     last_checkpoint,
     load_policy,
     per_device,
-    quiet,
     save_trained,
     training_arguments,
     trimmed,
+    trl_trainer,
 )
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")  # TRL's token aggregation modes (GRPOConfig.loss_type)
@@ -152,7 +152,6 @@ def train_grpo(
             raise ValueError(f"reward {index}: expected a callable scoring a completion, got {type(reward).__name__}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs the checkpoint_dir the interrupted run wrote to")
-    import datasets
     from trl import GRPOConfig, GRPOTrainer
 
     tokenizer, model = load_policy(model_path, config)
@@ -178,15 +177,15 @@ def train_grpo(
             extra=("reward",),  # TRL counts tokens over all processes
             tokens=(lambda: trainer.state.num_input_tokens_seen) if progress_tokens else None,
         )
-        trainer = GRPOTrainer(
+        trainer = trl_trainer(
+            GRPOTrainer,
+            [{"prompt": p, "idx": i} for i, p in enumerate(prompts)],
             model=model,
-            reward_funcs=[routed],
             args=args,
-            processing_class=tokenizer,
-            callbacks=[log.callback],
-            train_dataset=datasets.Dataset.from_list([{"prompt": p, "idx": i} for i, p in enumerate(prompts)]),
+            tokenizer=tokenizer,
+            callback=log.callback,
+            reward_funcs=[routed],
         )
-        quiet(trainer)
         checkpoint = last_checkpoint(checkpoint_dir) if resume else None
         train_start = time.perf_counter()
         output = trainer.train(resume_from_checkpoint=checkpoint)

@@ -255,21 +255,14 @@ def train_preference(
     rows = _checked_rows(rows)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs the checkpoint_dir the interrupted run wrote to")
-    import datasets
 
     tokenizer, model = load_policy(model_path, config)
     with tempfile.TemporaryDirectory(prefix="itool-pref-") as scratch:
         args = trl_args(config, checkpoint_dir or scratch, save_checkpoints=checkpoint_dir is not None)
         counter = None
         log = TrainLog(progress, tokens=(lambda: counter.tokens * world_size()) if progress_tokens else None)
-        trainer = _on_token_ids(ALGORITHMS[config.algorithm].trainer_class())(
-            model=model,
-            args=args,
-            train_dataset=datasets.Dataset.from_list(rows),
-            processing_class=tokenizer,
-            callbacks=[log.callback],
-        )
-        quiet(trainer)
+        trainer_class = _on_token_ids(ALGORITHMS[config.algorithm].trainer_class())
+        trainer = trl_trainer(trainer_class, rows, model=model, args=args, tokenizer=tokenizer, callback=log.callback)
         if config.algorithm in ("simpo", "orpo"):  # the rows' id columns, now in TRL's own (DPOTrainer's are these)
             trainer.train_dataset = trainer.train_dataset.remove_columns(list(_ID_COLUMNS))
         trainer.train_dataset = _unfinished_without_eos(trainer.train_dataset, config.algorithm, tokenizer.eos_token_id)
@@ -527,10 +520,21 @@ def load_policy(model_path: str | Path, params):
     return tokenizer, model
 
 
-def quiet(trainer) -> None:
+def trl_trainer(trainer_class, rows: list[dict], *, model, args, tokenizer, callback, **kwargs):
+    """A `trainer_class` (a TRL trainer) on `rows` that reports through `callback` only: no console printing."""
+    import datasets
     from transformers import PrinterCallback
 
+    trainer = trainer_class(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[callback],
+        **kwargs,
+    )
     trainer.remove_callback(PrinterCallback)  # losses reach the caller through `progress` instead
+    return trainer
 
 
 def save_policy(model, tokenizer, output_dir: str | Path, lora: bool) -> None:

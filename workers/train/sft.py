@@ -221,11 +221,10 @@ def warmup_sft(
     whose sampler serves stage 1's examples first, then stage 2's, then stage 3's: restarting the schedule and
     the optimizer at every stage cost a from-scratch tiny model most of what it had learnt (docs/experiments.md).
     """
-    import datasets
     import torch
     from trl import SFTConfig
 
-    from workers.train.preference import load_policy, per_device, quiet, save_trained
+    from workers.train.preference import load_policy, per_device, save_trained, trl_trainer
 
     tokenizer, model = load_policy(model_path, config)
     eos = tokenizer.eos_token or ""
@@ -297,14 +296,7 @@ def warmup_sft(
             bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
             gradient_checkpointing=False,  # TRL turns it on by default; it only pays off for large models
         )
-        trainer = trainer_class(
-            model=model,
-            args=args,
-            train_dataset=datasets.Dataset.from_list(rows),
-            processing_class=tokenizer,
-            callbacks=[log.callback],
-        )
-        quiet(trainer)
+        trainer = trl_trainer(trainer_class, rows, model=model, args=args, tokenizer=tokenizer, callback=log.callback)
         start = time.perf_counter()
         output = trainer.train()
         save_trained(trainer, tokenizer, output_dir, config.lora)
