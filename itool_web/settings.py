@@ -176,7 +176,7 @@ SPECTACULAR_SETTINGS = {
         "RoundStateEnum": "apps.training.models.TrainingRound.State",
         "AlgorithmEnum": "apps.training.models.TrainingRound.Algorithm",
         "NewRoundAlgorithmEnum": "apps.api.training.NEW_ROUND_ALGORITHMS",
-        "JobStatusEnum": "apps.search.models.SearchTree.Status",  # import jobs' too (the same four states)
+        "JobStatusEnum": "itool_web.jobs.JobStatus",  # every job row: imports, trees, eval runs, files, arms
         "QueryKindEnum": "apps.catalog.models.Query.Kind",
         "CheckpointKindEnum": "apps.training.models.Checkpoint.Kind",
     },

@@ -5,13 +5,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
+from workers.config import EngineConfig, Rule
 from workers.llm.base import BaseBackend, SamplingParams
 from workers.progress import Progress
 
+METHODS = ("perplexity", "pass_rate")
+
 
 @dataclass(frozen=True)
-class SelectionConfig:
+class SelectionConfig(EngineConfig):
+    label: ClassVar[str] = "selection"
+
     method: str = "perplexity"  # iTool ranks by perplexity of the ground truth; or "pass_rate" over k samples
     ratio: float = 0.3  # perplexity: keep the hardest 30% (iTool's selection ratio)
     k: int = 4  # pass_rate: samples per query
@@ -28,23 +34,20 @@ class SelectionConfig:
     # answers per query, so a large train split (the demo's 16,000) would cost more than the search itself.
     candidates: int | None = None
 
-    def __post_init__(self):
-        if self.method not in ("perplexity", "pass_rate"):
-            raise ValueError(f"selection method must be perplexity or pass_rate, got {self.method!r}")
-        if not 0 < self.ratio <= 1:
-            raise ValueError(f"ratio must be in (0, 1], got {self.ratio!r}")
-        if self.k < 1:
-            raise ValueError(f"k must be at least 1, got {self.k!r}")
-        if not 0 <= self.threshold <= 1:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
-        if not 0 <= self.min_rate < max(self.threshold, 1e-9):
-            raise ValueError(
-                f"min_rate must be in [0, threshold), got {self.min_rate!r} with threshold {self.threshold!r}"
-            )
-        if self.max_queries is not None and self.max_queries < 1:
-            raise ValueError(f"max_queries must be at least 1, got {self.max_queries!r}")
-        if self.candidates is not None and self.candidates < 1:
-            raise ValueError(f"candidates must be at least 1, got {self.candidates!r}")
+    def rules(self) -> list[Rule]:
+        return [
+            ("method", self.method in METHODS, f"must be one of {', '.join(METHODS)}"),
+            ("ratio", 0 < self.ratio <= 1, "must be in (0, 1]"),
+            ("k", self.k >= 1, "must be at least 1"),
+            ("threshold", 0 <= self.threshold <= 1, "must be in [0, 1]"),
+            (
+                "min_rate",
+                0 <= self.min_rate < max(self.threshold, 1e-9),
+                f"must be in [0, threshold) with threshold {self.threshold!r}",
+            ),
+            ("max_queries", self.max_queries is None or self.max_queries >= 1, "must be at least 1"),
+            ("candidates", self.candidates is None or self.candidates >= 1, "must be at least 1"),
+        ]
 
 
 def candidate_indices(n: int, config: SelectionConfig) -> list[int]:

@@ -4,8 +4,10 @@ budget with one seed, and scored on the round's eval queries."""
 from django.conf import settings
 from django.db import models
 
+from itool_web.jobs import Job
 
-class ArmRun(models.Model):
+
+class ArmRun(Job):
     """One (round, arm, seed): its training budget, the checkpoint it made and the EvalRun that scored it."""
 
     class Arm(models.TextChoices):
@@ -17,18 +19,11 @@ class ArmRun(models.Model):
         SFT = "sft", "SFT on the reference answers (the control)"
         GRPO = "grpo", "GRPO with the verifiable reward"
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-
     round = models.ForeignKey(
         "training.TrainingRound", on_delete=models.CASCADE, related_name="arm_runs", db_index=False
     )  # the unique (round, arm, seed) index leads with it
     arm = models.CharField(max_length=12, choices=Arm.choices)
     seed = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     checkpoint = models.ForeignKey(
         "training.Checkpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -40,15 +35,11 @@ class ArmRun(models.Model):
     )
     metrics = models.JSONField(default=dict, blank=True, help_text="Training summary and eval figures.")
     progress = models.JSONField(default=dict, blank=True, help_text="Stage, step, loss (while running).")
-    error = models.TextField(blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["round", "arm", "seed"], name="armrun_unique_round_arm_seed")]

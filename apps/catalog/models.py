@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from itool_web.jobs import Job
+
 
 class Tool(models.Model):
     """A function the policy may call: an OpenAI-style schema, and optionally its implementation."""
@@ -111,14 +113,8 @@ class QueryTool(models.Model):
         ordering = ["position"]
 
 
-class ImportJob(models.Model):
+class ImportJob(Job):
     """An import started from the admin upload form and run by a worker."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="import_jobs")
     format = models.CharField(max_length=16)
@@ -126,19 +122,14 @@ class ImportJob(models.Model):
     file = models.FileField(upload_to="imports/%Y/%m/")
     answers_file = models.FileField(upload_to="imports/%Y/%m/", blank=True)
     original_name = models.CharField(max_length=255, blank=True)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     progress_done = models.BigIntegerField(default=0, help_text="Bytes read so far.")
     progress_total = models.BigIntegerField(default=0, help_text="Bytes in the file.")
     counts = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="Last sign of life from the worker running it (the reaper reads it)."
     )
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

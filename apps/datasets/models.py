@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from apps.search.fields import TokenIdsField
+from itool_web.jobs import Job
 
 
 class ImmutableError(Exception):
@@ -84,19 +85,13 @@ class SnapshotPair(_FrozenModel):
         ordering = ["snapshot", "ordinal"]
 
 
-class SnapshotFile(models.Model):
+class SnapshotFile(Job):
     """A snapshot written out as a file in one export format (Parquet for now), made by a worker and downloaded
     when ready. The snapshot never changes, so a file that is done stays right: it is made once per
     (snapshot, format, span, kind)."""
 
     class Kind(models.TextChoices):
         PARQUET = "parquet"
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
 
     snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.CASCADE, related_name="files", db_index=False)
     format = models.CharField(max_length=16, help_text="The row format: trl, openai or sharegpt.")
@@ -107,21 +102,16 @@ class SnapshotFile(models.Model):
         "(completion); always fragment for the other formats.",
     )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PARQUET)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     file = models.FileField(
         upload_to="snapshots/", max_length=255, blank=True, help_text="Under MEDIA_ROOT; set when done."
     )
     bytes = models.BigIntegerField(default=0)
     rows = models.PositiveIntegerField(default=0, help_text="Rows written (so far, while running).")
     sha256 = models.CharField(max_length=64, blank=True, help_text="Of the file's bytes.")
-    error = models.TextField(blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -2,15 +2,13 @@
 
 from django.db import models
 
+from itool_web.jobs import Job
+
 from .fields import TokenIdsField
 
 
-class SearchTree(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
+class SearchTree(Job):
+    """One query's Monte Carlo tree search in a round: the config it ran with, its counts, and its nodes."""
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="trees", db_index=False)
     round = models.ForeignKey(
@@ -21,15 +19,10 @@ class SearchTree(models.Model):
         "training.Checkpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="trees"
     )
     config = models.JSONField(default=dict, blank=True, help_text="The MCTS config the tree was searched with.")
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     simulations_done = models.PositiveIntegerField(default=0)
     node_count = models.PositiveIntegerField(default=0)
     valid_leaves = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["round", "query"], name="tree_unique_round_query")]

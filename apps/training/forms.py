@@ -17,11 +17,11 @@ def validate_train_config(algorithm: str, train: dict) -> None:
     if algorithm == A.SFT:
         from workers.train.sft import WarmupConfig
 
-        WarmupConfig(**train)
+        WarmupConfig.from_dict(train)
     elif algorithm == A.GRPO:
         from workers.train.grpo import GRPOParams
 
-        GRPOParams(**train)
+        GRPOParams.from_dict(train)
     else:
         from workers.train.preference import config_for
 
@@ -104,7 +104,7 @@ class RoundForm(forms.Form):
         try:
             from workers.select import SelectionConfig
 
-            SelectionConfig(**selection)
+            SelectionConfig.from_dict(selection)
         except (TypeError, ValueError) as exc:
             raise forms.ValidationError(f"selection: {exc}") from exc
         try:

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from itool_web.jobs import Job
+
 
 class Checkpoint(models.Model):
     """A policy saved with save_pretrained: loadable by from_pretrained from `path`."""
@@ -110,26 +112,15 @@ class RoundQuery(models.Model):
         indexes = [models.Index(fields=["round", "selected"], name="roundquery_round_selected")]
 
 
-class EvalRun(models.Model):
+class EvalRun(Job):
     """A checkpoint scored on an eval set: pass rate per kind, deficiency histogram, Solve-F1."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="eval_runs")
     checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="eval_runs")
     round = models.ForeignKey(TrainingRound, null=True, blank=True, on_delete=models.SET_NULL, related_name="eval_runs")
     split = models.CharField(max_length=32, default="eval", help_text="eval, or a BFCL category.")
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     n_queries = models.PositiveIntegerField(default=0)
     metrics = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

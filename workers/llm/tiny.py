@@ -17,6 +17,9 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
+
+from workers.config import EngineConfig, Rule
 
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"  # ends every turn; the tokenizer's EOS token
@@ -152,8 +155,10 @@ SIZE_PRESETS: dict[str, dict[str, int]] = {
 
 
 @dataclass
-class TinyModelConfig:
+class TinyModelConfig(EngineConfig):
     """How to build the tiny model. Architecture fields left as None come from the `size` preset."""
+
+    label: ClassVar[str] = "tiny model"
 
     size: str = "small"  # "nano" (~100k parameters, tests) or "small" (~0.9M, demo); see SIZE_PRESETS
     seed: int = 0  # weight initialisation (torch.manual_seed); same seed and corpus → identical files
@@ -168,17 +173,27 @@ class TinyModelConfig:
     tie_word_embeddings: bool = True  # the embedding matrix is most of a tiny model; share it with the head
 
     def __post_init__(self):
-        if self.size not in SIZE_PRESETS:
-            raise ValueError(f"size must be one of {', '.join(SIZE_PRESETS)}, got {self.size!r}")
-        for field_name, value in SIZE_PRESETS[self.size].items():
+        for field_name, value in SIZE_PRESETS.get(self.size, {}).items():
             if getattr(self, field_name) is None:
                 setattr(self, field_name, value)
-        if self.vocab_size < 256 + len(SPECIAL_TOKENS):
-            raise ValueError(f"vocab_size must hold the 256 bytes and the special tokens, got {self.vocab_size}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError("hidden_size must be a multiple of num_attention_heads")
-        if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
+        super().__post_init__()
+
+    def rules(self) -> list[Rule]:
+        if self.size not in SIZE_PRESETS:  # the architecture is left unset: nothing more to check
+            return [("size", False, f"must be one of {', '.join(SIZE_PRESETS)}")]
+        return [
+            ("vocab_size", self.vocab_size >= 256 + len(SPECIAL_TOKENS), "must hold the 256 bytes and special tokens"),
+            (
+                "hidden_size",
+                self.hidden_size % self.num_attention_heads == 0,
+                f"must be a multiple of num_attention_heads ({self.num_attention_heads})",
+            ),
+            (
+                "num_attention_heads",
+                self.num_attention_heads % self.num_key_value_heads == 0,
+                f"must be a multiple of num_key_value_heads ({self.num_key_value_heads})",
+            ),
+        ]
 
 
 def render_conversation(messages: list[dict], tools: list[dict] | None, add_generation_prompt: bool) -> str:

@@ -6,14 +6,20 @@ iTool references are to github.com/zeng-yirong/iTool: `mcts/utils.py` (argparse 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+from workers.config import EngineConfig, Rule
 
 SCORERS = ("checker", "judge")
+_POSITIVE_INTS = ("simulations", "width", "step_limit", "max_depth", "max_tokens")
 
 
 @dataclass(frozen=True)
-class MCTSConfig:
+class MCTSConfig(EngineConfig):
     """How one tree is searched: sampling, fragmenting, selection and leaf scoring."""
+
+    label: ClassVar[str] = "MCTS"
 
     simulations: int = 5  # expansions per tree; iTool run_mcts_dpo.sh --mcts_iters 5
     width: int = 3  # samples per expansion; iTool run_mcts_dpo.sh --num_actions 3 (n of each vLLM call)
@@ -35,25 +41,26 @@ class MCTSConfig:
     seed: int = 0  # sampling seed of every generate call (determinism: see search.py)
 
     def __post_init__(self):
-        _positive_int(self, "simulations", "width", "step_limit", "max_depth", "max_tokens")
-        if isinstance(self.delimiters, (list, str)):
+        if isinstance(self.delimiters, (list, str)):  # JSON has no tuples; one delimiter may come bare
             object.__setattr__(
                 self, "delimiters", (self.delimiters,) if isinstance(self.delimiters, str) else tuple(self.delimiters)
             )
-        if not self.delimiters or not all(isinstance(d, str) and d for d in self.delimiters):
-            raise ValueError(f"delimiters must be non-empty strings, got {self.delimiters!r}")
-        if not _is_number(self.c_puct) or self.c_puct < 0:
-            raise ValueError(f"c_puct must be a number >= 0, got {self.c_puct!r}")
-        if not _is_number(self.temperature) or not 0 <= self.temperature <= 10:
-            raise ValueError(f"temperature must be in [0, 10], got {self.temperature!r}")
-        if not _is_number(self.top_p) or not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
-        if self.scorer not in SCORERS:
-            raise ValueError(f"scorer must be one of {', '.join(SCORERS)}, got {self.scorer!r}")
-        if not _is_number(self.judge_scale) or self.judge_scale <= 0:
-            raise ValueError(f"judge_scale must be a number > 0, got {self.judge_scale!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        super().__post_init__()
+
+    def rules(self) -> list[Rule]:
+        return [
+            *((name, getattr(self, name) >= 1, "must be a positive integer") for name in _POSITIVE_INTS),
+            (
+                "delimiters",
+                bool(self.delimiters) and all(isinstance(d, str) and d for d in self.delimiters),
+                "must be non-empty strings",
+            ),
+            ("c_puct", self.c_puct >= 0, "must be a number >= 0"),
+            ("temperature", 0 <= self.temperature <= 10, "must be in [0, 10]"),
+            ("top_p", 0 < self.top_p <= 1, "must be in (0, 1]"),
+            ("scorer", self.scorer in SCORERS, f"must be one of {', '.join(SCORERS)}"),
+            ("judge_scale", self.judge_scale > 0, "must be a number > 0"),
+        ]
 
     def as_dict(self) -> dict:
         """JSON-ready (stored on SearchTree.config)."""
@@ -61,52 +68,22 @@ class MCTSConfig:
         data["delimiters"] = list(self.delimiters)
         return data
 
-    @classmethod
-    def from_dict(cls, data: dict) -> MCTSConfig:
-        """Rebuild from `as_dict()`; unknown keys are refused so that a typo is not silently ignored."""
-        return _from_dict(cls, data)
-
 
 @dataclass(frozen=True)
-class PairConfig:
+class PairConfig(EngineConfig):
     """Which sibling fragments make a chosen/rejected pair."""
+
+    label: ClassVar[str] = "pair filter"
 
     gap_min: float = 0.1  # chosen value - rejected value; iTool utils.py --value_threshold 0.1
     overlap_max: float = 0.95  # word overlap of the two fragments; iTool utils.py --overlap_limit 0.95
     chosen_value_min: float = -0.3  # the chosen fragment's value; iTool utils.py --accept_value -0.3
 
-    def __post_init__(self):
-        if not _is_number(self.gap_min) or self.gap_min < 0:
-            raise ValueError(f"gap_min must be a number >= 0, got {self.gap_min!r}")
-        if not _is_number(self.overlap_max) or not 0 <= self.overlap_max <= 1:
-            raise ValueError(f"overlap_max must be in [0, 1], got {self.overlap_max!r}")
-        if not _is_number(self.chosen_value_min):
-            raise ValueError(f"chosen_value_min must be a number, got {self.chosen_value_min!r}")
+    def rules(self) -> list[Rule]:
+        return [
+            ("gap_min", self.gap_min >= 0, "must be a number >= 0"),
+            ("overlap_max", 0 <= self.overlap_max <= 1, "must be in [0, 1]"),
+        ]
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PairConfig:
-        return _from_dict(cls, data)
-
-
-def _from_dict(cls, data: dict):
-    if not isinstance(data, dict):
-        raise ValueError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    return cls(**data)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _positive_int(config, *names: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")

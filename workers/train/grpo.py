@@ -11,21 +11,22 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+from workers.config import EngineConfig, Rule, above, at_least
 from workers.progress import Progress
 from workers.train.preference import (
     TrainLog,
     across_ranks,
-    field_type_problems,
     last_checkpoint,
     load_policy,
     per_device,
-    quiet,
     save_trained,
     training_arguments,
     trimmed,
+    trl_trainer,
 )
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")  # TRL's token aggregation modes (GRPOConfig.loss_type)
@@ -33,7 +34,9 @@ REWARDS = ("checker", "solve_f1")  # the round's reward function (apps.training.
 
 
 @dataclass(frozen=True)
-class GRPOParams:
+class GRPOParams(EngineConfig):
+    label: ClassVar[str] = "grpo"
+
     # Sampled per prompt; rewards are normalised within each group. TRL's default; FTRL samples 16 (rollout.n).
     num_generations: int = 8
     # The tiny model's answers are 10-60 tokens. FTRL: 1024 (data.max_response_length); TRL's default: 512.
@@ -61,53 +64,20 @@ class GRPOParams:
     # tools and sub-answers). `train_grpo` itself takes the reward callables; the round builds them from this.
     reward: str = "checker"
 
-    def __post_init__(self):
-        problems = field_type_problems(self) or [
-            message
-            for ok, message in (
-                (self.reward in REWARDS, f"reward must be one of {', '.join(REWARDS)} (got {self.reward!r})"),
-                (
-                    self.num_generations >= 2,
-                    "num_generations must be >= 2: rewards are normalised within a group "
-                    f"(got {self.num_generations!r})",
-                ),
-                (
-                    self.max_completion_length >= 1,
-                    f"max_completion_length must be >= 1 (got {self.max_completion_length!r})",
-                ),
-                (self.learning_rate > 0, f"learning_rate must be > 0 (got {self.learning_rate!r})"),
-                (self.beta >= 0, f"beta must be >= 0 (got {self.beta!r})"),
-                (self.temperature > 0, f"temperature must be > 0 (got {self.temperature!r})"),
-                (self.entropy_coef >= 0, f"entropy_coef must be >= 0 (got {self.entropy_coef!r})"),
-                (
-                    self.loss_type in LOSS_TYPES,
-                    f"loss_type must be one of {', '.join(LOSS_TYPES)} (got {self.loss_type!r})",
-                ),
-                (self.epochs > 0, f"epochs must be > 0 (got {self.epochs!r})"),
-                (
-                    self.max_steps == -1 or self.max_steps >= 1,
-                    f"max_steps must be -1 (no cap) or >= 1 (got {self.max_steps!r})",
-                ),
-                (self.batch_size >= 1, f"batch_size must be >= 1 (got {self.batch_size!r})"),
-                (self.lora_r >= 1, f"lora_r must be >= 1 (got {self.lora_r!r})"),
-                (self.lora_alpha >= 1, f"lora_alpha must be >= 1 (got {self.lora_alpha!r})"),
-                (self.logging_steps >= 1, f"logging_steps must be >= 1 (got {self.logging_steps!r})"),
-                (self.save_steps >= 1, f"save_steps must be >= 1 (got {self.save_steps!r})"),
-                (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1 (got {self.keep_checkpoints!r})"),
-            )
-            if not ok
+    def rules(self) -> list[Rule]:
+        return [
+            ("reward", self.reward in REWARDS, f"must be one of {', '.join(REWARDS)}"),
+            ("num_generations", self.num_generations >= 2, "must be >= 2: rewards are normalised within a group"),
+            *at_least(self, 1, "max_completion_length"),
+            *above(self, 0, "learning_rate"),
+            *at_least(self, 0, "beta"),
+            *above(self, 0, "temperature"),
+            *at_least(self, 0, "entropy_coef"),
+            ("loss_type", self.loss_type in LOSS_TYPES, f"must be one of {', '.join(LOSS_TYPES)}"),
+            *above(self, 0, "epochs"),
+            ("max_steps", self.max_steps == -1 or self.max_steps >= 1, "must be -1 (no cap) or >= 1"),
+            *at_least(self, 1, "batch_size", "lora_r", "lora_alpha", "logging_steps", "save_steps", "keep_checkpoints"),
         ]
-        if problems:
-            raise ValueError("invalid grpo settings: " + "; ".join(problems))
-
-    @classmethod
-    def from_dict(cls, overrides: dict | None = None) -> GRPOParams:
-        """These params with `overrides` applied; unknown keys refused (as preference.config_for)."""
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(overrides or {}) - set(known))
-        if unknown:
-            raise ValueError(f"unknown grpo setting(s): {', '.join(unknown)}; known: {', '.join(known)}")
-        return cls(**(overrides or {}))
 
 
 @dataclass
@@ -183,7 +153,6 @@ def train_grpo(
             raise ValueError(f"reward {index}: expected a callable scoring a completion, got {type(reward).__name__}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs the checkpoint_dir the interrupted run wrote to")
-    import datasets
     from trl import GRPOConfig, GRPOTrainer
 
     tokenizer, model = load_policy(model_path, config)
@@ -209,15 +178,15 @@ def train_grpo(
             extra=("reward",),  # TRL counts tokens over all processes
             tokens=(lambda: trainer.state.num_input_tokens_seen) if progress_tokens else None,
         )
-        trainer = GRPOTrainer(
+        trainer = trl_trainer(
+            GRPOTrainer,
+            [{"prompt": p, "idx": i} for i, p in enumerate(prompts)],
             model=model,
-            reward_funcs=[routed],
             args=args,
-            processing_class=tokenizer,
-            callbacks=[log.callback],
-            train_dataset=datasets.Dataset.from_list([{"prompt": p, "idx": i} for i, p in enumerate(prompts)]),
+            tokenizer=tokenizer,
+            callback=log.callback,
+            reward_funcs=[routed],
         )
-        quiet(trainer)
         checkpoint = last_checkpoint(checkpoint_dir) if resume else None
         train_start = time.perf_counter()
         output = trainer.train(resume_from_checkpoint=checkpoint)

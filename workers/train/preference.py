@@ -3,7 +3,8 @@
 One frozen params dataclass per algorithm, a name -> (params, TRL arguments, TRL trainer) table, and
 `train_preference`, which loads the policy, trains, and saves it with `save_pretrained`. With a
 `checkpoint_dir` the trainer writes resumable checkpoints there, so a killed worker continues where it stopped.
-The helpers below the table (loading, logging, saving) are shared with `workers.train.grpo`.
+The helpers below the table (loading, logging, saving) are shared with `workers.train.grpo` and
+`workers.train.sft`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import json
 import os
 import tempfile
 import time
-import typing
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, NamedTuple
 
+from workers.config import EngineConfig, Rule, above, at_least
 from workers.progress import Progress
 
 MAX_LOGGED_LOSSES = 200  # results keep at most this many loss points (evenly spaced, first and last kept)
@@ -28,10 +29,11 @@ MAX_LOGGED_LOSSES = 200  # results keep at most this many loss points (evenly sp
 
 
 @dataclass(frozen=True)
-class PreferenceParams:
+class PreferenceParams(EngineConfig):
     """Settings every preference algorithm shares. Use a subclass (DPOParams, IPOParams, SimPOParams, ORPOParams)."""
 
     algorithm: ClassVar[str] = ""
+    label: ClassVar[str] = "preference"
 
     # The rate DESIGN.md's tiny-model probe compared the algorithms at (DPO at 5e-4 collapsed the policy). For a
     # pretrained 7B use ~5e-7..1e-6: TRL's default is 1e-6, the SimPO paper searched 3e-7..1e-6.
@@ -53,33 +55,21 @@ class PreferenceParams:
     save_steps: int = 100  # a resumable checkpoint every this many steps (only with a checkpoint_dir)
     keep_checkpoints: int = 2  # older checkpoints are deleted (save_total_limit)
 
-    def __post_init__(self):
-        problems = field_type_problems(self) or self.problems()
-        if problems:
-            raise ValueError(f"invalid {self.algorithm or 'preference'} settings: " + "; ".join(problems))
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.label = cls.algorithm or "preference"  # "unknown dpo setting(s)", "invalid simpo settings"
 
-    def problems(self) -> list[str]:
-        """What is wrong with the values (types are already checked); subclasses add their own."""
+    def rules(self) -> list[Rule]:
+        """The value checks every algorithm shares; subclasses add their own."""
         return [
-            message
-            for ok, message in (
-                (self.learning_rate > 0, f"learning_rate must be > 0 (got {self.learning_rate!r})"),
-                (self.epochs > 0, f"epochs must be > 0 (got {self.epochs!r})"),
-                (self.batch_size >= 1, f"batch_size must be >= 1 (got {self.batch_size!r})"),
-                (self.max_length >= 16, f"max_length must be >= 16 (got {self.max_length!r})"),
-                (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio!r})"),
-                (self.sft_weight >= 0, f"sft_weight must be >= 0 (got {self.sft_weight!r})"),
-                (self.lora_r >= 1, f"lora_r must be >= 1 (got {self.lora_r!r})"),
-                (self.lora_alpha >= 1, f"lora_alpha must be >= 1 (got {self.lora_alpha!r})"),
-                (
-                    self.max_steps == -1 or self.max_steps >= 1,
-                    f"max_steps must be -1 (no cap) or >= 1 (got {self.max_steps!r})",
-                ),
-                (self.logging_steps >= 1, f"logging_steps must be >= 1 (got {self.logging_steps!r})"),
-                (self.save_steps >= 1, f"save_steps must be >= 1 (got {self.save_steps!r})"),
-                (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1 (got {self.keep_checkpoints!r})"),
-            )
-            if not ok
+            *above(self, 0, "learning_rate", "epochs"),
+            *at_least(self, 1, "batch_size"),
+            *at_least(self, 16, "max_length"),
+            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "must be in [0, 1)"),
+            *at_least(self, 0, "sft_weight"),
+            *at_least(self, 1, "lora_r", "lora_alpha"),
+            ("max_steps", self.max_steps == -1 or self.max_steps >= 1, "must be -1 (no cap) or >= 1"),
+            *at_least(self, 1, "logging_steps", "save_steps", "keep_checkpoints"),
         ]
 
 
@@ -90,8 +80,8 @@ class DPOParams(PreferenceParams):
     algorithm: ClassVar[str] = "dpo"
     beta: float = 0.1  # DPO paper and TRL DPOConfig default
 
-    def problems(self) -> list[str]:
-        return super().problems() + ([] if self.beta > 0 else [f"beta must be > 0 (got {self.beta!r})"])
+    def rules(self) -> list[Rule]:
+        return [*super().rules(), *above(self, 0, "beta")]
 
 
 @dataclass(frozen=True)
@@ -101,8 +91,8 @@ class IPOParams(PreferenceParams):
     algorithm: ClassVar[str] = "ipo"
     beta: float = 0.1  # TRL DPOConfig default, used as tau for loss_type="ipo"
 
-    def problems(self) -> list[str]:
-        return super().problems() + ([] if self.beta > 0 else [f"beta must be > 0 (got {self.beta!r})"])
+    def rules(self) -> list[Rule]:
+        return [*super().rules(), *above(self, 0, "beta")]
 
 
 @dataclass(frozen=True)
@@ -113,14 +103,11 @@ class SimPOParams(PreferenceParams):
     beta: float = 2.5  # iTool's choice (SimPO paper: 2.0-2.5)
     gamma: float = 0.5  # target reward margin; iTool's choice. TRL CPOConfig.simpo_gamma (loss uses gamma / beta)
 
-    def problems(self) -> list[str]:
-        return super().problems() + [
-            message
-            for ok, message in (
-                (self.beta > 0, f"beta must be > 0 (got {self.beta!r})"),
-                (self.gamma >= 0, f"gamma must be >= 0 (got {self.gamma!r})"),
-            )
-            if not ok
+    def rules(self) -> list[Rule]:
+        return [
+            *super().rules(),
+            *above(self, 0, "beta"),
+            *at_least(self, 0, "gamma"),
         ]
 
 
@@ -131,32 +118,16 @@ class ORPOParams(PreferenceParams):
     algorithm: ClassVar[str] = "orpo"
     beta: float = 0.1  # lambda in the ORPO paper; TRL ORPOConfig default
 
-    def problems(self) -> list[str]:
-        return super().problems() + [
-            message
-            for ok, message in (
-                (self.beta > 0, f"beta must be > 0 (got {self.beta!r})"),
-                (
-                    self.sft_weight == 0,
-                    "sft_weight must be 0 for ORPO: its loss already has the NLL term on the "
-                    f"chosen side (got {self.sft_weight!r})",
-                ),
-            )
-            if not ok
+    def rules(self) -> list[Rule]:
+        return [
+            *super().rules(),
+            *above(self, 0, "beta"),
+            (
+                "sft_weight",
+                self.sft_weight == 0,
+                "must be 0 for ORPO: its loss already has the NLL term on the chosen side",
+            ),
         ]
-
-
-def field_type_problems(params) -> list[str]:
-    """Fields of the wrong type (values often arrive as JSON); ints are accepted, and stored, as floats."""
-    hints = typing.get_type_hints(type(params))
-    problems = []
-    for f in fields(params):
-        value, expected = getattr(params, f.name), hints[f.name]
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            object.__setattr__(params, f.name, float(value))
-        elif isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
-            problems.append(f"{f.name} must be {expected.__name__} (got {value!r})")
-    return problems
 
 
 # --- the algorithm table: name -> params class, TRL arguments, TRL trainer class
@@ -219,12 +190,7 @@ def config_for(algorithm: str, overrides: dict | None = None) -> PreferenceParam
     """The params of `algorithm` ("dpo", "ipo", "simpo", "orpo") with `overrides` applied; unknown keys refused."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
-    params_class = ALGORITHMS[algorithm].params
-    known = [f.name for f in fields(params_class)]
-    unknown = sorted(set(overrides or {}) - set(known))
-    if unknown:
-        raise ValueError(f"unknown {algorithm} setting(s): {', '.join(unknown)}; known: {', '.join(known)}")
-    return params_class(**(overrides or {}))
+    return ALGORITHMS[algorithm].params.from_dict(overrides)
 
 
 def trl_args(params: PreferenceParams, output_dir: str | Path, save_checkpoints: bool = False):
@@ -290,21 +256,14 @@ def train_preference(
     rows = _checked_rows(rows)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs the checkpoint_dir the interrupted run wrote to")
-    import datasets
 
     tokenizer, model = load_policy(model_path, config)
     with tempfile.TemporaryDirectory(prefix="itool-pref-") as scratch:
         args = trl_args(config, checkpoint_dir or scratch, save_checkpoints=checkpoint_dir is not None)
         counter = None
         log = TrainLog(progress, tokens=(lambda: counter.tokens * world_size()) if progress_tokens else None)
-        trainer = _on_token_ids(ALGORITHMS[config.algorithm].trainer_class())(
-            model=model,
-            args=args,
-            train_dataset=datasets.Dataset.from_list(rows),
-            processing_class=tokenizer,
-            callbacks=[log.callback],
-        )
-        quiet(trainer)
+        trainer_class = _on_token_ids(ALGORITHMS[config.algorithm].trainer_class())
+        trainer = trl_trainer(trainer_class, rows, model=model, args=args, tokenizer=tokenizer, callback=log.callback)
         if config.algorithm in ("simpo", "orpo"):  # the rows' id columns, now in TRL's own (DPOTrainer's are these)
             trainer.train_dataset = trainer.train_dataset.remove_columns(list(_ID_COLUMNS))
         trainer.train_dataset = _unfinished_without_eos(trainer.train_dataset, config.algorithm, tokenizer.eos_token_id)
@@ -538,7 +497,8 @@ def across_ranks(trainer, value) -> list:
 
 
 def load_policy(model_path: str | Path, params):
-    """Tokenizer and model from `model_path`; wrapped with LoRA adapters when `params.lora`."""
+    """Tokenizer and model from `model_path`, as every trainer (SFT, preference, GRPO) starts: progress bars off,
+    torch seeded with `params.seed`, the model wrapped with LoRA adapters when `params.lora`."""
     import datasets
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -561,10 +521,21 @@ def load_policy(model_path: str | Path, params):
     return tokenizer, model
 
 
-def quiet(trainer) -> None:
+def trl_trainer(trainer_class, rows: list[dict], *, model, args, tokenizer, callback, **kwargs):
+    """A `trainer_class` (a TRL trainer) on `rows` that reports through `callback` only: no console printing."""
+    import datasets
     from transformers import PrinterCallback
 
+    trainer = trainer_class(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[callback],
+        **kwargs,
+    )
     trainer.remove_callback(PrinterCallback)  # losses reach the caller through `progress` instead
+    return trainer
 
 
 def save_policy(model, tokenizer, output_dir: str | Path, lora: bool) -> None:

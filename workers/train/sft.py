@@ -8,14 +8,19 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
+from workers.config import EngineConfig, Rule, above, at_least
 from workers.progress import Progress
 
 BUCKETS = ("easy", "medium", "hard")  # iTool: warm up on easy data first, then medium, then hard
+LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")  # transformers' schedules offered
 
 
 @dataclass(frozen=True)
-class WarmupConfig:
+class WarmupConfig(EngineConfig):
+    label: ClassVar[str] = "sft"
+
     epochs: float = 3.0  # passes over each bucket
     learning_rate: float = 3e-3  # a tiny model trained from scratch; use ~2e-5 for a pretrained 7B model
     batch_size: int = 32
@@ -42,20 +47,25 @@ class WarmupConfig:
     token_metrics: bool = False
     logging_steps: int = 10
 
-    def __post_init__(self):
-        if self.epochs <= 0 or self.learning_rate <= 0 or self.batch_size < 1 or self.max_length < 8:
-            raise ValueError("epochs, learning_rate must be positive, batch_size >= 1, max_length >= 8")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise ValueError(f"max_steps must be -1 (the epochs decide) or positive, got {self.max_steps!r}")
-        if self.max_steps > 0 and self.max_steps_per_bucket > 0:
-            raise ValueError("set max_steps (all stages) or max_steps_per_bucket (each stage), not both")
-        if not 0 < self.adam_beta2 < 1:
-            raise ValueError(f"adam_beta2 must be in (0, 1), got {self.adam_beta2!r}")
-        if self.lr_scheduler_type not in ("linear", "cosine", "constant", "constant_with_warmup"):
-            raise ValueError(
-                f"lr_scheduler_type must be linear, cosine, constant or constant_with_warmup, got "
-                f"{self.lr_scheduler_type!r}"
-            )
+    def rules(self) -> list[Rule]:
+        return [
+            *above(self, 0, "epochs", "learning_rate"),
+            *at_least(self, 1, "batch_size"),
+            *at_least(self, 8, "max_length"),
+            ("max_steps", self.max_steps == -1 or self.max_steps >= 1, "must be -1 (the epochs decide) or positive"),
+            (
+                "max_steps",
+                self.max_steps < 1 or self.max_steps_per_bucket < 1,
+                "must be -1 when max_steps_per_bucket is set: set max_steps (all stages) or max_steps_per_bucket "
+                "(each stage), not both",
+            ),
+            ("adam_beta2", 0 < self.adam_beta2 < 1, "must be in (0, 1)"),
+            (
+                "lr_scheduler_type",
+                self.lr_scheduler_type in LR_SCHEDULERS,
+                f"must be one of {', '.join(LR_SCHEDULERS)}",
+            ),
+        ]
 
 
 @dataclass
@@ -212,29 +222,12 @@ def warmup_sft(
     whose sampler serves stage 1's examples first, then stage 2's, then stage 3's: restarting the schedule and
     the optimizer at every stage cost a from-scratch tiny model most of what it had learnt (docs/experiments.md).
     """
-    import datasets
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
-    from transformers.utils import logging as hf_logging
     from trl import SFTConfig
 
-    from workers.train.preference import per_device, save_trained
+    from workers.train.preference import load_policy, per_device, save_trained, trl_trainer
 
-    datasets.disable_progress_bars()  # progress goes through `progress`, not a bar per dataset pass
-    hf_logging.disable_progress_bar()
-
-    torch.manual_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path)
-    if config.lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=config.lora_r, lora_alpha=config.lora_alpha, task_type="CAUSAL_LM", target_modules="all-linear"
-            ),
-        )
+    tokenizer, model = load_policy(model_path, config)
     eos = tokenizer.eos_token or ""
     rows: list[dict] = []  # every example once; stages are lists of indices into it
     stages: list[tuple[str, list[int]]] = []
@@ -304,14 +297,7 @@ def warmup_sft(
             bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
             gradient_checkpointing=False,  # TRL turns it on by default; it only pays off for large models
         )
-        trainer = trainer_class(
-            model=model,
-            args=args,
-            train_dataset=datasets.Dataset.from_list(rows),
-            processing_class=tokenizer,
-            callbacks=[log.callback],
-        )
-        trainer.remove_callback(PrinterCallback)  # losses reach the caller through `progress` instead
+        trainer = trl_trainer(trainer_class, rows, model=model, args=args, tokenizer=tokenizer, callback=log.callback)
         start = time.perf_counter()
         output = trainer.train()
         save_trained(trainer, tokenizer, output_dir, config.lora)
