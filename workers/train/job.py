@@ -74,11 +74,7 @@ class JobSpec:
         if self.algorithm == "sft":
             from workers.train.sft import WarmupConfig
 
-            known = {f.name for f in fields(WarmupConfig)}
-            unknown = sorted(set(self.config) - known)
-            if unknown:
-                raise ValueError(f"unknown sft setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-            return WarmupConfig(**self.config)
+            return WarmupConfig.from_dict(self.config)
         if self.algorithm == "grpo":
             from workers.train.grpo import GRPOParams
 
