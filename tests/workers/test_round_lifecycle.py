@@ -16,7 +16,7 @@ from apps.training.lifecycle import round_launch, round_resume, rounds_reap
 from apps.training.models import Checkpoint, EvalRun, TrainingRound
 from apps.training.services import round_create, round_transition
 from tests.factories import ProjectFactory
-from workers.train.preference import last_checkpoint
+from workers.train.common import last_checkpoint
 
 S = TrainingRound.State
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from workers.config import EngineConfig, Rule, above, at_least
 from workers.progress import Progress
-from workers.train.preference import (
+from workers.train.common import (
     TrainLog,
     across_ranks,
     last_checkpoint,

@@ -3,14 +3,12 @@
 One frozen params dataclass per algorithm, a name -> (params, TRL arguments, TRL trainer) table, and
 `train_preference`, which loads the policy, trains, and saves it with `save_pretrained`. With a
 `checkpoint_dir` the trainer writes resumable checkpoints there, so a killed worker continues where it stopped.
-The helpers below the table (loading, logging, saving) are shared with `workers.train.grpo` and
-`workers.train.sft`.
+What the trainers share (loading, logging, saving) is in `workers.train.common`; the rows' way into TRL (token ids,
+EOS) in `workers.train.rows`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import tempfile
 import time
 import warnings
@@ -21,9 +19,19 @@ from typing import ClassVar, NamedTuple
 
 from workers.config import EngineConfig, Rule, above, at_least
 from workers.progress import Progress
-
-MAX_LOGGED_LOSSES = 200  # results keep at most this many loss points (evenly spaced, first and last kept)
-
+from workers.train.common import (
+    TrainLog,
+    across_ranks,
+    last_checkpoint,
+    load_policy,
+    per_device,
+    save_trained,
+    training_arguments,
+    trimmed,
+    trl_trainer,
+    world_size,
+)
+from workers.train.rows import ID_COLUMNS, TokenCounter, checked_ids, on_token_ids, unfinished_without_eos
 
 # --- params: one frozen dataclass per algorithm, validated on construction
 
@@ -262,12 +270,12 @@ def train_preference(
         args = trl_args(config, checkpoint_dir or scratch, save_checkpoints=checkpoint_dir is not None)
         counter = None
         log = TrainLog(progress, tokens=(lambda: counter.tokens * world_size()) if progress_tokens else None)
-        trainer_class = _on_token_ids(ALGORITHMS[config.algorithm].trainer_class())
+        trainer_class = on_token_ids(ALGORITHMS[config.algorithm].trainer_class())
         trainer = trl_trainer(trainer_class, rows, model=model, args=args, tokenizer=tokenizer, callback=log.callback)
         if config.algorithm in ("simpo", "orpo"):  # the rows' id columns, now in TRL's own (DPOTrainer's are these)
-            trainer.train_dataset = trainer.train_dataset.remove_columns(list(_ID_COLUMNS))
-        trainer.train_dataset = _unfinished_without_eos(trainer.train_dataset, config.algorithm, tokenizer.eos_token_id)
-        counter = _TokenCounter(trainer.data_collator)
+            trainer.train_dataset = trainer.train_dataset.remove_columns(list(ID_COLUMNS))
+        trainer.train_dataset = unfinished_without_eos(trainer.train_dataset, config.algorithm, tokenizer.eos_token_id)
+        counter = TokenCounter(trainer.data_collator)
         trainer.data_collator = counter
         checkpoint = last_checkpoint(checkpoint_dir) if resume else None
         train_start = time.perf_counter()
@@ -312,331 +320,8 @@ def _checked_rows(rows: Sequence[dict]) -> list[dict]:
         ends = {key: row.get(key, True) for key in ("chosen_ends", "rejected_ends")}
         if not all(isinstance(v, bool) for v in ends.values()):
             raise ValueError(f"row {index}: chosen_ends / rejected_ends must be true or false")
-        ids = {key: _checked_ids(row.get(key), f"row {index}: {key}") for key in _ID_COLUMNS}
+        ids = {key: checked_ids(row.get(key), f"row {index}: {key}") for key in ID_COLUMNS}
         if (ids["chosen_ids"] or ids["rejected_ids"]) and not ids["prompt_ids"]:
             raise ValueError(f"row {index}: chosen_ids / rejected_ids need the prompt_ids they continue")
         checked.append({**{key: row[key] for key in ("prompt", "chosen", "rejected")}, **ends, **ids})
     return checked
-
-
-_ID_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
-
-
-def _checked_ids(value, where: str) -> list[int]:
-    """A row's token ids as a list ([] when absent)."""
-    if value is None:
-        return []
-    if not isinstance(value, (list, tuple)) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
-    ):
-        raise ValueError(f"{where} must be a list of token ids (integers >= 0)")
-    return list(value)
-
-
-def _side_ids(example: dict, side: str, tokenizer) -> list[int]:
-    """A side's ids for a row with prompt ids, ending with EOS as TRL ends every side (stripped later for a side
-    that stops mid-answer): the sampled ids, or the side's text tokenised on its own (after an edit)."""
-    ids = list(example[f"{side}_ids"]) or tokenizer(example[side], add_special_tokens=False)["input_ids"]
-    return ids if ids and ids[-1] == tokenizer.eos_token_id else ids + [tokenizer.eos_token_id]
-
-
-def _on_token_ids(trainer_class):
-    """`trainer_class` taught to train rows that carry `prompt_ids` on exactly those ids.
-
-    TRL 1.16 tokenises prompt and completion itself: DPOTrainer in `_prepare_dataset` (prompt alone, then
-    prompt + completion, cut where they diverge, with the "not a prefix" warning), the CPO and ORPO trainers in
-    `tokenize_row`. The subclass builds the same columns from the ids for those rows and leaves the others to
-    TRL; nothing else of the trainers changes (collators, losses, truncation of the completion)."""
-    if hasattr(trainer_class, "tokenize_row"):  # CPO (SimPO) and ORPO
-
-        class WithTokenIds(trainer_class):
-            def tokenize_row(self, feature, model=None):
-                if not feature.get("prompt_ids"):
-                    return super().tokenize_row(feature, model)
-                prompt = list(feature["prompt_ids"])
-                batch = {"prompt_input_ids": prompt, "prompt_attention_mask": [1] * len(prompt)}
-                for side in ("chosen", "rejected"):
-                    answer = _side_ids(feature, side, self.processing_class)
-                    answer = answer[: max(0, self.max_length - len(prompt))]
-                    batch[f"{side}_input_ids"] = prompt + answer
-                    batch[f"{side}_attention_mask"] = [1] * (len(prompt) + len(answer))
-                    batch[f"{side}_labels"] = [-100] * len(prompt) + answer
-                return batch
-    else:  # DPOTrainer (DPO, IPO)
-
-        class WithTokenIds(trainer_class):
-            def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-                given = [i for i, ids in enumerate(dataset["prompt_ids"]) if ids]
-                if not given:
-                    return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-                import datasets
-
-                tokenizer = getattr(processing_class, "tokenizer", processing_class)
-                with_ids = dataset.select(given).map(
-                    lambda example: {
-                        "chosen_ids": _side_ids(example, "chosen", tokenizer),
-                        "rejected_ids": _side_ids(example, "rejected", tokenizer),
-                    }
-                )
-                if args.max_length is not None and args.truncation_mode == "keep_start":  # as TRL drops them
-                    with_ids = with_ids.filter(lambda example: len(example["prompt_ids"]) < args.max_length)
-                others = sorted(set(range(len(dataset))) - set(given))
-                if not others:
-                    return with_ids
-                text = super()._prepare_dataset(dataset.select(others), processing_class, args, dataset_name)
-                return datasets.concatenate_datasets([text.cast(with_ids.features), with_ids])
-
-    WithTokenIds.__name__ = WithTokenIds.__qualname__ = trainer_class.__name__
-    return WithTokenIds
-
-
-# The token columns each trainer builds for a side: DPOTrainer tokenises the completion apart (`chosen_ids`);
-# the CPO (SimPO) and ORPO trainers store prompt + completion with labels.
-_SIDE_COLUMNS = {
-    "dpo": ("{side}_ids",),
-    "ipo": ("{side}_ids",),
-    "simpo": ("{side}_input_ids", "{side}_attention_mask", "{side}_labels"),
-    "orpo": ("{side}_input_ids", "{side}_attention_mask", "{side}_labels"),
-}
-
-
-def _unfinished_without_eos(dataset, algorithm: str, eos_id: int):
-    """TRL ends every chosen and rejected text with EOS. A step-level pair compares fragments that stop mid-
-    answer (the rest of the answer follows in later steps): an EOS there would teach the policy to stop after
-    the fragment. Rows mark such sides `chosen_ends` / `rejected_ends` = False; their trailing EOS is removed
-    from the tokenised columns, so the loss covers the fragment's own tokens only."""
-    if all(dataset["chosen_ends"]) and all(dataset["rejected_ends"]):
-        return dataset
-
-    def strip(example):
-        for side in ("chosen", "rejected"):
-            if example[f"{side}_ends"]:
-                continue
-            columns = [c.format(side=side) for c in _SIDE_COLUMNS[algorithm]]
-            ids = example[columns[0]]
-            if len(ids) > 1 and ids[-1] == eos_id:
-                for column in columns:
-                    example[column] = example[column][:-1]
-        return example
-
-    return dataset.map(strip)
-
-
-class _TokenCounter:
-    """Wraps the trainer's collator and counts the prompt + chosen + rejected tokens of every batch it builds, and
-    the pairs (with a fingerprint of each, so pairs lost or doubled across processes show)."""
-
-    def __init__(self, collate):
-        self.collate, self.tokens, self.examples = collate, 0, 0
-        self.fingerprints: set[int] = set()
-
-    def __call__(self, features: list[dict]):
-        for f in features:
-            if "prompt_ids" in f:  # DPOTrainer: the three parts tokenised apart
-                self.tokens += len(f["prompt_ids"]) + len(f["chosen_ids"]) + len(f["rejected_ids"])
-                ids = (*f["prompt_ids"], -1, *f["chosen_ids"], -1, *f["rejected_ids"])
-            else:  # CPO / ORPO trainers: chosen and rejected sequences each include the prompt
-                self.tokens += len(f["chosen_input_ids"]) + len(f["rejected_input_ids"]) - len(f["prompt_input_ids"])
-                ids = (*f["chosen_input_ids"], -1, *f["rejected_input_ids"])
-            self.examples += 1
-            self.fingerprints.add(hash(ids))  # ints and tuples of ints hash the same in every process
-        return self.collate(features)
-
-
-# --- shared with workers.train.grpo: arguments, loading, logging, checkpoints, saving
-
-
-def training_arguments(params, output_dir: str | Path, save_checkpoints: bool) -> dict:
-    """TrainingArguments kwargs every engine here uses (`params` has seed, max_steps, learning rate, ...)."""
-    import torch
-
-    cuda = torch.cuda.is_available()
-    return dict(
-        output_dir=str(output_dir),
-        learning_rate=params.learning_rate,
-        max_steps=params.max_steps,
-        logging_steps=params.logging_steps,
-        seed=params.seed,
-        report_to="none",
-        disable_tqdm=True,
-        save_strategy="steps" if save_checkpoints else "no",
-        save_steps=params.save_steps,
-        save_total_limit=params.keep_checkpoints,
-        use_cpu=not cuda,
-        dataloader_num_workers=0,
-        # TRL turns bf16 on by default, on CPU too; there it ran slower than fp32 here (SimPO, 6 steps: 0.55 s
-        # against 0.38 s), and the tiny model does not need the memory.
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=False,  # TRL turns it on by default; it only pays off for large models
-    )
-
-
-def world_size() -> int:
-    """Processes training together: WORLD_SIZE as `accelerate launch` (or torchrun) sets it; 1 in-process."""
-    return int(os.environ.get("WORLD_SIZE") or 1)
-
-
-def per_device(batch: int, what: str = "batch_size") -> int:
-    """A step's `batch` shared over the processes: each takes an equal part, so a step trains on the same number
-    of examples however many processes run it (and one process reproduces the in-process run)."""
-    processes = world_size()
-    if batch % processes:
-        raise ValueError(
-            f"{what} {batch} does not split evenly over {processes} processes: use a multiple of {processes}"
-        )
-    return batch // processes
-
-
-def across_ranks(trainer, value) -> list:
-    """`value` from every process, in rank order ([value] in a single process)."""
-    if trainer.accelerator.num_processes == 1:
-        return [value]
-    from accelerate.utils import gather_object
-
-    return gather_object([value])
-
-
-def load_policy(model_path: str | Path, params):
-    """Tokenizer and model from `model_path`, as every trainer (SFT, preference, GRPO) starts: progress bars off,
-    torch seeded with `params.seed`, the model wrapped with LoRA adapters when `params.lora`."""
-    import datasets
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    datasets.disable_progress_bars()  # progress goes through the caller's callback, not a bar per dataset pass
-    hf_logging.disable_progress_bar()
-    torch.manual_seed(params.seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path)
-    if params.lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=params.lora_r, lora_alpha=params.lora_alpha, task_type="CAUSAL_LM", target_modules="all-linear"
-            ),
-        )
-    return tokenizer, model
-
-
-def trl_trainer(trainer_class, rows: list[dict], *, model, args, tokenizer, callback, **kwargs):
-    """A `trainer_class` (a TRL trainer) on `rows` that reports through `callback` only: no console printing."""
-    import datasets
-    from transformers import PrinterCallback
-
-    trainer = trainer_class(
-        model=model,
-        args=args,
-        train_dataset=datasets.Dataset.from_list(rows),
-        processing_class=tokenizer,
-        callbacks=[callback],
-        **kwargs,
-    )
-    trainer.remove_callback(PrinterCallback)  # losses reach the caller through `progress` instead
-    return trainer
-
-
-def save_policy(model, tokenizer, output_dir: str | Path, lora: bool) -> None:
-    if lora:
-        model = model.merge_and_unload()
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-
-
-def save_trained(trainer, tokenizer, output_dir: str | Path, lora: bool) -> None:
-    """Save the trained policy once. In-process as `save_policy`; across processes the main one writes: a LoRA
-    policy merged there (DDP: every process holds the whole model), a full one through `trainer.save_model`, which
-    gathers FSDP / ZeRO-3 shards first. The others wait until it is written."""
-    accelerator = trainer.accelerator
-    if accelerator.num_processes == 1:
-        save_policy(trainer.model, tokenizer, output_dir, lora)
-        return
-    if lora:
-        if accelerator.is_main_process:
-            save_policy(accelerator.unwrap_model(trainer.model), tokenizer, output_dir, lora)
-    else:
-        trainer.save_model(str(output_dir))
-        if accelerator.is_main_process:
-            tokenizer.save_pretrained(output_dir)
-    accelerator.wait_for_everyone()
-
-
-def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
-    """The newest complete `checkpoint-N` the trainer wrote under `checkpoint_dir`, or None (nothing saved yet).
-
-    The trainer writes trainer_state.json after the weights, optimiser and RNG states, and deletes older
-    checkpoints only after that: a checkpoint a kill interrupted has no readable state file and is passed over.
-    """
-    steps = {
-        int(p.name.rsplit("-", 1)[1]): p
-        for p in Path(checkpoint_dir).glob("checkpoint-*")
-        if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()
-    }
-    for step in sorted(steps, reverse=True):
-        try:
-            json.loads((steps[step] / "trainer_state.json").read_text())
-        except (OSError, ValueError):
-            continue
-        return str(steps[step])
-    return None
-
-
-class TrainLog:
-    """A TrainerCallback collecting the logged losses and forwarding {"step", "max_steps", "loss", "epoch"} (plus
-    the `extra` logged values present, and "tokens_per_second" since the previous report when `tokens` counts the
-    tokens trained so far) to `progress`."""
-
-    def __init__(
-        self,
-        progress: Progress | None,
-        extra: Sequence[str] = (),
-        tokens: Callable[[], int] | None = None,
-    ):
-        from transformers import TrainerCallback
-
-        outer = self
-
-        class Callback(TrainerCallback):
-            def on_train_begin(self, args, state, control, **kwargs):  # after a resume's state is loaded
-                outer.start_step, outer.start_tokens = state.global_step, state.num_input_tokens_seen
-                outer.mark = (time.perf_counter(), outer.tokens() if outer.tokens else 0)
-
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                if not logs or "loss" not in logs:  # the end-of-training summary has train_loss, not loss
-                    return
-                outer.losses.append(float(logs["loss"]))
-                if outer.progress:
-                    outer.progress(
-                        {
-                            "step": state.global_step,
-                            "max_steps": state.max_steps,
-                            "loss": float(logs["loss"]),
-                            "epoch": float(state.epoch or 0.0),
-                            **{key: float(logs[key]) for key in outer.extra if key in logs},
-                            **outer.token_rate(),
-                        }
-                    )
-
-        self.start_step, self.start_tokens = 0, 0  # where this call's training began (> 0 after a resume)
-        self.losses: list[float] = []
-        self.progress, self.extra, self.tokens = progress, tuple(extra), tokens
-        self.mark = (time.perf_counter(), 0)  # (time, tokens) when training began
-        self.callback = Callback()
-
-    def token_rate(self) -> dict:
-        """Tokens per second since this call's training began (a rate over the whole run so far: the data loader
-        builds a batch ahead of the step, so a rate between two reports would swing)."""
-        if self.tokens is None:
-            return {}
-        (began, before), now = self.mark, time.perf_counter()
-        return {"tokens_per_second": (self.tokens() - before) / (now - began) if now > began else 0.0}
-
-
-def trimmed(values: list[float], limit: int = MAX_LOGGED_LOSSES) -> list[float]:
-    """At most `limit` values, evenly spaced over the list, first and last kept."""
-    if len(values) <= limit:
-        return list(values)
-    return [values[round(k * (len(values) - 1) / (limit - 1))] for k in range(limit)]

@@ -225,7 +225,7 @@ def warmup_sft(
     import torch
     from trl import SFTConfig
 
-    from workers.train.preference import load_policy, per_device, save_trained, trl_trainer
+    from workers.train.common import load_policy, per_device, save_trained, trl_trainer
 
     tokenizer, model = load_policy(model_path, config)
     eos = tokenizer.eos_token or ""

@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM
 
 from apps.catalog.environment import EnvironmentConfig, generate_environment
 from workers.llm.tiny import render_prompt
+from workers.train.common import last_checkpoint
 from workers.train.job import (
     RESULT_FILE,
     JobSpec,
@@ -24,7 +25,6 @@ from workers.train.job import (
     write_spec,
 )
 from workers.train.launch import JobFailed, LaunchError, launch_command, run_job
-from workers.train.preference import last_checkpoint
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # the job's processes share 2 busy cores; the nano model gains nothing from more
 # Every pair once per epoch: 8 pairs, 4 per step (2 per process with 2 processes), every step logged.

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from workers.train.common import trimmed
 from workers.train.preference import (
     DPOParams,
     IPOParams,
@@ -14,7 +15,6 @@ from workers.train.preference import (
     SimPOParams,
     config_for,
     train_preference,
-    trimmed,
     trl_args,
 )
 
@@ -268,7 +268,9 @@ def eos_logprob(model_dir, rows) -> float:
 def test_unfinished_sides_are_tokenised_without_eos(algorithm, tiny_model_dir, tokenizer, rows, tmp_path):
     import datasets
 
-    from workers.train.preference import ALGORITHMS, _checked_rows, _unfinished_without_eos, load_policy
+    from workers.train.common import load_policy
+    from workers.train.preference import ALGORITHMS, _checked_rows
+    from workers.train.rows import unfinished_without_eos
 
     config = config_for(algorithm, QUICK)
     mixed = [{**rows[0], "chosen_ends": False}, {**rows[1], "rejected_ends": False}, rows[2]]
@@ -279,7 +281,7 @@ def test_unfinished_sides_are_tokenised_without_eos(algorithm, tiny_model_dir, t
         processing_class=tokenizer,
         train_dataset=datasets.Dataset.from_list(_checked_rows(mixed)),
     )
-    data = _unfinished_without_eos(trainer.train_dataset, algorithm, tokenizer.eos_token_id)
+    data = unfinished_without_eos(trainer.train_dataset, algorithm, tokenizer.eos_token_id)
     key = "{}_ids" if algorithm in ("dpo", "ipo") else "{}_input_ids"
     eos = tokenizer.eos_token_id
     ends = [(data[i][key.format("chosen")][-1] == eos, data[i][key.format("rejected")][-1] == eos) for i in range(3)]

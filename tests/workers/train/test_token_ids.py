@@ -56,14 +56,14 @@ def mid_token_rows(tokenizer, tiny_queries):
 def recorded(monkeypatch):
     """The batches the trainer collates, and TRL's "not a prefix" warnings."""
     batches, warnings = [], []
-    collate = preference._TokenCounter.__call__
+    collate = preference.TokenCounter.__call__
 
     def record(self, features):
         batch = collate(self, features)
         batches.append(batch)
         return batch
 
-    monkeypatch.setattr(preference._TokenCounter, "__call__", record)
+    monkeypatch.setattr(preference.TokenCounter, "__call__", record)
     from trl.trainer import dpo_trainer
 
     def warning_once(message, *args, **kwargs):
