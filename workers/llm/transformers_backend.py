@@ -27,57 +27,14 @@ starts and the logprobs after the last token needed for the kept text.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import torch
 
 from .base import BackendUnavailableError, BaseBackend, Prompt, Sample, SamplingParams
-
-
-@dataclass
-class PrefixGroup:
-    """Prompts prefilled together: a prefix run once, then each member's suffix, repeated to its rows."""
-
-    prefix: list[int]  # token ids shared by every member (may be empty)
-    suffixes: list[list[int]]  # the rest of each member prompt (never empty)
-    rows: list[list[int]]  # for each member, the sample rows (indices into the call's rows) it feeds
-
-    @property
-    def row_count(self) -> int:
-        return sum(len(r) for r in self.rows)
-
-
-@dataclass
-class _Row:
-    """One sample being generated."""
-
-    prompt_index: int
-    sample_index: int
-    prompt_length: int
-    seed: int
-    token_ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    text: str | None = None  # set when a stop string cut it; else decoded from token_ids at the end
-    finish_reason: str = ""
-
-
-def sample_seed(seed: int, prompt: str, occurrence: int, sample_index: int) -> int:
-    """The generator seed of one sample: a hash of the call's seed, the prompt's text (a token-id prompt's
-    decoded text, so that it samples as the same prompt given as text) and the sample's place."""
-    key = f"{seed}\x00{occurrence}\x00{sample_index}\x00{prompt}".encode()
-    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") & (2**63 - 1)
-
-
-def common_prefix_length(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
+from .batching import PrefixGroup, Row, common_prefix_length, growing_cache, sample_seed
 
 
 def check_device(device: torch.device) -> None:
@@ -172,14 +129,14 @@ class TransformersBackend(BaseBackend):
             if len(ids) >= self.max_positions:
                 raise ValueError(f"prompt {i} has {len(ids)} tokens; the model takes at most {self.max_positions}")
         base_seed = params.seed if params.seed is not None else random.SystemRandom().getrandbits(63)
-        rows: list[_Row] = []
+        rows: list[Row] = []
         seen: dict[str, int] = defaultdict(int)
         for i, prompt in enumerate(prompts):
             key = prompt if isinstance(prompt, str) else self.decode(prompt)
             occurrence = seen[key]
             seen[key] += 1
             for j in range(params.n):
-                rows.append(_Row(i, j, len(prompt_ids[i]), sample_seed(base_seed, key, occurrence, j)))
+                rows.append(Row(i, j, len(prompt_ids[i]), sample_seed(base_seed, key, occurrence, j)))
         self.last_stats = {"prefill_tokens": 0, "generated_tokens": 0}
         for batch in self.plan(prompt_ids, params.n):
             self._run_batch(batch, rows, params)
@@ -308,9 +265,9 @@ class TransformersBackend(BaseBackend):
         masks = torch.cat([torch.nn.functional.pad(mask, (length - mask.shape[1], 0)) for _, mask, _, _ in states])
         positions = torch.cat([p for _, _, p, _ in states])
         logits = torch.cat([lg for _, _, _, lg in states])
-        return _growing_cache(layers), masks, positions, logits
+        return growing_cache(layers), masks, positions, logits
 
-    def _run_batch(self, batch: list[PrefixGroup], rows: list[_Row], params: SamplingParams) -> None:
+    def _run_batch(self, batch: list[PrefixGroup], rows: list[Row], params: SamplingParams) -> None:
         cache, mask, positions, logits = self._merge([self._prefill(group) for group in batch])
         live = [rows[r] for group in batch for rs in group.rows for r in rs]  # order of the decode batch
         generators = [torch.Generator().manual_seed(row.seed) for row in live]
@@ -374,7 +331,7 @@ class TransformersBackend(BaseBackend):
         position = torch.searchsorted(cumulative, threshold, right=True).clamp(max=logits.shape[-1] - 1)
         return (position if token_order is None else token_order.gather(1, position))[:, 0]
 
-    def _cut_at_stop(self, row: _Row, stop_strings: tuple[str, ...]) -> bool:
+    def _cut_at_stop(self, row: Row, stop_strings: tuple[str, ...]) -> bool:
         """If the row's text now holds a stop string: cut text and tokens there and return True."""
         # Stop strings are looked for after every token, so a new one ends in the newest token: a window of
         # the last tokens is enough (4 per character covers byte-level tokens splitting a UTF-8 character).
@@ -444,47 +401,3 @@ class TransformersBackend(BaseBackend):
 
     def close(self) -> None:
         self.model = None
-
-
-def _growing_cache(layers: list[tuple[torch.Tensor, torch.Tensor]]):
-    """A transformers Cache whose layers keep spare room along time and append in place. The default
-    DynamicLayer concatenates (copies the whole cache) at every decode step: quadratic in the tokens
-    generated, and the largest cost of a batched search on a small model."""
-    from transformers.cache_utils import Cache, DynamicLayer
-
-    class GrowingLayer(DynamicLayer):
-        def __init__(self, keys: torch.Tensor, values: torch.Tensor):
-            super().__init__()
-            self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
-            self._length = keys.shape[2]
-            self._key_buffer = self._with_room(keys, self._length + 64)
-            self._value_buffer = self._with_room(values, self._length + 64)
-            self._views()
-
-        @staticmethod
-        def _with_room(tensor: torch.Tensor, capacity: int) -> torch.Tensor:
-            buffer = tensor.new_empty((*tensor.shape[:2], capacity, tensor.shape[3]))
-            buffer[:, :, : tensor.shape[2]] = tensor
-            return buffer
-
-        def _views(self) -> None:
-            self.keys = self._key_buffer[:, :, : self._length]
-            self.values = self._value_buffer[:, :, : self._length]
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            new_length = self._length + key_states.shape[2]
-            if new_length > self._key_buffer.shape[2]:  # out of room: double it
-                self._key_buffer = self._with_room(self.keys, 2 * new_length)
-                self._value_buffer = self._with_room(self.values, 2 * new_length)
-            self._key_buffer[:, :, self._length : new_length] = key_states
-            self._value_buffer[:, :, self._length : new_length] = value_states
-            self._length = new_length
-            self._views()
-            return self.keys, self.values
-
-        def batch_select_indices(self, indices: torch.Tensor) -> None:
-            self._key_buffer = self._key_buffer[indices]
-            self._value_buffer = self._value_buffer[indices]
-            self._views()
-
-    return Cache(layers=[GrowingLayer(k, v) for k, v in layers])
