@@ -1,6 +1,6 @@
 """Runs a query's tool implementations on parsed calls in locked-down processes (FTRL's execution reward).
 
-Each batch of calls runs under a fresh `python -I -S -B rewards/_sandbox_child.py`: empty environment, a
+Each batch of calls runs under a fresh `python -I -S -B` on rewards/_sandbox_child.py: empty environment, a
 fresh temp dir as working directory (removed afterwards), its own session, and where this machine permits
 (root, or unprivileged user namespaces) its own empty network namespace and its own mount namespace. That
 child runs no tool code: it forks one process per call, which locks itself down (rlimits, a tmpfs temp dir,
@@ -29,12 +29,19 @@ from pathlib import Path
 
 from rewards._sandbox_child import clean_result
 
-CHILD_SCRIPT = Path(__file__).with_name("_sandbox_child.py")
-# The child's command line: it reads the child script's code, compiled here, from stdin, then runs it (which
+# The child's code: these files run in this order in one namespace, the script last (its docstring says why).
+CHILD_SOURCES = tuple(
+    Path(__file__).with_name(name)
+    for name in ("_sandbox_tables.py", "_sandbox_lockdown.py", "_sandbox_audit.py", "_sandbox_child.py")
+)
+CHILD_SCRIPT = CHILD_SOURCES[-1]
+# The child's command line: it reads the code of CHILD_SOURCES, compiled here, from stdin, then runs it (which
 # reads the request that follows). Compiling the script in every child took ~15 ms of its ~45 ms start-up.
 CHILD_BOOT = (
-    "import marshal, sys; stdin = sys.stdin.buffer; "
-    "exec(marshal.loads(stdin.read(int(stdin.readline()))), {'__name__': '__main__'})"
+    "import marshal, sys\n"
+    "stdin, namespace = sys.stdin.buffer, {'__name__': '__main__'}\n"
+    "for code in marshal.loads(stdin.read(int(stdin.readline()))):\n"
+    "    exec(code, namespace)\n"
 )
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # tool code may not read the app's files (settings, keys)
 ERROR_OUTPUT = "an error occurred when calling {name}: {error}"  # FTRL: "an error occured when call NAME: ERR"
@@ -112,8 +119,8 @@ def sandbox_barriers(limits: SandboxLimits = SandboxLimits()) -> tuple[str, ...]
 
 @cache
 def _child_code() -> bytes:
-    """The child script's code object, marshalled: compiled once per worker process."""
-    return marshal.dumps(compile(CHILD_SCRIPT.read_bytes(), str(CHILD_SCRIPT), "exec"))
+    """The code objects of CHILD_SOURCES, marshalled: compiled once per worker process."""
+    return marshal.dumps(tuple(compile(path.read_bytes(), str(path), "exec") for path in CHILD_SOURCES))
 
 
 @cache

@@ -153,7 +153,8 @@ def test_repeated_json_calls_get_their_own_spans():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rewards.parsing import _fast_calls, parse_python_calls  # noqa: E402
+from rewards.parsing import parse_python_calls  # noqa: E402
+from rewards.parsing.scanner import _fast_calls  # noqa: E402
 
 _piece = st.sampled_from(
     [

@@ -1,10 +1,12 @@
 """The sandbox: tool code runs and fails cleanly, and attacks on the machine fail safely with a clear reason."""
 
+import ast
 import dis
 import json
 import os
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 import types
@@ -239,6 +241,31 @@ def test_audit_hook_makes_no_global_lookups():
         if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")
     ]
     assert lookups == []
+
+
+def test_child_sources_import_only_the_standard_library_and_what_ran_before_them():
+    """The child runs CHILD_SOURCES in order in one namespace and imports none of them (the worker does, under
+    `if __name__ != "__main__"`): a name one file takes from another must come from a file that runs before it."""
+    defined = set()
+    for path in sandbox.CHILD_SOURCES:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                outside = [
+                    m for m in modules if getattr(node, "level", 0) or m.split(".")[0] not in sys.stdlib_module_names
+                ]
+                assert not outside, f"{path.name} imports {outside} in the child"
+            elif isinstance(node, ast.If):  # the worker's imports
+                for imported in (statement for statement in node.body if isinstance(statement, ast.ImportFrom)):
+                    missing = {alias.name for alias in imported.names} - defined
+                    assert not missing, f"{path.name} takes {sorted(missing)} from a file that runs after it"
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, ast.Assign):
+                defined |= {
+                    name.id for target in node.targets for name in ast.walk(target) if isinstance(name, ast.Name)
+                }
+    assert {"Plan", "lock_down", "install_audit_hook", "clean_result", "main"} <= defined
 
 
 # --- network ---------------------------------------------------------------------------------------------
