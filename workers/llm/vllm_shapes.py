@@ -90,7 +90,8 @@ VLLM_ATTENTION_BACKENDS: tuple[AttentionBackendLimits, ...] = (
     ),
 )
 # The CUDA kernels vLLM selects before FlexAttention (vllm/platforms/cuda.py, `_get_backend_priorities`).
-# FlexAttention takes any head size but is a slow fallback; a model only it would serve is refused here.
+# FlexAttention, last on that list, takes any head size; a model only it would take is refused here all the same:
+# no dedicated kernel and no CPU or ROCm backend serves it, and the project does not rely on the fallback.
 CUDA_KERNELS = ("FLASH_ATTN", "FLASHINFER", "TRITON_ATTN")
 # Head sizes every backend in the table takes: the safe choice for a model built to be served anywhere.
 HEAD_SIZES_EVERY_BACKEND = tuple(
@@ -174,7 +175,7 @@ def vllm_shape_problems(config: Mapping, *, tensor_parallel_size: int = 1, dtype
         problems.append(
             ShapeProblem(
                 f"head size {head_size} in {served} is taken by none of vLLM's CUDA attention kernels "
-                f"({', '.join(CUDA_KERNELS)}), only by the slow FlexAttention fallback"
+                f"({', '.join(CUDA_KERNELS)}), only by the FlexAttention fallback"
             )
         )
     tp_fix = f"set VLLM_TENSOR_PARALLEL_SIZE to a divisor of {heads}" + (

@@ -90,7 +90,7 @@ def test_demo_checkpoint_passes_vllms_own_model_config_and_the_table_matches_vll
             backend = AttentionBackendEnum[limits.name].get_class()
         except (ImportError, OSError):
             continue  # a kernel not built for this platform
-        for head_size in (12, 16, 32, 64, 80, 96, 128, 256, 512):
+        for head_size in (12, 16, 32, 64, 80, 96, 128, 256):  # above 256 FlashAttention depends on the GPU
             assert backend.supports_head_size(head_size) == limits.accepts_head_size(head_size), (
                 limits.name,
                 head_size,
