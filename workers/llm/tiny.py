@@ -131,24 +131,26 @@ CHAT_TEMPLATE = (
 # Architecture presets. "small" is the demo's policy: 2 layers of width 128 and a BPE vocabulary of up to 4,096
 # tokens (the demo's corpus runs out of merges seen twice at about 1,900: city names, tickers and most words
 # become one token), 0.77M parameters; docs/experiments.md ("The demo policy") has the runs behind it. "nano" is
-# the ~100k-parameter model the tests build in a few seconds (DESIGN.md: "a 107k-parameter Qwen2 builds in ~5 s").
+# the ~150k-parameter model the tests build in a few seconds. Both have heads of 64, a head size every vLLM
+# attention backend takes (docs/gpu.md, "Model shapes vLLM serves"); `python -m benchmarks head_shapes` compares
+# their CPU speed with the narrower heads of the same width.
 SIZE_PRESETS: dict[str, dict[str, int]] = {
     "nano": {
         "vocab_size": 1024,
-        "hidden_size": 48,
+        "hidden_size": 64,
         "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
+        "num_attention_heads": 1,
+        "num_key_value_heads": 1,
         "intermediate_size": 128,
     },
     "small": {
         "vocab_size": 4096,
         "hidden_size": 128,
         "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        # No grouped-query attention at this size: expanding 2 KV heads to 4 copies the whole cache on
-        # every decode step, which cost more than the attention itself in the batched search.
-        "num_key_value_heads": 4,
+        "num_attention_heads": 2,
+        # No grouped-query attention at this size: expanding KV heads copies the whole cache on every decode step,
+        # which cost more than the attention itself in the batched search.
+        "num_key_value_heads": 2,
         "intermediate_size": 512,
     },
 }
@@ -160,7 +162,7 @@ class TinyModelConfig(EngineConfig):
 
     label: ClassVar[str] = "tiny model"
 
-    size: str = "small"  # "nano" (~100k parameters, tests) or "small" (~0.9M, demo); see SIZE_PRESETS
+    size: str = "small"  # "nano" (~150k parameters, tests) or "small" (~0.9M, demo); see SIZE_PRESETS
     seed: int = 0  # weight initialisation (torch.manual_seed); same seed and corpus → identical files
     vocab_size: int | None = None  # BPE target; 1,024 in DESIGN.md's probe. Fewer if the corpus runs out of merges
     min_frequency: int = 2  # a pair must occur this often to be merged (tokenizers' usual setting)

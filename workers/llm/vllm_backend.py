@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .base import BackendUnavailableError, BaseBackend, Prompt, Sample, SamplingParams
+from .vllm_shapes import vllm_shapes_check
 
 
 def sampling_kwargs(params: SamplingParams) -> dict:
@@ -111,6 +112,8 @@ class VLLMBackend(BaseBackend):
             ) from exc
         check_devices(tensor_parallel_size)
         self._sampling_params = VLLMSamplingParams
+        # A model vLLM's attention backends refuse fails here, naming the fix, not deep inside engine start-up.
+        vllm_shapes_check(model_path, tensor_parallel_size=tensor_parallel_size, dtype=dtype)
         self.llm = LLM(
             model=model_path,
             tensor_parallel_size=tensor_parallel_size,

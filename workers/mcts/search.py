@@ -199,7 +199,7 @@ Decode = Callable[[list[int]], str]
 def sample_ids(sample: Sample, decode: Decode | None) -> list[int] | None:
     """The sample's token ids if they are known and spell its text exactly (else the fragment is cut on
     characters and its node keeps no ids)."""
-    if decode is None or not sample.token_ids or decode(sample.token_ids) != sample.text:
+    if decode is None or decode(sample.token_ids) != sample.text:  # an empty sample keeps its empty ids
         return None
     return list(sample.token_ids)
 

@@ -253,6 +253,8 @@ def test_terminal_only_when_the_sample_ended():
     assert next_fragment(longer, 1, config)[:2] == ("I cannot. Sorry, ", False)
     assert next_fragment(longer, config.max_depth, config)[:2] == ("I cannot. Sorry, no. Bye", True)
     assert next_fragment(Sample("", [], "length"), 1, config)[:2] == ("", True)  # continuing it would repeat the prompt
+    # with token ids, an empty sample (EOS first) keeps its empty ids, so the path's ids stay whole
+    assert next_fragment(Sample("", [], "stop", token_ids=[]), 1, config, decode=lambda ids: "")[2] == []
 
 
 def test_a_cut_off_sample_leaves_an_expandable_child():
