@@ -19,8 +19,22 @@ from workers.tasks import training_round_select
 RSS_MARGIN = 16 * 2**20  # bytes a stage may leave behind in the worker (allocator noise; the model is elsewhere)
 
 
+# Descendants that other tests of the session left running before this module (e.g. a browser driver).
+EARLIER: set[int] = set()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def earlier_children():
+    EARLIER.update(p.pid for p in psutil.Process().children(recursive=True))
+
+
 def live_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    """This process's live descendants started by this module's tests."""
+    return [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.pid not in EARLIER and p.status() != psutil.STATUS_ZOMBIE
+    ]
 
 
 @pytest.fixture

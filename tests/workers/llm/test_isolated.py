@@ -18,14 +18,22 @@ from workers.llm.isolated import GenerationProcessError, IsolatedBackend
 from workers.llm.registry import get_backend
 
 SHARED: set[int] = set()  # the module's shared child, alive across its tests
+# Descendants that other tests of the session left running before this module (e.g. the browser tests' Playwright
+# driver): not this module's business.
+EARLIER: set[int] = set()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def earlier_children():
+    EARLIER.update(p.pid for p in psutil.Process().children(recursive=True))
 
 
 def children() -> list[psutil.Process]:
-    """This process's live descendants, the shared child aside."""
+    """This process's live descendants started by this module, the shared child aside."""
     return [
         p
         for p in psutil.Process().children(recursive=True)
-        if p.pid not in SHARED and p.status() != psutil.STATUS_ZOMBIE
+        if p.pid not in SHARED | EARLIER and p.status() != psutil.STATUS_ZOMBIE
     ]
 
 
