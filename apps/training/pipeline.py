@@ -103,9 +103,11 @@ def stage_now(algorithm: str, state: str) -> str | None:
     return next((stage.name for stage in STAGES.values() if stage.state == state), None)
 
 
-def stage_path(algorithm: str, state: str, failed_stage: str | None = None) -> list[dict]:
-    """The round's path for its page: each stage with "done", "current", "failed" or "to do"."""
-    now = failed_stage if state == "failed" else stage_now(algorithm, state)
+def stage_path(algorithm: str, state: str, stopped_at: str | None = None) -> list[dict]:
+    """The round's path for its page: each stage "done", "current", "to do", or — for a failed or cancelled round,
+    at `stopped_at` (the stage it stopped in) — "failed" / "cancelled"."""
+    stopped = state in ("failed", "cancelled")
+    now = stopped_at if stopped else stage_now(algorithm, state)
     stages = path(algorithm)
     at = stages.index(now) if now in stages else (len(stages) if state == "done" else -1)
     marks = []
@@ -113,7 +115,7 @@ def stage_path(algorithm: str, state: str, failed_stage: str | None = None) -> l
         if index < at:
             mark = "done"
         elif index == at:
-            mark = "failed" if state == "failed" else "waiting" if state == "cancelled" else "current"
+            mark = state if stopped else "current"
         else:
             mark = "to do"
         marks.append({"name": name, "mark": mark})

@@ -295,7 +295,9 @@ def round_detail(request, project, number: int):
             "can_resume": is_admin and rnd.state == S.FAILED and rnd.progress.get("failed_stage"),
             "eval_runs": EvalRun.objects.filter(round=rnd).select_related("checkpoint").order_by("created_at"),
             "skips_review": not pipeline.reviews(rnd.algorithm),
-            "stage_path": pipeline.stage_path(rnd.algorithm, rnd.state, rnd.progress.get("failed_stage")),
+            "stage_path": pipeline.stage_path(
+                rnd.algorithm, rnd.state, rnd.progress.get("failed_stage") or rnd.progress.get("stage")
+            ),
             "settings": [
                 (label, json.dumps(value, sort_keys=True) if value else "defaults")
                 for label, value in (

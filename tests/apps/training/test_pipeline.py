@@ -65,6 +65,15 @@ def test_the_page_path_marks_done_current_and_failed_stages():
     failed = {s["name"]: s["mark"] for s in stage_path("grpo", "failed", "train")}
     assert failed == {"select": "done", "train": "failed", "evaluate": "to do"}
     assert all(s["mark"] == "done" for s in stage_path("sft", "done"))
+    cancelled = {s["name"]: s["mark"] for s in stage_path("simpo", "cancelled", "search")}
+    assert cancelled == {
+        "select": "done",
+        "search": "cancelled",
+        "pair": "to do",
+        "review": "to do",
+        "train": "to do",
+        "evaluate": "to do",
+    }
 
 
 def test_the_round_page_shows_the_rounds_own_path(client, django_user_model, project, tiny_model_dir):
