@@ -34,14 +34,11 @@ def _preference_params(rnd: TrainingRound, budget: Budget, seed: int):
 def _job(rnd, output: Path, progress, **fields) -> dict:
     """Train as a round does: a job launched with the training settings (apps.training.stages.train.job_run); the
     trainer's result without its per-step series."""
-    from apps.training.stages.train import job_run
+    from apps.training.stages.train import job_result, job_run
     from workers.train.job import JobSpec
 
     spec = JobSpec(policy_path=rnd.policy_in.path, output_dir=str(output), **fields)
-    result = dict(job_run(spec, output.with_name(f"{output.name}-job"), progress)["result"])
-    for series in ("losses", "rewards"):
-        result.pop(series, None)
-    return result
+    return job_result(job_run(spec, output.with_name(f"{output.name}-job"), progress))
 
 
 def _train_preference(rnd, arm, tokenizer, budget, seed, output: Path, progress):

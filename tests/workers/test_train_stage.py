@@ -7,8 +7,9 @@ import re
 
 import psutil
 import pytest
+from django.core.management import call_command
 
-from apps.training.lifecycle import RoundCancelled, round_resume
+from apps.training.lifecycle import RoundCancelled, round_launch, round_resume
 from apps.training.models import Checkpoint, TrainingRound
 from apps.training.pipeline import enter, next_stage
 from apps.training.services import round_create
@@ -39,8 +40,6 @@ def test_a_preference_round_trains_on_two_processes_and_evaluates(settings, tiny
     settings.TRAIN_NUM_PROCESSES = 2
     project, policy = make_project("two-processes", tiny_model_dir)
     rnd = reviewed_round(project, policy, QUICK)
-    from apps.training.lifecycle import round_launch
-
     rnd = round_launch(round_id=rnd.pk, dispatch=False)  # freezes the snapshot: 8 approved pairs
     seen = []
     out = round_train(round_id=rnd.pk, progress=seen.append)
@@ -84,8 +83,6 @@ def test_a_grpo_round_trains_on_two_processes(settings, tiny_model_dir):
 def test_a_cancelled_round_stops_its_job_and_registers_nothing(tiny_model_dir):
     project, policy = make_project("cancel-train", tiny_model_dir)
     rnd = reviewed_round(project, policy, {**QUICK, "max_steps": 500, "batch_size": 2})
-    from apps.training.lifecycle import round_launch
-
     round_launch(round_id=rnd.pk, dispatch=False)
     steps = []
 
@@ -102,8 +99,6 @@ def test_a_cancelled_round_stops_its_job_and_registers_nothing(tiny_model_dir):
 
 def test_a_failing_job_puts_its_exit_code_and_stderr_on_the_round(tiny_model_dir, tmp_path):
     import shutil
-
-    from django.core.management import call_command
 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_model_dir, broken)
@@ -130,8 +125,6 @@ def test_a_failing_job_puts_its_exit_code_and_stderr_on_the_round(tiny_model_dir
     ],
 )
 def test_input_that_cannot_start_a_job_fails_the_round_resumably(settings, tiny_model_dir, setting, value, reason):
-    from django.core.management import call_command
-
     project, policy = make_project("bad-launch", tiny_model_dir)
     rnd = reviewed_round(project, policy, QUICK)
     setattr(settings, setting, value)

@@ -143,12 +143,15 @@ def training_job(rnd: TrainingRound):
         raise StageError(f"round {rnd.number} cannot train: {exc}") from None
 
 
+def job_result(record: dict) -> dict:
+    """A job's trainer figures without their per-step series (the round's progress has the loss curve)."""
+    return {k: v for k, v in record["result"].items() if k not in ("losses", "rewards")}
+
+
 def job_summary(record: dict, *, resumed: bool) -> dict:
-    """What the checkpoint and the round keep of a job's result: the trainer's figures without the per-step
-    series (the round's progress has the loss curve), the world size and the launcher."""
-    result = dict(record["result"])
-    for series in ("losses", "rewards"):
-        result.pop(series, None)
+    """What the checkpoint and the round keep of a job's result: its trainer figures (`job_result`), whether it
+    resumed, the world size and the launcher."""
+    result = job_result(record)
     if record["algorithm"] != "sft":
         result["resumed"] = resumed
     return {**result, "world_size": record["world_size"], "launcher": record["launcher"]}
@@ -220,10 +223,3 @@ def reward_spec(kind: str, query: Query) -> dict:
             )
         return solve_f1_reward({tool.name: tool.implementation for tool in tools}, query.sub_answers)
     return checker_reward(query.ground_truth, query_tools(query))
-
-
-def reward_fn(kind: str, query: Query):
-    """The callable a job builds from `reward_spec(kind, query)`: a completion's reward, as GRPO scores it."""
-    from workers.train.job import reward_from_spec
-
-    return reward_from_spec(reward_spec(kind, query))

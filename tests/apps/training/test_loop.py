@@ -156,27 +156,29 @@ def test_search_is_sharded_over_tasks(policy_round, eager):
 
 def test_grpo_rewards_checker_grade_or_solve_f1_of_the_executed_calls(policy_round):
     from apps.catalog.models import Query
-    from apps.training.stages.train import reward_fn
+    from apps.training.stages.train import reward_spec
+    from workers.train.job import reward_from_spec
 
     query = next(
         q
         for q in Query.objects.filter(project=policy_round.project, kind="single")
         if q.ordered_tools() and all(t.implementation for t in q.ordered_tools())
     )
-    solve = reward_fn("solve_f1", query)
+    solve = reward_from_spec(reward_spec("solve_f1", query))
     assert solve(query.reference_output) == pytest.approx(1.0)  # one call, one sub-answer found: 2·1 / (1 + 1)
     assert solve("I would rather not.") == 0.0  # no call: FTRL's step reward is 0
     assert solve(query.reference_output[:-3]) == 0.0  # malformed
-    checker = reward_fn("checker", query)
+    checker = reward_from_spec(reward_spec("checker", query))
     assert checker(query.reference_output) == 1.0 and checker("I would rather not.") < 1.0
 
 
 def test_grpo_solve_f1_reward_needs_executable_tools(policy_round):
     from apps.catalog.models import Query, Tool
-    from apps.training.stages.train import reward_fn
+    from apps.training.stages.train import reward_spec
+    from workers.train.job import reward_from_spec
 
     query = Query.objects.filter(project=policy_round.project, kind="single").first()
     Tool.objects.filter(pk__in=[t.pk for t in query.ordered_tools()]).update(implementation="")
     query = Query.objects.get(pk=query.pk)
     with pytest.raises(StageError, match="solve_f1 reward needs executable tools"):
-        reward_fn("solve_f1", query)
+        reward_from_spec(reward_spec("solve_f1", query))

@@ -12,10 +12,11 @@ from apps.training.policy import query_tools
 from apps.training.services import round_create
 from apps.training.stages import select as select_stage
 from apps.training.stages.select import round_select
-from apps.training.stages.train import reward_fn
+from apps.training.stages.train import reward_spec
 from rewards.checker import Checker
 from tests.factories import AnsweringBackend
 from workers.select import SelectionConfig, pass_rates
+from workers.train.job import reward_from_spec
 
 BROKEN = "[get_order_status(user_id=2084061', order_id='ORD-1')]"
 REFUSAL = "Sorry, none of the available tools can help with that."
@@ -39,7 +40,7 @@ def queries(project):
 
 def test_grpo_reward_of_a_broken_attempt_on_a_no_call_query_is_negative(queries):
     no_call = next(q for q in queries if q.kind == "irrelevance")
-    reward = reward_fn("checker", no_call)
+    reward = reward_from_spec(reward_spec("checker", no_call))
     assert reward(BROKEN) == -1.0 and reward(REFUSAL) == 1.0
     assert reward("[calculate(x=") == -1.0
 
