@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import queue
+import threading
+import time
 from collections.abc import Iterable
 
 from django.db import connection, transaction
@@ -93,37 +96,35 @@ def tree_step_save(
 def trees_steps_save(*, steps: list[dict]) -> None:
     """Store one search step of each of several trees — {"tree_id", "new_nodes" (parents before children),
     "updated_nodes" (the visits and values that changed), "simulations_done", "done"} — in a single
-    transaction with a fixed number of statements whatever the number of trees (one INSERT per depth, one
-    UPDATE of the changed nodes, one of the trees). The steps land whole or not at all, so a worker killed
-    mid-step resumes from the last whole step; a step older than what its tree has stored (a redelivered task)
-    is skipped, and re-inserted keys are ignored."""
+    transaction with a fixed number of statements whatever the number of trees (PostgreSQL: the trees' lock
+    and one statement for the nodes, their counts and the trees; SQLite: one INSERT per depth, one UPDATE of
+    the changed nodes, one of the trees). The steps land whole or not at all, so a worker killed mid-step
+    resumes from the last whole step; a step older than what its tree has stored (a redelivered task) is
+    skipped, and re-inserted keys are ignored."""
     if not steps:
         return
     with transaction.atomic():
-        stored = dict(
-            SearchTree.objects.select_for_update()
-            .filter(pk__in=[s["tree_id"] for s in steps])
-            .order_by("pk")
-            .values_list("pk", "simulations_done")
-        )
+        stored = _lock_trees([s["tree_id"] for s in steps])
         missing = sorted({s["tree_id"] for s in steps} - set(stored))
         if missing:
             raise SearchTree.DoesNotExist(f"no search tree with id {missing[0]}")
         steps = [s for s in steps if s["simulations_done"] >= stored[s["tree_id"]]]
         if not steps:
             return  # older runs of these steps have nothing to add
-        new_nodes = [(s["tree_id"], storable(n)) for s in steps for n in s["new_nodes"]]
-        inserted = (
-            _insert_nodes_postgres(new_nodes) if connection.vendor == "postgresql" else _insert_nodes_orm(new_nodes)
-        )
         changes = {(s["tree_id"], u["key"]): u for s in steps for u in s["updated_nodes"]}
-        updated = _update_from_values(
-            TreeNode._meta.db_table,
-            "visits = v.visits, value_sum = v.value_sum",
-            "{t}.tree_id = v.tree AND {t}.key = v.key",
-            ("tree", "key", "visits", "value_sum"),
-            [(tree_id, key, u["visits"], u["value_sum"]) for (tree_id, key), u in changes.items()],
-        )
+        trees = [
+            {
+                "id": s["tree_id"],
+                "simulations_done": s["simulations_done"],
+                "valid": sum(1 for n in s["new_nodes"] if _valid_leaf(n)),
+                "status": SearchTree.Status.DONE if s.get("done") else SearchTree.Status.RUNNING,
+                "done": bool(s.get("done")),
+            }
+            for s in steps
+        ]
+        new_nodes = [(s["tree_id"], n) for s in steps for n in s["new_nodes"]]
+        save = _save_step_postgres if connection.vendor == "postgresql" else _save_step_sqlite
+        updated = save(new_nodes, changes, trees)
         if updated != len(changes):  # a change to a node never stored: the step is wrong, store none of it
             known = set(
                 TreeNode.objects.filter(
@@ -132,26 +133,214 @@ def trees_steps_save(*, steps: list[dict]) -> None:
             )
             tree_id, key = min(set(changes) - known)
             raise KeyError(f"tree {tree_id} has no node {key!r} to update")
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        _update_from_values(
-            SearchTree._meta.db_table,
-            "simulations_done = v.simulations_done, node_count = node_count + v.inserted, "
-            "valid_leaves = valid_leaves + v.valid, status = v.status, finished_at = "
-            + ("CAST(v.finished_at AS timestamptz)" if connection.vendor == "postgresql" else "v.finished_at"),
-            "{t}.id = v.id",
-            ("id", "simulations_done", "inserted", "valid", "status", "finished_at"),
-            [
-                (
-                    s["tree_id"],
-                    s["simulations_done"],
-                    inserted.get(s["tree_id"], 0),
-                    sum(1 for n in s["new_nodes"] if n.get("is_terminal") and (n.get("verdict") or {}).get("valid")),
-                    SearchTree.Status.DONE if s.get("done") else SearchTree.Status.RUNNING,
-                    now if s.get("done") else None,
-                )
-                for s in steps
-            ],
+
+
+def _valid_leaf(node: dict) -> bool:
+    return bool(node.get("is_terminal") and (node.get("verdict") or {}).get("valid"))
+
+
+class StepWriter:
+    """Stores a search's steps (`trees_steps_save`), in order, on a thread of its own with its own database
+    connection, so that the database's work on one step overlaps the search's next (its generation, on a GPU
+    worker). `put` takes a step's rows — a snapshot: `step_row` copies the counts the search goes on changing —
+    and waits only while `depth` steps are still unstored. The first error the writer meets stops it and is
+    raised by the next `put` or by `close`, which waits for every step put before it to be stored.
+
+    Each step is still one transaction, so a worker killed mid-search loses at most the steps in the queue,
+    and resumes from the last whole one as before. Inside an open transaction (a caller's `atomic` block) the
+    writer's connection could not see the caller's rows: steps are then stored inline, as they are put."""
+
+    def __init__(self, *, depth: int = 2):
+        self.threaded = not connection.in_atomic_block
+        self.waited = 0.0  # seconds `put` and `close` spent waiting on the writer (or storing, when inline)
+        self.busy = 0.0  # seconds spent storing steps
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._thread = None
+        if self.threaded:
+            self._thread = threading.Thread(target=self._run, name="search-step-writer", daemon=True)
+            self._thread.start()
+
+    def put(self, rows: list[dict]) -> None:
+        self._raise()
+        start = time.perf_counter()
+        if self._thread is None:
+            self._save(rows)
+            self._raise()
+        else:
+            self._queue.put(rows)
+        self.waited += time.perf_counter() - start
+
+    def close(self) -> None:
+        """Wait until every step put is stored (or the writer failed); raise the writer's error."""
+        if self._thread is not None:
+            start = time.perf_counter()
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+            self.waited += time.perf_counter() - start
+        self._raise()
+
+    def __enter__(self) -> StepWriter:
+        return self
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        try:
+            self.close()  # also when the search failed: nothing may land after the caller's cleanup
+        except Exception:
+            if kind is None:
+                raise  # else the search's own error is the one to raise
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _save(self, rows: list[dict]) -> None:
+        if self.error is not None:
+            return  # a step after a failed one must not land
+        start = time.perf_counter()
+        try:
+            trees_steps_save(steps=rows)
+        except BaseException as exc:  # raised in the search's thread
+            self.error = exc
+        finally:
+            self.busy += time.perf_counter() - start
+
+    def _run(self) -> None:
+        try:
+            while (rows := self._queue.get()) is not None:
+                self._save(rows)
+        finally:
+            connection.close()  # this thread's connection
+
+
+def _lock_trees(tree_ids: list[int]) -> dict[int, int]:
+    """Lock the trees' rows (in id order, so concurrent steps cannot deadlock): {id: simulations_done}."""
+    if connection.vendor != "postgresql":  # SQLite's write transaction holds the whole database
+        return dict(SearchTree.objects.filter(pk__in=tree_ids).values_list("pk", "simulations_done"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, simulations_done FROM {SearchTree._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+            [list(tree_ids)],
         )
+        return dict(cursor.fetchall())
+
+
+def _json(value) -> str:
+    """`value` as JSON PostgreSQL accepts: jsonb and text refuse NUL characters, which byte-level models do
+    sample; they are kept as U+FFFD (looked for in the encoded text, so the common case costs one scan)."""
+    text = json.dumps(value)
+    return json.dumps(storable(value)) if "\\u0000" in text else text
+
+
+_NODE_COLUMNS = """tree int, key text, parent_key text, depth int, ordinal int, fragment text, prior float8,
+     visits int, value_sum float8, is_terminal bool, terminal_reward float8, verdict jsonb, token_count int,
+     token_ids text"""
+
+_PG_LEVEL = """
+{name} AS (
+  INSERT INTO search_treenode (tree_id, parent_id, key, depth, ordinal, fragment, prior, visits, value_sum,
+                               is_terminal, terminal_reward, verdict, token_count, token_ids)
+  SELECT v.tree, coalesce(old.id, {new_parent}), v.key, v.depth, v.ordinal, coalesce(v.fragment, ''),
+         coalesce(v.prior, 1.0), coalesce(v.visits, 0), coalesce(v.value_sum, 0.0), coalesce(v.is_terminal, false),
+         v.terminal_reward, v.verdict, coalesce(v.token_count, 0), decode(v.token_ids, 'hex')
+  FROM nodes v
+  LEFT JOIN search_treenode old ON old.tree_id = v.tree AND old.key = v.parent_key
+  {new_join}
+  WHERE v.depth = {depth}
+  ON CONFLICT (tree_id, key) DO NOTHING
+  RETURNING tree_id, id, key
+)"""
+
+_PG_STEP = """
+WITH nodes AS (SELECT * FROM jsonb_to_recordset(%(nodes)s::jsonb) AS v({columns})),
+{levels},
+inserted AS (SELECT tree_id, count(*) AS n FROM ({returned}) AS r GROUP BY tree_id),
+counts AS (
+  UPDATE search_treenode n SET visits = u.visits, value_sum = u.value_sum
+  FROM jsonb_to_recordset(%(counts)s::jsonb) AS u(tree int, key text, visits int, value_sum float8)
+  WHERE n.tree_id = u.tree AND n.key = u.key
+  RETURNING 1
+),
+trees AS (
+  UPDATE search_searchtree t
+  SET simulations_done = s.simulations_done, node_count = t.node_count + coalesce(i.n, 0),
+      valid_leaves = t.valid_leaves + s.valid, status = s.status,
+      finished_at = CASE WHEN s.done THEN now() END
+  FROM jsonb_to_recordset(%(trees)s::jsonb) AS s(id int, simulations_done int, valid int, status text, done bool)
+  LEFT JOIN inserted i ON i.tree_id = s.id
+  WHERE t.id = s.id
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM counts)
+"""
+
+
+def _pg_step_sql(depths: tuple[int, ...]) -> str:
+    """The step statement for new nodes at these depths: one INSERT per depth in a chain of CTEs, each
+    finding its parents among the stored nodes or the level inserted just before it."""
+    levels, returned = [], []
+    for depth in depths:
+        name = f"level{depth}"
+        after = depth - 1 in depths
+        levels.append(
+            _PG_LEVEL.format(
+                name=name,
+                depth=depth,
+                new_parent="new.id" if after else "NULL::bigint",
+                new_join=f"LEFT JOIN level{depth - 1} new ON new.tree_id = v.tree AND new.key = v.parent_key"
+                if after
+                else "",
+            )
+        )
+        returned.append(f"SELECT tree_id FROM {name}")
+    if not levels:
+        levels, returned = ["no_level AS (SELECT NULL::int AS tree_id WHERE false)"], ["SELECT tree_id FROM no_level"]
+    return _PG_STEP.format(columns=_NODE_COLUMNS, levels=",\n".join(levels), returned=" UNION ALL ".join(returned))
+
+
+def _save_step_postgres(new_nodes: list[tuple[int, dict]], changes: dict, trees: list[dict]) -> int:
+    """The whole step in one statement (nodes, counts and trees sent as JSON documents, parsed by the server
+    rather than adapted value by value); returns how many stored nodes' counts were updated.
+
+    The step's commit does not wait for the WAL flush: a database crash can lose the last steps, which
+    the resumable search simply redoes; it cannot lose part of a step."""
+    rows = [{**n, "tree": t, "token_ids": _hex_ids(n.get("token_ids"))} for t, n in new_nodes]
+    counts = [
+        {"tree": tree, "key": key, "visits": u["visits"], "value_sum": u["value_sum"]}
+        for (tree, key), u in changes.items()
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        cursor.execute(
+            _pg_step_sql(tuple(sorted({n["depth"] for _, n in new_nodes}))),
+            {"nodes": _json(rows), "counts": json.dumps(counts), "trees": json.dumps(trees)},
+        )
+        return cursor.fetchone()[0]
+
+
+def _save_step_sqlite(new_nodes: list[tuple[int, dict]], changes: dict, trees: list[dict]) -> int:
+    inserted = _insert_nodes_orm([(tree, storable(n)) for tree, n in new_nodes])  # stored as PostgreSQL would
+    updated = _update_from_values(
+        TreeNode._meta.db_table,
+        "visits = v.visits, value_sum = v.value_sum",
+        "{t}.tree_id = v.tree AND {t}.key = v.key",
+        ("tree", "key", "visits", "value_sum"),
+        [(tree_id, key, u["visits"], u["value_sum"]) for (tree_id, key), u in changes.items()],
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())  # finished_at of a done tree (else null)
+    _update_from_values(
+        SearchTree._meta.db_table,
+        "simulations_done = v.simulations_done, node_count = node_count + v.inserted, "
+        "valid_leaves = valid_leaves + v.valid, status = v.status, finished_at = v.finished_at",
+        "{t}.id = v.id",
+        ("id", "simulations_done", "inserted", "valid", "status", "finished_at"),
+        [
+            (t["id"], t["simulations_done"], inserted.get(t["id"], 0), t["valid"], t["status"], finished)
+            for t, finished in ((t, now if t["done"] else None) for t in trees)
+        ],
+    )
+    return updated
 
 
 def _update_from_values(
@@ -209,39 +398,6 @@ def _insert_nodes_orm(new_nodes: list[tuple[int, dict]]) -> dict[int, int]:
             if (t, k) not in ids:
                 ids[(t, k)] = i
                 inserted[t] = inserted.get(t, 0) + 1
-    return inserted
-
-
-_PG_INSERT = """
-INSERT INTO search_treenode (tree_id, parent_id, key, depth, ordinal, fragment, prior, visits, value_sum,
-                             is_terminal, terminal_reward, verdict, token_count, token_ids)
-SELECT v.tree, parent.id, v.key, v.depth, v.ordinal, coalesce(v.fragment, ''), coalesce(v.prior, 1.0),
-       coalesce(v.visits, 0), coalesce(v.value_sum, 0.0), coalesce(v.is_terminal, false), v.terminal_reward,
-       v.verdict, coalesce(v.token_count, 0), decode(v.token_ids, 'hex')
-FROM jsonb_to_recordset(%(rows)s::jsonb)
-     AS v(tree int, key text, parent_key text, depth int, ordinal int, fragment text, prior float8, visits int,
-          value_sum float8, is_terminal bool, terminal_reward float8, verdict jsonb, token_count int,
-          token_ids text)
-LEFT JOIN search_treenode parent ON parent.tree_id = v.tree AND parent.key = v.parent_key
-ON CONFLICT (tree_id, key) DO NOTHING
-RETURNING tree_id
-"""
-
-
-def _insert_nodes_postgres(new_nodes: list[tuple[int, dict]]) -> dict[int, int]:
-    """One INSERT … SELECT per depth from the level (all trees) sent as one JSON document (parsed by the
-    server, not adapted value by value), parents joined by tree and key. Returns {tree id: rows that were new}.
-
-    The step's commit does not wait for the WAL flush: a database crash can lose the last steps, which
-    the resumable search simply redoes; it cannot lose part of a step."""
-    inserted: dict[int, int] = {}
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        for level in _levels(new_nodes):
-            rows = [{**n, "tree": t, "token_ids": _hex_ids(n.get("token_ids"))} for t, n in level]
-            cursor.execute(_PG_INSERT, {"rows": json.dumps(rows)})
-            for (tree_id,) in cursor.fetchall():
-                inserted[tree_id] = inserted.get(tree_id, 0) + 1
     return inserted
 
 

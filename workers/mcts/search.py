@@ -47,7 +47,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from rewards.checker import GRADE_WEIGHTS, Checker
@@ -75,14 +75,25 @@ class LeafScorer(Protocol):
 
 
 class CheckerScorer:
-    """The verifiable reward (DESIGN.md default): the checker's graded reward in [-1, 1]."""
+    """The verifiable reward (DESIGN.md default): the checker's graded reward in [-1, 1].
+
+    The checker is a pure function of the response, and a tree's rollouts repeat each other often (merged
+    siblings; every rollout through a depth-capped or finished path), so each distinct response of the query
+    is checked once: `hits` counts the rollouts answered from memory. Each node gets its own verdict dict."""
 
     def __init__(self, ground_truth, tools):
         self.checker = Checker(ground_truth, tools, rule="strict")  # a broken call never pays
+        self.known: dict[str, LeafScore] = {}
+        self.hits = 0
 
     def __call__(self, response: str) -> LeafScore:
-        verdict = self.checker(response)
-        return LeafScore(verdict.reward, verdict.as_dict())
+        known = self.known.get(response)
+        if known is None:
+            verdict = self.checker(response)
+            known = self.known[response] = LeafScore(verdict.reward, verdict.as_dict())
+        else:
+            self.hits += 1
+        return LeafScore(known.reward, dict(known.verdict))
 
 
 # A judge answers, for one response, the probability of each of iTool's four grades
@@ -355,17 +366,16 @@ def run_search(
     """
     _check_inputs(trees, scorers)
     _encode_prompts(trees, backend)
-    steps = calls = prompts_sent = 0
+    stats = search_stats(trees, config)  # then kept up to date from each step's reports
     while True:
         batch = [s for s in (_select(t, scorer, config) for t, scorer in zip(trees, scorers)) if s is not None]
         if not batch:
             return trees
         outputs = _generate(backend, [s.prompt for s in batch], sampling_params(config, config.width, config.seed))
-        calls, prompts_sent = calls + 1, prompts_sent + len(batch)
         changes = [s.expand(samples, config, backend) for s, samples in zip(batch, outputs)]
+        _count(stats, changes, prompts=len(batch))
         if on_step is not None:
-            on_step(steps, changes, _progress(trees, config, steps + 1, calls, prompts_sent))
-        steps += 1
+            on_step(stats.steps - 1, changes, replace(stats))
 
 
 def run_search_sequential(
@@ -380,22 +390,33 @@ def run_search_sequential(
     same trees as `run_search`; `benchmarks/mcts.py` compares their speed."""
     _check_inputs(trees, scorers)
     _encode_prompts(trees, backend)
-    steps = calls = 0
+    stats = search_stats(trees, config)
     for tree, scorer in zip(trees, scorers):
         while (selection := _select(tree, scorer, config)) is not None:
             samples = []
             for index in range(config.width):
                 params = sampling_params(config, 1, call_seed(config.seed, index))
                 samples += _generate(backend, [selection.prompt], params)[0]
-                calls += 1
             change = selection.expand(samples, config, backend)
+            _count(stats, [change], prompts=config.width, calls=config.width)
             if on_step is not None:
-                on_step(steps, [change], _progress(trees, config, steps + 1, calls, calls))
-            steps += 1
+                on_step(stats.steps - 1, [change], replace(stats))
     return trees
 
 
-def _progress(trees: list[Tree], config: MCTSConfig, steps: int, calls: int, prompts: int) -> SearchStats:
-    stats = search_stats(trees, config)
-    stats.steps, stats.generate_calls, stats.prompts = steps, calls, prompts
-    return stats
+def _count(stats: SearchStats, changes: list[TreeStep], prompts: int, calls: int = 1) -> None:
+    """Add one step's reports to the run's stats (a new tree's root, reported in its first step, was
+    counted when the run started)."""
+    stats.steps += 1
+    stats.generate_calls += calls
+    stats.prompts += prompts
+    for change in changes:
+        stats.simulations += 1
+        stats.trees_done += change.done
+        for node in change.new_nodes:
+            if node.parent_key is None:
+                continue
+            stats.nodes += 1
+            if node.is_terminal:
+                stats.terminal_nodes += 1
+                stats.valid_leaves += bool(node.verdict and node.verdict.get("valid"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from apps.search.models import SearchTree
-from apps.search.services import step_row, tree_fail, tree_rows, trees_create, trees_steps_save
+from apps.search.services import StepWriter, step_row, tree_fail, tree_rows, trees_create
 from workers.mcts import MCTSConfig, Tree, leaf_scorer, run_search
 
 from ..models import RoundQuery, TrainingRound
@@ -60,7 +60,7 @@ def trees_search(*, round_id: int, tree_ids: list[int], progress: Progress | Non
         scorers.append(leaf_scorer(config, row.query.ground_truth, query_tools(row.query)))
 
     def on_step(step_index, steps, stats) -> None:  # every tree's step of one generate call, in one transaction
-        trees_steps_save(steps=[step_row(step) for step in steps])
+        writer.put([step_row(step) for step in steps])
         if progress:
             progress(
                 {
@@ -75,7 +75,8 @@ def trees_search(*, round_id: int, tree_ids: list[int], progress: Progress | Non
 
     backend = policy_backend(rnd.policy_in)
     try:
-        run_search(trees, backend, scorers, config, on_step=on_step)
+        with StepWriter() as writer:  # a step is stored while the next one generates
+            run_search(trees, backend, scorers, config, on_step=on_step)
     except Exception as exc:
         for row in rows:
             tree_fail(tree_id=row.pk, error=f"{type(exc).__name__}: {exc}")
