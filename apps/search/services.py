@@ -31,8 +31,9 @@ NODE_FIELDS = (
 
 
 def node_row(node) -> dict:
-    """A search node (workers.mcts.Node) as the row `tree_step_save` stores."""
-    return {"parent_key": node.parent_key, **{name: getattr(node, name) for name in NODE_FIELDS}}
+    """A search node (workers.mcts.Node) as the row `tree_step_save` stores: a copy of its fields, which are
+    TreeNode's (`parent_key` for the parent), taken at once (the search goes on changing its counts)."""
+    return node.__dict__.copy()
 
 
 def step_row(step) -> dict:
@@ -143,14 +144,17 @@ class StepWriter:
     """Stores a search's steps (`trees_steps_save`), in order, on a thread of its own with its own database
     connection, so that the database's work on one step overlaps the search's next (its generation, on a GPU
     worker). `put` takes a step's rows — a snapshot: `step_row` copies the counts the search goes on changing —
-    and waits only while `depth` steps are still unstored. The first error the writer meets stops it and is
-    raised by the next `put` or by `close`, which waits for every step put before it to be stored.
+    and waits only while `depth` steps are still unstored. Steps that queued up while the writer was busy are
+    stored together, in one transaction (`merge_steps`: a node's counts are written once, at their latest), so
+    a database slower than the search falls behind by fewer statements, not more. The first error the writer
+    meets stops it and is raised by the next `put` or by `close`, which waits for every step put before it to
+    be stored.
 
-    Each step is still one transaction, so a worker killed mid-search loses at most the steps in the queue,
-    and resumes from the last whole one as before. Inside an open transaction (a caller's `atomic` block) the
+    Steps land whole, in order, so a worker killed mid-search loses at most the steps not yet stored and
+    resumes from the last whole one as before. Inside an open transaction (a caller's `atomic` block) the
     writer's connection could not see the caller's rows: steps are then stored inline, as they are put."""
 
-    def __init__(self, *, depth: int = 2):
+    def __init__(self, *, depth: int = 3):
         self.threaded = not connection.in_atomic_block
         self.waited = 0.0  # seconds `put` and `close` spent waiting on the writer (or storing, when inline)
         self.busy = 0.0  # seconds spent storing steps
@@ -208,10 +212,50 @@ class StepWriter:
 
     def _run(self) -> None:
         try:
-            while (rows := self._queue.get()) is not None:
+            closing = False
+            while not closing:
+                rows = self._queue.get()
+                if rows is None:
+                    break
+                while True:  # what else is waiting goes along
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        closing = True
+                        break
+                    try:
+                        rows = merge_steps(rows, more)
+                    except Exception as exc:  # a malformed step: stop storing, keep taking steps (none waits)
+                        self.error = self.error or exc
                 self._save(rows)
         finally:
             connection.close()  # this thread's connection
+
+
+def merge_steps(earlier: list[dict], later: list[dict]) -> list[dict]:
+    """Two consecutive steps (`step_row` dicts) as one: per tree, the new nodes of both (parents first), each
+    changed node's latest counts (written into the row of a node the earlier step made), the later step's
+    simulations and state. Storing the result leaves the trees as storing both in turn would."""
+    merged = {s["tree_id"]: {**s, "new_nodes": list(s["new_nodes"])} for s in earlier}
+    for step in later:
+        first = merged.get(step["tree_id"])
+        if first is None:
+            merged[step["tree_id"]] = {**step, "new_nodes": list(step["new_nodes"])}
+            continue
+        made = {node["key"]: i for i, node in enumerate(first["new_nodes"])}
+        counts = {u["key"]: u for u in first["updated_nodes"]}
+        for u in step["updated_nodes"]:
+            if u["key"] in made:
+                i = made[u["key"]]
+                first["new_nodes"][i] = {**first["new_nodes"][i], "visits": u["visits"], "value_sum": u["value_sum"]}
+            else:
+                counts[u["key"]] = u
+        first["new_nodes"] += step["new_nodes"]
+        first["updated_nodes"] = list(counts.values())
+        first["simulations_done"], first["done"] = step["simulations_done"], step.get("done", False)
+    return list(merged.values())
 
 
 def _lock_trees(tree_ids: list[int]) -> dict[int, int]:

@@ -45,9 +45,12 @@ def group_fragments(pieces: list[str], step_limit: int) -> list[str]:
 
 def first_step(text: str, delimiters: tuple[str, ...], step_limit: int) -> tuple[str, str]:
     """(fragment, rest): the first `step_limit` pieces of `text`, and what follows them."""
-    pieces = split_fragments(text, delimiters)
-    fragment = "".join(pieces[:step_limit])
-    return fragment, text[len(fragment) :]
+    end = len(text)
+    for count, match in enumerate(_delimiter_pattern(tuple(delimiters)).finditer(text), start=1):
+        if count == step_limit:  # the rest is not split: only the first fragment is wanted
+            end = match.end()
+            break
+    return text[:end], text[end:]
 
 
 def snap_to_token(text: str, token_ids: list[int], cut: int, decode: Callable[[list[int]], str]) -> int:

@@ -74,6 +74,9 @@ class Tree:
         self.children: dict[str, list[str]] = {}
         self.root: Node | None = None
         self.unreported: list[str] = []  # keys created since the last step report (see drain_new_nodes)
+        # Subtrees found with nothing left to expand, by max_depth: they stay so (a node is only ever added
+        # under an expandable one, and making a node terminal only closes more), so selection skips them.
+        self._exhausted: dict[int, set[str]] = {}
         for node in sorted(nodes, key=lambda n: (n.depth, n.ordinal)):
             self._attach(node)
         if self.root is None:
@@ -151,7 +154,13 @@ class Tree:
         """Whether the subtree under `node` still has a node to expand."""
         if self.is_expandable(node, max_depth):
             return True
-        return any(self.has_open_leaf(child, max_depth) for child in self.children_of(node))
+        exhausted = self._exhausted.setdefault(max_depth, set())
+        if node.key in exhausted:
+            return False
+        if any(self.has_open_leaf(child, max_depth) for child in self.children_of(node)):
+            return True
+        exhausted.add(node.key)
+        return False
 
     def select_leaf(self, c_puct: float, max_depth: int) -> Node | None:
         """Walk from the root by the UCT score (ties: the lower ordinal) to a node to expand.

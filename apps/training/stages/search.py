@@ -7,7 +7,7 @@ from django.db import transaction
 
 from apps.search.models import SearchTree
 from apps.search.services import StepWriter, step_row, tree_fail, tree_rows, trees_create
-from workers.mcts import MCTSConfig, Tree, leaf_scorer, run_search
+from workers.mcts import MCTSConfig, Tree, frozen_heap, leaf_scorer, run_search
 
 from ..models import RoundQuery, TrainingRound
 from ..policy import policy_backend, policy_tokenizer, query_prompt, query_tools
@@ -75,7 +75,7 @@ def trees_search(*, round_id: int, tree_ids: list[int], progress: Progress | Non
 
     backend = policy_backend(rnd.policy_in)
     try:
-        with StepWriter() as writer:  # a step is stored while the next one generates
+        with StepWriter() as writer, frozen_heap():  # a step is stored while the next one generates
             run_search(trees, backend, scorers, config, on_step=on_step)
     except Exception as exc:
         for row in rows:

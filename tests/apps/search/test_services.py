@@ -4,8 +4,9 @@ import pytest
 
 from apps.catalog.models import Query
 from apps.search.models import SearchTree, TreeNode
-from apps.search.services import tree_rows, tree_step_save, trees_create, trees_steps_save
+from apps.search.services import NODE_FIELDS, node_row, tree_rows, tree_step_save, trees_create, trees_steps_save
 from apps.training.services import round_create
+from workers.mcts import Tree
 
 
 def node(key, parent, depth, ordinal, fragment, visits=1, value=0.0, terminal=False, valid=None):
@@ -165,3 +166,11 @@ def test_one_step_of_many_trees_lands_in_one_call_like_tree_by_tree(project):
         )
     assert not TreeNode.objects.filter(tree=b, key="y").exists()
     assert SearchTree.objects.get(pk=b.pk).simulations_done == 2
+
+
+def test_a_node_row_holds_exactly_the_stored_fields_and_is_a_snapshot():
+    tree = Tree.new(1, "prompt")
+    row = node_row(tree.root)
+    assert set(row) == {"parent_key", *NODE_FIELDS}
+    tree.root.visits += 3
+    assert row["visits"] == 0  # the search's later backups do not reach a step already reported

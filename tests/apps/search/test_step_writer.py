@@ -2,6 +2,7 @@
 first failure stops it and reaches the search; inside an open transaction, steps are stored inline."""
 
 import threading
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -10,7 +11,7 @@ from django.db import connection, connections
 from apps.catalog.models import Query
 from apps.projects.models import Project
 from apps.search.models import SearchTree, TreeNode
-from apps.search.services import StepWriter, trees_create, trees_steps_save
+from apps.search.services import StepWriter, merge_steps, trees_create, trees_steps_save
 from apps.training.services import round_create
 
 from .test_services import node
@@ -95,6 +96,9 @@ def test_the_first_failure_stops_the_writer_and_reaches_the_search(committed_tre
     tree = committed_tree
     writer = StepWriter()
     writer.put([step(tree.pk, [node("root", None, 0, 0, "")], 1)])
+    deadline = time.monotonic() + 30
+    while stored(tree)[0] != 1 and time.monotonic() < deadline:  # stored on its own, before the bad one comes
+        time.sleep(0.01)
     bad = {"key": "nope", "visits": 1, "value_sum": 0}
     writer.put([step(tree.pk, [node("b", "root", 1, 0, "z")], 2, updated=[bad])])
     writer.put([step(tree.pk, [node("c", "root", 1, 1, "w")], 3)])  # after the bad one: must not land
@@ -145,3 +149,89 @@ def test_a_step_whose_new_nodes_chain_over_several_depths_lands_parents_first(pr
     assert parents == {"root": None, "a": "root", "b": "a", "c": "b"}
     tree.refresh_from_db()
     assert (tree.node_count, tree.valid_leaves, tree.status) == (4, 1, "running")
+
+
+def three_steps(tree_id):
+    """A tree's first three steps: the root and two children; `a` expanded; `a0` expanded (made in step 2)."""
+    return [
+        step(
+            tree_id,
+            [
+                node("root", None, 0, 0, "", visits=2, value=0.5),
+                node("a", "root", 1, 0, "x", value=1.0),
+                node("b", "root", 1, 1, "y", value=-0.5),
+            ],
+            1,
+        ),
+        step(
+            tree_id,
+            [node("a0", "a", 2, 0, "p", value=1.0), node("a1", "a", 2, 1, "q)]", value=0.0, terminal=True)],
+            2,
+            updated=[{"key": "root", "visits": 4, "value_sum": 1.5}, {"key": "a", "visits": 3, "value_sum": 2.0}],
+        ),
+        step(
+            tree_id,
+            [node("a00", "a0", 3, 0, ")]", value=1.0, terminal=True, valid=True)],
+            3,
+            updated=[
+                {"key": "root", "visits": 5, "value_sum": 2.5},
+                {"key": "a", "visits": 4, "value_sum": 3.0},
+                {"key": "a0", "visits": 2, "value_sum": 2.0},
+            ],
+            done=True,
+        ),
+    ]
+
+
+def test_merged_steps_store_what_storing_them_in_turn_does(project):
+    queries = [
+        Query.objects.create(project=project, external_id=f"q{i}", source="x", messages=[], content_hash=f"c{i}")
+        for i in range(3)
+    ]
+    trees_create(round=round_create(project=project), query_ids=[q.pk for q in queries], config={})
+    in_turn, merged, late = SearchTree.objects.order_by("id")
+    for s in three_steps(in_turn.pk):
+        trees_steps_save(steps=[s])
+    one, two, three = three_steps(merged.pk)
+    late_first, late_second, _ = three_steps(late.pk)
+    # two trees in the same steps, one of them only in the later ones
+    trees_steps_save(steps=merge_steps(merge_steps([one], [two, late_first]), [three, late_second]))
+
+    def rows(tree):
+        tree.refresh_from_db()
+        fields = ("key", "parent__key", "depth", "visits", "value_sum", "is_terminal", "verdict")
+        nodes = sorted(TreeNode.objects.filter(tree=tree).values_list(*fields))
+        return (tree.simulations_done, tree.node_count, tree.valid_leaves, tree.status), nodes
+
+    assert rows(merged) == rows(in_turn)
+    assert rows(in_turn)[0] == (3, 6, 1, "done")
+    assert ("a0", "a", 2, 2, 2.0, False, None) in rows(in_turn)[1]  # its counts from the step after it was made
+    assert rows(late)[0] == (2, 5, 0, "running")
+
+
+def test_steps_waiting_together_are_stored_as_one_and_a_malformed_one_stops_the_writer(committed_tree):
+    tree = committed_tree
+    one, two, three = three_steps(tree.pk)
+    with tree_held(tree.pk):
+        writer = StepWriter()
+        writer.put([one])
+        deadline = time.monotonic() + 30
+        while not writer._queue.empty() and time.monotonic() < deadline:  # taken: waiting for the lock
+            time.sleep(0.01)
+        writer.put([two])
+        writer.put([{key: value for key, value in three.items() if key != "updated_nodes"}])  # malformed
+    with pytest.raises(KeyError, match="updated_nodes"):
+        writer.close()
+    assert stored(tree) == (1, ["a", "b", "root"])  # the first step alone; the two that waited together: neither
+
+
+def test_steps_waiting_together_land_as_if_stored_in_turn(committed_tree):
+    tree = committed_tree
+    steps = three_steps(tree.pk)
+    with tree_held(tree.pk):
+        writer = StepWriter()
+        for s in steps:
+            writer.put([s])
+    writer.close()
+    assert stored(tree) == (3, ["a", "a0", "a00", "a1", "b", "root"])
+    assert TreeNode.objects.get(tree=tree, key="a0").visits == 2 and tree.status == "done"
