@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import threading
@@ -320,6 +321,7 @@ SELECT (SELECT count(*) FROM counts)
 """
 
 
+@functools.lru_cache(maxsize=64)
 def _pg_step_sql(depths: tuple[int, ...]) -> str:
     """The step statement for new nodes at these depths: one INSERT per depth in a chain of CTEs, each
     finding its parents among the stored nodes or the level inserted just before it."""

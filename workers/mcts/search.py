@@ -181,13 +181,17 @@ def search_stats(trees: list[Tree], config: MCTSConfig) -> SearchStats:
     stats = SearchStats(trees=len(trees))
     for tree in trees:
         stats.trees_done += is_done(tree, config)
-        stats.nodes += len(tree)
         stats.simulations += tree.simulations_done
         for node in tree.nodes.values():
-            if node.is_terminal:
-                stats.terminal_nodes += 1
-                stats.valid_leaves += bool(node.verdict and node.verdict.get("valid"))
+            _count_node(stats, node)
     return stats
+
+
+def _count_node(stats: SearchStats, node: Node) -> None:
+    stats.nodes += 1
+    if node.is_terminal:
+        stats.terminal_nodes += 1
+        stats.valid_leaves += bool(node.verdict and node.verdict.get("valid"))
 
 
 # --- one expansion --------------------------------------------------------------------------------
@@ -430,9 +434,5 @@ def _count(stats: SearchStats, changes: list[TreeStep], prompts: int, calls: int
         stats.simulations += 1
         stats.trees_done += change.done
         for node in change.new_nodes:
-            if node.parent_key is None:
-                continue
-            stats.nodes += 1
-            if node.is_terminal:
-                stats.terminal_nodes += 1
-                stats.valid_leaves += bool(node.verdict and node.verdict.get("valid"))
+            if node.parent_key is not None:
+                _count_node(stats, node)
