@@ -12,6 +12,7 @@ from apps.training.models import Checkpoint, TrainingRound
 from apps.training.policy import policy_backend
 from apps.training.services import round_create
 from apps.training.stages.select import round_select
+from tests.processes import Descendants
 from workers.llm.isolated import IsolatedBackend
 from workers.llm.transformers_backend import TransformersBackend
 from workers.tasks import training_round_select
@@ -19,22 +20,19 @@ from workers.tasks import training_round_select
 RSS_MARGIN = 16 * 2**20  # bytes a stage may leave behind in the worker (allocator noise; the model is elsewhere)
 
 
-# Descendants that other tests of the session left running before this module (e.g. a browser driver).
-EARLIER: set[int] = set()
+# Descendants that other tests of the session left running before this module (e.g. a browser driver and its
+# browser) are not this module's.
+DESCENDANTS = Descendants()
 
 
 @pytest.fixture(autouse=True, scope="module")
 def earlier_children():
-    EARLIER.update(p.pid for p in psutil.Process().children(recursive=True))
+    DESCENDANTS.snapshot()
 
 
 def live_children() -> list[psutil.Process]:
     """This process's live descendants started by this module's tests."""
-    return [
-        p
-        for p in psutil.Process().children(recursive=True)
-        if p.pid not in EARLIER and p.status() != psutil.STATUS_ZOMBIE
-    ]
+    return DESCENDANTS.live()
 
 
 @pytest.fixture

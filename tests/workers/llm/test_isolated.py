@@ -13,37 +13,33 @@ import time
 import psutil
 import pytest
 
+from tests.processes import Descendants
 from workers.llm.base import BackendUnavailableError, SamplingParams
 from workers.llm.isolated import GenerationProcessError, IsolatedBackend
 from workers.llm.registry import get_backend
 
-SHARED: set[int] = set()  # the module's shared child, alive across its tests
-# Descendants that other tests of the session left running before this module (e.g. the browser tests' Playwright
-# driver): not this module's business.
-EARLIER: set[int] = set()
+# This module's descendants: not those other tests of the session left running before it (e.g. the browser tests'
+# Playwright driver and its browser), nor the module's shared child, alive across its tests (in `skip`).
+DESCENDANTS = Descendants()
 
 
 @pytest.fixture(autouse=True, scope="module")
 def earlier_children():
-    EARLIER.update(p.pid for p in psutil.Process().children(recursive=True))
+    DESCENDANTS.snapshot()
 
 
 def children() -> list[psutil.Process]:
     """This process's live descendants started by this module, the shared child aside."""
-    return [
-        p
-        for p in psutil.Process().children(recursive=True)
-        if p.pid not in SHARED | EARLIER and p.status() != psutil.STATUS_ZOMBIE
-    ]
+    return DESCENDANTS.live()
 
 
 @pytest.fixture(scope="module")
 def isolated(tiny_model_dir):
     backend = IsolatedBackend("transformers", model_path=str(tiny_model_dir), batch_size=16, num_threads=1)
-    SHARED.add(backend.pid)
+    DESCENDANTS.skip.add(backend.pid)
     yield backend
     backend.close()
-    SHARED.discard(backend.pid)
+    DESCENDANTS.skip.discard(backend.pid)
 
 
 @pytest.fixture
