@@ -1,6 +1,9 @@
 """Search persistence: a step lands whole, re-saving is harmless, and the rows read back for a resume."""
 
+import re
+
 import pytest
+from django.db import IntegrityError
 
 from apps.catalog.models import Query
 from apps.search.models import SearchTree, TreeNode
@@ -68,6 +71,14 @@ def test_a_replayed_step_adds_nothing(tree):
     assert sorted(TreeNode.objects.values_list("key", flat=True)) == ["a", "root"]
 
 
+def test_a_key_listed_twice_in_one_step_is_stored_once_as_first_listed(tree):
+    step = [node("root", None, 0, 0, ""), node("a", "root", 1, 0, "first"), node("a", "root", 1, 1, "second")]
+    tree_step_save(tree_id=tree.pk, new_nodes=step, updated_nodes=[], simulations_done=1)
+    tree.refresh_from_db()
+    assert list(TreeNode.objects.filter(key="a").values_list("fragment", flat=True)) == ["first"]
+    assert tree.node_count == 2
+
+
 def test_a_failing_step_leaves_the_last_whole_step(tree):
     tree_step_save(tree_id=tree.pk, new_nodes=[node("root", None, 0, 0, "")], updated_nodes=[], simulations_done=1)
     with pytest.raises(KeyError):
@@ -76,6 +87,33 @@ def test_a_failing_step_leaves_the_last_whole_step(tree):
             new_nodes=[node("c", "root", 1, 0, "y")],
             simulations_done=2,
             updated_nodes=[{"key": "missing", "visits": 1, "value_sum": 0}],
+        )
+    tree.refresh_from_db()
+    assert tree.simulations_done == 1 and list(TreeNode.objects.values_list("key", flat=True)) == ["root"]
+
+
+@pytest.mark.parametrize(
+    ("new_nodes", "updated_nodes", "message"),
+    [
+        ([node("a", "root", 1, 0, "x", value=float("nan"))], [], "node 'a' has value_sum = nan"),
+        ([{**node("a", "root", 1, 0, "x"), "terminal_reward": float("inf")}], [], "node 'a' has terminal_reward = inf"),
+        ([], [{"key": "root", "visits": 2, "value_sum": float("-inf")}], "update of node 'root' has value_sum = -inf"),
+    ],
+)
+def test_a_non_finite_reward_is_refused_by_name_and_nothing_is_stored(tree, new_nodes, updated_nodes, message):
+    tree_step_save(tree_id=tree.pk, new_nodes=[node("root", None, 0, 0, "")], updated_nodes=[], simulations_done=1)
+    with pytest.raises(ValueError, match=f"tree {tree.pk}: {re.escape(message)}"):
+        tree_step_save(tree_id=tree.pk, new_nodes=new_nodes, updated_nodes=updated_nodes, simulations_done=2)
+    tree.refresh_from_db()
+    root = TreeNode.objects.get()
+    assert tree.simulations_done == 1 and (root.key, root.visits, root.value_sum) == ("root", 1, 0.0)
+
+
+def test_a_step_the_database_refuses_raises_djangos_error_and_stores_nothing(tree):
+    tree_step_save(tree_id=tree.pk, new_nodes=[node("root", None, 0, 0, "")], updated_nodes=[], simulations_done=1)
+    with pytest.raises(IntegrityError):  # visits >= 0 is a constraint of the table
+        tree_step_save(
+            tree_id=tree.pk, new_nodes=[node("a", "root", 1, 0, "x", visits=-1)], updated_nodes=[], simulations_done=2
         )
     tree.refresh_from_db()
     assert tree.simulations_done == 1 and list(TreeNode.objects.values_list("key", flat=True)) == ["root"]
