@@ -173,8 +173,16 @@ class SearchStats:
 StepCallback = Callable[[int, list[TreeStep], SearchStats], None]
 
 
+def next_leaf(tree: Tree, config: MCTSConfig) -> Node | None:
+    """The leaf the tree's next simulation expands; None when the tree is done (all simulations made, or
+    nothing left to expand)."""
+    if tree.simulations_done >= config.simulations:
+        return None
+    return tree.select_leaf(config.c_puct, config.max_depth)
+
+
 def is_done(tree: Tree, config: MCTSConfig) -> bool:
-    return tree.simulations_done >= config.simulations or tree.select_leaf(config.c_puct, config.max_depth) is None
+    return next_leaf(tree, config) is None
 
 
 def search_stats(trees: list[Tree], config: MCTSConfig) -> SearchStats:
@@ -241,8 +249,10 @@ def next_fragment(
 
 def expand(
     tree: Tree, leaf: Node, samples: list[Sample], scorer: LeafScorer, config: MCTSConfig, decode: Decode | None = None
-) -> TreeStep:
-    """Add the samples' children under `leaf`, back their rewards up, and report what changed.
+) -> tuple[TreeStep, Node | None]:
+    """Add the samples' children under `leaf`, back their rewards up, and report what changed, with the leaf
+    the tree's next simulation expands (None: the tree is done). Nothing changes the tree between one step and
+    the next, so that leaf is selected once, here: whether the tree is done is the same walk.
 
     `decode` is given when the samples continued the leaf's token ids (see `leaf_prompt`): the children
     then keep theirs."""
@@ -279,7 +289,8 @@ def expand(
     new_nodes = tree.drain_new_nodes()
     new_keys = {node.key for node in new_nodes}
     updated = [NodeCounts(n.key, n.visits, n.value_sum) for n in path if n.key not in new_keys]
-    return TreeStep(tree.tree_id, new_nodes, updated, tree.simulations_done, is_done(tree, config))
+    following = next_leaf(tree, config)
+    return TreeStep(tree.tree_id, new_nodes, updated, tree.simulations_done, following is None), following
 
 
 # --- seeds and sampling ---------------------------------------------------------------------------
@@ -343,15 +354,17 @@ class _Selection:
     def __post_init__(self):
         self.prompt = leaf_prompt(self.tree, self.leaf)
 
-    def expand(self, samples: list[Sample], config: MCTSConfig, backend: BaseBackend) -> TreeStep:
+    def expand(
+        self, samples: list[Sample], config: MCTSConfig, backend: BaseBackend
+    ) -> tuple[TreeStep, _Selection | None]:
+        """The step, and the tree's next selection (None: the tree is done)."""
         decode = backend.decode if not isinstance(self.prompt, str) else None
-        return expand(self.tree, self.leaf, samples, self.scorer, config, decode)
+        step, following = expand(self.tree, self.leaf, samples, self.scorer, config, decode)
+        return step, (_Selection(self.tree, self.scorer, following) if following is not None else None)
 
 
 def _select(tree: Tree, scorer: LeafScorer, config: MCTSConfig) -> _Selection | None:
-    if tree.simulations_done >= config.simulations:
-        return None
-    leaf = tree.select_leaf(config.c_puct, config.max_depth)
+    leaf = next_leaf(tree, config)
     return _Selection(tree, scorer, leaf) if leaf is not None else None
 
 
@@ -387,15 +400,16 @@ def run_search(
     _check_inputs(trees, scorers)
     _encode_prompts(trees, backend)
     stats = search_stats(trees, config)  # then kept up to date from each step's reports
-    while True:
-        batch = [s for s in (_select(t, scorer, config) for t, scorer in zip(trees, scorers)) if s is not None]
-        if not batch:
-            return trees
+    batch = [s for s in (_select(t, scorer, config) for t, scorer in zip(trees, scorers)) if s is not None]
+    while batch:
         outputs = _generate(backend, [s.prompt for s in batch], sampling_params(config, config.width, config.seed))
-        changes = [s.expand(samples, config, backend) for s, samples in zip(batch, outputs)]
-        _count(stats, changes, prompts=len(batch))
+        expanded = [s.expand(samples, config, backend) for s, samples in zip(batch, outputs)]
+        changes = [step for step, _ in expanded]
+        batch = [following for _, following in expanded if following is not None]
+        _count(stats, changes, prompts=len(changes))
         if on_step is not None:
             on_step(stats.steps - 1, changes, replace(stats))
+    return trees
 
 
 def run_search_sequential(
@@ -412,12 +426,13 @@ def run_search_sequential(
     _encode_prompts(trees, backend)
     stats = search_stats(trees, config)
     for tree, scorer in zip(trees, scorers):
-        while (selection := _select(tree, scorer, config)) is not None:
+        selection = _select(tree, scorer, config)
+        while selection is not None:
             samples = []
             for index in range(config.width):
                 params = sampling_params(config, 1, call_seed(config.seed, index))
                 samples += _generate(backend, [selection.prompt], params)[0]
-            change = selection.expand(samples, config, backend)
+            change, selection = selection.expand(samples, config, backend)
             _count(stats, [change], prompts=config.width, calls=config.width)
             if on_step is not None:
                 on_step(stats.steps - 1, [change], replace(stats))
