@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -13,6 +10,7 @@ from workers.llm.base import BaseBackend
 from workers.llm.isolated import IsolatedBackend
 from workers.llm.registry import get_backend
 from workers.llm.tiny import render_prompt
+from workers.llm.tokens import load_tokenizer
 
 from .models import Checkpoint
 
@@ -44,33 +42,9 @@ def policy_backend(checkpoint: Checkpoint) -> BaseBackend:
     return IsolatedBackend(name, **kwargs) if isolation == "process" else get_backend(name, **kwargs)
 
 
-# transformers imports its names lazily, and those first imports are not thread-safe: two threads resolving names at
-# once (a trl export's tokenizer while another request imports a model class) can each hold one half of an import
-# cycle between its modules, and Python then hands one of them a half-made module ("cannot import name
-# 'AutoTokenizer'"). Tokenizer loads take one lock (they also import the tokenizer's own class on first use), and a
-# load that meets a half-made module imported by a thread outside this lock is tried again once that import had
-# time to finish (waits of 0.05, 0.1, ... 1.6 s).
-_TOKENIZER_LOAD = threading.Lock()
-_LOAD_ATTEMPTS = 6
-
-
-def _half_imported(exc: Exception) -> bool:
-    """An import that met another thread's unfinished one (transformers wraps it as "Failed to import ...")."""
-    return isinstance(exc, ImportError) or (isinstance(exc, RuntimeError) and "Failed to import" in str(exc))
-
-
 def policy_tokenizer(checkpoint: Checkpoint):
     """The checkpoint's tokenizer (and chat template); safe to call from several threads of a fresh process."""
-    with _TOKENIZER_LOAD:
-        for attempt in range(_LOAD_ATTEMPTS):
-            try:
-                from transformers import AutoTokenizer
-
-                return AutoTokenizer.from_pretrained(checkpoint.path)
-            except (ImportError, RuntimeError) as exc:
-                if not _half_imported(exc) or attempt == _LOAD_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * 2**attempt)
+    return load_tokenizer(checkpoint.path)
 
 
 def query_tools(query: Query) -> list[dict]:

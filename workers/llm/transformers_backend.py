@@ -35,6 +35,7 @@ import torch
 
 from .base import BackendUnavailableError, BaseBackend, Prompt, Sample, SamplingParams
 from .batching import PrefixGroup, Row, common_prefix_length, growing_cache, sample_seed
+from .tokens import decode_ids, encode_text, load_tokenizer
 
 
 def check_device(device: torch.device) -> None:
@@ -69,7 +70,7 @@ class TransformersBackend(BaseBackend):
         num_threads: int | None = None,  # torch intra-op threads during calls; None = torch's setting.
         # A tiny model's ops are too small to split: 1 thread is faster, and far faster on a loaded machine.
     ):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -79,7 +80,7 @@ class TransformersBackend(BaseBackend):
         self.prefix_reuse = prefix_reuse
         self.min_shared_prefix = max(1, min_shared_prefix)
         self.num_threads = num_threads
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer = load_tokenizer(model_path)
         torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         kwargs = {"dtype": torch_dtype}
         if attn_implementation:
@@ -98,11 +99,10 @@ class TransformersBackend(BaseBackend):
 
     # --- tokens ------------------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return encode_text(self.tokenizer, text)
 
     def decode(self, token_ids: list[int]) -> str:
-        # Special tokens stay in the text so that it re-encodes to the same tokens (score() agrees).
-        return self.tokenizer.decode(token_ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        return decode_ids(self.tokenizer, token_ids)  # special tokens kept: the text re-encodes to the same ids
 
     @contextmanager
     def _threads(self):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .base import BackendUnavailableError, BaseBackend, Prompt, Sample, SamplingParams
+from .tokens import decode_ids, encode_text
 from .vllm_shapes import vllm_shapes_check
 
 
@@ -140,10 +141,10 @@ class VLLMBackend(BaseBackend):
         return [continuation_logprobs(output, len(c)) for output, (_, c) in zip(outputs, pairs)]
 
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return encode_text(self.tokenizer, text)
 
     def decode(self, token_ids: list[int]) -> str:
-        return self.tokenizer.decode(token_ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        return decode_ids(self.tokenizer, token_ids)  # special tokens kept: the text re-encodes to the same ids
 
     def close(self) -> None:
         """Shut the engine down through vLLM's own API (its engine core processes, the distributed groups, the

@@ -84,6 +84,7 @@ def test_a_load_that_meets_a_half_made_import_is_tried_again(monkeypatch):
     import transformers
 
     from apps.training import policy
+    from workers.llm import tokens
 
     calls = []
 
@@ -94,7 +95,7 @@ def test_a_load_that_meets_a_half_made_import_is_tried_again(monkeypatch):
         return "tokenizer"
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", flaky)
-    monkeypatch.setattr(policy.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(tokens.time, "sleep", lambda seconds: None)
     assert policy.policy_tokenizer(type("C", (), {"path": "/x"})()) == "tokenizer" and len(calls) == 3
 
     def missing(path):

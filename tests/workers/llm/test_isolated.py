@@ -66,6 +66,35 @@ def test_same_seed_same_samples_as_in_process(isolated, backend, prompts):
     assert isolated.score(prompts, continuations) == backend.score(prompts, continuations)
 
 
+def test_tokens_convert_here_as_in_the_child_even_while_it_is_busy(isolated, backend, prompts):
+    """The search decodes each sample's ids several times over: the proxy converts with the model's tokenizer in
+    this process, exactly as the child's backend does, and so never waits behind a `generate` in the child."""
+    sample = backend.generate(prompts[:1], SamplingParams(n=1, max_tokens=32, seed=3))[0][0]
+    ids = backend.encode(prompts[0] + " Zürich 東京") + sample.token_ids
+    expected = [backend.decode(ids[:k]) for k in range(len(ids) + 1)]  # partial characters included
+    busy = threading.Thread(target=isolated.generate, args=(prompts * 4, SamplingParams(n=8, max_tokens=256)))
+    busy.start()
+    try:
+        while not isolated._pending:
+            time.sleep(0.001)
+        assert [isolated.decode(ids[:k]) for k in range(len(ids) + 1)] == expected
+        assert [isolated.encode(p) for p in prompts] == [backend.encode(p) for p in prompts]
+        assert isolated._pending  # the child is still generating: none of these waited for it
+    finally:
+        busy.join()
+
+
+def test_a_tokenizer_here_that_converts_differently_is_not_used(tiny_model_dir, backend, prompts, monkeypatch):
+    from workers.llm import isolated as module
+
+    monkeypatch.setattr(module, "encode_text", lambda tokenizer, text: [0, *backend.encode(text)])
+    proxy = IsolatedBackend("transformers", model_path=str(tiny_model_dir), num_threads=1)
+    try:
+        assert proxy.encode(prompts[0]) == backend.encode(prompts[0])  # the child's answer
+    finally:
+        proxy.close()
+
+
 def test_an_exception_in_the_child_is_raised_as_itself_and_the_backend_still_serves(isolated, prompts):
     with pytest.raises(ValueError, match="prompt 1 is empty") as raised:
         isolated.generate([prompts[0], ""], SamplingParams(max_tokens=4))
