@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import re
+import tempfile
 import time
 import uuid
 
@@ -25,6 +26,9 @@ from apps.projects.models import Project
 from apps.search.models import SearchTree, TreeNode
 from apps.search.services import StepWriter, step_row, tree_step_save, trees_steps_save
 from workers.llm.base import BaseBackend, Sample, SamplingParams
+from workers.llm.isolated import IsolatedBackend
+from workers.llm.tiny import TinyModelConfig, build_tiny_model, corpus_from_records
+from workers.llm.tokens import decode_ids, encode_text, load_tokenizer
 from workers.mcts import MCTSConfig, Tree, frozen_heap, leaf_scorer, run_search
 
 TREES = 256
@@ -48,29 +52,68 @@ def _variant(answer: str, where: int, rng: random.Random) -> str:
     return answer[:i] + new + answer[i + 1 :]
 
 
+class Tokens:
+    """How the search's process converts token ids (the transformers and vLLM backends' way): with the model's
+    tokenizer here (`here`), or by a round trip to the generation process for every decode (`child`, what
+    `IsolatedBackend` did before it kept a tokenizer of its own). Decoding is the search's work: it is timed."""
+
+    def __init__(self, tokenizer, child: IsolatedBackend | None = None):
+        self.tokenizer, self.child = tokenizer, child
+        self.seconds = 0.0
+        self.calls = 0
+
+    def decode(self, token_ids: list[int]) -> str:
+        start = time.perf_counter()
+        try:
+            return self.child._call("decode", token_ids) if self.child else decode_ids(self.tokenizer, token_ids)
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+
+
 class InstantBackend(BaseBackend):
     """Answers each prompt at once with continuations of its tree's fixed answers (the reference and two wrong
-    variants) that extend the prompt's path; the time spent here is measured and left out."""
+    variants) that extend the prompt's path; the time spent here is measured and left out. With `tokens`, prompts
+    are token ids and samples carry theirs (the transformers and vLLM backends' way), and the search decodes
+    them through `tokens` to cut fragments on token boundaries."""
 
     name = "instant"
 
-    def __init__(self, answers: dict[str, list[str]], samples_per_second: float | None = None):
+    def __init__(
+        self, answers: dict[str, list[str]], samples_per_second: float | None = None, tokens: Tokens | None = None
+    ):
         self.answers = answers  # root prompt → full answers
         self.roots = {root[: root.index("|>") + 2]: root for root in answers}  # "<|tree N|>" → root prompt
         self.seconds = 0.0  # time spent here making the samples
         self.rate = samples_per_second  # an engine's pace, waited out (releasing the GIL, as a GPU call does)
         self.engine = 0.0
+        self.tokens = tokens
+        self._ids: dict[str, list[int]] = {}  # a continuation's token ids
+
+    def encode(self, text: str) -> list[int] | None:
+        return encode_text(self.tokens.tokenizer, text) if self.tokens else None
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self.tokens.decode(token_ids)
 
     def generate(self, prompts, params: SamplingParams) -> list[list[Sample]]:
         start = time.perf_counter()
         out = []
         for p_index, prompt in enumerate(prompts):
+            if not isinstance(prompt, str):
+                prompt = decode_ids(self.tokens.tokenizer, prompt)
             root = self.roots[prompt[: prompt.index("|>") + 2]]
             path = prompt[len(root) :]
             candidates = [a[len(path) :] for a in self.answers[root] if a.startswith(path)] or ["')]"]
             samples = []
             for i in range(params.n):
                 text = candidates[(i + p_index) % len(candidates)]
+                if self.tokens:
+                    ids = self._ids.get(text) or self._ids.setdefault(text, encode_text(self.tokens.tokenizer, text))
+                    samples.append(
+                        Sample(text=text, token_ids=list(ids), token_logprobs=[-0.4] * len(ids), finish_reason="stop")
+                    )
+                    continue
                 samples.append(
                     Sample(
                         text=text, token_logprobs=[-0.4] * max(1, len(text) // CHARS_PER_TOKEN), finish_reason="stop"
@@ -102,7 +145,9 @@ class TimedScorer:
         return getattr(self.scorer, name)
 
 
-def _search(picked, mode: str, rng: random.Random, samples_per_second: float | None = None) -> dict:
+def _search(
+    picked, mode: str, rng: random.Random, samples_per_second: float | None = None, tokens: Tokens | None = None
+) -> dict:
     """One search of the picked queries' trees; seconds of each part."""
     if connection.vendor == "postgresql":  # the last search's deleted rows cleared first: each starts alike
         with connection.cursor() as cursor:
@@ -134,7 +179,9 @@ def _search(picked, mode: str, rng: random.Random, samples_per_second: float | N
             ]
             trees.append(Tree.new(row.pk, prompt))
             scorers.append(TimedScorer(leaf_scorer(CONFIG, q.ground_truth, tools), checker_clock))
-        backend = InstantBackend(answers, samples_per_second)
+        backend = InstantBackend(answers, samples_per_second, tokens)
+        if tokens:
+            tokens.seconds, tokens.calls = 0.0, 0
         persist = [0.0]
         writer = StepWriter() if mode == "writer" else None
 
@@ -172,7 +219,9 @@ def _search(picked, mode: str, rng: random.Random, samples_per_second: float | N
         "backend": backend.seconds,
         "checker": checker_clock[0],
         "persistence": persist[0],
-        "search": bookkeeping - checker_clock[0] - persist[0],
+        "search": bookkeeping - checker_clock[0] - persist[0] - (tokens.seconds if tokens else 0.0),
+        "decode": tokens.seconds if tokens else 0.0,
+        "decodes": tokens.calls if tokens else 0,
         "writer": writer.busy if writer is not None else persist[0],
         "rollouts": sum(len(s.scorer.known) + s.scorer.hits for s in scorers),
         "checked": sum(len(s.scorer.known) for s in scorers),
@@ -189,61 +238,96 @@ WAYS = (
     ("one step of all trees saved at once", "batched"),
     ("all trees' step stored on the writer thread (the search stage's way)", "writer"),
 )
+PARTS = (
+    ("selection + expansion (in memory)", "search"),
+    ("checker", "checker"),
+    ("decoding token ids", "decode"),
+    ("step persistence, search's thread", "persistence"),
+)
+
+
+def _bookkeeping(label: str, runs: list[dict]) -> float:
+    """Print the median run's nodes/s of bookkeeping and its parts; return the nodes/s."""
+    r = _median(runs)
+    rate = r["nodes"] / r["bookkeeping"]
+    spread = sorted(run["nodes"] / run["bookkeeping"] for run in runs)
+    print(
+        f"{label}: {rate:,.0f} nodes/s of bookkeeping (range {spread[0]:,.0f} … {spread[-1]:,.0f}; "
+        f"{r['nodes']:,.0f} nodes, {r['bookkeeping']:.3f} s)"
+    )
+    for part, key in PARTS:
+        if r[key]:
+            print(f"  {part:<34} {r[key] / r['bookkeeping']:6.1%}  ({r['nodes'] / r[key]:,.0f} nodes/s alone)")
+    if r["decodes"]:
+        print(f"  {r['decodes']:,} decodes, {r['decode'] / r['decodes'] * 1e6:.1f} µs each")
+    if r["writer"] != r["persistence"]:
+        print(
+            f"  the writer thread stored the steps in {r['writer']:.3f} s, alongside the search "
+            f"({r['nodes'] / r['writer']:,.0f} nodes/s)"
+        )
+    return rate
 
 
 def main() -> None:
     env = generate_environment(EnvironmentConfig(seed=0, queries=600))
     picked = [q for q in env.queries if q.ground_truth and q.reference_output.startswith("[")][:TREES]
+    records = [
+        {"messages": q.messages, "reference_output": q.reference_output, "tools": [t.as_openai() for t in q.tools]}
+        for q in env.queries
+    ]
+    with tempfile.TemporaryDirectory() as folder:  # a nano model: its tokenizer, and a child process to ask
+        build_tiny_model(corpus_from_records(records), folder, TinyModelConfig(size="nano", seed=0))
+        child = IsolatedBackend("transformers", model_path=folder, num_threads=1)
+        try:
+            tokenizer = load_tokenizer(folder)
+            _run(picked, Tokens(tokenizer), Tokens(tokenizer, child))
+        finally:
+            child.close()
+
+
+def _run(picked, here: Tokens, child: Tokens) -> None:
     print(
         f"database: {connection.vendor}; {len(picked)} trees, {CONFIG.simulations} simulations x {CONFIG.width} "
         f"samples, depth {CONFIG.max_depth}; an instant backend (its time left out); the median of {REPEATS} searches"
     )
     _search(picked, "batched", random.Random(0))  # warm-up: imports, the database's caches
+    print("text prompts (an OpenAI-compatible server's way: fragments cut on characters)")
     rates = {}
     for label, mode in WAYS:
-        runs = [_search(picked, mode, random.Random(0)) for _ in range(REPEATS)]
-        r = _median(runs)
-        rates[mode] = r["nodes"] / r["bookkeeping"]
-        spread = sorted(run["nodes"] / run["bookkeeping"] for run in runs)
-        print(
-            f"{label}: {rates[mode]:,.0f} nodes/s of bookkeeping (range {spread[0]:,.0f} … {spread[-1]:,.0f}; "
-            f"{r['nodes']:,.0f} nodes, {r['bookkeeping']:.3f} s)"
-        )
-        for part, key in (
-            ("selection + expansion (in memory)", "search"),
-            ("checker", "checker"),
-            ("step persistence, search's thread", "persistence"),
-        ):
-            print(f"  {part:<34} {r[key] / r['bookkeeping']:6.1%}  ({r['nodes'] / r[key]:,.0f} nodes/s alone)")
-        if mode == "writer":
-            print(
-                f"  the writer thread stored the steps in {r['writer']:.3f} s, alongside the search "
-                f"({r['nodes'] / r['writer']:,.0f} nodes/s)"
-            )
+        rates[mode] = _bookkeeping(label, [_search(picked, mode, random.Random(0)) for _ in range(REPEATS)])
+    r = _search(picked, "writer", random.Random(0))
     print(
         f"  checker: {r['checked']:,.0f} distinct responses checked for {r['rollouts']:,.0f} rollouts; "
         f"the rest answered from the query's memory"
     )
+    print("token ids (the transformers and vLLM backends' way: fragments cut on token boundaries), writer thread")
+    for label, tokens in (
+        ("decoded in the search's process (IsolatedBackend's own tokenizer)", here),
+        ("decoded by a round trip to the generation process", child),
+    ):
+        runs = [_search(picked, "writer", random.Random(0), tokens=tokens) for _ in range(REPEATS)]
+        rates[tokens] = _bookkeeping(label, runs)
     print(
-        f"the search stage's way: {rates['writer']:,.0f} nodes/s of bookkeeping per worker, "
-        f"{rates['writer'] / rates['alone']:.1f}x per-tree saves (goal: 20,000 nodes/s on PostgreSQL)"
+        f"the search stage's way: {rates['writer']:,.0f} nodes/s of bookkeeping per worker with text prompts, "
+        f"{rates[here]:,.0f} with token ids ({rates['writer'] / rates['alone']:.1f}x per-tree saves; round trips "
+        f"to decode: {rates[child]:,.0f}); goal: 20,000 nodes/s on PostgreSQL"
     )
+    ways = (("batched", "batched", None), ("writer", "writer", None), ("writer, token ids", "writer", here))
     for engine in ENGINES:
         print(
             f"against an engine making {engine:,} samples/s (its time waited out, the GIL released): what the "
             "search adds to the engine's time"
         )
-        modes = [mode for _label, mode in WAYS[1:]]
-        runs = {mode: [] for mode in modes}
-        for _ in range(REPEATS):  # the two ways in turn, so that both meet the same machine
-            for mode in modes:
-                run = _search(picked, mode, random.Random(0), engine)
-                run["bookkeeping"] = run["wall"] - run["engine"]  # all the search's time past the engine's
-                runs[mode].append(run)
-        for mode in modes:
-            r = _median(runs[mode])
+        runs = {label: [] for label, _, _ in ways}
+        for _ in range(REPEATS):  # the ways in turn, so that all meet the same machine
+            for label, mode, tokens in ways:
+                run = _search(picked, mode, random.Random(0), engine, tokens)
+                run["bookkeeping"] = run["wall"] - run["engine"] - run["backend"]  # the search's time past the engine's
+                runs[label].append(run)
+        for label, _, _ in ways:
+            r = _median(runs[label])
             print(
-                f"  {mode:<8} {r['wall']:.3f} s for {r['engine']:.3f} s of engine: the search adds "
+                f"  {label:<17} {r['wall']:.3f} s for {r['engine']:.3f} s of engine: the search adds "
                 f"{r['bookkeeping']:.3f} s, {r['bookkeeping'] / r['wall']:.1%} of its time (goal < 20%); "
                 f"{r['nodes'] / r['bookkeeping']:,.0f} nodes/s"
             )

@@ -53,24 +53,52 @@ def first_step(text: str, delimiters: tuple[str, ...], step_limit: int) -> tuple
     return text[:end], text[end:]
 
 
-def snap_to_token(text: str, token_ids: list[int], cut: int, decode: Callable[[list[int]], str]) -> int:
-    """How many leading tokens of a sample make its first fragment, given a cut after `cut` characters.
+def snap_to_token(text: str, token_ids: list[int], cut: int, decode: Callable[[list[int]], str]) -> tuple[int, str]:
+    """How many leading tokens of a sample make its first fragment, given a cut after `cut` characters, and
+    their text.
 
     The fewest tokens whose text covers `text[:cut]` and ends on a character boundary of `text`: the cut moves
     to the end of the token it falls in (never back: a delimiter stays with the piece before it, as iTool
     keeps it), by less than one token. `decode(token_ids) == text` is the caller's to check; a token holding
     part of a UTF-8 character is not a boundary, so the cut moves on to the token completing it.
+
+    Decoding is the costly part (the search does it for every sample), so the search for the smallest count
+    whose text is at least `cut` characters long starts where `cut` falls in proportion to the text, widens
+    its steps from there until it brackets that count, then halves the bracket: a few decodes where a
+    bisection of the whole sample takes log2 of its length. Each prefix is decoded at most once.
     """
     if cut <= 0:
-        return 0
-    low, high = 1, len(token_ids)
-    while low < high:  # smallest count whose text is at least `cut` characters long
+        return 0, ""
+    texts: dict[int, str] = {len(token_ids): text}  # all the tokens spell the text (the caller checked)
+
+    def prefix(count: int) -> str:
+        if count not in texts:
+            texts[count] = decode(token_ids[:count])
+        return texts[count]
+
+    n = len(token_ids)
+    low, high = 0, n  # the count sought is in (low, high]: prefix(low) is shorter than `cut` (or low is 0)
+    guess = min(n, max(1, round(n * cut / max(len(text), 1))))
+    step = 1
+    if len(prefix(guess)) >= cut:
+        high = guess
+        while high - step >= 1 and len(prefix(high - step)) >= cut:
+            high -= step
+            step *= 2
+        low = max(0, high - step)
+    else:
+        low = guess
+        while low + step < n and len(prefix(low + step)) < cut:
+            low += step
+            step *= 2
+        high = min(n, low + step)
+    while high - low > 1:
         middle = (low + high) // 2
-        if len(decode(token_ids[:middle])) >= cut:
+        if len(prefix(middle)) >= cut:
             high = middle
         else:
-            low = middle + 1
-    count = low
-    while count < len(token_ids) and not text.startswith(decode(token_ids[:count])):
+            low = middle
+    count = high
+    while count < n and not text.startswith(prefix(count)):
         count += 1
-    return count
+    return count, prefix(count)

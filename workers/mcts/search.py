@@ -239,9 +239,8 @@ def next_fragment(
         return sample.text, True, ids
     fragment, rest = first_step(sample.text, config.delimiters, config.step_limit)
     if ids is not None:
-        count = snap_to_token(sample.text, ids, len(fragment), decode)
+        count, fragment = snap_to_token(sample.text, ids, len(fragment), decode)
         ids = ids[:count]
-        fragment = decode(ids)
         rest = sample.text[len(fragment) :]
     # An empty sample ends the response too: continuing it would ask the same prompt again.
     return fragment, not rest and (sample.finish_reason == "stop" or not fragment), ids
@@ -258,9 +257,13 @@ def expand(
     then keep theirs."""
     prefix = tree.path_text(leaf)
     merged: dict[tuple[str, bool], Node] = {}
+    cuts: dict[tuple, tuple[str, bool, list[int] | None]] = {}  # identical samples are cut once
     reward_sum = 0.0
     for sample in samples:
-        fragment, terminal, ids = next_fragment(sample, leaf.depth + 1, config, decode)
+        same_sample = (sample.text, sample.finish_reason, tuple(sample.token_ids))
+        if same_sample not in cuts:
+            cuts[same_sample] = next_fragment(sample, leaf.depth + 1, config, decode)
+        fragment, terminal, ids = cuts[same_sample]
         score = scorer(prefix + sample.text)
         reward_sum += score.reward
         same = merged.get((fragment, terminal))

@@ -1,5 +1,7 @@
 """A real search on the nano model keeps each node's sampled token ids: a path's ids are what was sampled."""
 
+import random
+
 from tests.workers.mcts.test_search import tiny_policy  # noqa: F401  (the fixture)
 from workers.llm.base import BaseBackend
 from workers.mcts import MCTSConfig, PairConfig, Tree, extract_pairs, leaf_scorer, run_search
@@ -66,7 +68,41 @@ def test_a_cut_inside_a_token_moves_to_its_end():
         return "".join(pieces[i] for i in token_ids)
 
     text = decode(ids)
-    assert snap_to_token(text, ids, len("get_weather("), decode) == 3  # "(" sits inside "(c": cut after it
-    assert snap_to_token(text, ids, len("get_weather(city="), decode) == 5  # "='" kept whole
-    assert snap_to_token(text, ids, len("get_weather"), decode) == 2  # on a boundary: unchanged
-    assert snap_to_token(text, ids, 0, decode) == 0
+    assert snap_to_token(text, ids, len("get_weather("), decode) == (3, "get_weather(c")  # "(" inside "(c"
+    assert snap_to_token(text, ids, len("get_weather(city="), decode) == (5, "get_weather(city='")  # "='" whole
+    assert snap_to_token(text, ids, len("get_weather"), decode) == (2, "get_weather")  # on a boundary: unchanged
+    assert snap_to_token(text, ids, 0, decode) == (0, "")
+    assert snap_to_token(text, ids, len(text), decode) == (len(ids), text)
+
+
+def test_the_cut_found_is_the_bisections_with_few_decodes():
+    """Wherever the cut and however uneven the tokens, the count is the smallest whose text covers the cut and
+    ends on a boundary of the text (here: of a word), each prefix decoded at most once, and far fewer of them
+    than a bisection of the whole sample needs when tokens are of even length."""
+    rng = random.Random(7)
+    for _ in range(300):
+        pieces = [rng.choice(["a", "bc", "def", "ghij", " ", "é", "東京", "'),"]) for _ in range(rng.randint(1, 300))]
+        text = "".join(pieces)
+        ids = list(range(len(pieces)))
+        asked = []
+
+        def decode(token_ids, pieces=pieces, asked=asked):
+            asked.append(len(token_ids))
+            return "".join(pieces[i] for i in token_ids)
+
+        cut = rng.randint(1, len(text))
+        count, fragment = snap_to_token(text, ids, cut, decode)
+        covering = [k for k in range(1, len(ids) + 1) if len(decode(ids[:k])) >= cut]
+        assert count == covering[0] and fragment == text[: len(fragment)] == decode(ids[:count])
+        asked.clear()
+        snap_to_token(text, ids, cut, decode)
+        assert len(asked) == len(set(asked))
+    even = [f"t{i:03d}" for i in range(256)]  # tokens of four characters: the proportional start is close
+    decodes = []
+    for cut in range(1, 1024, 7):
+        asked = []
+        snap_to_token(
+            "".join(even), list(range(256)), cut, lambda t, asked=asked: asked.append(1) or "".join(even[i] for i in t)
+        )
+        decodes.append(len(asked))
+    assert max(decodes) <= 3  # a bisection of 256 tokens decodes 8 prefixes
