@@ -236,6 +236,10 @@ VLLM_TENSOR_PARALLEL_SIZE = env.int("VLLM_TENSOR_PARALLEL_SIZE", default=1)
 # the stage's end and so returns all the engine's memory, GPU and host; "none" = in the worker's own process.
 # The openai backend always runs in-process (the model is on the server). See docs/gpu.md.
 GENERATION_ISOLATION = env("GENERATION_ISOLATION", default="process")
+# Whether the search stage overlaps its bookkeeping with generation (two halves of the trees in turns, see
+# workers/mcts/search.py run_search): "auto" = on, except for the transformers backend on the CPU, where the two
+# would share the same cores and a batch's composition moves float rounding (the CPU demo's figures stay put).
+SEARCH_OVERLAP = env("SEARCH_OVERLAP", default="auto")
 
 # --- Training launch (workers/train/launch.py, docs/scaling.md) ---------------------------------
 # Processes `accelerate launch` starts per training job; an accelerate config file (DDP, FSDP, DeepSpeed) for GPUs.

@@ -42,6 +42,20 @@ def policy_backend(checkpoint: Checkpoint) -> BaseBackend:
     return IsolatedBackend(name, **kwargs) if isolation == "process" else get_backend(name, **kwargs)
 
 
+OVERLAPS = {"auto": None, "1": True, "on": True, "true": True, "0": False, "off": False, "false": False}
+
+
+def search_overlap() -> bool:
+    """Whether the search stage overlaps its bookkeeping with generation (settings.SEARCH_OVERLAP)."""
+    value = str(settings.SEARCH_OVERLAP).strip().lower()
+    if value not in OVERLAPS:
+        raise ImproperlyConfigured(f"SEARCH_OVERLAP must be auto, on or off, got {settings.SEARCH_OVERLAP!r}")
+    overlap = OVERLAPS[value]
+    if overlap is None:  # auto: where generation waits on something else than this machine's CPU
+        return settings.GENERATION_BACKEND != "transformers" or settings.GENERATION_DEVICE != "cpu"
+    return overlap
+
+
 def policy_tokenizer(checkpoint: Checkpoint):
     """The checkpoint's tokenizer (and chat template); safe to call from several threads of a fresh process."""
     return load_tokenizer(checkpoint.path)

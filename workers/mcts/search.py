@@ -48,6 +48,7 @@ import gc
 import hashlib
 import math
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -387,32 +388,73 @@ def _check_inputs(trees: list[Tree], scorers: list[LeafScorer]) -> None:
         raise ValueError("a tree is listed twice (two trees share a root key)")
 
 
+# Fewest trees in each half of an overlapped search (`run_search(overlap=True)`): below twice this, one batch.
+OVERLAP_MIN_TREES = 16
+
+
 def run_search(
     trees: list[Tree],
     backend: BaseBackend,
     scorers: list[LeafScorer],
     config: MCTSConfig,
     on_step: StepCallback | None = None,
+    overlap: bool = False,
 ) -> list[Tree]:
     """Search every tree to `config.simulations` simulations (or until nothing is left to expand).
 
     Each step, every active tree selects one leaf and all the leaves' prefixes go to the backend in one
     `generate` call (n = width, seed = config.seed). `on_step(step_index, changes, stats)` follows each step, with one
     TreeStep per tree expanded in it; step_index counts from 0 in each call (a resumed run restarts it).
+
+    With `overlap` (and at least 2 × OVERLAP_MIN_TREES trees to search), the trees are searched in two halves
+    whose steps take turns: while the engine generates one half's samples (on a thread of this function's, the
+    GIL released as it waits for a GPU or a child process), this thread expands, scores and reports the other
+    half's, and selects its next leaves. The engine is kept busy and the bookkeeping hides behind it, at the
+    price of generate calls half the size. A tree's samples do not depend on which trees share its call (see the
+    module docstring), so the trees are the ones a single batch grows; each step reports one half.
     """
     _check_inputs(trees, scorers)
     _encode_prompts(trees, backend)
     stats = search_stats(trees, config)  # then kept up to date from each step's reports
+    params = sampling_params(config, config.width, config.seed)
     batch = [s for s in (_select(t, scorer, config) for t, scorer in zip(trees, scorers)) if s is not None]
-    while batch:
-        outputs = _generate(backend, [s.prompt for s in batch], sampling_params(config, config.width, config.seed))
-        expanded = [s.expand(samples, config, backend) for s, samples in zip(batch, outputs)]
-        changes = [step for step, _ in expanded]
-        batch = [following for _, following in expanded if following is not None]
-        _count(stats, changes, prompts=len(changes))
-        if on_step is not None:
-            on_step(stats.steps - 1, changes, replace(stats))
+    if not overlap or len(batch) < 2 * OVERLAP_MIN_TREES:
+        while batch:
+            batch = _step(batch, _generate(backend, [s.prompt for s in batch], params), config, backend, stats, on_step)
+        return trees
+    halves = [batch[0::2], batch[1::2]]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-generate") as engine:
+        calls = [engine.submit(_generate, backend, [s.prompt for s in half], params) for half in halves]
+        try:
+            while any(halves):
+                for i, half in enumerate(halves):
+                    if not half:
+                        continue
+                    halves[i] = _step(half, calls[i].result(), config, backend, stats, on_step)
+                    if halves[i]:  # queued behind the other half's call, which the engine is making now
+                        calls[i] = engine.submit(_generate, backend, [s.prompt for s in halves[i]], params)
+        except BaseException:
+            for call in calls:  # nothing more starts; a call under way is waited for as the engine closes
+                call.cancel()
+            raise
     return trees
+
+
+def _step(
+    batch: list[_Selection],
+    outputs: list[list[Sample]],
+    config: MCTSConfig,
+    backend: BaseBackend,
+    stats: SearchStats,
+    on_step: StepCallback | None,
+) -> list[_Selection]:
+    """Expand the batch's leaves with their samples and report the step; the trees' next selections."""
+    expanded = [s.expand(samples, config, backend) for s, samples in zip(batch, outputs)]
+    changes = [step for step, _ in expanded]
+    _count(stats, changes, prompts=len(changes))
+    if on_step is not None:
+        on_step(stats.steps - 1, changes, replace(stats))
+    return [following for _, following in expanded if following is not None]
 
 
 def run_search_sequential(

@@ -10,7 +10,7 @@ from apps.search.services import StepWriter, step_row, tree_fail, tree_rows, tre
 from workers.mcts import MCTSConfig, Tree, frozen_heap, leaf_scorer, run_search
 
 from ..models import RoundQuery, TrainingRound
-from ..policy import policy_backend, policy_tokenizer, query_prompt, query_tools
+from ..policy import policy_backend, policy_tokenizer, query_prompt, query_tools, search_overlap
 from ..services import round_progress, round_transition
 from .base import Progress, S, StageError, checked, stage_round
 
@@ -73,10 +73,11 @@ def trees_search(*, round_id: int, tree_ids: list[int], progress: Progress | Non
                 }
             )
 
+    overlap = search_overlap()  # a bad setting fails here, before the engine starts
     backend = policy_backend(rnd.policy_in)
     try:
         with StepWriter() as writer, frozen_heap():  # a step is stored while the next one generates
-            run_search(trees, backend, scorers, config, on_step=on_step)
+            run_search(trees, backend, scorers, config, on_step=on_step, overlap=overlap)
     except Exception as exc:
         for row in rows:
             tree_fail(tree_id=row.pk, error=f"{type(exc).__name__}: {exc}")

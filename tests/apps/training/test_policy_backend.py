@@ -1,5 +1,6 @@
 """A stage's backend runs in a child process (GENERATION_ISOLATION=process): gone when the stage ends, taking its
-memory with it; a backend that cannot start fails the round resumably with its message."""
+memory with it; a backend that cannot start fails the round resumably with its message; the search stage overlaps
+its bookkeeping with generation where SEARCH_OVERLAP says so."""
 
 import psutil
 import pytest
@@ -7,10 +8,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from apps.catalog.environment import EnvironmentConfig, generate_environment
 from apps.catalog.services import records_write
+from apps.search.models import SearchTree, TreeNode
 from apps.training.lifecycle import round_resume
-from apps.training.models import Checkpoint, TrainingRound
-from apps.training.policy import policy_backend
-from apps.training.services import round_create
+from apps.training.models import Checkpoint, RoundQuery, TrainingRound
+from apps.training.policy import policy_backend, search_overlap
+from apps.training.services import round_create, round_transition
+from apps.training.stages.search import round_search_prepare, trees_search
 from apps.training.stages.select import round_select
 from tests.processes import Descendants
 from workers.llm.isolated import IsolatedBackend
@@ -97,3 +100,57 @@ def test_vllm_not_installed_fails_the_round_resumably_with_the_fix(settings, pro
     assert live_children() == []
     settings.GENERATION_BACKEND = "transformers"
     assert round_resume(round_id=rnd.pk, dispatch=False).state == TrainingRound.State.SELECTING
+
+
+@pytest.mark.parametrize(
+    ("value", "backend", "device", "overlap"),
+    [
+        ("auto", "transformers", "cpu", False),  # the engine and the bookkeeping would share the same cores
+        ("auto", "transformers", "cuda", True),
+        ("auto", "vllm", "cpu", True),
+        ("auto", "openai", "cpu", True),
+        ("on", "transformers", "cpu", True),
+        ("OFF", "vllm", "cuda", False),
+    ],
+)
+def test_the_setting_chooses_whether_the_search_overlaps(settings, value, backend, device, overlap):
+    settings.SEARCH_OVERLAP, settings.GENERATION_BACKEND, settings.GENERATION_DEVICE = value, backend, device
+    assert search_overlap() is overlap
+
+
+def test_a_bad_overlap_setting_names_the_choices(settings):
+    settings.SEARCH_OVERLAP = "sometimes"
+    with pytest.raises(ImproperlyConfigured, match="SEARCH_OVERLAP must be auto, on or off, got 'sometimes'"):
+        search_overlap()
+
+
+def test_an_overlapped_search_stage_stores_every_step_of_its_halves(settings, project, tiny_model_dir):
+    """The search stage in halves that take turns (SEARCH_OVERLAP=on) with the engine in its child process:
+    twice the steps of one batch, every tree finished and stored whole, and no process left."""
+    settings.GENERATION_ISOLATION, settings.GENERATION_THREADS = "process", 1
+    records_write(
+        project=project,
+        records=generate_environment(EnvironmentConfig(seed=5, queries=48)).queries,
+        source="generated",
+        split="train",
+    )
+    policy = Checkpoint.objects.create(project=project, name="nano", path=str(tiny_model_dir), kind="tiny")
+    queries = list(project.queries.exclude(ground_truth=[]).exclude(ground_truth__isnull=True)[:32])
+    assert len(queries) == 32
+    steps = {}
+    for overlap in ("off", "on"):
+        settings.SEARCH_OVERLAP = overlap
+        rnd = round_create(
+            project=project, policy=policy, search_config={"simulations": 2, "width": 2, "max_tokens": 12}
+        )
+        round_transition(round_id=rnd.pk, to="selecting")
+        RoundQuery.objects.bulk_create([RoundQuery(round=rnd, query=q, score=1.0, selected=True) for q in queries])
+        reports = []
+        trees_search(round_id=rnd.pk, tree_ids=round_search_prepare(round_id=rnd.pk), progress=reports.append)
+        steps[overlap] = len(reports)
+        trees = SearchTree.objects.filter(round=rnd)
+        assert {t.status for t in trees} == {"done"} and len(trees) == 32
+        for tree in trees:
+            assert TreeNode.objects.filter(tree=tree).count() == tree.node_count > 1
+        assert reports[-1]["trees_done"] == 32 and live_children() == []
+    assert steps == {"off": 2, "on": 4}

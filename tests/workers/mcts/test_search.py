@@ -1,6 +1,8 @@
 """The batched search: one generate call per step, tree invariants, step reports, resuming after a crash."""
 
 import math
+import threading
+import time
 from dataclasses import asdict
 
 import pytest
@@ -402,6 +404,91 @@ def test_a_tree_searched_alone_or_in_a_batch_is_the_same():
     for i, tree in enumerate(new_trees()):
         run_search([tree], ScriptedBackend(), scorers_for([tree]), config)
         assert tree.to_rows() == together[i].to_rows()
+
+
+# --- overlapping generation and bookkeeping ---------------------------------------------------------
+
+MANY = {f"<q{i} {name[4:]}": spec for i in range(40) for name, spec in [list(QUERIES.items())[i % 3]]}
+
+
+def many_trees():
+    return [Tree.new(f"tree-{i}", prompt) for i, prompt in enumerate(MANY)]
+
+
+def many_scorers(trees, config=MCTSConfig()):
+    return [leaf_scorer(config, MANY[t.prompt][0], TOOLS) for t in trees]
+
+
+class SlowBackend(ScriptedBackend):
+    """The scripted policy, taking `seconds` per call (the GIL released, as a GPU call's wait does) and noting
+    when and on which thread each call ran; `fail_on_call` raises in that call, after its wait."""
+
+    def __init__(self, seconds=0.02, **kwargs):
+        super().__init__(queries=MANY, **kwargs)
+        self.seconds, self.spans, self.running = seconds, [], 0
+
+    def generate(self, prompts, params):
+        start = time.perf_counter()
+        self.running += 1
+        try:
+            time.sleep(self.seconds)
+            return super().generate(prompts, params)
+        finally:
+            self.running -= 1
+            self.spans.append((start, time.perf_counter(), threading.current_thread() is threading.main_thread()))
+
+
+def test_an_overlapped_search_grows_the_same_trees_in_halves_that_take_turns():
+    config = MCTSConfig()
+    alone, one_batch = many_trees(), ScriptedBackend(queries=MANY)
+    run_search(alone, one_batch, many_scorers(alone), config)
+    trees, backend, steps = many_trees(), SlowBackend(seconds=0.0), []
+    run_search(
+        trees, backend, many_scorers(trees), config, on_step=lambda i, changes, s: steps.append(changes), overlap=True
+    )
+    assert rows_of(trees) == rows_of(alone)
+    assert [len(p) for p, _ in backend.calls[:2]] == [20, 20] and max(len(p) for p, _ in backend.calls) == 20
+    assert len(backend.calls) == len(steps) > len(one_batch.calls)
+    for tree in trees:  # every expansion reported once, in order
+        done = [c.simulations_done for changes in steps for c in changes if c.tree_id == tree.tree_id]
+        assert done == list(range(1, tree.simulations_done + 1))
+    assert not any(on_main for _, _, on_main in backend.spans)  # the engine's calls run on the search's thread
+
+
+def test_one_half_is_expanded_while_the_engine_generates_the_other():
+    config = MCTSConfig()
+    for overlap in (False, True):
+        trees, backend = many_trees(), SlowBackend(seconds=0.03)
+        checked = []
+
+        def timed(scorer):
+            def score(response):
+                checked.append(time.perf_counter())
+                return scorer(response)
+
+            return score
+
+        run_search(trees, backend, [timed(s) for s in many_scorers(trees)], config, overlap=overlap)
+        during = sum(any(start < t < end for start, end, _ in backend.spans) for t in checked)
+        if overlap:
+            assert during > len(checked) / 2  # most of the scoring hid behind a generate call
+        else:
+            assert during == 0
+
+
+def test_a_failing_call_of_an_overlapped_search_raises_and_leaves_no_call_running():
+    trees, backend = many_trees(), SlowBackend(seconds=0.02, fail_on_call=3)
+    with pytest.raises(KeyboardInterrupt, match="worker killed"):
+        run_search(trees, backend, many_scorers(trees), MCTSConfig(), overlap=True)
+    started = len(backend.spans)
+    time.sleep(0.1)
+    assert backend.running == 0 and len(backend.spans) == started  # nothing ran on after the error
+
+
+def test_few_trees_are_searched_in_one_batch_even_when_overlap_is_asked():
+    trees, backend = new_trees(), ScriptedBackend()
+    run_search(trees, backend, scorers_for(trees), MCTSConfig(), overlap=True)
+    assert len(backend.calls[0][0]) == 3
 
 
 def test_judge_scorer_maps_grades_through_itool_weights():
