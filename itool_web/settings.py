@@ -236,10 +236,16 @@ VLLM_TENSOR_PARALLEL_SIZE = env.int("VLLM_TENSOR_PARALLEL_SIZE", default=1)
 # the stage's end and so returns all the engine's memory, GPU and host; "none" = in the worker's own process.
 # The openai backend always runs in-process (the model is on the server). See docs/gpu.md.
 GENERATION_ISOLATION = env("GENERATION_ISOLATION", default="process")
+# Trees per search task (`search.trees_search`): one generate call serves them all each step. On a GPU, more trees
+# fill more of the engine's batch (vLLM runs up to 256 sequences at once by default: 86 trees of 3 samples).
+SEARCH_SHARD_TREES = env.int("SEARCH_SHARD_TREES", default=64)
 # Whether the search stage overlaps its bookkeeping with generation (two halves of the trees in turns, see
 # workers/mcts/search.py run_search): "auto" = on, except for the transformers backend on the CPU, where the two
 # would share the same cores and a batch's composition moves float rounding (the CPU demo's figures stay put).
+# Only when each half's call holds at least SEARCH_OVERLAP_MIN_SAMPLES samples (an engine's full batch): a
+# half-size call that does not fill the engine takes about as long as a full one.
 SEARCH_OVERLAP = env("SEARCH_OVERLAP", default="auto")
+SEARCH_OVERLAP_MIN_SAMPLES = env.int("SEARCH_OVERLAP_MIN_SAMPLES", default=256)
 
 # --- Training launch (workers/train/launch.py, docs/scaling.md) ---------------------------------
 # Processes `accelerate launch` starts per training job; an accelerate config file (DDP, FSDP, DeepSpeed) for GPUs.

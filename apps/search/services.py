@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import queue
 import threading
@@ -70,9 +71,12 @@ def tree_rows(*, tree: SearchTree) -> list[dict]:
 
 def storable(value):
     """A value PostgreSQL can store: text columns and jsonb refuse NUL characters, which byte-level
-    models do sample; they are kept as U+FFFD."""
+    models do sample; they are kept as U+FFFD. JSON has no NaN or infinity (a model's argument `1e999`
+    in a verdict's calls): such a number is kept as null, on both databases."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {storable(k): storable(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -295,11 +299,20 @@ def _lock_trees(tree_ids: list[int]) -> dict[int, int]:
 
 
 def _json(value) -> str:
-    """`value` as JSON PostgreSQL accepts (orjson: a step's nodes encode ten times faster than with the json
-    module, on the thread the search shares): jsonb and text refuse NUL characters, which byte-level models do
-    sample; they are kept as U+FFFD (looked for in the encoded text, so the common case costs one scan)."""
-    text = orjson.dumps(value).decode()
-    return orjson.dumps(storable(value)).decode() if "\\u0000" in text else text
+    """`value` as JSON PostgreSQL accepts, as `storable` makes it: NUL characters kept as U+FFFD (looked for in
+    the encoded text, so the common case costs one scan), NaN and infinities as null (orjson's own way)."""
+    text = _dumps(value)
+    return _dumps(storable(value)) if "\\u0000" in text else text
+
+
+def _dumps(value) -> str:
+    """orjson: a step's nodes encode ten times faster than with the json module, on the thread the search
+    shares. What orjson refuses — an integer past 64 bits (an argument a model wrote, which jsonb keeps exactly)
+    — goes through the json module."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:
+        return json.dumps(storable(value))
 
 
 _NODE_COLUMNS = """tree int, key text, parent_key text, depth int, ordinal int, fragment text, prior float8,

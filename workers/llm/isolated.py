@@ -18,6 +18,7 @@ parent died (a worker killed by its hard time limit) kills its group itself. A c
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import signal
@@ -34,6 +35,7 @@ from pathlib import Path
 from .base import BaseBackend, Prompt, Sample, SamplingParams
 from .tokens import decode_ids, encode_text, load_tokenizer
 
+logger = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the child imports workers.llm from here
 POLL_SECONDS = 0.2  # how often a waiting parent checks that the child is alive
 # Backends whose tokenizer is the model directory's (`tokens.load_tokenizer`): the proxy encodes and decodes here.
@@ -80,12 +82,13 @@ class IsolatedBackend(BaseBackend):
         self._conn = Connection(parent_end.detach())
         # Safety net for a proxy dropped without close() (or an interpreter exiting): the group still goes.
         self._finalizer = weakref.finalize(self, _kill_group, self._process, 0.0)
+        self._tokenizer = None
         try:
             self._call("__init__", name, kwargs)
+            self._tokenizer = self._local_tokenizer(name, kwargs.get("model_path"))
         except BaseException:
             self.close()
             raise
-        self._tokenizer = self._local_tokenizer(name, kwargs.get("model_path"))
 
     @property
     def pid(self) -> int:
@@ -108,6 +111,12 @@ class IsolatedBackend(BaseBackend):
             return decode_ids(self._tokenizer, token_ids)
         return self._call("decode", token_ids)
 
+    @property
+    def converts_here(self) -> bool:
+        """Whether `encode` and `decode` run in this process (else each is a call that waits for the child,
+        also behind a `generate` it is busy with)."""
+        return self._tokenizer is not None or self.name not in LOCAL_TOKENIZER_BACKENDS
+
     def _local_tokenizer(self, name: str, model_path: str | None):
         """The model's tokenizer in this process, for `encode` and `decode`, when it converts exactly as the
         child's backend does (checked on a probe); else None, and they ask the child.
@@ -119,13 +128,16 @@ class IsolatedBackend(BaseBackend):
             return None
         try:
             tokenizer = load_tokenizer(model_path)
-        except Exception:  # the child could load it: asking the child stays correct
+        except Exception as exc:  # the child could load it: asking the child stays correct
+            logger.warning("the %s backend's tokenizer did not load here (%s): each decode asks the child", name, exc)
             return None
         ids = self._call("encode", TOKENIZER_PROBE)
-        if ids != encode_text(tokenizer, TOKENIZER_PROBE):
-            return None
-        ids = [*ids, *(i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None)]
-        return tokenizer if self._call("decode", ids) == decode_ids(tokenizer, ids) else None
+        if ids == encode_text(tokenizer, TOKENIZER_PROBE):
+            ids = [*ids, *(i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None)]
+            if self._call("decode", ids) == decode_ids(tokenizer, ids):
+                return tokenizer
+        logger.warning("the %s backend's tokenizer converts differently here than in its child: each decode asks", name)
+        return None
 
     def close(self) -> None:
         """Close the backend in the child and end the child's process group; safe to call more than once."""

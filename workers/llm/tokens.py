@@ -38,13 +38,19 @@ def decode_ids(tokenizer, token_ids: list[int]) -> str:
 
 @functools.cache
 def _decodes_in_rust(tokenizer_class: type) -> bool:
-    """Whether the class decodes with transformers' TokenizersBackend `_decode`, not one of its own: that one is
-    the Rust tokenizer's decode, followed by a clean-up of spaces that `decode_ids` turns off."""
+    """Whether the class decodes with transformers' own `decode` and TokenizersBackend's `_decode`, neither
+    overridden: for a list of ids that is the Rust tokenizer's decode, followed by a clean-up of spaces that
+    `decode_ids` turns off."""
     try:
+        from transformers.tokenization_utils_base import PreTrainedTokenizerBase
         from transformers.tokenization_utils_tokenizers import TokenizersBackend
     except ImportError:
         return False
-    return issubclass(tokenizer_class, TokenizersBackend) and tokenizer_class._decode is TokenizersBackend._decode
+    return (
+        issubclass(tokenizer_class, TokenizersBackend)
+        and tokenizer_class._decode is TokenizersBackend._decode
+        and tokenizer_class.decode is PreTrainedTokenizerBase.decode
+    )
 
 
 def _half_imported(exc: Exception) -> bool:

@@ -388,8 +388,10 @@ def _check_inputs(trees: list[Tree], scorers: list[LeafScorer]) -> None:
         raise ValueError("a tree is listed twice (two trees share a root key)")
 
 
-# Fewest trees in each half of an overlapped search (`run_search(overlap=True)`): below twice this, one batch.
-OVERLAP_MIN_TREES = 16
+# Fewest samples in each half's generate call for an overlapped search (`run_search(overlap=True)`): an engine's
+# full batch (vLLM runs up to max_num_seqs = 256 sequences at once by default). Below it, a half-size call takes
+# about as long as a full one on a GPU, and two of them would cost more than the bookkeeping they hide.
+OVERLAP_MIN_SAMPLES = 256
 
 
 def run_search(
@@ -399,6 +401,7 @@ def run_search(
     config: MCTSConfig,
     on_step: StepCallback | None = None,
     overlap: bool = False,
+    overlap_min_samples: int = OVERLAP_MIN_SAMPLES,
 ) -> list[Tree]:
     """Search every tree to `config.simulations` simulations (or until nothing is left to expand).
 
@@ -406,37 +409,40 @@ def run_search(
     `generate` call (n = width, seed = config.seed). `on_step(step_index, changes, stats)` follows each step, with one
     TreeStep per tree expanded in it; step_index counts from 0 in each call (a resumed run restarts it).
 
-    With `overlap` (and at least 2 × OVERLAP_MIN_TREES trees to search), the trees are searched in two halves
-    whose steps take turns: while the engine generates one half's samples (on a thread of this function's, the
-    GIL released as it waits for a GPU or a child process), this thread expands, scores and reports the other
-    half's, and selects its next leaves. The engine is kept busy and the bookkeeping hides behind it, at the
-    price of generate calls half the size. A tree's samples do not depend on which trees share its call (see the
-    module docstring), so the trees are the ones a single batch grows; each step reports one half.
+    With `overlap`, when each half of the first step's call would hold at least `overlap_min_samples` samples,
+    the trees are searched in two halves whose steps take turns: while the engine generates one half's samples
+    (on a thread of this function's, the GIL released as it waits for a GPU or a child process), this thread
+    expands, scores and reports the other half's, and selects its next leaves. The engine is kept busy and the
+    bookkeeping hides behind it, in generate calls half the size: no slower for an engine that a half already
+    fills. A tree's samples do not depend on which trees share its call (see the module docstring; the
+    transformers backend: unless two trees share a prompt), so the trees are the ones a single batch grows; each
+    step reports one half. An error stops the search at once: no call starts after it, and a call under way
+    ends on its own (or when the caller closes the backend).
     """
     _check_inputs(trees, scorers)
     _encode_prompts(trees, backend)
     stats = search_stats(trees, config)  # then kept up to date from each step's reports
     params = sampling_params(config, config.width, config.seed)
     batch = [s for s in (_select(t, scorer, config) for t, scorer in zip(trees, scorers)) if s is not None]
-    if not overlap or len(batch) < 2 * OVERLAP_MIN_TREES:
+    if not overlap or len(batch) * config.width < 2 * overlap_min_samples:
         while batch:
             batch = _step(batch, _generate(backend, [s.prompt for s in batch], params), config, backend, stats, on_step)
         return trees
     halves = [batch[0::2], batch[1::2]]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-generate") as engine:
+    engine = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-generate")
+    try:
         calls = [engine.submit(_generate, backend, [s.prompt for s in half], params) for half in halves]
-        try:
-            while any(halves):
-                for i, half in enumerate(halves):
-                    if not half:
-                        continue
-                    halves[i] = _step(half, calls[i].result(), config, backend, stats, on_step)
-                    if halves[i]:  # queued behind the other half's call, which the engine is making now
-                        calls[i] = engine.submit(_generate, backend, [s.prompt for s in halves[i]], params)
-        except BaseException:
-            for call in calls:  # nothing more starts; a call under way is waited for as the engine closes
-                call.cancel()
-            raise
+        while any(halves):
+            for i, half in enumerate(halves):
+                if not half:
+                    continue
+                halves[i] = _step(half, calls[i].result(), config, backend, stats, on_step)
+                if halves[i]:  # queued behind the other half's call, which the engine is making now
+                    calls[i] = engine.submit(_generate, backend, [s.prompt for s in halves[i]], params)
+    except BaseException:
+        engine.shutdown(wait=False, cancel_futures=True)  # nothing more starts; a call under way is not waited for
+        raise
+    engine.shutdown()
     return trees
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from apps.search.models import SearchTree
@@ -13,8 +15,6 @@ from ..models import RoundQuery, TrainingRound
 from ..policy import policy_backend, policy_tokenizer, query_prompt, query_tools, search_overlap
 from ..services import round_progress, round_transition
 from .base import Progress, S, StageError, checked, stage_round
-
-SHARD = 64  # trees searched together: one generate call serves them all per step
 
 
 def search_config(rnd: TrainingRound) -> MCTSConfig:
@@ -77,7 +77,15 @@ def trees_search(*, round_id: int, tree_ids: list[int], progress: Progress | Non
     backend = policy_backend(rnd.policy_in)
     try:
         with StepWriter() as writer, frozen_heap():  # a step is stored while the next one generates
-            run_search(trees, backend, scorers, config, on_step=on_step, overlap=overlap)
+            run_search(
+                trees,
+                backend,
+                scorers,
+                config,
+                on_step=on_step,
+                overlap=overlap and getattr(backend, "converts_here", True),  # decodes must not wait for generate
+                overlap_min_samples=settings.SEARCH_OVERLAP_MIN_SAMPLES,
+            )
     except Exception as exc:
         for row in rows:
             tree_fail(tree_id=row.pk, error=f"{type(exc).__name__}: {exc}")
@@ -87,10 +95,12 @@ def trees_search(*, round_id: int, tree_ids: list[int], progress: Progress | Non
     return {"trees": len(rows)}
 
 
-def round_search(*, round_id: int, progress: Progress | None = None, check=None, shard_size: int = SHARD) -> dict:
-    """The whole search in this process (the CLI's way): the round's unfinished trees, `shard_size` at a time.
-    Progress counts finished trees over the round (`trees_done` of `trees`)."""
+def round_search(*, round_id: int, progress: Progress | None = None, check=None, shard_size: int | None = None) -> dict:
+    """The whole search in this process (the CLI's way): the round's unfinished trees, `shard_size` at a time
+    (default: settings.SEARCH_SHARD_TREES). Progress counts finished trees over the round (`trees_done` of
+    `trees`)."""
     progress = checked(progress, check)
+    shard_size = _shard_size(shard_size)
     tree_ids = round_search_prepare(round_id=round_id)
     done = 0
     for base in range(0, len(tree_ids), shard_size):
@@ -105,11 +115,13 @@ def round_search(*, round_id: int, progress: Progress | None = None, check=None,
     return {"stage": "search", "trees": done}
 
 
-def round_search_dispatch(*, round_id: int, shard_size: int = SHARD) -> list[str]:
-    """Send the round's unfinished trees to `gpu` workers, `shard_size` trees per task (one generate call
-    serves a whole shard per step); returns the task ids, also kept on the round for cancelling."""
+def round_search_dispatch(*, round_id: int, shard_size: int | None = None) -> list[str]:
+    """Send the round's unfinished trees to `gpu` workers, `shard_size` trees per task (default:
+    settings.SEARCH_SHARD_TREES; one generate call serves a whole shard per step); returns the task ids, also kept
+    on the round for cancelling."""
     from workers.tasks import search_trees_search
 
+    shard_size = _shard_size(shard_size)
     tree_ids = round_search_prepare(round_id=round_id)
     task_ids = [
         search_trees_search.delay(round_id, tree_ids[i : i + shard_size]).id
@@ -121,3 +133,10 @@ def round_search_dispatch(*, round_id: int, shard_size: int = SHARD) -> list[str
         rnd.save(update_fields=["task_ids", "updated_at"])
     round_progress(round_id=round_id, stage="search", trees=len(tree_ids), shards=len(task_ids))
     return task_ids
+
+
+def _shard_size(shard_size: int | None) -> int:
+    size = settings.SEARCH_SHARD_TREES if shard_size is None else shard_size
+    if not isinstance(size, int) or size < 1:
+        raise ImproperlyConfigured(f"SEARCH_SHARD_TREES must be a positive number of trees, got {size!r}")
+    return size

@@ -129,6 +129,16 @@ def test_nul_characters_sampled_by_the_model_are_storable(tree):
     assert stored.fragment == "[f(x='a\ufffdb')]" and stored.verdict["detail"] == "got 'a\ufffdb'"
 
 
+def test_numbers_a_model_wrote_are_stored_as_json_can_hold_them(tree):
+    """A call's argument past 64 bits is kept exactly; an infinite one (`1e999`) has no JSON form and is kept as
+    null, on both databases; neither stops the search."""
+    calls = [{"name": "get_user", "arguments": {"id": 123456789012345678901234, "scale": float("inf"), "x": 0.1}}]
+    step = [node("root", None, 0, 0, ""), {**node("a", "root", 1, 0, "[get_user("), "verdict": {"calls": calls}}]
+    tree_step_save(tree_id=tree.pk, new_nodes=step, updated_nodes=[], simulations_done=1)
+    arguments = TreeNode.objects.get(key="a").verdict["calls"][0]["arguments"]
+    assert arguments == {"id": 123456789012345678901234, "scale": None, "x": 0.1}
+
+
 def test_one_step_of_many_trees_lands_in_one_call_like_tree_by_tree(project):
     queries = [
         Query.objects.create(project=project, external_id=f"q{i}", source="x", messages=[], content_hash=f"c{i}")

@@ -128,6 +128,7 @@ def test_an_overlapped_search_stage_stores_every_step_of_its_halves(settings, pr
     """The search stage in halves that take turns (SEARCH_OVERLAP=on) with the engine in its child process:
     twice the steps of one batch, every tree finished and stored whole, and no process left."""
     settings.GENERATION_ISOLATION, settings.GENERATION_THREADS = "process", 1
+    settings.SEARCH_OVERLAP_MIN_SAMPLES = 32  # 32 trees x 2 samples: two halves of 32
     records_write(
         project=project,
         records=generate_environment(EnvironmentConfig(seed=5, queries=48)).queries,
@@ -154,3 +155,11 @@ def test_an_overlapped_search_stage_stores_every_step_of_its_halves(settings, pr
             assert TreeNode.objects.filter(tree=tree).count() == tree.node_count > 1
         assert reports[-1]["trees_done"] == 32 and live_children() == []
     assert steps == {"off": 2, "on": 4}
+
+
+def test_a_search_shard_size_that_is_not_a_count_of_trees_is_refused(settings, project):
+    from apps.training.stages.search import round_search
+
+    settings.SEARCH_SHARD_TREES = 0
+    with pytest.raises(ImproperlyConfigured, match="SEARCH_SHARD_TREES must be a positive number of trees, got 0"):
+        round_search(round_id=round_create(project=project).pk)

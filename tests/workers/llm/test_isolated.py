@@ -80,6 +80,7 @@ def test_tokens_convert_here_as_in_the_child_even_while_it_is_busy(isolated, bac
         assert [isolated.decode(ids[:k]) for k in range(len(ids) + 1)] == expected
         assert [isolated.encode(p) for p in prompts] == [backend.encode(p) for p in prompts]
         assert isolated._pending  # the child is still generating: none of these waited for it
+        assert isolated.converts_here
     finally:
         busy.join()
 
@@ -91,6 +92,7 @@ def test_a_tokenizer_here_that_converts_differently_is_not_used(tiny_model_dir, 
     proxy = IsolatedBackend("transformers", model_path=str(tiny_model_dir), num_threads=1)
     try:
         assert proxy.encode(prompts[0]) == backend.encode(prompts[0])  # the child's answer
+        assert not proxy.converts_here  # so the search does not overlap generation with decodes that wait for it
     finally:
         proxy.close()
 

@@ -25,12 +25,19 @@ def test_decode_is_transformers_decode_keeping_special_tokens_and_spaces(tiny_mo
 
 
 def test_a_tokenizer_with_a_decode_of_its_own_is_asked_itself(tiny_model_dir):
+    """A class that overrides `_decode` or `decode` decodes its own way: the Rust tokenizer is not asked directly."""
     tokenizer = load_tokenizer(str(tiny_model_dir))
 
     class Shouting(type(tokenizer)):
         def _decode(self, token_ids, **kwargs):
             return super()._decode(token_ids, **kwargs).upper()
 
+    class Whispering(type(tokenizer)):
+        def decode(self, token_ids, **kwargs):
+            return super().decode(token_ids, **kwargs).lower()
+
+    ids = encode_text(tokenizer, "get_weather(city='Paris')")
     tokenizer.__class__ = Shouting
-    ids = encode_text(tokenizer, "get_weather(city='paris')")
     assert decode_ids(tokenizer, ids) == "GET_WEATHER(CITY='PARIS')"
+    tokenizer.__class__ = Whispering
+    assert decode_ids(tokenizer, ids) == "get_weather(city='paris')"

@@ -444,7 +444,13 @@ def test_an_overlapped_search_grows_the_same_trees_in_halves_that_take_turns():
     run_search(alone, one_batch, many_scorers(alone), config)
     trees, backend, steps = many_trees(), SlowBackend(seconds=0.0), []
     run_search(
-        trees, backend, many_scorers(trees), config, on_step=lambda i, changes, s: steps.append(changes), overlap=True
+        trees,
+        backend,
+        many_scorers(trees),
+        config,
+        on_step=lambda i, changes, s: steps.append(changes),
+        overlap=True,
+        overlap_min_samples=60,  # 40 trees x 3 samples: two halves of 60
     )
     assert rows_of(trees) == rows_of(alone)
     assert [len(p) for p, _ in backend.calls[:2]] == [20, 20] and max(len(p) for p, _ in backend.calls) == 20
@@ -468,7 +474,8 @@ def test_one_half_is_expanded_while_the_engine_generates_the_other():
 
             return score
 
-        run_search(trees, backend, [timed(s) for s in many_scorers(trees)], config, overlap=overlap)
+        scorers = [timed(s) for s in many_scorers(trees)]
+        run_search(trees, backend, scorers, config, overlap=overlap, overlap_min_samples=8)
         during = sum(any(start < t < end for start, end, _ in backend.spans) for t in checked)
         if overlap:
             assert during > len(checked) / 2  # most of the scoring hid behind a generate call
@@ -476,19 +483,45 @@ def test_one_half_is_expanded_while_the_engine_generates_the_other():
             assert during == 0
 
 
-def test_a_failing_call_of_an_overlapped_search_raises_and_leaves_no_call_running():
+def test_a_failing_call_of_an_overlapped_search_raises_and_starts_nothing_more():
     trees, backend = many_trees(), SlowBackend(seconds=0.02, fail_on_call=3)
     with pytest.raises(KeyboardInterrupt, match="worker killed"):
-        run_search(trees, backend, many_scorers(trees), MCTSConfig(), overlap=True)
-    started = len(backend.spans)
-    time.sleep(0.1)
-    assert backend.running == 0 and len(backend.spans) == started  # nothing ran on after the error
+        run_search(trees, backend, many_scorers(trees), MCTSConfig(), overlap=True, overlap_min_samples=8)
+    failed = time.perf_counter()
+    _wait_idle(backend)
+    assert all(start < failed for start, _, _ in backend.spans)  # the queued call never started
 
 
-def test_few_trees_are_searched_in_one_batch_even_when_overlap_is_asked():
-    trees, backend = new_trees(), ScriptedBackend()
-    run_search(trees, backend, scorers_for(trees), MCTSConfig(), overlap=True)
-    assert len(backend.calls[0][0]) == 3
+def test_a_failing_step_stops_an_overlapped_search_without_waiting_for_the_call_under_way():
+    """The caller's own error (a write that failed, a time limit) while the engine generates the other half:
+    raised at once, the call under way left to end (or to die with the backend, which the caller closes)."""
+    trees, backend = many_trees(), SlowBackend(seconds=0.5)
+
+    def on_step(index, changes, stats):
+        if index == 1:  # the second half's first step: the first half's second call is under way
+            raise RuntimeError("the step could not be stored")
+
+    with pytest.raises(RuntimeError, match="could not be stored"):
+        run_search(
+            trees, backend, many_scorers(trees), MCTSConfig(), on_step=on_step, overlap=True, overlap_min_samples=8
+        )
+    failed = time.perf_counter()
+    assert backend.running == 1  # not waited for
+    _wait_idle(backend)
+    assert len(backend.spans) == 3 and all(start < failed for start, _, _ in backend.spans)
+
+
+def _wait_idle(backend, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while backend.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert backend.running == 0
+
+
+def test_halves_too_small_to_fill_an_engine_are_searched_in_one_batch_even_when_overlap_is_asked():
+    trees, backend = many_trees(), ScriptedBackend(queries=MANY)
+    run_search(trees, backend, many_scorers(trees), MCTSConfig(), overlap=True)  # 40 x 3 samples < 2 x 256
+    assert len(backend.calls[0][0]) == 40
 
 
 def test_judge_scorer_maps_grades_through_itool_weights():
