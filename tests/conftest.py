@@ -33,6 +33,15 @@ def make_pair(project):
     return make
 
 
+@pytest.fixture(autouse=True)
+def checkpoint_dir(settings, tmp_path):
+    """Rounds write their training jobs and checkpoints in the test's own folder: in a folder an earlier run of
+    the suite left (the same project name and round number, under ITOOL_DATA_DIR), a job would find its previous
+    run's output and take it for one to resume."""
+    settings.CHECKPOINT_DIR = tmp_path / "checkpoints"
+    return settings.CHECKPOINT_DIR
+
+
 @pytest.fixture
 def media(settings, tmp_path):
     """MEDIA_ROOT in the test's own folder: uploads and snapshot files written there."""
