@@ -62,6 +62,9 @@ class BaseBackend:
     """A policy model behind one interface. Subclasses implement `generate` and `score`."""
 
     name = ""
+    # Whether `encode` and `decode` run in the caller's process, so that they never wait behind a `generate` call
+    # made from another thread (the search overlaps the two): IsolatedBackend says when they do not.
+    converts_here = True
 
     def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Sample]]:
         """For each prompt (text, or token ids), `params.n` samples continuing it (the prompt is not repeated)."""

@@ -83,7 +83,7 @@ def trees_search(*, round_id: int, tree_ids: list[int], progress: Progress | Non
                 scorers,
                 config,
                 on_step=on_step,
-                overlap=overlap and getattr(backend, "converts_here", True),  # decodes must not wait for generate
+                overlap=overlap and backend.converts_here,  # decodes must not wait behind generate
                 overlap_min_samples=settings.SEARCH_OVERLAP_MIN_SAMPLES,
             )
     except Exception as exc:

@@ -38,15 +38,20 @@ def live_children() -> list[psutil.Process]:
     return DESCENDANTS.live()
 
 
-@pytest.fixture
-def policy(project, tiny_model_dir):
+def nano_policy(project, tiny_model_dir, queries: int) -> Checkpoint:
+    """The nano model as the project's policy, over a generated environment of `queries` train queries."""
     records_write(
         project=project,
-        records=generate_environment(EnvironmentConfig(seed=5, queries=12)).queries,
+        records=generate_environment(EnvironmentConfig(seed=5, queries=queries)).queries,
         source="generated",
         split="train",
     )
     return Checkpoint.objects.create(project=project, name="nano", path=str(tiny_model_dir), kind="tiny")
+
+
+@pytest.fixture
+def policy(project, tiny_model_dir):
+    return nano_policy(project, tiny_model_dir, queries=12)
 
 
 def select_round(project, policy) -> TrainingRound:
@@ -129,13 +134,7 @@ def test_an_overlapped_search_stage_stores_every_step_of_its_halves(settings, pr
     twice the steps of one batch, every tree finished and stored whole, and no process left."""
     settings.GENERATION_ISOLATION, settings.GENERATION_THREADS = "process", 1
     settings.SEARCH_OVERLAP_MIN_SAMPLES = 32  # 32 trees x 2 samples: two halves of 32
-    records_write(
-        project=project,
-        records=generate_environment(EnvironmentConfig(seed=5, queries=48)).queries,
-        source="generated",
-        split="train",
-    )
-    policy = Checkpoint.objects.create(project=project, name="nano", path=str(tiny_model_dir), kind="tiny")
+    policy = nano_policy(project, tiny_model_dir, queries=48)
     queries = list(project.queries.exclude(ground_truth=[]).exclude(ground_truth__isnull=True)[:32])
     assert len(queries) == 32
     steps = {}
